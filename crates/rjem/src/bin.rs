@@ -1,0 +1,141 @@
+//! Bins: the slabs of one small size class in one arena.
+//!
+//! Owns: the current slab (`slabcur`), the non-full slabs in an
+//! address-ordered heap (lowest address reused first, which keeps memory
+//! packed), and the class's counters. Full slabs are tracked by no list:
+//! they come back into view when a region in them is freed.
+//!
+//! Invariants (under the bin's lock): `slabcur` is `None` or a slab with a
+//! free region; every other slab with free regions but not all free is in
+//! `nonfull`; a slab whose regions are all free goes back to the page
+//! allocator at once. Lock order: bin lock, then the arena's page lock.
+
+use crate::extent::{ERef, ExtentHeap};
+use crate::pages::Pages;
+use crate::size_class::BinInfo;
+use crate::slab;
+use crate::sync::Mutex;
+use core::ptr;
+
+/// Counters for one bin (jemalloc's `stats.arenas.<i>.bins.<j>.*`).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct BinStats {
+    /// Regions handed out (to threads or their caches).
+    pub nmalloc: u64,
+    /// Regions returned.
+    pub ndalloc: u64,
+    /// Regions currently handed out (includes those cached by threads).
+    pub curregs: usize,
+    /// Cache fills and flushes served.
+    pub nfills: u64,
+    pub nflushes: u64,
+    /// Slabs created in total, and live now.
+    pub nslabs: u64,
+    pub curslabs: usize,
+    /// Times the current slab was replaced by a lower one.
+    pub nreslabs: u64,
+}
+
+pub struct Bin {
+    slabcur: Option<ERef>,
+    nonfull: ExtentHeap,
+    pub stats: BinStats,
+}
+
+/// What a bin needs from its arena: the geometry of its class and the page
+/// allocator to get and return slabs.
+pub struct BinCtx<'a> {
+    pub ind: usize,
+    pub info: &'a BinInfo,
+    pub words: usize,
+    pub page: usize,
+    pub pages: &'a Mutex<Pages>,
+}
+
+impl Bin {
+    pub const fn new() -> Bin {
+        Bin {
+            slabcur: None,
+            nonfull: ExtentHeap::new(),
+            stats: BinStats {
+                nmalloc: 0,
+                ndalloc: 0,
+                curregs: 0,
+                nfills: 0,
+                nflushes: 0,
+                nslabs: 0,
+                curslabs: 0,
+                nreslabs: 0,
+            },
+        }
+    }
+
+    fn new_slab(&mut self, cx: &BinCtx) -> Option<ERef> {
+        let mut pages = cx.pages.lock();
+        let (e, _) = pages.alloc(cx.info.slab_size, cx.page)?;
+        pages.register_active(e, cx.ind, true);
+        if !slab::init(e, cx.info, cx.words) {
+            pages.dalloc(e);
+            return None;
+        }
+        self.stats.nslabs += 1;
+        self.stats.curslabs += 1;
+        Some(e)
+    }
+
+    /// Fills `out` with free regions, lowest addresses first. Returns how
+    /// many it got (fewer only when memory is exhausted).
+    pub fn fill(&mut self, cx: &BinCtx, out: &mut [*mut u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let s = match self.slabcur {
+                Some(s) => s,
+                None => match self.nonfull.remove_first() {
+                    Some(s) => s,
+                    None => match self.new_slab(cx) {
+                        Some(s) => s,
+                        None => break,
+                    },
+                },
+            };
+            n += slab::alloc_batch(s, cx.info, cx.words, &mut out[n..]);
+            self.slabcur = if s.nfree.get() == 0 { None } else { Some(s) };
+        }
+        self.stats.nmalloc += n as u64;
+        self.stats.curregs += n;
+        n
+    }
+
+    /// Returns region `p` of slab `s` (a slab of this bin's class and arena).
+    pub fn dalloc(&mut self, cx: &BinCtx, s: ERef, p: *mut u8) {
+        let nfree = slab::free(s, cx.info, cx.words, p) as usize;
+        self.stats.ndalloc += 1;
+        self.stats.curregs -= 1;
+        let is_cur = self.slabcur.is_some_and(|c| ptr::eq(c, s));
+        if nfree == cx.info.nregs {
+            // Empty: back to the page allocator.
+            if is_cur {
+                self.slabcur = None;
+            } else if cx.info.nregs > 1 {
+                self.nonfull.remove(s);
+            }
+            self.stats.curslabs -= 1;
+            cx.pages.lock().dalloc(s);
+        } else if nfree == 1 && !is_cur {
+            // Was full: it becomes a candidate again; keep the lowest current.
+            match self.slabcur {
+                Some(c) if s.addr() < c.addr() => {
+                    self.nonfull.insert(c);
+                    self.slabcur = Some(s);
+                    self.stats.nreslabs += 1;
+                }
+                _ => self.nonfull.insert(s),
+            }
+        }
+    }
+
+    /// Slabs currently not full (for stats).
+    pub fn nonfull_slabs(&self) -> usize {
+        self.nonfull.len() + self.slabcur.is_some() as usize
+    }
+}

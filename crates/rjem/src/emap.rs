@@ -1,0 +1,179 @@
+//! The pointer map (jemalloc's emap/rtree): address -> extent metadata.
+//!
+//! Owns: a two-level radix tree over 4 KiB keys of the 48-bit address space.
+//! The root (2^18 slots, in static memory that stays untouched until used)
+//! points to leaves of 2^18 entries, each covering 1 GiB and mapped from the
+//! OS on demand. Each entry packs the extent record pointer, the size class
+//! and a slab bit into one word, so `free(p)` learns everything it needs with
+//! two dependent loads and no lock.
+//!
+//! Invariants (kept by the page allocator, which writes entries under its
+//! arena's lock): the first and last page of every extent (active or free)
+//! map to its record; every page of an active slab maps to it; no other page
+//! maps to it. Leaves are created when memory is first mapped
+//! (`ensure_range`), so registering a page inside rjem's memory never fails.
+//! Readers see either the old or the new entry (single-word atomics).
+
+use crate::extent::{ERef, Extent, NO_CLASS};
+use crate::os;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+const LG_KEY: u32 = 12;
+const LEAF_BITS: u32 = 18;
+const ROOT_BITS: u32 = os::VA_BITS - LG_KEY - LEAF_BITS;
+const LEAF_LEN: usize = 1 << LEAF_BITS;
+
+static ROOT: [AtomicPtr<AtomicU64>; 1 << ROOT_BITS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; 1 << ROOT_BITS];
+
+const SLAB_BIT: u64 = 1;
+const SZ_SHIFT: u32 = 48;
+const PTR_MASK: u64 = (1 << 48) - 64;
+
+/// One pointer-map entry: record, size class, slab bit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Entry(u64);
+
+impl Entry {
+    pub const EMPTY: Entry = Entry(0);
+
+    pub fn new(e: ERef, szind: usize, slab: bool) -> Entry {
+        let p = e as *const Extent as u64;
+        debug_assert_eq!(p & !PTR_MASK, 0);
+        Entry(p | ((szind as u64) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
+    }
+    /// Entry for a free extent's boundary pages.
+    pub fn free(e: ERef) -> Entry {
+        Entry::new(e, NO_CLASS as usize, false)
+    }
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Size class; `NO_CLASS` for free extents.
+    #[inline]
+    pub fn szind(self) -> usize {
+        (self.0 >> SZ_SHIFT) as usize
+    }
+    #[inline]
+    pub fn is_slab(self) -> bool {
+        self.0 & SLAB_BIT != 0
+    }
+    /// Whether this entry describes live memory (an active slab or large).
+    #[inline]
+    pub fn is_active(self) -> bool {
+        self.0 != 0 && self.szind() != NO_CLASS as usize
+    }
+    #[inline]
+    pub fn extent(self) -> Option<ERef> {
+        let p = (self.0 & PTR_MASK) as *const Extent;
+        // SAFETY: non-null record pointers in the map point to records in
+        // base memory, which live for the whole program.
+        unsafe { p.as_ref() }
+    }
+}
+
+#[inline(always)]
+fn split(addr: usize) -> (usize, usize) {
+    let key = addr >> LG_KEY;
+    ((key >> LEAF_BITS) & ((1 << ROOT_BITS) - 1), key & (LEAF_LEN - 1))
+}
+
+#[inline(always)]
+fn slot(addr: usize) -> Option<&'static AtomicU64> {
+    let (r, l) = split(addr);
+    // SAFETY: r < 2^ROOT_BITS by the mask.
+    let leaf = unsafe { ROOT.get_unchecked(r) }.load(Ordering::Acquire);
+    if leaf.is_null() {
+        return None;
+    }
+    // SAFETY: leaves are LEAF_LEN entries, never unmapped; l < LEAF_LEN.
+    Some(unsafe { &*leaf.add(l) })
+}
+
+/// The entry for the page containing `addr`; `EMPTY` if rjem never mapped it.
+#[inline(always)]
+pub fn lookup(addr: usize) -> Entry {
+    if addr >> os::VA_BITS != 0 {
+        return Entry::EMPTY;
+    }
+    match slot(addr) {
+        Some(s) => Entry(s.load(Ordering::Acquire)),
+        None => Entry::EMPTY,
+    }
+}
+
+/// Creates the leaves covering `[addr, addr + size)`. False on OOM.
+pub fn ensure_range(addr: usize, size: usize) -> bool {
+    let first = split(addr).0;
+    let last = split(addr + size - 1).0;
+    for r in first..=last {
+        if !ROOT[r].load(Ordering::Acquire).is_null() {
+            continue;
+        }
+        let leaf = os::map(LEAF_LEN * 8) as *mut AtomicU64;
+        if leaf.is_null() {
+            return false;
+        }
+        if ROOT[r]
+            .compare_exchange(ptr::null_mut(), leaf, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            os::unmap(leaf as *mut u8, LEAF_LEN * 8);
+        }
+    }
+    true
+}
+
+/// Writes `entry` for every 4 KiB key in `[addr, addr + size)`. The range
+/// must lie in memory covered by `ensure_range`.
+pub fn set_range(addr: usize, size: usize, entry: Entry) {
+    let mut a = addr;
+    while a < addr + size {
+        match slot(a) {
+            Some(s) => s.store(entry.0, Ordering::Release),
+            None => os::fatal("pointer map leaf missing", a),
+        }
+        a += 1 << LG_KEY;
+    }
+}
+
+/// Bytes mapped for leaves (metadata accounting).
+pub fn mapped_bytes() -> usize {
+    ROOT.iter()
+        .filter(|r| !r.load(Ordering::Relaxed).is_null())
+        .count()
+        * LEAF_LEN
+        * 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extent::{ExtentPool, State};
+
+    #[test]
+    fn set_lookup_clear() {
+        let mem = os::map(1 << 20);
+        let a = mem as usize;
+        assert!(ensure_range(a, 1 << 20));
+        let mut pool = ExtentPool::new();
+        let e = pool.get().unwrap();
+        e.init(a, 8192, 3, State::Active, 0);
+        set_range(a, 8192, Entry::new(e, 7, true));
+        let got = lookup(a + 5000);
+        assert!(got.is_slab() && got.is_active());
+        assert_eq!(got.szind(), 7);
+        assert!(ptr::eq(got.extent().unwrap(), e));
+        assert!(lookup(a + 8192).is_empty());
+        set_range(a, 8192, Entry::free(e));
+        assert!(!lookup(a).is_active());
+        set_range(a, 8192, Entry::EMPTY);
+        assert!(lookup(a).is_empty());
+        // Addresses beyond the map's range are simply unknown.
+        assert!(lookup(usize::MAX - 5).is_empty());
+        assert!(lookup(16).is_empty());
+        os::unmap(mem, 1 << 20);
+    }
+}

@@ -1,0 +1,403 @@
+//! Extent records: the metadata of one run of pages.
+//!
+//! Owns: `Extent` (address, size, state, owning arena, size class, slab
+//! bookkeeping, intrusive links), `ExtentHeap` (an address-ordered pairing
+//! heap over records) and `ExtentList` (an intrusive FIFO), and the pool that
+//! recycles records.
+//!
+//! An extent is in exactly one state: `Active` (a slab or a large
+//! allocation), `Dirty` (free, pages still resident), `Muzzy` (free, pages
+//! lazily purged with `MADV_FREE`) or `Retained` (free, pages released with
+//! `MADV_DONTNEED` but address space kept). Records live in base memory and
+//! are never freed, so `&'static Extent` is a valid handle.
+//!
+//! Locking invariant: a record's fields are read and written only under the
+//! lock of whoever holds it now: its arena's page-allocator lock for
+//! geometry, state and free-set links; its bin's lock for slab fields
+//! (`nfree`, bitmap, heap links while in a bin). `arena` and `szind` do not
+//! change while the extent is active, so they may be read by any thread that
+//! holds a live pointer into it.
+
+use crate::base;
+use core::cell::Cell;
+use core::ptr;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum State {
+    Active = 0,
+    Dirty = 1,
+    Muzzy = 2,
+    Retained = 3,
+}
+
+/// Flag: the extent starts an OS mapping; it never merges with its left
+/// neighbour (which belongs to another mapping, maybe another arena).
+pub const HEAD: u8 = 1;
+/// Flag: every byte of the extent is known to be zero.
+pub const ZEROED: u8 = 2;
+/// Flag: the extent is a slab of small regions.
+pub const SLAB: u8 = 4;
+
+/// `szind` of an extent that is not an active allocation.
+pub const NO_CLASS: u8 = 255;
+
+pub type ERef = &'static Extent;
+
+#[repr(C, align(64))]
+pub struct Extent {
+    addr: Cell<usize>,
+    size: Cell<usize>,
+    arena: Cell<u32>,
+    szind: Cell<u8>,
+    state: Cell<State>,
+    flags: Cell<u8>,
+    /// Slab: free regions left.
+    pub nfree: Cell<u32>,
+    /// Slab: free-region bitmap (1 = free), `Geometry::bitmap_words` words.
+    /// Attached on first use as a slab and kept for the record's life.
+    pub bitmap: Cell<*mut u64>,
+    /// Heap links (bin's non-full slabs or a free-extent set).
+    child: Cell<Option<ERef>>,
+    next: Cell<Option<ERef>>,
+    prev: Cell<Option<ERef>>,
+    /// FIFO links (free extents in the order they became free, for decay).
+    pub lru_next: Cell<Option<ERef>>,
+    pub lru_prev: Cell<Option<ERef>>,
+    /// Decay epoch in which the extent became dirty/muzzy.
+    pub epoch: Cell<u64>,
+}
+
+// SAFETY: records are shared between threads only under the locking
+// discipline in the module comment: every Cell is accessed by one lock holder
+// at a time.
+unsafe impl Sync for Extent {}
+
+impl Extent {
+    #[inline]
+    pub fn addr(&self) -> usize {
+        self.addr.get()
+    }
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.size.get()
+    }
+    #[inline]
+    pub fn end(&self) -> usize {
+        self.addr.get() + self.size.get()
+    }
+    #[inline]
+    pub fn arena(&self) -> usize {
+        self.arena.get() as usize
+    }
+    #[inline]
+    pub fn szind(&self) -> usize {
+        self.szind.get() as usize
+    }
+    #[inline]
+    pub fn state(&self) -> State {
+        self.state.get()
+    }
+    #[inline]
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+    #[inline]
+    pub fn set_flag(&self, flag: u8, on: bool) {
+        let f = self.flags.get();
+        self.flags.set(if on { f | flag } else { f & !flag });
+    }
+
+    /// Sets geometry, owner and state for a record that is being (re)used.
+    pub fn init(&self, addr: usize, size: usize, arena: usize, state: State, flags: u8) {
+        self.addr.set(addr);
+        self.size.set(size);
+        self.arena.set(arena as u32);
+        self.szind.set(NO_CLASS);
+        self.state.set(state);
+        self.flags.set(flags);
+        self.nfree.set(0);
+        self.child.set(None);
+        self.next.set(None);
+        self.prev.set(None);
+        self.lru_next.set(None);
+        self.lru_prev.set(None);
+        self.epoch.set(0);
+    }
+    pub fn set_range(&self, addr: usize, size: usize) {
+        self.addr.set(addr);
+        self.size.set(size);
+    }
+    pub fn set_state(&self, s: State) {
+        self.state.set(s);
+    }
+    pub fn set_szind(&self, ind: usize) {
+        self.szind.set(ind as u8);
+    }
+}
+
+/// Address-ordered pairing heap of extent records (min = lowest address):
+/// O(1) insert and min, O(log n) amortised removal of any member.
+pub struct ExtentHeap {
+    root: Option<ERef>,
+    len: usize,
+}
+
+impl ExtentHeap {
+    pub const fn new() -> Self {
+        ExtentHeap { root: None, len: 0 }
+    }
+    #[inline]
+    pub fn first(&self) -> Option<ERef> {
+        self.root
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.root.is_none()
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    fn meld(a: Option<ERef>, b: Option<ERef>) -> Option<ERef> {
+        let (a, b) = match (a, b) {
+            (None, x) | (x, None) => return x,
+            (Some(a), Some(b)) => (a, b),
+        };
+        let (top, sub) = if b.addr() < a.addr() { (b, a) } else { (a, b) };
+        // `sub` becomes the first child of `top`.
+        sub.prev.set(Some(top));
+        sub.next.set(top.child.get());
+        if let Some(c) = top.child.get() {
+            c.prev.set(Some(sub));
+        }
+        top.child.set(Some(sub));
+        Some(top)
+    }
+
+    /// Two-pass pairing of a sibling list; returns the new subtree root.
+    fn merge_pairs(first: Option<ERef>) -> Option<ERef> {
+        let mut acc: Option<ERef> = None; // melded pairs, in reverse order
+        let mut cur = first;
+        while let Some(a) = cur {
+            let b = a.next.get();
+            let rest = b.and_then(|b| b.next.get());
+            a.next.set(None);
+            a.prev.set(None);
+            if let Some(b) = b {
+                b.next.set(None);
+                b.prev.set(None);
+            }
+            let m = Self::meld(Some(a), b).unwrap();
+            m.next.set(acc);
+            acc = Some(m);
+            cur = rest;
+        }
+        let mut result: Option<ERef> = None;
+        while let Some(m) = acc {
+            acc = m.next.get();
+            m.next.set(None);
+            result = Self::meld(result, Some(m));
+        }
+        if let Some(r) = result {
+            r.prev.set(None);
+            r.next.set(None);
+        }
+        result
+    }
+
+    pub fn insert(&mut self, e: ERef) {
+        e.child.set(None);
+        e.next.set(None);
+        e.prev.set(None);
+        self.root = Self::meld(self.root, Some(e));
+        self.len += 1;
+    }
+
+    pub fn remove_first(&mut self) -> Option<ERef> {
+        let r = self.root?;
+        self.root = Self::merge_pairs(r.child.get());
+        r.child.set(None);
+        self.len -= 1;
+        Some(r)
+    }
+
+    /// Removes `e`, which must be a member of this heap.
+    pub fn remove(&mut self, e: ERef) {
+        if self.root.is_some_and(|r| ptr::eq(r, e)) {
+            self.remove_first();
+            return;
+        }
+        let prev = e.prev.get().expect("heap member without prev");
+        let next = e.next.get();
+        if prev.child.get().is_some_and(|c| ptr::eq(c, e)) {
+            prev.child.set(next);
+        } else {
+            prev.next.set(next);
+        }
+        if let Some(n) = next {
+            n.prev.set(Some(prev));
+        }
+        e.next.set(None);
+        e.prev.set(None);
+        let sub = Self::merge_pairs(e.child.get());
+        e.child.set(None);
+        self.root = Self::meld(self.root, sub);
+        self.len -= 1;
+    }
+}
+
+/// Intrusive FIFO of extents through `lru_next`/`lru_prev`.
+pub struct ExtentList {
+    head: Option<ERef>,
+    tail: Option<ERef>,
+}
+
+impl ExtentList {
+    pub const fn new() -> Self {
+        ExtentList {
+            head: None,
+            tail: None,
+        }
+    }
+    pub fn first(&self) -> Option<ERef> {
+        self.head
+    }
+    pub fn push_back(&mut self, e: ERef) {
+        e.lru_next.set(None);
+        e.lru_prev.set(self.tail);
+        match self.tail {
+            Some(t) => t.lru_next.set(Some(e)),
+            None => self.head = Some(e),
+        }
+        self.tail = Some(e);
+    }
+    pub fn remove(&mut self, e: ERef) {
+        let (p, n) = (e.lru_prev.get(), e.lru_next.get());
+        match p {
+            Some(p) => p.lru_next.set(n),
+            None => self.head = n,
+        }
+        match n {
+            Some(n) => n.lru_prev.set(p),
+            None => self.tail = p,
+        }
+        e.lru_next.set(None);
+        e.lru_prev.set(None);
+    }
+}
+
+/// Free list of unused records, refilled from base in batches.
+pub struct ExtentPool {
+    free: Option<ERef>,
+    /// Records ever created by this pool (metadata accounting).
+    pub created: usize,
+}
+
+const POOL_BATCH: usize = 64;
+
+impl ExtentPool {
+    pub const fn new() -> Self {
+        ExtentPool {
+            free: None,
+            created: 0,
+        }
+    }
+
+    pub fn get(&mut self) -> Option<ERef> {
+        if self.free.is_none() {
+            let sz = core::mem::size_of::<Extent>();
+            let p = base::alloc(sz * POOL_BATCH, core::mem::align_of::<Extent>()) as *mut Extent;
+            if p.is_null() {
+                return None;
+            }
+            for i in 0..POOL_BATCH {
+                // SAFETY: base memory is zeroed, aligned and exclusively ours;
+                // an all-zero Extent is a valid value (null/None links, zero
+                // numbers, State::Active); base memory is never freed.
+                let e: ERef = unsafe { &*p.add(i) };
+                self.put(e);
+            }
+            self.created += POOL_BATCH;
+        }
+        let e = self.free?;
+        self.free = e.next.get();
+        e.next.set(None);
+        Some(e)
+    }
+
+    pub fn put(&mut self, e: ERef) {
+        e.next.set(self.free);
+        self.free = Some(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    fn records(n: usize) -> Vec<ERef> {
+        let mut pool = ExtentPool::new();
+        (0..n).map(|_| pool.get().unwrap()).collect()
+    }
+
+    #[test]
+    fn heap_orders_by_address_and_removes_any() {
+        let rs = records(300);
+        let mut h = ExtentHeap::new();
+        // A scrambled insertion order.
+        for (i, r) in rs.iter().enumerate() {
+            r.init(((i * 7919) % 300 + 1) << 12, 4096, 0, State::Dirty, 0);
+            h.insert(r);
+        }
+        assert_eq!(h.len(), 300);
+        // Remove every third member from the middle of the heap.
+        let mut removed = 0;
+        for r in rs.iter() {
+            if (r.addr() >> 12) % 3 == 0 {
+                h.remove(r);
+                removed += 1;
+            }
+        }
+        let mut last = 0;
+        let mut n = 0;
+        while let Some(r) = h.remove_first() {
+            assert!(r.addr() > last, "heap order broken");
+            assert_ne!((r.addr() >> 12) % 3, 0);
+            last = r.addr();
+            n += 1;
+        }
+        assert_eq!(n + removed, 300);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn list_is_fifo() {
+        let rs = records(5);
+        let mut l = ExtentList::new();
+        for r in &rs {
+            l.push_back(r);
+        }
+        l.remove(rs[2]);
+        l.remove(rs[0]);
+        let mut got = Vec::new();
+        while let Some(r) = l.first() {
+            l.remove(r);
+            got.push(r as *const Extent);
+        }
+        let want: Vec<*const Extent> = [1, 3, 4].iter().map(|&i| rs[i] as *const _).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn pool_recycles() {
+        let mut p = ExtentPool::new();
+        let a = p.get().unwrap();
+        p.put(a);
+        let b = p.get().unwrap();
+        assert!(ptr::eq(a, b));
+        assert_eq!(core::mem::size_of::<Extent>() % 64, 0);
+    }
+}

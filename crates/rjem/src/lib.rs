@@ -1,0 +1,101 @@
+//! rjem: jemalloc 5.3's design rebuilt in Rust.
+//!
+//! Use it as Rust's global allocator:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static GLOBAL: rjem::Rjem = rjem::Rjem;
+//! ```
+//!
+//! The walk of one allocation, module by module: [`api`] (entry points) ->
+//! [`tsd`]/[`tcache`] (per-thread stacks, no lock) -> [`arena`] -> [`bin`]
+//! (one per small class) -> [`slab`] (regions and bitmap) -> [`pages`]
+//! (extents: dirty, muzzy, retained; first fit, split, merge) -> [`os`]
+//! (mmap). [`emap`] maps any pointer back to its [`extent`] record without
+//! a lock; [`size_class`] holds jemalloc's size classes; [`base`] is the
+//! metadata memory; [`global`] starts everything up; [`conf`] reads
+//! `MALLOC_CONF`; [`stats`] sums the counters.
+//!
+//! The crate is `no_std` and does not link `alloc`: it cannot allocate
+//! through Rust's global allocator, by construction. Only [`tsd`] names
+//! `std`, for `thread_local!`.
+
+#![no_std]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod api;
+pub mod arena;
+pub mod base;
+pub mod bin;
+pub mod conf;
+pub mod emap;
+pub mod extent;
+pub mod global;
+pub mod os;
+pub mod pages;
+pub mod size_class;
+pub mod slab;
+pub mod stats;
+pub mod sync;
+pub mod tcache;
+pub mod tsd;
+
+use core::alloc::{GlobalAlloc, Layout};
+
+/// The rjem allocator. Zero-sized: all state is global and per thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rjem;
+
+// SAFETY: every method honours GlobalAlloc's contract: blocks are at least
+// `layout.size()` bytes, aligned to `layout.align()`, distinct while live;
+// failures return null; dealloc/realloc accept exactly what alloc returned.
+unsafe impl GlobalAlloc for Rjem {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        api::alloc(layout.size(), layout.align(), false)
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller passes a live block with the layout it was
+        // allocated (or last reallocated) with.
+        unsafe { api::sized_free(ptr, layout.size(), layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        api::alloc_slow(layout.size(), layout.align(), true)
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: ptr is live with `layout`; new_size is non-zero and does
+        // not overflow isize when rounded to the alignment (caller's duty).
+        unsafe { api::realloc(ptr, new_size, layout.align(), false) }
+    }
+}
+
+/// Usable size of a live allocation: at least what was asked, often more.
+///
+/// # Safety
+/// `ptr` must be a live allocation made by rjem.
+pub unsafe fn usable_size(ptr: *const u8) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { api::usable_size(ptr) }
+}
+
+/// The usable size a request of `size` bytes aligned to `align` would get
+/// (jemalloc's `nallocx`); 0 if no size class can serve it.
+pub fn nallocx(size: usize, align: usize) -> usize {
+    api::nallocx(size, align)
+}
+
+/// Returns the calling thread's cached blocks to their arenas.
+pub fn flush_thread_cache() {
+    tsd::flush()
+}
+
+pub use stats::{snapshot as stats, Stats};

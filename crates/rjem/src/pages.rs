@@ -1,0 +1,505 @@
+//! The page allocator (jemalloc's PAC): extents of whole pages for slabs and
+//! large allocations, one per arena, under the arena's page lock.
+//!
+//! Owns: the free extents of the arena in three sets by state (dirty, muzzy,
+//! retained), the records pool, OS growth and the counters behind `mapped`,
+//! `retained`, `dirty`, `muzzy` and purge statistics.
+//!
+//! Policy:
+//! - Reuse before mapping: dirty first (already resident), then muzzy, then
+//!   retained; each set is searched address-ordered first fit over size
+//!   classes, capped at `2^lg_extent_max_active_fit` times the request for
+//!   dirty and muzzy extents (retained ones are split without a cap).
+//! - Growth maps geometrically larger regions (2 MiB, doubling up to 1 GiB);
+//!   what the request does not use becomes retained address space. If the
+//!   OS refuses the geometric step, the exact need is tried.
+//! - A freed extent merges with free neighbours of the same state inside the
+//!   same OS mapping (so never across arenas), then joins its set.
+//! - Purging takes the oldest extents of a set and advises the kernel once
+//!   per extent (contiguous runs, never a page at a time).
+//!
+//! Invariants: every free extent is in exactly one set, in that set's heap
+//! for its floor size class and in its FIFO; set page counts equal the sum of
+//! their extents; the pointer map boundary entries follow `emap`'s rules.
+
+use crate::emap::{self, Entry};
+use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, HEAD, SLAB, ZEROED};
+use crate::os;
+use crate::size_class::{self as sc, LARGE_MAXCLASS, NSIZES};
+
+const GROW_MIN: usize = 2 << 20;
+const GROW_MAX: usize = 1 << 30;
+const NWORDS: usize = NSIZES.div_ceil(64);
+
+/// A set of free extents of one state.
+pub struct Eset {
+    heaps: [ExtentHeap; NSIZES],
+    nonempty: [u64; NWORDS],
+    /// Oldest first.
+    fifo: ExtentList,
+    /// Bytes in this set.
+    pub bytes: usize,
+    pub count: usize,
+}
+
+impl Eset {
+    const fn new() -> Self {
+        Eset {
+            heaps: [const { ExtentHeap::new() }; NSIZES],
+            nonempty: [0; NWORDS],
+            fifo: ExtentList::new(),
+            bytes: 0,
+            count: 0,
+        }
+    }
+
+    fn insert(&mut self, e: ERef) {
+        let i = sc::floor_index(e.size());
+        self.heaps[i].insert(e);
+        self.nonempty[i / 64] |= 1 << (i % 64);
+        self.fifo.push_back(e);
+        self.bytes += e.size();
+        self.count += 1;
+    }
+
+    fn remove(&mut self, e: ERef) {
+        let i = sc::floor_index(e.size());
+        self.heaps[i].remove(e);
+        if self.heaps[i].is_empty() {
+            self.nonempty[i / 64] &= !(1 << (i % 64));
+        }
+        self.fifo.remove(e);
+        self.bytes -= e.size();
+        self.count -= 1;
+    }
+
+    /// Lowest-addressed extent of at least `need` bytes and at most
+    /// `need << lg_max_fit` bytes (by size class).
+    fn first_fit(&self, need: usize, lg_max_fit: u32) -> Option<ERef> {
+        if need > LARGE_MAXCLASS {
+            return None;
+        }
+        let start = sc::size_to_index(need);
+        let end = match need.checked_shl(lg_max_fit) {
+            Some(m) if lg_max_fit < usize::BITS && m >> lg_max_fit == need => {
+                sc::size_to_index(m.min(LARGE_MAXCLASS))
+            }
+            _ => NSIZES - 1,
+        };
+        let mut best: Option<ERef> = None;
+        let mut w = start / 64;
+        let mut bits = self.nonempty[w] & (!0u64 << (start % 64));
+        loop {
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                if i > end {
+                    return best;
+                }
+                bits &= bits - 1;
+                let cand = self.heaps[i].first().expect("nonempty bit without extent");
+                if best.is_none_or(|b| cand.addr() < b.addr()) {
+                    best = Some(cand);
+                }
+            }
+            w += 1;
+            if w == NWORDS {
+                return best;
+            }
+            bits = self.nonempty[w];
+        }
+    }
+
+    pub fn oldest(&self) -> Option<ERef> {
+        self.fifo.first()
+    }
+}
+
+/// Cumulative page-allocator counters.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PageStats {
+    /// Bytes mapped from the OS by this arena (never decreases with retain).
+    pub mapped: usize,
+    /// Extents currently active and their bytes.
+    pub active_bytes: usize,
+    /// madvise calls and pages purged, lazily (MADV_FREE) and forced.
+    pub nmadvise_lazy: u64,
+    pub purged_lazy: u64,
+    pub nmadvise_forced: u64,
+    pub purged_forced: u64,
+    /// OS growth steps.
+    pub ngrow: u64,
+}
+
+pub struct Pages {
+    arena: usize,
+    page: usize,
+    pub lg_max_fit: u32,
+    next_grow: usize,
+    pub dirty: Eset,
+    pub muzzy: Eset,
+    pub retained: Eset,
+    pool: ExtentPool,
+    pub stats: PageStats,
+}
+
+impl Pages {
+    pub const fn new(arena: usize, page: usize, lg_max_fit: u32) -> Pages {
+        Pages {
+            arena,
+            page,
+            lg_max_fit,
+            next_grow: GROW_MIN,
+            dirty: Eset::new(),
+            muzzy: Eset::new(),
+            retained: Eset::new(),
+            pool: ExtentPool::new(),
+            stats: PageStats {
+                mapped: 0,
+                active_bytes: 0,
+                nmadvise_lazy: 0,
+                purged_lazy: 0,
+                nmadvise_forced: 0,
+                purged_forced: 0,
+                ngrow: 0,
+            },
+        }
+    }
+
+    fn set(&mut self, s: State) -> &mut Eset {
+        match s {
+            State::Dirty => &mut self.dirty,
+            State::Muzzy => &mut self.muzzy,
+            State::Retained => &mut self.retained,
+            State::Active => unreachable!("active extents are in no set"),
+        }
+    }
+
+    /// Records created (metadata accounting).
+    pub fn records(&self) -> usize {
+        self.pool.created
+    }
+
+    /// Points the boundary pages of free extent `e` at it.
+    fn register_free(&self, e: ERef) {
+        emap::set_range(e.addr(), self.page, Entry::free(e));
+        emap::set_range(e.end() - self.page, self.page, Entry::free(e));
+    }
+
+    /// Registers an active extent: all pages for a slab, boundaries for large.
+    pub fn register_active(&self, e: ERef, szind: usize, slab: bool) {
+        e.set_szind(szind);
+        e.set_flag(SLAB, slab);
+        let entry = Entry::new(e, szind, slab);
+        if slab {
+            emap::set_range(e.addr(), e.size(), entry);
+        } else {
+            emap::set_range(e.addr(), self.page, entry);
+            emap::set_range(e.end() - self.page, self.page, entry);
+        }
+    }
+
+    /// An active extent of `size` bytes (a page multiple) aligned to `align`
+    /// (at least a page). Returns it with whether its memory is all zero.
+    /// The caller registers it with `register_active`.
+    pub fn alloc(&mut self, size: usize, align: usize) -> Option<(ERef, bool)> {
+        let need = size.checked_add(align - self.page)?;
+        let fit = self.lg_max_fit;
+        for (state, lg) in [
+            (State::Dirty, fit),
+            (State::Muzzy, fit),
+            (State::Retained, 64),
+        ] {
+            if let Some(e) = self.set(state).first_fit(need, lg) {
+                self.set(state).remove(e);
+                return self.carve(e, size, align);
+            }
+        }
+        let e = self.grow(need)?;
+        self.carve(e, size, align)
+    }
+
+    /// Cuts `[aligned start, + size)` out of free extent `e` (already out of
+    /// its set), returning lead and trail to the set `e` came from.
+    fn carve(&mut self, e: ERef, size: usize, align: usize) -> Option<(ERef, bool)> {
+        let state = e.state();
+        let start = (e.addr() + align - 1) & !(align - 1);
+        let lead = start - e.addr();
+        let trail = e.size() - lead - size;
+        let lead_rec = if lead > 0 { self.pool.get() } else { None };
+        let trail_rec = if trail > 0 { self.pool.get() } else { None };
+        if (lead > 0 && lead_rec.is_none()) || (trail > 0 && trail_rec.is_none()) {
+            // Out of metadata: undo.
+            if let Some(r) = lead_rec {
+                self.pool.put(r);
+            }
+            if let Some(r) = trail_rec {
+                self.pool.put(r);
+            }
+            self.set(state).insert(e);
+            return None;
+        }
+        let flags = e.has(ZEROED) as u8 * ZEROED;
+        if let Some(l) = lead_rec {
+            l.init(e.addr(), lead, self.arena, state, flags | (e.has(HEAD) as u8 * HEAD));
+            self.register_free(l);
+            self.set(state).insert(l);
+            e.set_flag(HEAD, false);
+        }
+        if let Some(t) = trail_rec {
+            t.init(start + size, trail, self.arena, state, flags);
+            self.register_free(t);
+            self.set(state).insert(t);
+        }
+        let zeroed = e.has(ZEROED) || state == State::Retained;
+        e.set_range(start, size);
+        e.set_state(State::Active);
+        e.set_flag(ZEROED, false);
+        self.stats.active_bytes += size;
+        Some((e, zeroed))
+    }
+
+    /// Maps a new region of at least `need` bytes as a retained extent,
+    /// already removed from the retained set, ready to carve.
+    fn grow(&mut self, need: usize) -> Option<ERef> {
+        let need = need.checked_add(self.page - 1)? & !(self.page - 1);
+        let rec = self.pool.get()?;
+        let mut size = need.max(self.next_grow);
+        let mut p = os::map_aligned(size, GROW_MIN.min(size));
+        if p.is_null() && size > need {
+            size = need;
+            p = os::map(size);
+        }
+        if p.is_null() || !emap::ensure_range(p as usize, size) {
+            if !p.is_null() {
+                os::unmap(p, size);
+            }
+            self.pool.put(rec);
+            return None;
+        }
+        if size >= self.next_grow {
+            self.next_grow = (self.next_grow * 2).min(GROW_MAX);
+        }
+        self.stats.mapped += size;
+        self.stats.ngrow += 1;
+        rec.init(p as usize, size, self.arena, State::Retained, HEAD | ZEROED);
+        self.register_free(rec);
+        Some(rec)
+    }
+
+    /// Returns active extent `e` to the dirty set, merging with neighbours.
+    pub fn dalloc(&mut self, e: ERef) {
+        debug_assert_eq!(e.state(), State::Active);
+        self.stats.active_bytes -= e.size();
+        if e.has(SLAB) && e.size() > 2 * self.page {
+            // Interior pages of a slab stop pointing at the record.
+            emap::set_range(e.addr() + self.page, e.size() - 2 * self.page, Entry::EMPTY);
+        }
+        e.set_flag(SLAB, false);
+        e.set_flag(ZEROED, false);
+        e.set_state(State::Dirty);
+        self.insert_free(e);
+    }
+
+    /// Merges free `e` (state already set, in no set) with free neighbours of
+    /// the same state and inserts the result into its set.
+    fn insert_free(&mut self, e: ERef) {
+        let state = e.state();
+        let page = self.page;
+        // Left neighbour: same mapping unless `e` starts one.
+        if !e.has(HEAD) {
+            if let Some(l) = emap::lookup(e.addr() - page).extent() {
+                if l.state() == state && l.end() == e.addr() && l.arena() == self.arena {
+                    self.set(state).remove(l);
+                    emap::set_range(l.end() - page, page, Entry::EMPTY);
+                    let zero = l.has(ZEROED) && e.has(ZEROED);
+                    e.set_range(l.addr(), l.size() + e.size());
+                    e.set_flag(HEAD, l.has(HEAD));
+                    e.set_flag(ZEROED, zero);
+                    self.pool.put(l);
+                }
+            }
+        }
+        // Right neighbour: same mapping unless it starts one.
+        if let Some(r) = emap::lookup(e.end()).extent() {
+            if r.state() == state && r.addr() == e.end() && !r.has(HEAD) && r.arena() == self.arena
+            {
+                self.set(state).remove(r);
+                emap::set_range(r.addr(), page, Entry::EMPTY);
+                let zero = r.has(ZEROED) && e.has(ZEROED);
+                e.set_range(e.addr(), e.size() + r.size());
+                e.set_flag(ZEROED, zero);
+                self.pool.put(r);
+            }
+        }
+        e.set_szind(crate::extent::NO_CLASS as usize);
+        self.register_free(e);
+        self.set(state).insert(e);
+    }
+
+    /// Shrinks active large extent `e` to `new_size` bytes in place, freeing
+    /// the tail. False only when out of metadata.
+    pub fn shrink(&mut self, e: ERef, new_size: usize) -> bool {
+        let Some(t) = self.pool.get() else {
+            return false;
+        };
+        let tail = e.size() - new_size;
+        t.init(e.addr() + new_size, tail, self.arena, State::Active, 0);
+        e.set_range(e.addr(), new_size);
+        self.register_active(e, e.szind(), false);
+        // `dalloc` subtracts the tail from the active bytes.
+        self.dalloc(t);
+        true
+    }
+
+    /// Grows active large extent `e` in place to `new_size` bytes by taking
+    /// the free extent right after it. Returns whether the new tail is zero,
+    /// or None when the neighbour is not free or too small.
+    pub fn expand(&mut self, e: ERef, new_size: usize) -> Option<bool> {
+        let extra = new_size - e.size();
+        let r = emap::lookup(e.end()).extent()?;
+        if r.state() == State::Active
+            || r.addr() != e.end()
+            || r.has(HEAD)
+            || r.arena() != self.arena
+            || r.size() < extra
+        {
+            return None;
+        }
+        let state = r.state();
+        self.set(state).remove(r);
+        let (mid, zeroed) = self.carve(r, extra, self.page)?;
+        // Absorb `mid` into `e`.
+        e.set_range(e.addr(), new_size);
+        emap::set_range(mid.addr(), self.page, Entry::EMPTY);
+        self.register_active(e, e.szind(), false);
+        // `carve` already counted the extra bytes as active.
+        self.pool.put(mid);
+        Some(zeroed)
+    }
+
+    /// Purges up to `limit` bytes of the oldest extents of `from`, moving
+    /// them to `to` (Muzzy with MADV_FREE, or Retained with MADV_DONTNEED).
+    /// Returns bytes purged.
+    pub fn purge(&mut self, from: State, to: State, limit: usize) -> usize {
+        let mut done = 0;
+        while done < limit {
+            let Some(e) = self.set(from).oldest() else {
+                break;
+            };
+            self.set(from).remove(e);
+            let (p, n) = (e.addr() as *mut u8, e.size());
+            let pages = (n / self.page) as u64;
+            let to = if to == State::Muzzy && os::purge_lazy(p, n) {
+                self.stats.nmadvise_lazy += 1;
+                self.stats.purged_lazy += pages;
+                State::Muzzy
+            } else {
+                // Forced, either asked for or the lazy purge's fallback
+                // (which already advised DONTNEED).
+                if to != State::Muzzy {
+                    os::purge_forced(p, n);
+                }
+                self.stats.nmadvise_forced += 1;
+                self.stats.purged_forced += pages;
+                e.set_flag(ZEROED, true);
+                State::Retained
+            };
+            e.set_state(to);
+            self.insert_free(e);
+            done += n;
+        }
+        done
+    }
+
+    /// Bytes in free extents that are still resident (dirty).
+    pub fn dirty_bytes(&self) -> usize {
+        self.dirty.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::boxed::Box;
+
+    fn pages() -> Box<Pages> {
+        // Box keeps the large struct off the test thread's stack.
+        Box::new(Pages::new(7, os::page_size(), 6))
+    }
+
+    #[test]
+    fn alloc_split_merge_reuse() {
+        let mut p = pages();
+        let ps = p.page;
+        let (a, z) = p.alloc(4 * ps, ps).unwrap();
+        assert!(z, "fresh memory is zero");
+        p.register_active(a, 36, false);
+        let (b, _) = p.alloc(8 * ps, ps).unwrap();
+        p.register_active(b, 40, false);
+        assert_eq!(b.addr(), a.end(), "address-ordered first fit packs");
+        assert_eq!(emap::lookup(a.addr()).szind(), 36);
+        assert_eq!(emap::lookup(b.end() - 1).szind(), 40);
+        let (base, mapped) = (a.addr(), p.stats.mapped);
+        assert_eq!(p.stats.active_bytes, 12 * ps);
+        p.dalloc(a);
+        p.dalloc(b);
+        assert_eq!(p.stats.active_bytes, 0);
+        // a and b merged into one dirty extent of 12 pages.
+        assert_eq!(p.dirty.count, 1);
+        assert_eq!(p.dirty.bytes, 12 * ps);
+        let d = emap::lookup(base).extent().unwrap();
+        assert_eq!((d.addr(), d.size(), d.state()), (base, 12 * ps, State::Dirty));
+        // Reuse takes the dirty extent, lowest address first.
+        let (c, z) = p.alloc(2 * ps, ps).unwrap();
+        assert!(!z);
+        assert_eq!(c.addr(), base);
+        assert_eq!(p.stats.mapped, mapped, "no new mapping");
+        p.register_active(c, 32, false);
+        p.dalloc(c);
+        assert_eq!(p.dirty.count, 1);
+    }
+
+    #[test]
+    fn aligned_and_purge() {
+        let mut p = pages();
+        let ps = p.page;
+        let (a, _) = p.alloc(5 * ps, 64 * ps).unwrap();
+        assert_eq!(a.addr() % (64 * ps), 0);
+        p.register_active(a, 37, false);
+        p.dalloc(a);
+        let dirty = p.dirty.bytes;
+        assert!(dirty >= 5 * ps);
+        assert_eq!(p.purge(State::Dirty, State::Muzzy, usize::MAX), dirty);
+        assert_eq!(p.dirty.bytes, 0);
+        let purged = p.purge(State::Muzzy, State::Retained, usize::MAX);
+        assert!(purged >= dirty);
+        assert_eq!(p.muzzy.bytes, 0);
+        assert!(p.stats.nmadvise_forced >= 1);
+        // Everything merged back into retained address space, zeroed.
+        let (b, z) = p.alloc(5 * ps, ps).unwrap();
+        assert!(z);
+        p.register_active(b, 37, false);
+        p.dalloc(b);
+    }
+
+    #[test]
+    fn shrink_and_expand_in_place() {
+        let mut p = pages();
+        let ps = p.page;
+        let (a, _) = p.alloc(8 * ps, ps).unwrap();
+        p.register_active(a, 40, false);
+        assert!(p.shrink(a, 4 * ps));
+        assert_eq!(a.size(), 4 * ps);
+        assert_eq!(p.stats.active_bytes, 4 * ps);
+        // The freed tail is a 4-page dirty extent (the retained rest of the
+        // mapping is in another state): growing past it fails, into it works.
+        assert!(p.expand(a, 10 * ps).is_none());
+        assert_eq!(p.expand(a, 7 * ps), Some(false));
+        assert_eq!(a.size(), 7 * ps);
+        assert_eq!(p.stats.active_bytes, 7 * ps);
+        assert_eq!(p.dirty.bytes, ps);
+        assert!(std::ptr::eq(emap::lookup(a.end() - 1).extent().unwrap(), a));
+        p.dalloc(a);
+    }
+}

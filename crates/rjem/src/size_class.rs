@@ -1,0 +1,440 @@
+//! Size classes: jemalloc 5.3's spacing, and the slab geometry of each class.
+//!
+//! Owns: the mapping between request sizes and size classes, and the per-page
+//! size geometry (which classes are small, slab sizes, regions per slab).
+//!
+//! The class sizes do not depend on the page size: 8, then 16..64 in 16-byte
+//! steps, then every doubling [2^k, 2^(k+1)) cut into 4 equal steps, up to
+//! 2^62 + 3 * 2^60 (232 classes). So size -> class is a compile-time table
+//! (sizes up to 4 KiB) or a few arithmetic instructions (above), with no loop.
+//! What does depend on the page size is read at start-up: classes below
+//! 4 pages are *small* (served from slabs), the rest *large* (whole pages).
+//! With 4 KiB pages that gives jemalloc's 36 small classes up to 14336 bytes.
+//!
+//! Invariants: `index_to_size(size_to_index(s)) >= s`; every small class's
+//! slab holds a whole number of regions (slab = lcm(class, page)); a class
+//! chosen for alignment `a <= page` has a size that is a multiple of `a`.
+
+/// Number of size classes (small and large), as jemalloc's `SC_NSIZES`.
+pub const NSIZES: usize = 232;
+/// Sizes up to this are mapped to classes by table lookup.
+pub const LOOKUP_MAX: usize = 4096;
+/// Smallest supported page size; the pointer map works at this granularity.
+pub const LG_MIN_PAGE: u32 = 12;
+/// Largest supported page size (64 KiB).
+pub const LG_MAX_PAGE: u32 = 16;
+/// Most small classes any supported page size produces (64 KiB pages: 52).
+pub const NBINS_MAX: usize = small_count(1 << LG_MAX_PAGE);
+/// The largest size class; larger requests fail.
+pub const LARGE_MAXCLASS: usize = index_to_size_const(NSIZES - 1);
+/// Most regions a slab can hold with the largest supported page (8-byte class).
+pub const SLAB_MAXREGS_MAX: usize = (1 << LG_MAX_PAGE) / 8;
+
+const fn index_to_size_const(i: usize) -> usize {
+    match i {
+        0 => 8,
+        1..=4 => 16 * i,
+        _ => {
+            let g = (i - 5) / 4;
+            let j = (i - 5) % 4 + 1;
+            let k = 6 + g;
+            (1usize << k) + j * (1usize << (k - 2))
+        }
+    }
+}
+
+/// Class index of a size that is at most `LARGE_MAXCLASS` (computed).
+#[inline]
+const fn size_to_index_compute(s: usize) -> usize {
+    if s <= 8 {
+        0
+    } else if s <= 16 {
+        1
+    } else if s <= 64 {
+        (s + 15) >> 4
+    } else {
+        let k = (usize::BITS - 1 - (s - 1).leading_zeros()) as usize;
+        4 * (k - 6) + 5 + ((s - 1 - (1usize << k)) >> (k - 2))
+    }
+}
+
+const fn small_count(page: usize) -> usize {
+    let mut n = 0;
+    while index_to_size_const(n) < 4 * page {
+        n += 1;
+    }
+    n
+}
+
+static INDEX_TO_SIZE: [usize; NSIZES] = {
+    let mut t = [0usize; NSIZES];
+    let mut i = 0;
+    while i < NSIZES {
+        t[i] = index_to_size_const(i);
+        i += 1;
+    }
+    t
+};
+
+static SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8 + 1] = {
+    let mut t = [0u8; LOOKUP_MAX / 8 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = size_to_index_compute(i * 8) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Size of class `i` (`i < NSIZES`).
+#[inline(always)]
+pub fn index_to_size(i: usize) -> usize {
+    INDEX_TO_SIZE[i]
+}
+
+/// Class index for a size of at most `LOOKUP_MAX` bytes: one table load.
+#[inline(always)]
+pub fn lookup_index(s: usize) -> usize {
+    debug_assert!(s <= LOOKUP_MAX);
+    // SAFETY: s <= LOOKUP_MAX so (s + 7) >> 3 <= LOOKUP_MAX / 8, in bounds.
+    unsafe { *SIZE_TO_INDEX.get_unchecked((s + 7) >> 3) as usize }
+}
+
+/// Class index for any size up to `LARGE_MAXCLASS`.
+#[inline]
+pub fn size_to_index(s: usize) -> usize {
+    debug_assert!(s <= LARGE_MAXCLASS);
+    if s <= LOOKUP_MAX {
+        lookup_index(s)
+    } else {
+        size_to_index_compute(s)
+    }
+}
+
+/// Index of the largest class that is at most `s` (`s >= 8`).
+#[inline]
+pub fn floor_index(s: usize) -> usize {
+    if s >= LARGE_MAXCLASS {
+        return NSIZES - 1;
+    }
+    let i = size_to_index(s);
+    if index_to_size(i) > s {
+        i - 1
+    } else {
+        i
+    }
+}
+
+/// Per-class slab geometry, fixed at start-up from the page size.
+#[derive(Clone, Copy, Debug)]
+pub struct BinInfo {
+    /// Region size in bytes (the class size).
+    pub size: usize,
+    /// Bytes per slab: lcm(size, page), the fewest pages with no waste.
+    pub slab_size: usize,
+    /// Regions per slab.
+    pub nregs: usize,
+    /// `ceil(2^32 / size)`: region index = (offset * magic) >> 32, exact for
+    /// offsets that are multiples of `size` within a slab.
+    pub div_magic: u64,
+}
+
+impl BinInfo {
+    const EMPTY: BinInfo = BinInfo {
+        size: 0,
+        slab_size: 0,
+        nregs: 0,
+        div_magic: 0,
+    };
+
+    /// Region index of byte offset `off` into the slab, and whether `off` is
+    /// exactly at a region start.
+    #[inline]
+    pub fn region_of(&self, off: usize) -> (usize, bool) {
+        let idx = ((off as u64 * self.div_magic) >> 32) as usize;
+        (idx, idx * self.size == off)
+    }
+}
+
+/// Everything about size classes that depends on the page size.
+#[derive(Debug)]
+pub struct Geometry {
+    pub page: usize,
+    pub lg_page: u32,
+    /// Number of small classes (bins).
+    pub nbins: usize,
+    /// Largest small class.
+    pub small_maxclass: usize,
+    /// Smallest large class (4 pages).
+    pub large_minclass: usize,
+    /// u64 words in a slab bitmap (enough for the class with most regions).
+    pub bitmap_words: usize,
+    pub bins: [BinInfo; NBINS_MAX],
+}
+
+const fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+impl Geometry {
+    /// Geometry for a page size between 4 KiB and 64 KiB (a power of two).
+    pub const fn new(page: usize) -> Geometry {
+        assert!(page.is_power_of_two());
+        assert!(page >= 1 << LG_MIN_PAGE && page <= 1 << LG_MAX_PAGE);
+        let nbins = small_count(page);
+        let mut bins = [BinInfo::EMPTY; NBINS_MAX];
+        let mut maxregs = 0;
+        let mut i = 0;
+        while i < nbins {
+            let size = index_to_size_const(i);
+            let slab_size = size / gcd(size, page) * page;
+            let nregs = slab_size / size;
+            if nregs > maxregs {
+                maxregs = nregs;
+            }
+            bins[i] = BinInfo {
+                size,
+                slab_size,
+                nregs,
+                div_magic: (1u64 << 32).div_ceil(size as u64),
+            };
+            i += 1;
+        }
+        Geometry {
+            page,
+            lg_page: page.trailing_zeros(),
+            nbins,
+            small_maxclass: index_to_size_const(nbins - 1),
+            large_minclass: index_to_size_const(nbins),
+            bitmap_words: maxregs.div_ceil(64),
+            bins,
+        }
+    }
+
+    #[inline]
+    pub fn is_small(&self, ind: usize) -> bool {
+        ind < self.nbins
+    }
+
+    #[inline]
+    pub fn page_ceil(&self, s: usize) -> usize {
+        (s + self.page - 1) & !(self.page - 1)
+    }
+
+    /// The usable size a request of `size` bytes aligned to `align` (a power
+    /// of two; 0 means none) receives: jemalloc's `nallocx`. `None` when no
+    /// class can satisfy it.
+    pub fn usable_size(&self, size: usize, align: usize) -> Option<usize> {
+        let align = if align == 0 { 1 } else { align };
+        if size <= self.small_maxclass && align <= self.page {
+            let u = index_to_size(size_to_index((size + align - 1) & !(align - 1)));
+            if u < self.large_minclass {
+                return Some(u);
+            }
+        }
+        if align > LARGE_MAXCLASS {
+            return None;
+        }
+        let u = if size <= self.large_minclass {
+            self.large_minclass
+        } else if size > LARGE_MAXCLASS {
+            return None;
+        } else {
+            index_to_size(size_to_index(size))
+        };
+        u.checked_add(self.page_ceil(align) - self.page)?;
+        Some(u)
+    }
+
+    /// Tcache slots for class `ind`: small classes hold twice a slab's
+    /// regions, clamped to [20, 200]; cached large classes hold 20.
+    pub fn tcache_slots(&self, ind: usize) -> usize {
+        if self.is_small(ind) {
+            let n = (2 * self.bins[ind].nregs).clamp(20, 200);
+            n & !1
+        } else {
+            20
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// jemalloc 5.3 with 4 KiB pages, from `arenas.bin.<i>.*`:
+    /// (size, slab pages, regions).
+    const JEMALLOC_BINS: [(usize, usize, usize); 36] = [
+        (8, 1, 512),
+        (16, 1, 256),
+        (32, 1, 128),
+        (48, 3, 256),
+        (64, 1, 64),
+        (80, 5, 256),
+        (96, 3, 128),
+        (112, 7, 256),
+        (128, 1, 32),
+        (160, 5, 128),
+        (192, 3, 64),
+        (224, 7, 128),
+        (256, 1, 16),
+        (320, 5, 64),
+        (384, 3, 32),
+        (448, 7, 64),
+        (512, 1, 8),
+        (640, 5, 32),
+        (768, 3, 16),
+        (896, 7, 32),
+        (1024, 1, 4),
+        (1280, 5, 16),
+        (1536, 3, 8),
+        (1792, 7, 16),
+        (2048, 1, 2),
+        (2560, 5, 8),
+        (3072, 3, 4),
+        (3584, 7, 8),
+        (4096, 1, 1),
+        (5120, 5, 4),
+        (6144, 3, 2),
+        (7168, 7, 4),
+        (8192, 2, 1),
+        (10240, 5, 2),
+        (12288, 3, 1),
+        (14336, 7, 2),
+    ];
+
+    #[test]
+    fn small_classes_match_jemalloc_4k() {
+        let g = Geometry::new(4096);
+        assert_eq!(g.nbins, 36);
+        assert_eq!(g.small_maxclass, 14336);
+        assert_eq!(g.large_minclass, 16384);
+        for (i, &(size, pages, nregs)) in JEMALLOC_BINS.iter().enumerate() {
+            assert_eq!(g.bins[i].size, size, "class {i}");
+            assert_eq!(g.bins[i].slab_size, pages * 4096, "class {i}");
+            assert_eq!(g.bins[i].nregs, nregs, "class {i}");
+            assert!(nregs <= 512);
+        }
+        assert_eq!(g.bitmap_words, 8);
+    }
+
+    #[test]
+    fn large_classes_match_jemalloc() {
+        // 196 large classes from 16 KiB to 2^62 + 3 * 2^60.
+        assert_eq!(NSIZES - 36, 196);
+        let first = [16384, 20480, 24576, 28672, 32768, 40960, 49152, 57344];
+        for (k, &s) in first.iter().enumerate() {
+            assert_eq!(index_to_size(36 + k), s);
+        }
+        assert_eq!(LARGE_MAXCLASS, 8070450532247928832);
+    }
+
+    #[test]
+    fn every_boundary_maps_to_its_class() {
+        for i in 0..NSIZES {
+            let s = index_to_size(i);
+            assert_eq!(size_to_index(s), i, "size {s}");
+            if i > 0 {
+                let prev = index_to_size(i - 1);
+                assert!(prev < s);
+                assert_eq!(size_to_index(prev + 1), i, "size {}", prev + 1);
+                assert_eq!(floor_index(s - 1), i - 1);
+            }
+            assert_eq!(floor_index(s), i);
+        }
+        assert_eq!(size_to_index(0), 0);
+        assert_eq!(size_to_index(1), 0);
+    }
+
+    #[test]
+    fn table_agrees_with_arithmetic() {
+        for s in 0..=LOOKUP_MAX {
+            assert_eq!(lookup_index(s), size_to_index_compute(s), "size {s}");
+        }
+    }
+
+    #[test]
+    fn four_classes_per_doubling() {
+        for k in 6..62 {
+            let lo = size_to_index(1 << k);
+            let hi = size_to_index(1 << (k + 1));
+            assert_eq!(hi - lo, 4, "doubling at 2^{k}");
+        }
+    }
+
+    #[test]
+    fn region_division_is_exact() {
+        let g = Geometry::new(4096);
+        for b in &g.bins[..g.nbins] {
+            for r in 0..b.nregs {
+                assert_eq!(b.region_of(r * b.size), (r, true));
+                if b.size > 8 {
+                    assert!(!b.region_of(r * b.size + 8).1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_classes_are_aligned() {
+        for page in [4096usize, 16384, 65536] {
+            let g = Geometry::new(page);
+            for lg in 0..=page.trailing_zeros() {
+                let a = 1usize << lg;
+                for s in (1..3 * page).step_by(7) {
+                    let u = g.usable_size(s, a).unwrap();
+                    assert!(u >= s);
+                    if u <= g.small_maxclass {
+                        assert_eq!(u % a, 0, "size {s} align {a} page {page}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_page_sizes() {
+        let g = Geometry::new(65536);
+        assert_eq!(g.large_minclass, 4 * 65536);
+        assert_eq!(g.nbins, NBINS_MAX);
+        for b in &g.bins[..g.nbins] {
+            assert_eq!(b.slab_size % 65536, 0);
+            assert_eq!(b.slab_size % b.size, 0);
+        }
+        // Large classes are whole pages.
+        for i in g.nbins..NSIZES {
+            assert_eq!(index_to_size(i) % 65536, 0);
+        }
+        let g = Geometry::new(16384);
+        assert_eq!(g.large_minclass, 65536);
+    }
+
+    #[test]
+    fn nallocx_rules() {
+        let g = Geometry::new(4096);
+        assert_eq!(g.usable_size(0, 0), Some(8));
+        assert_eq!(g.usable_size(100, 0), Some(112));
+        assert_eq!(g.usable_size(1, 16), Some(16));
+        assert_eq!(g.usable_size(40, 32), Some(64));
+        assert_eq!(g.usable_size(1, 4096), Some(4096));
+        assert_eq!(g.usable_size(1, 8192), Some(16384));
+        assert_eq!(g.usable_size(14337, 0), Some(16384));
+        assert_eq!(g.usable_size(LARGE_MAXCLASS, 0), Some(LARGE_MAXCLASS));
+        assert_eq!(g.usable_size(LARGE_MAXCLASS + 1, 0), None);
+        assert_eq!(g.usable_size(1, 1 << 63), None);
+    }
+
+    #[test]
+    fn tcache_slots_as_jemalloc() {
+        let g = Geometry::new(4096);
+        assert_eq!(g.tcache_slots(0), 200); // 8 bytes: 512 regions
+        assert_eq!(g.tcache_slots(8), 64); // 128 bytes: 32 regions
+        assert_eq!(g.tcache_slots(28), 20); // 4096: 1 region
+        assert_eq!(g.tcache_slots(36), 20); // 16 KiB, large
+    }
+}

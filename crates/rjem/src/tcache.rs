@@ -1,0 +1,410 @@
+//! The thread cache: per thread, per size class stacks of free blocks.
+//!
+//! Owns: `CacheBin` (the stack of one class) and `Tcache` (all of a thread's
+//! stacks, their storage, fill/flush sizing and incremental GC).
+//!
+//! The hot path (`pop`/`push`) is a compare and a load/store on thread-local
+//! memory: no lock, no atomic. Each stack lives in one block of memory
+//! allocated from the thread's arena; it grows downward, so `head` points to
+//! the most recently pushed item and `empty` is one past the bottom. Only the
+//! low 16 bits of positions are compared (a stack spans less than 64 KiB).
+//! `low_water` is the highest head seen since the last GC (fewest items):
+//! `pop` stops at it, so tracking the low-water mark costs the fast path
+//! nothing; the slow path moves it and refills when the stack is empty.
+//!
+//! Policy (jemalloc's defaults): small classes hold 2 x regions-per-slab
+//! items, clamped to [20, 200]; large cached classes 20. A miss fills
+//! `slots >> lg_fill_div` items from the arena in one lock hold; a full stack
+//! flushes its older half back to the owning arenas, grouped per arena. Every
+//! 64 KiB of traffic through the slow path, one class is GC'd: 3/4 of what
+//! stayed unused since its last GC (below its low-water mark) is flushed,
+//! and its fill size adapts.
+//!
+//! Invariants: items in a stack are live blocks of exactly that class,
+//! owned by any arena; a stack with zero capacity (head == low_water ==
+//! full == empty) always takes the slow path, which is how an uninitialised,
+//! disabled or exited cache is represented.
+
+use crate::arena::{self, Arena};
+use crate::emap;
+use crate::global;
+use crate::os;
+use crate::size_class as sc;
+use core::cell::Cell;
+use core::ptr;
+
+/// Most size classes a thread cache can hold: every class up to 8 MiB.
+pub const NCACHED_MAX: usize = 73;
+const GC_INTERVAL: usize = 64 << 10;
+
+#[repr(C)]
+pub struct CacheBin {
+    head: Cell<*mut *mut u8>,
+    low_water: Cell<u16>,
+    full: Cell<u16>,
+    empty: Cell<u16>,
+}
+
+#[inline(always)]
+fn lo(p: *mut *mut u8) -> u16 {
+    p as usize as u16
+}
+
+impl CacheBin {
+    const ZERO: CacheBin = CacheBin {
+        head: Cell::new(ptr::null_mut()),
+        low_water: Cell::new(0),
+        full: Cell::new(0),
+        empty: Cell::new(0),
+    };
+
+    /// Pops the most recently cached block, unless the stack is at its
+    /// low-water mark (then the slow path decides).
+    #[inline(always)]
+    pub fn pop(&self) -> Option<*mut u8> {
+        let h = self.head.get();
+        if lo(h) == self.low_water.get() {
+            return None;
+        }
+        // SAFETY: head is above the low-water mark, so it points at a cached
+        // item inside this bin's stack storage.
+        unsafe {
+            self.head.set(h.add(1));
+            Some(*h)
+        }
+    }
+
+    /// Pushes a freed block, unless the stack is full.
+    #[inline(always)]
+    pub fn push(&self, p: *mut u8) -> bool {
+        let h = self.head.get();
+        if lo(h) == self.full.get() {
+            return false;
+        }
+        // SAFETY: the stack is not full, so the slot below head is inside
+        // this bin's stack storage.
+        unsafe {
+            let h = h.sub(1);
+            *h = p;
+            self.head.set(h);
+        }
+        true
+    }
+
+    /// Items cached.
+    #[inline]
+    pub fn count(&self) -> usize {
+        (self.empty.get().wrapping_sub(lo(self.head.get())) / 8) as usize
+    }
+    fn low_water_count(&self) -> usize {
+        (self.empty.get().wrapping_sub(self.low_water.get()) / 8) as usize
+    }
+    fn capacity(&self) -> usize {
+        (self.empty.get().wrapping_sub(self.full.get()) / 8) as usize
+    }
+    /// Pointer to the empty end (one past the bottom item).
+    fn empty_ptr(&self) -> *mut *mut u8 {
+        // SAFETY: pure address arithmetic within the stack block.
+        unsafe { self.head.get().add(self.count()) }
+    }
+    fn reset_low_water(&self) {
+        self.low_water.set(lo(self.head.get()));
+    }
+}
+
+/// Per-class adaptive state, touched only on slow paths.
+#[derive(Clone, Copy)]
+struct BinCtl {
+    lg_fill_div: u8,
+    /// Went empty and was refilled since the last GC of this class.
+    refilled: bool,
+}
+
+pub struct Tcache {
+    /// Hot: first in the struct so the fast path's offsets are small.
+    pub bins: [CacheBin; NCACHED_MAX],
+    ctl: [Cell<BinCtl>; NCACHED_MAX],
+    nbins: Cell<usize>,
+    stack: Cell<*mut u8>,
+    gc_bytes: Cell<usize>,
+    gc_next: Cell<usize>,
+}
+
+impl Tcache {
+    pub const fn new() -> Tcache {
+        Tcache {
+            bins: [CacheBin::ZERO; NCACHED_MAX],
+            ctl: [const {
+                Cell::new(BinCtl {
+                    lg_fill_div: 1,
+                    refilled: false,
+                })
+            }; NCACHED_MAX],
+            nbins: Cell::new(0),
+            stack: Cell::new(ptr::null_mut()),
+            gc_bytes: Cell::new(0),
+            gc_next: Cell::new(0),
+        }
+    }
+
+    /// Whether class `ind` is cached by this (set-up) cache.
+    #[inline]
+    pub fn caches(&self, ind: usize) -> bool {
+        ind < self.nbins.get()
+    }
+
+    /// Allocates the stacks from `arena`. False when out of memory (the
+    /// cache then stays disabled for this thread).
+    pub fn setup(&self, arena: &Arena) -> bool {
+        let g = global::geom();
+        let n = global::ncached();
+        let total: usize = (0..n).map(|i| g.tcache_slots(i)).sum();
+        if total == 0 {
+            return true;
+        }
+        let bytes = total * 8;
+        let Some(u) = g.usable_size(bytes, 64) else {
+            return false;
+        };
+        let mem = if g.is_small(sc::size_to_index(u)) {
+            arena.small_alloc(sc::size_to_index(u))
+        } else {
+            arena.large_alloc(u, 64, false)
+        };
+        if mem.is_null() {
+            return false;
+        }
+        let mut cur = mem as *mut *mut u8;
+        for i in 0..n {
+            let slots = g.tcache_slots(i);
+            // SAFETY: the block holds `total` slots; bin i gets `slots` of them.
+            let empty = unsafe { cur.add(slots) };
+            let b = &self.bins[i];
+            b.head.set(empty);
+            b.low_water.set(lo(empty));
+            b.empty.set(lo(empty));
+            b.full.set(lo(cur));
+            cur = empty;
+        }
+        self.stack.set(mem);
+        self.nbins.set(n);
+        true
+    }
+
+    /// Flushes everything and frees the stacks; the cache becomes disabled.
+    pub fn destroy(&self) {
+        for i in 0..self.nbins.get() {
+            let b = &self.bins[i];
+            self.flush(i, b.count());
+        }
+        for b in &self.bins {
+            b.head.set(ptr::null_mut());
+            b.low_water.set(0);
+            b.full.set(0);
+            b.empty.set(0);
+        }
+        self.nbins.set(0);
+        let mem = self.stack.replace(ptr::null_mut());
+        if !mem.is_null() {
+            crate::api::free_direct(mem);
+        }
+    }
+
+    /// Slow allocation of cached class `ind` after `pop` declined: moves the
+    /// low-water mark, or refills from `arena`. Null when out of memory.
+    pub fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
+        let b = &self.bins[ind];
+        if b.count() > 0 {
+            // At the low-water mark but not empty: lower the mark, pop.
+            // SAFETY: count > 0 so head points at an item; the new mark
+            // stays within the stack.
+            unsafe {
+                let h = b.head.get();
+                b.head.set(h.add(1));
+                b.low_water.set(lo(h.add(1)));
+                return *h;
+            }
+        }
+        let g = global::geom();
+        let size = sc::index_to_size(ind);
+        self.gc_tick(size);
+        if !g.is_small(ind) {
+            // Large classes are not filled in batches.
+            return arena.large_alloc(size, 1, false);
+        }
+        let mut ctl = self.ctl[ind].get();
+        ctl.refilled = true;
+        self.ctl[ind].set(ctl);
+        let nfill = (b.capacity() >> ctl.lg_fill_div).max(1);
+        let empty = b.empty_ptr();
+        // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
+        // below `empty`) is free for the arena to write into.
+        let out = unsafe { core::slice::from_raw_parts_mut(empty.sub(nfill), nfill) };
+        let n = arena.fill(ind, out);
+        if n == 0 {
+            return ptr::null_mut();
+        }
+        if n < nfill {
+            out.copy_within(0..n, nfill - n);
+        }
+        // SAFETY: n items now sit just below `empty`; pop the first (lowest
+        // address) and set the low-water mark after it.
+        unsafe {
+            let h = empty.sub(n);
+            b.head.set(h.add(1));
+            b.low_water.set(lo(h.add(1)));
+            *h
+        }
+    }
+
+    /// Slow free into cached class `ind` after `push` declined (stack full):
+    /// flush the older half, then cache `p`.
+    pub fn dalloc_slow(&self, ind: usize, p: *mut u8) {
+        let b = &self.bins[ind];
+        self.flush(ind, b.capacity() / 2);
+        self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
+        let ok = b.push(p);
+        debug_assert!(ok);
+    }
+
+    /// Returns the `n` oldest (bottom) items of class `ind` to their arenas.
+    pub fn flush(&self, ind: usize, n: usize) {
+        let b = &self.bins[ind];
+        let n = n.min(b.count());
+        if n == 0 {
+            return;
+        }
+        let empty = b.empty_ptr();
+        // SAFETY: the bottom n items are in [empty - n, empty).
+        let items = unsafe { core::slice::from_raw_parts_mut(empty.sub(n), n) };
+        flush_items(ind, items);
+        // Move the remaining (newer) items down to the bottom.
+        let head = b.head.get();
+        let keep = b.count() - n;
+        // SAFETY: both ranges are inside the stack; copy handles overlap.
+        unsafe {
+            ptr::copy(head, head.add(n), keep);
+            b.head.set(head.add(n));
+        }
+        if b.low_water_count() > keep {
+            b.reset_low_water();
+        }
+    }
+
+    /// Counts slow-path traffic; every `GC_INTERVAL` bytes, GC one class.
+    fn gc_tick(&self, bytes: usize) {
+        let t = self.gc_bytes.get() + bytes;
+        if t < GC_INTERVAL {
+            self.gc_bytes.set(t);
+            return;
+        }
+        self.gc_bytes.set(0);
+        let n = self.nbins.get();
+        if n == 0 {
+            return;
+        }
+        let ind = self.gc_next.get() % n;
+        self.gc_next.set(ind + 1);
+        self.gc_one(ind);
+    }
+
+    /// Incremental GC of one class: flush 3/4 of the items that were not
+    /// used since the last GC, and adapt the fill size.
+    fn gc_one(&self, ind: usize) {
+        let b = &self.bins[ind];
+        let lw = b.low_water_count();
+        let mut ctl = self.ctl[ind].get();
+        if lw > 0 {
+            self.flush(ind, lw - lw / 4);
+            // Unused items: fill less next time.
+            if b.capacity() >> (ctl.lg_fill_div + 1) >= 1 {
+                ctl.lg_fill_div += 1;
+            }
+        } else if ctl.refilled && ctl.lg_fill_div > 1 {
+            // Ran dry: fill more.
+            ctl.lg_fill_div -= 1;
+        }
+        ctl.refilled = false;
+        self.ctl[ind].set(ctl);
+        b.reset_low_water();
+    }
+
+    /// Items cached in all classes, with their bytes (stats).
+    pub fn cached(&self) -> (usize, usize) {
+        let mut n = 0;
+        let mut bytes = 0;
+        for i in 0..self.nbins.get() {
+            let c = self.bins[i].count();
+            n += c;
+            bytes += c * sc::index_to_size(i);
+        }
+        (n, bytes)
+    }
+}
+
+/// Returns cached blocks of class `ind` to their owning arenas: one lock
+/// acquisition per (arena, class) group.
+fn flush_items(ind: usize, items: &mut [*mut u8]) {
+    let mut rest = items.len();
+    while rest > 0 {
+        // The arena of the first remaining item; serve all of its items, and
+        // compact the others to the front for the next round.
+        let first = items[0];
+        let ent = emap::lookup(first as usize);
+        let owner = check(first, ent, ind).arena();
+        let Some(a) = arena::get(owner) else {
+            os::fatal("cached block of an unknown arena", first as usize)
+        };
+        if sc::index_to_size(ind) > global::geom().small_maxclass {
+            let mut kept = 0;
+            for i in 0..rest {
+                let p = items[i];
+                let e = check(p, emap::lookup(p as usize), ind);
+                if e.addr() != p as usize {
+                    os::fatal("invalid free: pointer inside a large allocation", p as usize);
+                }
+                if e.arena() == owner {
+                    a.large_dalloc(e);
+                } else {
+                    items[kept] = p;
+                    kept += 1;
+                }
+            }
+            rest = kept;
+            continue;
+        }
+        let mut kept = 0;
+        let mut mine = 0;
+        // Partition: this arena's items first (order kept), then the others.
+        for i in 0..rest {
+            let p = items[i];
+            if check(p, emap::lookup(p as usize), ind).arena() == owner {
+                items.swap(mine, i);
+                mine += 1;
+            }
+        }
+        a.small_dalloc_batch(
+            ind,
+            items[..mine]
+                .iter()
+                .map(|&p| (p, check(p, emap::lookup(p as usize), ind))),
+        );
+        for i in mine..rest {
+            items[kept] = items[i];
+            kept += 1;
+        }
+        rest = kept;
+    }
+}
+
+/// The extent of cached block `p`, which must be live memory of class `ind`.
+#[inline]
+fn check(p: *mut u8, ent: emap::Entry, ind: usize) -> crate::extent::ERef {
+    match ent.extent() {
+        Some(e) if ent.is_active() && ent.szind() == ind => e,
+        _ => os::fatal(
+            "invalid free: pointer not allocated by rjem, freed twice, or freed with the wrong size",
+            p as usize,
+        ),
+    }
+}

@@ -1,0 +1,180 @@
+//! Thread-specific data: the thread cache, the arena binding, and the
+//! thread's lifecycle.
+//!
+//! Owns: the one thread-local `Tsd` (constant-initialised and without a
+//! destructor, so access compiles to a plain TLS address with no lazy-init
+//! check and registers nothing with the C runtime), and a `pthread` key whose
+//! destructor flushes the cache when the thread exits (glibc runs key
+//! destructors after C++ and Rust thread-local destructors).
+//!
+//! Lifecycle: `UNINIT` (all stacks zero-capacity, so the first allocation or
+//! free lands in the slow path) -> set-up -> `ACTIVE` (cache on) or `NOCACHE`
+//! (`tcache:false`, or no memory for stacks) -> `DEAD` after the thread-exit
+//! destructor. A dead thread, or one re-entering the allocator while its
+//! own set-up runs, is served directly by its arena (no cache, no leak).
+//!
+//! This is the only module that names `std`, and only for `thread_local!`.
+
+extern crate std;
+
+use crate::arena::{self, Arena};
+use crate::global;
+use crate::tcache::Tcache;
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+pub use crate::tcache::NCACHED_MAX;
+
+const UNINIT: u8 = 0;
+const ACTIVE: u8 = 1;
+const NOCACHE: u8 = 2;
+const DEAD: u8 = 3;
+
+pub struct Tsd {
+    pub tcache: Tcache,
+    state: Cell<u8>,
+    /// Inside thread set-up (reentrancy guard).
+    busy: Cell<bool>,
+    arena: Cell<Option<&'static Arena>>,
+}
+
+impl Tsd {
+    const fn new() -> Tsd {
+        Tsd {
+            tcache: Tcache::new(),
+            state: Cell::new(UNINIT),
+            busy: Cell::new(false),
+            arena: Cell::new(None),
+        }
+    }
+
+    /// The thread's cache, when it has a working one.
+    #[inline]
+    pub fn cache(&self) -> Option<&Tcache> {
+        if self.state.get() == ACTIVE {
+            Some(&self.tcache)
+        } else {
+            None
+        }
+    }
+
+    /// The arena this thread allocates from (arena 0 before binding).
+    #[inline]
+    pub fn arena(&self) -> &'static Arena {
+        match self.arena.get() {
+            Some(a) => a,
+            None => arena::get(0).expect("arena 0 exists after init"),
+        }
+    }
+}
+
+std::thread_local! {
+    static TSD: Tsd = const { Tsd::new() };
+}
+
+/// This thread's `Tsd`.
+#[inline(always)]
+pub fn get() -> &'static Tsd {
+    // SAFETY: the thread-local has no destructor, so its storage is valid
+    // for as long as the thread runs; `Tsd` is !Sync, so the reference
+    // cannot reach another thread. 'static stands for "this thread's life".
+    TSD.with(|t| unsafe { &*(t as *const Tsd) })
+}
+
+/// Fast-path pop from cached class `ind` (< NCACHED_MAX).
+#[inline(always)]
+pub fn cache_pop(ind: usize) -> Option<*mut u8> {
+    debug_assert!(ind < NCACHED_MAX);
+    // SAFETY: ind < NCACHED_MAX, checked by every caller.
+    unsafe { get().tcache.bins.get_unchecked(ind) }.pop()
+}
+
+/// Fast-path push to cached class `ind` (< NCACHED_MAX).
+#[inline(always)]
+pub fn cache_push(ind: usize, p: *mut u8) -> bool {
+    debug_assert!(ind < NCACHED_MAX);
+    // SAFETY: ind < NCACHED_MAX, checked by every caller.
+    unsafe { get().tcache.bins.get_unchecked(ind) }.push(p)
+}
+
+/// Slow-path entry: makes sure rjem and this thread are set up. None if
+/// rjem cannot initialise (or this is a recursive call from its start-up).
+pub fn slow() -> Option<&'static Tsd> {
+    if !global::ensure_init() {
+        return None;
+    }
+    let t = get();
+    if t.state.get() == UNINIT && !t.busy.get() {
+        t.busy.set(true);
+        setup(t);
+        t.busy.set(false);
+    }
+    Some(t)
+}
+
+#[cold]
+fn setup(t: &Tsd) {
+    let Some(a) = arena::choose() else {
+        return;
+    };
+    t.arena.set(Some(a));
+    let cached = global::conf().tcache && t.tcache.setup(a);
+    t.state.set(if cached { ACTIVE } else { NOCACHE });
+    // A non-null value makes the key's destructor run at thread exit.
+    // SAFETY: KEY was created during global initialisation.
+    unsafe {
+        libc::pthread_setspecific(KEY.load(Ordering::Relaxed), 1 as *const libc::c_void);
+    }
+}
+
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Creates the thread-exit key (global initialisation).
+pub fn init_key() {
+    let mut k: libc::pthread_key_t = 0;
+    // SAFETY: k is a valid out-parameter; the destructor is a plain function.
+    if unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) } == 0 {
+        KEY.store(k, Ordering::Relaxed);
+    }
+}
+
+extern "C" fn thread_exit(_: *mut libc::c_void) {
+    let t = get();
+    match t.state.get() {
+        ACTIVE => {
+            t.state.set(DEAD);
+            t.tcache.destroy();
+        }
+        NOCACHE => t.state.set(DEAD),
+        _ => return,
+    }
+    if let Some(a) = t.arena.get() {
+        arena::release(a);
+    }
+}
+
+/// Bytes and blocks this thread's cache holds (stats, tests).
+pub fn cached() -> (usize, usize) {
+    get().tcache.cached()
+}
+
+/// Flushes this thread's cache back to the arenas (`thread.tcache.flush`).
+pub fn flush() {
+    let t = get();
+    if let Some(c) = t.cache() {
+        for i in 0..NCACHED_MAX {
+            c.flush(i, usize::MAX);
+        }
+    }
+}
+
+/// Child side of `fork()`: the forking thread is the only one left; its
+/// binding is counted again.
+pub(crate) fn fork_child() {
+    let t = get();
+    if matches!(t.state.get(), ACTIVE | NOCACHE) {
+        if let Some(a) = t.arena.get() {
+            a.nthreads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
