@@ -59,25 +59,25 @@ impl<T> Mutex<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        let mut spins = 0;
-        loop {
-            let s = self.state.load(Ordering::Relaxed);
-            if s == UNLOCKED
-                && self
-                    .state
-                    .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
+        // Spin a little while the holder is running (no sleepers yet).
+        for _ in 0..100 {
+            match self.state.load(Ordering::Relaxed) {
+                UNLOCKED => {
+                    if self
+                        .state
+                        .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                LOCKED => core::hint::spin_loop(),
+                _ => break,
             }
-            if spins < 100 && s == LOCKED {
-                spins += 1;
-                core::hint::spin_loop();
-                continue;
-            }
-            if self.state.swap(CONTENDED, Ordering::Acquire) == UNLOCKED {
-                return;
-            }
+        }
+        // Sleep. Once a thread may have slept, it only ever acquires in the
+        // CONTENDED state, so its unlock wakes the next sleeper.
+        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
             futex_wait(&self.state, CONTENDED);
         }
     }
