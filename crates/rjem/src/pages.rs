@@ -8,8 +8,11 @@
 //! Policy:
 //! - Reuse before mapping: dirty first (already resident), then muzzy, then
 //!   retained; each set is searched address-ordered first fit over size
-//!   classes, capped at `2^lg_extent_max_active_fit` times the request for
-//!   dirty and muzzy extents (retained ones are split without a cap).
+//!   classes, preferring dirty and muzzy extents at most
+//!   `2^lg_extent_max_active_fit` times the request. Unlike jemalloc, a
+//!   larger dirty or muzzy extent is still split before retained memory is
+//!   touched: without that, a big merged dirty extent sits unused while RSS
+//!   grows elsewhere until decay purges it.
 //! - Growth maps geometrically larger regions (2 MiB, doubling up to 1 GiB);
 //!   what the request does not use becomes retained address space. If the
 //!   OS refuses the geometric step, the exact need is tried.
@@ -204,9 +207,14 @@ impl Pages {
     pub fn alloc(&mut self, size: usize, align: usize) -> Option<(ERef, bool)> {
         let need = size.checked_add(align - self.page)?;
         let fit = self.lg_max_fit;
+        // Resident memory first, within the fit cap; then resident memory
+        // beyond the cap (splitting a big free extent beats faulting in new
+        // pages); then retained address space; then the OS.
         for (state, lg) in [
             (State::Dirty, fit),
             (State::Muzzy, fit),
+            (State::Dirty, 64),
+            (State::Muzzy, 64),
             (State::Retained, 64),
         ] {
             if let Some(e) = self.set(state).first_fit(need, lg) {
