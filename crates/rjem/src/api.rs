@@ -21,21 +21,35 @@ use crate::size_class::{self as sc, LOOKUP_MAX};
 use crate::tsd::{self, NCACHED_MAX};
 use core::ptr;
 
-/// Rounds a (size, alignment <= LOOKUP_MAX) request the way the fast paths
-/// do; the class of the result satisfies the alignment.
+/// The thread-cache hit path for a request whose size, already rounded up to
+/// its alignment, is `r`: one table load and a pop. Declines (None) for
+/// `r == 0` or `r > LOOKUP_MAX` with a single compare. Callers guarantee
+/// that `r` did not overflow and that a class of size >= `r` satisfies their
+/// alignment (true for any alignment up to a page when `r` is a multiple
+/// of it; alignments above `LOOKUP_MAX` make `r` exceed it).
 #[inline(always)]
-pub fn fast_round(size: usize, align: usize) -> usize {
-    size.wrapping_add(align - 1) & !(align - 1)
+pub fn cache_alloc(r: usize) -> Option<*mut u8> {
+    if r.wrapping_sub(1) < LOOKUP_MAX {
+        tsd::cache_pop(sc::lookup_index(r))
+    } else {
+        None
+    }
+}
+
+/// The thread-cache free path for a block whose rounded request was `r`
+/// (see `cache_alloc`). False if the caller must take the slow path.
+#[inline(always)]
+pub fn cache_free(r: usize, p: *mut u8) -> bool {
+    r.wrapping_sub(1) < LOOKUP_MAX && tsd::cache_push(sc::lookup_index(r), p)
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two), zeroed if
 /// asked. Null if the request is impossible or memory is exhausted.
 #[inline]
 pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if !zero && align <= LOOKUP_MAX {
-        let r = fast_round(size, align);
-        if r <= LOOKUP_MAX && r >= size {
-            if let Some(p) = tsd::cache_pop(sc::lookup_index(r)) {
+    if !zero {
+        if let Some(r) = size.checked_add(align - 1) {
+            if let Some(p) = cache_alloc(r & !(align - 1)) {
                 return p;
             }
         }
@@ -119,12 +133,20 @@ pub unsafe fn free(p: *mut u8) {
 /// (any size between the requested and the usable size is accepted).
 #[inline]
 pub unsafe fn sized_free(p: *mut u8, size: usize, align: usize) {
-    if align <= LOOKUP_MAX {
-        let r = fast_round(size, align);
-        if r <= LOOKUP_MAX && r >= size && tsd::cache_push(sc::lookup_index(r), p) {
+    if let Some(r) = size.checked_add(align - 1) {
+        if cache_free(r & !(align - 1), p) {
             return;
         }
     }
+    dalloc_slow(p, live_entry(p));
+}
+
+/// Sized free after `cache_free` declined.
+///
+/// # Safety
+/// As `sized_free`.
+#[inline]
+pub unsafe fn sized_free_slow(p: *mut u8) {
     dalloc_slow(p, live_entry(p));
 }
 

@@ -55,14 +55,19 @@ pub struct Rjem;
 unsafe impl GlobalAlloc for Rjem {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        api::alloc(layout.size(), layout.align(), false)
+        match api::cache_alloc(rounded(layout)) {
+            Some(p) => p,
+            None => api::alloc_slow(layout.size(), layout.align(), false),
+        }
     }
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller passes a live block with the layout it was
-        // allocated (or last reallocated) with.
-        unsafe { api::sized_free(ptr, layout.size(), layout.align()) }
+        if !api::cache_free(rounded(layout), ptr) {
+            // SAFETY: the caller passes a live block with the layout it was
+            // allocated (or last reallocated) with.
+            unsafe { api::sized_free_slow(ptr) }
+        }
     }
 
     #[inline]
@@ -76,6 +81,13 @@ unsafe impl GlobalAlloc for Rjem {
         // not overflow isize when rounded to the alignment (caller's duty).
         unsafe { api::realloc(ptr, new_size, layout.align(), false) }
     }
+}
+
+/// The layout's size rounded up to its alignment. A `Layout` guarantees this
+/// does not overflow (it is at most `isize::MAX`), so no check is needed.
+#[inline(always)]
+fn rounded(layout: Layout) -> usize {
+    (layout.size() + layout.align() - 1) & !(layout.align() - 1)
 }
 
 /// Usable size of a live allocation: at least what was asked, often more.

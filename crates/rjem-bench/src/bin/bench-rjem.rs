@@ -1,0 +1,5 @@
+#[global_allocator]
+static A: rjem::Rjem = rjem::Rjem;
+fn main() {
+    rjem_bench::run("rjem");
+}

@@ -1,0 +1,3 @@
+fn main() {
+    rjem_bench::run("system");
+}

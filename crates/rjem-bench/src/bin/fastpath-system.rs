@@ -1,0 +1,4 @@
+//! `fastpath-system N [box]`: the same loop on the system allocator.
+fn main() {
+    rjem_bench::fastpath_main();
+}
