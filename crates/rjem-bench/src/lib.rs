@@ -79,24 +79,39 @@ pub fn run(name: &str) {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let n = 20_000_000;
     let t = timed_threads(1, |_| pairs(n, 32));
-    println!("{name:8} pairs(32)        1 thread : {:6.2} ns/pair", t * 1e9 / n as f64);
+    println!(
+        "{name:8} pairs(32)        1 thread : {:6.2} ns/pair",
+        t * 1e9 / n as f64
+    );
     let t = timed_threads(threads, |_| pairs(n, 32));
-    println!("{name:8} pairs(32) {threads:>2} threads: {:6.2} ns/pair/thread", t * 1e9 / n as f64);
+    println!(
+        "{name:8} pairs(32) {threads:>2} threads: {:6.2} ns/pair/thread",
+        t * 1e9 / n as f64
+    );
     let ops = 5_000_000;
     let t = timed_threads(1, |i| {
         black_box(mixed(ops, 10_000, i as u64 + 1));
     });
-    println!("{name:8} mixed            1 thread : {:6.2} ns/op", t * 1e9 / ops as f64);
+    println!(
+        "{name:8} mixed            1 thread : {:6.2} ns/op",
+        t * 1e9 / ops as f64
+    );
     let t = timed_threads(threads, |i| {
         black_box(mixed(ops, 10_000, i as u64 + 1));
     });
-    println!("{name:8} mixed      {threads:>2} threads: {:6.2} ns/op/thread", t * 1e9 / ops as f64);
+    println!(
+        "{name:8} mixed      {threads:>2} threads: {:6.2} ns/op/thread",
+        t * 1e9 / ops as f64
+    );
 }
 
 /// Entry point for the instruction-count binaries: `fastpath N [box]`.
 pub fn fastpath_main() {
     let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     // Warm up so the measured loop only hits the thread cache.
     pairs(1000, 32);
     box_pairs(1000);

@@ -159,7 +159,9 @@ impl Arena {
                 Some(zeroed) => {
                     if zero && !zeroed {
                         // SAFETY: the grown tail now belongs to `e`.
-                        unsafe { ptr::write_bytes((e.addr() + old) as *mut u8, 0, new_usize - old) };
+                        unsafe {
+                            ptr::write_bytes((e.addr() + old) as *mut u8, 0, new_usize - old)
+                        };
                     }
                 }
             }
@@ -213,11 +215,11 @@ pub fn choose() -> Option<&'static Arena> {
     let mut best: Option<&'static Arena> = None;
     {
         let _g = ARENAS_LOCK.lock();
-        for i in 0..n {
+        for (i, slot) in ARENAS[..n].iter().enumerate() {
             match get(i) {
                 None => {
                     let a = Arena::create(i)?;
-                    ARENAS[i].store(a as *const Arena as *mut Arena, Ordering::Release);
+                    slot.store(a as *const Arena as *mut Arena, Ordering::Release);
                     best = Some(a);
                     break;
                 }

@@ -52,6 +52,12 @@ pub struct BinCtx<'a> {
     pub pages: &'a Mutex<Pages>,
 }
 
+impl Default for Bin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Bin {
     pub const fn new() -> Bin {
         Bin {

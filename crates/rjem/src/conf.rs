@@ -199,7 +199,9 @@ mod tests {
     fn run(s: &str) -> (Conf, Vec<(Problem, Vec<u8>)>) {
         let mut c = Conf::DEFAULT;
         let mut errs = Vec::new();
-        parse(&mut c, s.as_bytes(), &mut |p, pair| errs.push((p, pair.to_vec())));
+        parse(&mut c, s.as_bytes(), &mut |p, pair| {
+            errs.push((p, pair.to_vec()))
+        });
         (c, errs)
     }
 
@@ -222,7 +224,10 @@ mod tests {
         assert_eq!(errs[0], (Problem::InvalidValue, b"narenas:abc".to_vec()));
         assert_eq!(errs[1], (Problem::InvalidPair, b"bogus:1".to_vec()));
         assert_eq!(errs[2], (Problem::InvalidPair, b"tcache".to_vec()));
-        assert_eq!(errs[3], (Problem::Unsupported, b"dirty_decay_ms:5".to_vec()));
+        assert_eq!(
+            errs[3],
+            (Problem::Unsupported, b"dirty_decay_ms:5".to_vec())
+        );
     }
 
     #[test]

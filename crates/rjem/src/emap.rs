@@ -77,7 +77,10 @@ impl Entry {
 #[inline(always)]
 fn split(addr: usize) -> (usize, usize) {
     let key = addr >> LG_KEY;
-    ((key >> LEAF_BITS) & ((1 << ROOT_BITS) - 1), key & (LEAF_LEN - 1))
+    (
+        (key >> LEAF_BITS) & ((1 << ROOT_BITS) - 1),
+        key & (LEAF_LEN - 1),
+    )
 }
 
 #[inline(always)]
@@ -108,15 +111,15 @@ pub fn lookup(addr: usize) -> Entry {
 pub fn ensure_range(addr: usize, size: usize) -> bool {
     let first = split(addr).0;
     let last = split(addr + size - 1).0;
-    for r in first..=last {
-        if !ROOT[r].load(Ordering::Acquire).is_null() {
+    for slot in &ROOT[first..=last] {
+        if !slot.load(Ordering::Acquire).is_null() {
             continue;
         }
         let leaf = os::map(LEAF_LEN * 8) as *mut AtomicU64;
         if leaf.is_null() {
             return false;
         }
-        if ROOT[r]
+        if slot
             .compare_exchange(ptr::null_mut(), leaf, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {

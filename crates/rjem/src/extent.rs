@@ -143,6 +143,12 @@ pub struct ExtentHeap {
     len: usize,
 }
 
+impl Default for ExtentHeap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ExtentHeap {
     pub const fn new() -> Self {
         ExtentHeap { root: None, len: 0 }
@@ -253,6 +259,12 @@ pub struct ExtentList {
     tail: Option<ERef>,
 }
 
+impl Default for ExtentList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ExtentList {
     pub const fn new() -> Self {
         ExtentList {
@@ -295,6 +307,12 @@ pub struct ExtentPool {
 }
 
 const POOL_BATCH: usize = 64;
+
+impl Default for ExtentPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ExtentPool {
     pub const fn new() -> Self {

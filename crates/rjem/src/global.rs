@@ -110,7 +110,7 @@ fn init_slow() -> bool {
 
 fn init_once() -> bool {
     let page = os::page_size();
-    if !page.is_power_of_two() || page < 1 << LG_MIN_PAGE || page > 1 << LG_MAX_PAGE {
+    if !page.is_power_of_two() || !(1 << LG_MIN_PAGE..=1 << LG_MAX_PAGE).contains(&page) {
         os::write_stderr(b"<rjem>: unsupported page size (4 KiB to 64 KiB supported)\n");
         return false;
     }

@@ -2,9 +2,12 @@
 //!
 //! Use it as Rust's global allocator:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static GLOBAL: rjem::Rjem = rjem::Rjem;
+//!
+//! let v: Vec<u32> = (0..1000).collect();
+//! assert_eq!(unsafe { rjem::usable_size(v.as_ptr().cast()) }, 4096);
 //! ```
 //!
 //! The walk of one allocation, module by module: [`api`] (entry points) ->
@@ -108,6 +111,20 @@ pub fn nallocx(size: usize, align: usize) -> usize {
 /// Returns the calling thread's cached blocks to their arenas.
 pub fn flush_thread_cache() {
     tsd::flush()
+}
+
+/// Index of the arena the calling thread is bound to (binding it now if this
+/// is its first call into rjem).
+pub fn thread_arena() -> usize {
+    match tsd::slow() {
+        Some(t) => t.arena().ind,
+        None => 0,
+    }
+}
+
+/// Blocks and bytes held in the calling thread's cache.
+pub fn thread_cached() -> (usize, usize) {
+    tsd::cached()
 }
 
 pub use stats::{snapshot as stats, Stats};

@@ -58,7 +58,10 @@ pub fn map(size: usize) -> *mut u8 {
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
-    if (p as usize).checked_add(size).is_none_or(|end| end > (1usize << VA_BITS)) {
+    if (p as usize)
+        .checked_add(size)
+        .is_none_or(|end| end > (1usize << VA_BITS))
+    {
         unmap(p as *mut u8, size);
         return ptr::null_mut();
     }

@@ -248,7 +248,13 @@ impl Pages {
         }
         let flags = e.has(ZEROED) as u8 * ZEROED;
         if let Some(l) = lead_rec {
-            l.init(e.addr(), lead, self.arena, state, flags | (e.has(HEAD) as u8 * HEAD));
+            l.init(
+                e.addr(),
+                lead,
+                self.arena,
+                state,
+                flags | (e.has(HEAD) as u8 * HEAD),
+            );
             self.register_free(l);
             self.set(state).insert(l);
             e.set_flag(HEAD, false);
@@ -457,7 +463,10 @@ mod tests {
         assert_eq!(p.dirty.count, 1);
         assert_eq!(p.dirty.bytes, 12 * ps);
         let d = emap::lookup(base).extent().unwrap();
-        assert_eq!((d.addr(), d.size(), d.state()), (base, 12 * ps, State::Dirty));
+        assert_eq!(
+            (d.addr(), d.size(), d.state()),
+            (base, 12 * ps, State::Dirty)
+        );
         // Reuse takes the dirty extent, lowest address first.
         let (c, z) = p.alloc(2 * ps, ps).unwrap();
         assert!(!z);

@@ -51,12 +51,15 @@ fn lo(p: *mut *mut u8) -> u16 {
 }
 
 impl CacheBin {
-    const ZERO: CacheBin = CacheBin {
-        head: Cell::new(ptr::null_mut()),
-        low_water: Cell::new(0),
-        full: Cell::new(0),
-        empty: Cell::new(0),
-    };
+    /// A zero-capacity stack: every pop and push takes the slow path.
+    const fn zero() -> CacheBin {
+        CacheBin {
+            head: Cell::new(ptr::null_mut()),
+            low_water: Cell::new(0),
+            full: Cell::new(0),
+            empty: Cell::new(0),
+        }
+    }
 
     /// Pops the most recently cached block, unless the stack is at its
     /// low-water mark (then the slow path decides).
@@ -130,10 +133,16 @@ pub struct Tcache {
     gc_next: Cell<usize>,
 }
 
+impl Default for Tcache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Tcache {
     pub const fn new() -> Tcache {
         Tcache {
-            bins: [CacheBin::ZERO; NCACHED_MAX],
+            bins: [const { CacheBin::zero() }; NCACHED_MAX],
             ctl: [const {
                 Cell::new(BinCtl {
                     lg_fill_div: 1,
@@ -361,7 +370,10 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
                 let p = items[i];
                 let e = check(p, emap::lookup(p as usize), ind);
                 if e.addr() != p as usize {
-                    os::fatal("invalid free: pointer inside a large allocation", p as usize);
+                    os::fatal(
+                        "invalid free: pointer inside a large allocation",
+                        p as usize,
+                    );
                 }
                 if e.arena() == owner {
                     a.large_dalloc(e);

@@ -123,7 +123,10 @@ fn setup(t: &Tsd) {
     // A non-null value makes the key's destructor run at thread exit.
     // SAFETY: KEY was created during global initialisation.
     unsafe {
-        libc::pthread_setspecific(KEY.load(Ordering::Relaxed), 1 as *const libc::c_void);
+        libc::pthread_setspecific(
+            KEY.load(Ordering::Relaxed),
+            core::ptr::dangling::<libc::c_void>(),
+        );
     }
 }
 

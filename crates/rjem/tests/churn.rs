@@ -38,7 +38,9 @@ fn thousands_of_threads_stay_bounded() {
     let rss_before = rss_kib();
     let mut total = 0;
     for round in 0..250 {
-        let hs: Vec<_> = (0..20).map(|t| thread::spawn(move || work(round * 20 + t))).collect();
+        let hs: Vec<_> = (0..20)
+            .map(|t| thread::spawn(move || work(round * 20 + t)))
+            .collect();
         for h in hs {
             total += h.join().unwrap();
         }
@@ -59,5 +61,8 @@ fn thousands_of_threads_stay_bounded() {
         after.mapped + after.retained <= before.mapped + before.retained + (64 << 20),
         "mapped memory grew: {before:?} -> {after:?}"
     );
-    assert!(rss_after <= rss_before + 64 * 1024, "RSS grew from {rss_before} KiB to {rss_after} KiB");
+    assert!(
+        rss_after <= rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
 }

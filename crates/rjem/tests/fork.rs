@@ -47,7 +47,9 @@ fn fork_while_threads_allocate() {
         if pid == 0 {
             let ok = std::panic::catch_unwind(|| {
                 let a = churn(5000, 1);
-                let hs: Vec<_> = (0..2).map(|t| thread::spawn(move || churn(3000, t))).collect();
+                let hs: Vec<_> = (0..2)
+                    .map(|t| thread::spawn(move || churn(3000, t)))
+                    .collect();
                 a + hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
             });
             unsafe { libc::_exit(if ok.is_ok() { 0 } else { 1 }) };

@@ -20,14 +20,22 @@ fn collections_work() {
         b.insert(i * 7 % 10_007, i.to_string());
     }
     assert_eq!(b.len(), 10_000);
-    let s: String = (0..100_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let s: String = (0..100_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     assert_eq!(s.len(), 100_000);
 }
 
 #[test]
 fn usable_size_is_the_class() {
     unsafe {
-        for (req, want) in [(1, 8), (100, 112), (14336, 14336), (14337, 16384), (100_000, 114_688)] {
+        for (req, want) in [
+            (1, 8),
+            (100, 112),
+            (14336, 14336),
+            (14337, 16384),
+            (100_000, 114_688),
+        ] {
             let l = Layout::from_size_align(req, 1).unwrap();
             let p = alloc(l);
             assert!(!p.is_null());
@@ -67,7 +75,10 @@ fn zeroed_memory_is_zero() {
                 p.write_bytes(0xff, size);
                 dealloc(p, l);
                 let z = alloc_zeroed(l);
-                assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0), "size {size}");
+                assert!(
+                    std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0),
+                    "size {size}"
+                );
                 z.write_bytes(0xee, size);
                 dealloc(z, l);
             }

@@ -28,7 +28,10 @@ fn sizes() -> Vec<usize> {
 #[test]
 fn nallocx_matches_jemalloc() {
     if !Path::new(LIBJEMALLOC).exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install libjemalloc2");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install libjemalloc2"
+        );
         eprintln!("skipped: {LIBJEMALLOC} not installed (apt-get install libjemalloc2)");
         return;
     }
@@ -107,6 +110,15 @@ int main(void) {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
-    assert_eq!(mismatches, 0, "{} of {} queries differ", mismatches, queries.len());
-    eprintln!("{} (size, alignment) queries agree with jemalloc 5.3", queries.len());
+    assert_eq!(
+        mismatches,
+        0,
+        "{} of {} queries differ",
+        mismatches,
+        queries.len()
+    );
+    eprintln!(
+        "{} (size, alignment) queries agree with jemalloc 5.3",
+        queries.len()
+    );
 }

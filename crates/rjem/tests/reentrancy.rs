@@ -84,7 +84,11 @@ fn no_nested_allocation_on_any_path() {
         h.join().unwrap();
     }
     assert!(CALLS.load(Ordering::Relaxed) > 100_000);
-    assert_eq!(NESTED.load(Ordering::Relaxed), 0, "rjem re-entered the global allocator");
+    assert_eq!(
+        NESTED.load(Ordering::Relaxed),
+        0,
+        "rjem re-entered the global allocator"
+    );
 }
 
 #[test]
@@ -97,8 +101,21 @@ fn crate_cannot_reach_the_global_allocator() {
         let text = std::fs::read_to_string(&path).unwrap();
         // Only test code may name the alloc crate or std's collections.
         let non_test = text.split("#[cfg(test)]").next().unwrap();
-        for banned in ["extern crate alloc", "alloc::vec", "alloc::boxed", "std::vec", "std::boxed", "Vec<", "Box<", "String"] {
-            assert!(!non_test.contains(banned), "{} uses {banned}", path.display());
+        for banned in [
+            "extern crate alloc",
+            "alloc::vec",
+            "alloc::boxed",
+            "std::vec",
+            "std::boxed",
+            "Vec<",
+            "Box<",
+            "String",
+        ] {
+            assert!(
+                !non_test.contains(banned),
+                "{} uses {banned}",
+                path.display()
+            );
         }
     }
 }

@@ -57,19 +57,27 @@ fn check(b: &Block) {
     let (a, s) = (b.ptr as usize, b.layout.size());
     for i in positions(s) {
         let got = unsafe { *b.ptr.add(i) };
-        assert_eq!(got, pattern(a, s, i), "corruption in block {a:#x} size {s} at {i}");
+        assert_eq!(
+            got,
+            pattern(a, s, i),
+            "corruption in block {a:#x} size {s} at {i}"
+        );
     }
 }
 
 fn random_layout(r: &mut Rng) -> Layout {
     // Log-uniform sizes: most small, some large, a few up to 4 MiB.
-    let lg = if r.below(50) == 0 { 16 + r.below(7) } else { r.below(16) } as u32;
+    let lg = if r.below(50) == 0 {
+        16 + r.below(7)
+    } else {
+        r.below(16)
+    } as u32;
     let size = (1usize << lg) + r.below(1 << lg) as usize;
     let size = size.clamp(1, 4 << 20);
     let align = match r.below(10) {
         0..=5 => 8,
         6 => 1,
-        7 => 16 << r.below(4),   // 16..128
+        7 => 16 << r.below(4), // 16..128
         8 => 4096,
         _ => 1 << (12 + r.below(5)), // 4 KiB .. 64 KiB
     };

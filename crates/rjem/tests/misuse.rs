@@ -1,0 +1,110 @@
+//! Misuse is detected and reported, never silent: each case runs in a child
+//! process (this test binary re-executed) that must abort with rjem's
+//! message on stderr.
+
+use std::process::Command;
+
+#[global_allocator]
+static GLOBAL: rjem::Rjem = rjem::Rjem;
+
+fn scenario(name: &str) {
+    unsafe {
+        match name {
+            "foreign" => {
+                let x = [0u8; 64];
+                rjem::api::free(x.as_ptr() as *mut u8);
+            }
+            "double" => {
+                let p = rjem::api::alloc(48, 8, false);
+                rjem::api::free(p);
+                rjem::api::free(p);
+                rjem::flush_thread_cache();
+            }
+            "interior-small" => {
+                let p = rjem::api::alloc(100, 8, false);
+                rjem::api::free(p.add(16));
+                rjem::flush_thread_cache();
+            }
+            "interior-large" => {
+                let p = rjem::api::alloc(1 << 20, 8, false);
+                rjem::api::free(p.add(4096 * 3));
+            }
+            "double-large" => {
+                let p = rjem::api::alloc(1 << 20, 8, false);
+                rjem::api::free(p);
+                rjem::api::free(p);
+            }
+            "bad-conf" => {
+                // MALLOC_CONF is set by the parent; the allocator warns.
+                let v: Vec<u8> = std::hint::black_box(vec![1u8; 10]);
+                assert_eq!(v.len(), 10);
+                std::process::exit(0);
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+fn run(name: &str, envs: &[(&str, &str)]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut c = Command::new(exe);
+    c.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("RJEM_MISUSE", name);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn child() {
+    if let Ok(name) = std::env::var("RJEM_MISUSE") {
+        scenario(&name);
+        // Reaching here means the misuse went unnoticed.
+        std::process::exit(3);
+    }
+}
+
+#[test]
+fn misuse_aborts_with_a_message() {
+    for (name, want) in [
+        ("foreign", "invalid free"),
+        ("double", "double free"),
+        ("interior-small", "not a region start"),
+        ("interior-large", "invalid free"),
+        ("double-large", "invalid free"),
+    ] {
+        let out = run(name, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: child exited normally");
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{name}: expected a signal (abort): {err}"
+        );
+        assert!(
+            err.contains("<rjem>: ") && err.contains(want),
+            "{name}: stderr was {err}"
+        );
+    }
+}
+
+#[test]
+fn bad_malloc_conf_names_the_option() {
+    let out = run(
+        "bad-conf",
+        &[("MALLOC_CONF", "narenas:lots,tcache:true,nosuch:1")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("<rjem>: Invalid conf value: narenas:lots"),
+        "{err}"
+    );
+    assert!(err.contains("<rjem>: Invalid conf pair: nosuch:1"), "{err}");
+    let out = run(
+        "bad-conf",
+        &[("MALLOC_CONF", "abort_conf:true,narenas:lots")],
+    );
+    assert_eq!(out.status.code(), None, "abort_conf must abort");
+}
