@@ -89,6 +89,54 @@ pub fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
     p
 }
 
+/// Allocates from arena `a` specifically, bypassing the thread cache.
+pub fn alloc_in_arena(a: &arena::Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
+    if !global::ensure_init() {
+        return ptr::null_mut();
+    }
+    let g = global::geom();
+    let Some(usize) = g.usable_size(size, align) else {
+        return ptr::null_mut();
+    };
+    let ind = sc::size_to_index(usize);
+    if !g.is_small(ind) {
+        return a.large_alloc(usize, align, zero);
+    }
+    let p = a.small_alloc(ind);
+    if zero && !p.is_null() {
+        // SAFETY: p is a fresh block of `usize` bytes.
+        unsafe { ptr::write_bytes(p, 0, usize) };
+    }
+    p
+}
+
+/// Allocates from the calling thread's arena without its cache.
+pub fn alloc_uncached(size: usize, align: usize, zero: bool) -> *mut u8 {
+    match tsd::slow() {
+        Some(t) => alloc_in_arena(t.arena(), size, align, zero),
+        None => ptr::null_mut(),
+    }
+}
+
+/// The pointer-map entry of live allocation `p`; fatal if `p` is not one.
+///
+/// # Safety
+/// None beyond passing a pointer; invalid pointers are reported.
+#[inline(always)]
+pub unsafe fn entry(p: *mut u8) -> Entry {
+    live_entry(p)
+}
+
+/// Frees `p` whose entry the caller already looked up.
+#[inline]
+pub fn free_entry(p: *mut u8, ent: Entry) {
+    let ind = ent.cached_class();
+    if ind < NCACHED_MAX && tsd::cache_push(ind, p) {
+        return;
+    }
+    dalloc_slow(p, ent);
+}
+
 /// Looks up a pointer the caller claims is live; fatal if it is not.
 #[inline(always)]
 fn live_entry(p: *mut u8) -> Entry {
@@ -114,13 +162,23 @@ fn invalid_free(p: *mut u8) -> ! {
 /// `p` must be null or a live rjem allocation, not used afterwards.
 #[inline]
 pub unsafe fn free(p: *mut u8) {
+    // Null, foreign and freed pointers have no cached class: slow path.
+    let ent = emap::lookup(p as usize);
+    let ind = ent.cached_class();
+    if ind < NCACHED_MAX && tsd::cache_push(ind, p) {
+        return;
+    }
+    free_slow(p, ent);
+}
+
+#[cold]
+#[inline(never)]
+fn free_slow(p: *mut u8, ent: Entry) {
     if p.is_null() {
         return;
     }
-    let ent = live_entry(p);
-    let ind = ent.szind();
-    if ind < NCACHED_MAX && tsd::cache_push(ind, p) {
-        return;
+    if !ent.is_active() {
+        invalid_free(p);
     }
     dalloc_slow(p, ent);
 }

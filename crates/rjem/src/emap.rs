@@ -41,7 +41,10 @@ impl Entry {
     pub fn new(e: ERef, szind: usize, slab: bool) -> Entry {
         let p = e as *const Extent as u64;
         debug_assert_eq!(p & !PTR_MASK, 0);
-        Entry(p | ((szind as u64) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
+        // The class is stored plus one, so that an empty entry (0), a free
+        // extent (NO_CLASS + 1) and an uncached class all fail one compare
+        // in `cached_class`.
+        Entry(p | ((szind as u64 + 1) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
     }
     /// Entry for a free extent's boundary pages.
     pub fn free(e: ERef) -> Entry {
@@ -54,7 +57,15 @@ impl Entry {
     /// Size class; `NO_CLASS` for free extents.
     #[inline]
     pub fn szind(self) -> usize {
-        (self.0 >> SZ_SHIFT) as usize
+        ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
+    }
+    /// The size class if the entry is an active allocation, otherwise a
+    /// number above every class (`usize::MAX` for empty entries,
+    /// `NO_CLASS` for free extents): `cached_class() < n` checks "live and
+    /// of a class below n" with one compare.
+    #[inline(always)]
+    pub fn cached_class(self) -> usize {
+        self.szind()
     }
     #[inline]
     pub fn is_slab(self) -> bool {
@@ -77,17 +88,14 @@ impl Entry {
 #[inline(always)]
 fn split(addr: usize) -> (usize, usize) {
     let key = addr >> LG_KEY;
-    (
-        (key >> LEAF_BITS) & ((1 << ROOT_BITS) - 1),
-        key & (LEAF_LEN - 1),
-    )
+    (key >> LEAF_BITS, key & (LEAF_LEN - 1))
 }
 
 #[inline(always)]
 fn slot(addr: usize) -> Option<&'static AtomicU64> {
     let (r, l) = split(addr);
-    // SAFETY: r < 2^ROOT_BITS by the mask.
-    let leaf = unsafe { ROOT.get_unchecked(r) }.load(Ordering::Acquire);
+    // Addresses at or above 2^48 have no slot (r out of range).
+    let leaf = ROOT.get(r)?.load(Ordering::Acquire);
     if leaf.is_null() {
         return None;
     }
@@ -98,9 +106,6 @@ fn slot(addr: usize) -> Option<&'static AtomicU64> {
 /// The entry for the page containing `addr`; `EMPTY` if rjem never mapped it.
 #[inline(always)]
 pub fn lookup(addr: usize) -> Entry {
-    if addr >> os::VA_BITS != 0 {
-        return Entry::EMPTY;
-    }
     match slot(addr) {
         Some(s) => Entry(s.load(Ordering::Acquire)),
         None => Entry::EMPTY,
@@ -109,6 +114,9 @@ pub fn lookup(addr: usize) -> Entry {
 
 /// Creates the leaves covering `[addr, addr + size)`. False on OOM.
 pub fn ensure_range(addr: usize, size: usize) -> bool {
+    if (addr + size - 1) >> os::VA_BITS != 0 {
+        return false;
+    }
     let first = split(addr).0;
     let last = split(addr + size - 1).0;
     for slot in &ROOT[first..=last] {

@@ -196,8 +196,11 @@ impl Pages {
         if slab {
             emap::set_range(e.addr(), e.size(), entry);
         } else {
+            // The last page maps to the record without a class: enough for
+            // neighbours to find it, while `free` of a pointer into that
+            // page is recognised as invalid.
+            emap::set_range(e.end() - self.page, self.page, Entry::free(e));
             emap::set_range(e.addr(), self.page, entry);
-            emap::set_range(e.end() - self.page, self.page, entry);
         }
     }
 
@@ -453,7 +456,10 @@ mod tests {
         p.register_active(b, 40, false);
         assert_eq!(b.addr(), a.end(), "address-ordered first fit packs");
         assert_eq!(emap::lookup(a.addr()).szind(), 36);
-        assert_eq!(emap::lookup(b.end() - 1).szind(), 40);
+        assert_eq!(emap::lookup(b.addr() + 100).szind(), 40);
+        // The last page finds the record but is not a valid free target.
+        let last = emap::lookup(b.end() - 1);
+        assert!(!last.is_active() && std::ptr::eq(last.extent().unwrap(), b));
         let (base, mapped) = (a.addr(), p.stats.mapped);
         assert_eq!(p.stats.active_bytes, 12 * ps);
         p.dalloc(a);

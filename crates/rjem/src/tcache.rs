@@ -14,7 +14,7 @@
 //!
 //! Policy (jemalloc's defaults): small classes hold 2 x regions-per-slab
 //! items, clamped to [20, 200]; large cached classes 20. A miss fills
-//! `slots >> lg_fill_div` items from the arena in one lock hold; a full stack
+//! `slots >> (1 + fill_shift)` items from the arena in one lock hold; a full stack
 //! flushes its older half back to the owning arenas, grouped per arena. Every
 //! 64 KiB of traffic through the slow path, one class is GC'd: 3/4 of what
 //! stayed unused since its last GC (below its low-water mark) is flushed,
@@ -118,7 +118,9 @@ impl CacheBin {
 /// Per-class adaptive state, touched only on slow paths.
 #[derive(Clone, Copy)]
 struct BinCtl {
-    lg_fill_div: u8,
+    /// A fill takes `capacity >> (1 + fill_shift)` items: half the stack by
+    /// default (zero, so an all-zero `Tcache` is a valid initial value).
+    fill_shift: u8,
     /// Went empty and was refilled since the last GC of this class.
     refilled: bool,
 }
@@ -145,7 +147,7 @@ impl Tcache {
             bins: [const { CacheBin::zero() }; NCACHED_MAX],
             ctl: [const {
                 Cell::new(BinCtl {
-                    lg_fill_div: 1,
+                    fill_shift: 0,
                     refilled: false,
                 })
             }; NCACHED_MAX],
@@ -154,6 +156,20 @@ impl Tcache {
             gc_bytes: Cell::new(0),
             gc_next: Cell::new(0),
         }
+    }
+
+    /// Whether this cache is in its initial state, byte for byte in effect
+    /// (tests: an all-zero `Tcache` must equal `new()`).
+    #[cfg(test)]
+    pub fn same_as_new(&self) -> bool {
+        self.nbins.get() == 0
+            && self.stack.get().is_null()
+            && self.gc_bytes.get() == 0
+            && self.gc_next.get() == 0
+            && self
+                .ctl
+                .iter()
+                .all(|c| c.get().fill_shift == 0 && !c.get().refilled)
     }
 
     /// Whether class `ind` is cached by this (set-up) cache.
@@ -244,7 +260,7 @@ impl Tcache {
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
         self.ctl[ind].set(ctl);
-        let nfill = (b.capacity() >> ctl.lg_fill_div).max(1);
+        let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
@@ -326,12 +342,12 @@ impl Tcache {
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
             // Unused items: fill less next time.
-            if b.capacity() >> (ctl.lg_fill_div + 1) >= 1 {
-                ctl.lg_fill_div += 1;
+            if b.capacity() >> (ctl.fill_shift + 2) >= 1 {
+                ctl.fill_shift += 1;
             }
-        } else if ctl.refilled && ctl.lg_fill_div > 1 {
+        } else if ctl.refilled && ctl.fill_shift > 0 {
             // Ran dry: fill more.
-            ctl.lg_fill_div -= 1;
+            ctl.fill_shift -= 1;
         }
         ctl.refilled = false;
         self.ctl[ind].set(ctl);

@@ -13,8 +13,17 @@
 //! destructor. A dead thread, or one re-entering the allocator while its
 //! own set-up runs, is served directly by its arena (no cache, no leak).
 //!
+//! Where the `Tsd` lives: by default a `thread_local!` (in an executable a
+//! plain `fs:`-relative access). With the `initial-exec-tls` feature (the C
+//! library turns it on) it is a block in the initial-exec TLS model, declared
+//! in assembly because stable Rust cannot choose a TLS model: a shared
+//! library then reaches it with two instructions instead of a call to
+//! `__tls_get_addr` (which may also allocate for `dlopen`ed libraries). Both
+//! start all-zero, which is a valid `UNINIT` state (checked by a test).
+//!
 //! This is the only module that names `std`, and only for `thread_local!`.
 
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64")))]
 extern crate std;
 
 use crate::arena::{self, Arena};
@@ -39,6 +48,12 @@ pub struct Tsd {
 }
 
 impl Tsd {
+    /// The initial state (equal to all-zero memory; the initial-exec block
+    /// relies on that).
+    #[cfg_attr(
+        all(feature = "initial-exec-tls", target_arch = "x86_64"),
+        allow(dead_code)
+    )]
     const fn new() -> Tsd {
         Tsd {
             tcache: Tcache::new(),
@@ -68,17 +83,55 @@ impl Tsd {
     }
 }
 
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64")))]
 std::thread_local! {
     static TSD: Tsd = const { Tsd::new() };
 }
 
 /// This thread's `Tsd`.
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64")))]
 #[inline(always)]
 pub fn get() -> &'static Tsd {
     // SAFETY: the thread-local has no destructor, so its storage is valid
     // for as long as the thread runs; `Tsd` is !Sync, so the reference
     // cannot reach another thread. 'static stands for "this thread's life".
     TSD.with(|t| unsafe { &*(t as *const Tsd) })
+}
+
+#[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".pushsection .tbss.rjem_tsd,\"awT\",@nobits",
+    ".p2align 6",
+    // Global so every codegen unit can reach it, hidden so no other module
+    // binds to it.
+    ".globl rjem_tsd_block",
+    ".hidden rjem_tsd_block",
+    ".type rjem_tsd_block,@object",
+    ".size rjem_tsd_block, {size}",
+    "rjem_tsd_block:",
+    ".zero {size}",
+    ".popsection",
+    size = const core::mem::size_of::<Tsd>(),
+);
+
+/// This thread's `Tsd`, in the initial-exec TLS block.
+#[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64"))]
+#[inline(always)]
+pub fn get() -> &'static Tsd {
+    let p: *const Tsd;
+    // SAFETY: the GOT slot holds the block's offset from the thread pointer
+    // (fs:0 holds the thread pointer itself); the block is zero-initialised
+    // per thread by the loader, a valid `Tsd`, and lives as long as the
+    // thread. See the non-asm `get` for why 'static is acceptable.
+    unsafe {
+        core::arch::asm!(
+            "mov {p}, qword ptr [rip + rjem_tsd_block@GOTTPOFF]",
+            "add {p}, qword ptr fs:0",
+            p = out(reg) p,
+            options(pure, readonly, nostack),
+        );
+        &*p
+    }
 }
 
 /// Fast-path pop from cached class `ind` (< NCACHED_MAX).
@@ -179,5 +232,29 @@ pub(crate) fn fork_child() {
         if let Some(a) = t.arena.get() {
             a.nthreads.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_zero_is_the_initial_state() {
+        // SAFETY: only inspected, through the same accessors the allocator
+        // uses; this is exactly what the loader gives each thread.
+        let z: Tsd = unsafe { core::mem::zeroed() };
+        let n = Tsd::new();
+        assert_eq!(z.state.get(), n.state.get());
+        assert_eq!(z.busy.get(), n.busy.get());
+        assert!(z.arena.get().is_none());
+        assert!(z.cache().is_none());
+        for (a, b) in z.tcache.bins.iter().zip(n.tcache.bins.iter()) {
+            assert_eq!(a.count(), 0);
+            assert_eq!(b.count(), 0);
+            assert!(a.pop().is_none() && b.pop().is_none());
+            assert!(!a.push(core::ptr::null_mut()) && !b.push(core::ptr::null_mut()));
+        }
+        assert!(z.tcache.same_as_new());
     }
 }
