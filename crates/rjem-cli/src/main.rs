@@ -110,7 +110,10 @@ fn run(args: &[OsString]) -> ExitCode {
         std::io::ErrorKind::NotFound => 127,
         _ => 126,
     };
-    fail(&format!("cannot run '{}': {err}", Path::new(&cmd[0]).display()), code)
+    fail(
+        &format!("cannot run '{}': {err}", Path::new(&cmd[0]).display()),
+        code,
+    )
 }
 
 fn main() -> ExitCode {
