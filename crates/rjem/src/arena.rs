@@ -209,34 +209,37 @@ pub fn get_or_create(i: usize) -> Option<&'static Arena> {
     Some(a)
 }
 
-/// Binds the calling thread: the least-loaded of the automatic arenas.
+/// Binds the calling thread: the least-loaded of the automatic arenas. An
+/// idle arena that exists is reused before a new one is created; a new one
+/// is created before two threads share one.
 pub fn choose() -> Option<&'static Arena> {
     let n = global::narenas();
+    let _g = ARENAS_LOCK.lock();
     let mut best: Option<&'static Arena> = None;
-    {
-        let _g = ARENAS_LOCK.lock();
-        for (i, slot) in ARENAS[..n].iter().enumerate() {
-            match get(i) {
-                None => {
-                    let a = Arena::create(i)?;
-                    slot.store(a as *const Arena as *mut Arena, Ordering::Release);
+    let mut first_free: Option<usize> = None;
+    for i in 0..n {
+        match get(i) {
+            None => {
+                first_free.get_or_insert(i);
+            }
+            Some(a) => {
+                let load = a.nthreads.load(Ordering::Relaxed);
+                if best.is_none_or(|b| load < b.nthreads.load(Ordering::Relaxed)) {
                     best = Some(a);
-                    break;
-                }
-                Some(a) => {
-                    if best.is_none_or(|b| {
-                        a.nthreads.load(Ordering::Relaxed) < b.nthreads.load(Ordering::Relaxed)
-                    }) {
-                        best = Some(a);
-                    }
                 }
             }
         }
-        if let Some(a) = best {
-            a.nthreads.fetch_add(1, Ordering::Relaxed);
+    }
+    let busy = best.is_none_or(|b| b.nthreads.load(Ordering::Relaxed) > 0);
+    if let (true, Some(i)) = (busy, first_free) {
+        if let Some(a) = Arena::create(i) {
+            ARENAS[i].store(a as *const Arena as *mut Arena, Ordering::Release);
+            best = Some(a);
         }
     }
-    best
+    let a = best?;
+    a.nthreads.fetch_add(1, Ordering::Relaxed);
+    Some(a)
 }
 
 /// Unbinds a thread from `a`.

@@ -21,6 +21,7 @@
 use crate::base;
 use core::cell::Cell;
 use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -46,12 +47,15 @@ pub type ERef = &'static Extent;
 
 #[repr(C, align(64))]
 pub struct Extent {
-    addr: Cell<usize>,
-    size: Cell<usize>,
-    arena: Cell<u32>,
-    szind: Cell<u8>,
-    state: Cell<State>,
-    flags: Cell<u8>,
+    // Fields a neighbouring arena's page allocator may read while deciding
+    // whether to merge (it sees our record through the pointer map) are
+    // relaxed atomics: plain loads and stores on x86_64, and no data race.
+    addr: AtomicUsize,
+    size: AtomicUsize,
+    arena: AtomicU32,
+    szind: AtomicU8,
+    state: AtomicU8,
+    flags: AtomicU8,
     /// Slab: free regions left.
     pub nfree: Cell<u32>,
     /// Slab: free-region bitmap (1 = free), `Geometry::bitmap_words` words.
@@ -70,52 +74,58 @@ pub struct Extent {
 
 // SAFETY: records are shared between threads only under the locking
 // discipline in the module comment: every Cell is accessed by one lock holder
-// at a time.
+// at a time; fields other threads may peek at are atomics.
 unsafe impl Sync for Extent {}
 
 impl Extent {
     #[inline]
     pub fn addr(&self) -> usize {
-        self.addr.get()
+        self.addr.load(Relaxed)
     }
     #[inline]
     pub fn size(&self) -> usize {
-        self.size.get()
+        self.size.load(Relaxed)
     }
     #[inline]
     pub fn end(&self) -> usize {
-        self.addr.get() + self.size.get()
+        self.addr() + self.size()
     }
     #[inline]
     pub fn arena(&self) -> usize {
-        self.arena.get() as usize
+        self.arena.load(Relaxed) as usize
     }
     #[inline]
     pub fn szind(&self) -> usize {
-        self.szind.get() as usize
+        self.szind.load(Relaxed) as usize
     }
     #[inline]
     pub fn state(&self) -> State {
-        self.state.get()
+        match self.state.load(Relaxed) {
+            0 => State::Active,
+            1 => State::Dirty,
+            2 => State::Muzzy,
+            _ => State::Retained,
+        }
     }
     #[inline]
     pub fn has(&self, flag: u8) -> bool {
-        self.flags.get() & flag != 0
+        self.flags.load(Relaxed) & flag != 0
     }
     #[inline]
     pub fn set_flag(&self, flag: u8, on: bool) {
-        let f = self.flags.get();
-        self.flags.set(if on { f | flag } else { f & !flag });
+        let f = self.flags.load(Relaxed);
+        self.flags
+            .store(if on { f | flag } else { f & !flag }, Relaxed);
     }
 
     /// Sets geometry, owner and state for a record that is being (re)used.
     pub fn init(&self, addr: usize, size: usize, arena: usize, state: State, flags: u8) {
-        self.addr.set(addr);
-        self.size.set(size);
-        self.arena.set(arena as u32);
-        self.szind.set(NO_CLASS);
-        self.state.set(state);
-        self.flags.set(flags);
+        self.addr.store(addr, Relaxed);
+        self.size.store(size, Relaxed);
+        self.arena.store(arena as u32, Relaxed);
+        self.szind.store(NO_CLASS, Relaxed);
+        self.state.store(state as u8, Relaxed);
+        self.flags.store(flags, Relaxed);
         self.nfree.set(0);
         self.child.set(None);
         self.next.set(None);
@@ -125,14 +135,14 @@ impl Extent {
         self.epoch.set(0);
     }
     pub fn set_range(&self, addr: usize, size: usize) {
-        self.addr.set(addr);
-        self.size.set(size);
+        self.addr.store(addr, Relaxed);
+        self.size.store(size, Relaxed);
     }
     pub fn set_state(&self, s: State) {
-        self.state.set(s);
+        self.state.store(s as u8, Relaxed);
     }
     pub fn set_szind(&self, ind: usize) {
-        self.szind.set(ind as u8);
+        self.szind.store(ind as u8, Relaxed);
     }
 }
 

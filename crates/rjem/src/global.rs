@@ -152,16 +152,28 @@ fn init_once() -> bool {
     true
 }
 
+/// Whether `fork_prepare` took rjem's locks, so that the parent and child
+/// handlers act exactly when it did (initialisation may finish between the
+/// handlers).
+static FORK_LOCKED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 extern "C" fn fork_prepare() {
+    // Another thread initialising: wait, so the child does not inherit a
+    // half-built allocator whose initialiser no longer exists.
+    while STATE.load(Ordering::Acquire) == BUSY && INIT_TID.load(Ordering::Relaxed) != gettid() {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
     if STATE.load(Ordering::Acquire) != READY {
         return;
     }
     arena::fork_prepare();
     crate::base::fork_prepare();
+    FORK_LOCKED.store(true, Ordering::Relaxed);
 }
 
 extern "C" fn fork_parent() {
-    if STATE.load(Ordering::Acquire) != READY {
+    if !FORK_LOCKED.swap(false, Ordering::Relaxed) {
         return;
     }
     crate::base::fork_parent();
@@ -169,7 +181,7 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
-    if STATE.load(Ordering::Acquire) != READY {
+    if !FORK_LOCKED.swap(false, Ordering::Relaxed) {
         return;
     }
     crate::base::fork_child();

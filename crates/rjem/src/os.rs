@@ -107,21 +107,38 @@ pub fn unmap(p: *mut u8, size: usize) {
 /// kernels without it fall back to `MADV_DONTNEED` cleanly.
 static MADV_FREE_OK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
 
-/// Lazy purge: the kernel may reclaim the pages when it needs memory; their
-/// contents become undefined (old data or zeros). Returns false when the
-/// pages were forcibly purged instead (the fallback), true when lazily.
-pub fn purge_lazy(p: *mut u8, size: usize) -> bool {
+/// What a lazy purge did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Purged {
+    /// MADV_FREE: the kernel may take the pages; contents undefined.
+    Lazy,
+    /// Fell back to MADV_DONTNEED: released, reads as zeros.
+    Zeroed,
+    /// Nothing could be purged (e.g. locked pages): contents kept.
+    Failed,
+}
+
+/// Lazy purge: the kernel may reclaim the pages when it needs memory.
+/// Kernels without `MADV_FREE` (EINVAL) fall back to a forced purge, and
+/// rjem stops trying it.
+pub fn purge_lazy(p: *mut u8, size: usize) -> Purged {
     use core::sync::atomic::Ordering::Relaxed;
     if MADV_FREE_OK.load(Relaxed) {
         // SAFETY: madvise on a range of our own mapping only changes residency.
         let r = unsafe { libc::madvise(p as *mut libc::c_void, size, libc::MADV_FREE) };
         if r == 0 {
-            return true;
+            return Purged::Lazy;
         }
-        MADV_FREE_OK.store(false, Relaxed);
+        // SAFETY: reading this thread's errno.
+        if unsafe { *libc::__errno_location() } == libc::EINVAL {
+            MADV_FREE_OK.store(false, Relaxed);
+        }
     }
-    purge_forced(p, size);
-    false
+    if purge_forced(p, size) {
+        Purged::Zeroed
+    } else {
+        Purged::Failed
+    }
 }
 
 /// Forced purge: the pages are released now and read back as zeros.

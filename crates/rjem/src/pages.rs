@@ -325,9 +325,11 @@ impl Pages {
         // Left neighbour: same mapping unless `e` starts one.
         if !e.has(HEAD) {
             if let Some(l) = emap::lookup(e.addr() - page).extent() {
-                if l.state() == state && l.end() == e.addr() && l.arena() == self.arena {
+                if l.arena() == self.arena && l.state() == state && l.end() == e.addr() {
                     self.set(state).remove(l);
+                    // Both pages at the seam become interior.
                     emap::set_range(l.end() - page, page, Entry::EMPTY);
+                    emap::set_range(e.addr(), page, Entry::EMPTY);
                     let zero = l.has(ZEROED) && e.has(ZEROED);
                     e.set_range(l.addr(), l.size() + e.size());
                     e.set_flag(HEAD, l.has(HEAD));
@@ -338,9 +340,10 @@ impl Pages {
         }
         // Right neighbour: same mapping unless it starts one.
         if let Some(r) = emap::lookup(e.end()).extent() {
-            if r.state() == state && r.addr() == e.end() && !r.has(HEAD) && r.arena() == self.arena
+            if r.arena() == self.arena && r.state() == state && r.addr() == e.end() && !r.has(HEAD)
             {
                 self.set(state).remove(r);
+                emap::set_range(e.end() - page, page, Entry::EMPTY);
                 emap::set_range(r.addr(), page, Entry::EMPTY);
                 let zero = r.has(ZEROED) && e.has(ZEROED);
                 e.set_range(e.addr(), e.size() + r.size());
@@ -374,10 +377,10 @@ impl Pages {
     pub fn expand(&mut self, e: ERef, new_size: usize) -> Option<bool> {
         let extra = new_size - e.size();
         let r = emap::lookup(e.end()).extent()?;
-        if r.state() == State::Active
+        if r.arena() != self.arena
+            || r.state() == State::Active
             || r.addr() != e.end()
             || r.has(HEAD)
-            || r.arena() != self.arena
             || r.size() < extra
         {
             return None;
@@ -385,9 +388,10 @@ impl Pages {
         let state = r.state();
         self.set(state).remove(r);
         let (mid, zeroed) = self.carve(r, extra, self.page)?;
-        // Absorb `mid` into `e`.
-        e.set_range(e.addr(), new_size);
+        // Absorb `mid` into `e`: the seam's pages become interior.
+        emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
         emap::set_range(mid.addr(), self.page, Entry::EMPTY);
+        e.set_range(e.addr(), new_size);
         self.register_active(e, e.szind(), false);
         // `carve` already counted the extra bytes as active.
         self.pool.put(mid);
@@ -406,19 +410,22 @@ impl Pages {
             self.set(from).remove(e);
             let (p, n) = (e.addr() as *mut u8, e.size());
             let pages = (n / self.page) as u64;
-            let to = if to == State::Muzzy && os::purge_lazy(p, n) {
+            let outcome = if to == State::Muzzy {
+                os::purge_lazy(p, n)
+            } else if os::purge_forced(p, n) {
+                os::Purged::Zeroed
+            } else {
+                os::Purged::Failed
+            };
+            let to = if outcome == os::Purged::Lazy {
                 self.stats.nmadvise_lazy += 1;
                 self.stats.purged_lazy += pages;
                 State::Muzzy
             } else {
-                // Forced, either asked for or the lazy purge's fallback
-                // (which already advised DONTNEED).
-                if to != State::Muzzy {
-                    os::purge_forced(p, n);
-                }
                 self.stats.nmadvise_forced += 1;
                 self.stats.purged_forced += pages;
-                e.set_flag(ZEROED, true);
+                // Pages that could not be purged (mlocked) keep their data.
+                e.set_flag(ZEROED, outcome == os::Purged::Zeroed);
                 State::Retained
             };
             e.set_state(to);
@@ -481,6 +488,49 @@ mod tests {
         p.register_active(c, 32, false);
         p.dalloc(c);
         assert_eq!(p.dirty.count, 1);
+    }
+
+    /// Every page of `[a, b)` that is not the first or last page of the
+    /// free extent covering it must map to nothing.
+    fn assert_interior_clear(p: &Pages, e: ERef) {
+        let ps = p.page;
+        let mut a = e.addr() + ps;
+        while a + ps < e.end() {
+            assert!(emap::lookup(a).is_empty(), "stale entry at page {:#x}", a);
+            a += ps;
+        }
+        assert!(std::ptr::eq(emap::lookup(e.addr()).extent().unwrap(), e));
+        assert!(std::ptr::eq(emap::lookup(e.end() - 1).extent().unwrap(), e));
+    }
+
+    #[test]
+    fn merged_slabs_leave_no_stale_entries() {
+        let mut p = pages();
+        let ps = p.page;
+        let (a, _) = p.alloc(5 * ps, ps).unwrap();
+        p.register_active(a, 5, true);
+        let (b, _) = p.alloc(5 * ps, ps).unwrap();
+        p.register_active(b, 5, true);
+        let (c, _) = p.alloc(5 * ps, ps).unwrap();
+        p.register_active(c, 5, true);
+        let (base, b_first, b_last) = (a.addr(), b.addr(), b.end() - ps);
+        // Free the outer two, then the middle: it merges both ways.
+        p.dalloc(a);
+        p.dalloc(c);
+        p.dalloc(b);
+        let m = emap::lookup(base).extent().unwrap();
+        assert!(m.size() >= 15 * ps);
+        assert_interior_clear(&p, m);
+        // The middle slab's old boundary pages no longer look live.
+        assert!(!emap::lookup(b_first).is_active());
+        assert!(!emap::lookup(b_last).is_active());
+        // Grow in place: the seam between the extents becomes interior too.
+        let (l, _) = p.alloc(4 * ps, ps).unwrap();
+        p.register_active(l, 36, false);
+        let old_last = l.end() - ps;
+        assert!(p.expand(l, 8 * ps).is_some());
+        assert!(emap::lookup(old_last).is_empty());
+        p.dalloc(l);
     }
 
     #[test]

@@ -60,8 +60,11 @@ pub fn snapshot() -> Stats {
         s.nmadvise += p.stats.nmadvise_lazy + p.stats.nmadvise_forced;
     }
     // Metadata: base memory handed out (arenas, extent records, bitmaps).
-    // Pointer-map leaves are mapped sparsely and not counted here.
-    s.metadata = base::stats().0;
+    // Pointer-map leaves are mapped sparsely and not counted here. Mapped
+    // includes the base blocks, as jemalloc's does.
+    let (base_allocated, base_mapped) = base::stats();
+    s.metadata = base_allocated;
+    s.mapped += base_mapped;
     s.resident = s.active + s.metadata + s.dirty;
     s
 }

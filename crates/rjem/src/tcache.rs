@@ -9,8 +9,8 @@
 //! the most recently pushed item and `empty` is one past the bottom. Only the
 //! low 16 bits of positions are compared (a stack spans less than 64 KiB).
 //! `low_water` is the highest head seen since the last GC (fewest items):
-//! `pop` stops at it, so tracking the low-water mark costs the fast path
-//! nothing; the slow path moves it and refills when the stack is empty.
+//! `pop` compares against it only, so tracking the mark costs the hit path
+//! nothing; on reaching it, `pop` lowers it (or declines when empty).
 //!
 //! Policy (jemalloc's defaults): small classes hold 2 x regions-per-slab
 //! items, clamped to [20, 200]; large cached classes 20. A miss fills
@@ -67,12 +67,29 @@ impl CacheBin {
     pub fn pop(&self) -> Option<*mut u8> {
         let h = self.head.get();
         if lo(h) == self.low_water.get() {
-            return None;
+            return self.pop_below_low_water();
         }
         // SAFETY: head is above the low-water mark, so it points at a cached
         // item inside this bin's stack storage.
         unsafe {
             self.head.set(h.add(1));
+            Some(*h)
+        }
+    }
+
+    /// `pop` reached the low-water mark: if the stack is not empty, lower the
+    /// mark by one and pop; an empty stack declines (the caller refills).
+    #[inline(never)]
+    fn pop_below_low_water(&self) -> Option<*mut u8> {
+        let h = self.head.get();
+        if lo(h) == self.empty.get() {
+            return None;
+        }
+        // SAFETY: not empty, so head points at a cached item; the new mark
+        // (one slot up) stays within the stack.
+        unsafe {
+            self.head.set(h.add(1));
+            self.low_water.set(lo(h.add(1)));
             Some(*h)
         }
     }
@@ -235,20 +252,12 @@ impl Tcache {
         }
     }
 
-    /// Slow allocation of cached class `ind` after `pop` declined: moves the
-    /// low-water mark, or refills from `arena`. Null when out of memory.
+    /// Slow allocation of cached class `ind` after `pop` declined (the stack
+    /// is empty): refills from `arena`. Null when out of memory.
     pub fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
-        if b.count() > 0 {
-            // At the low-water mark but not empty: lower the mark, pop.
-            // SAFETY: count > 0 so head points at an item; the new mark
-            // stays within the stack.
-            unsafe {
-                let h = b.head.get();
-                b.head.set(h.add(1));
-                b.low_water.set(lo(h.add(1)));
-                return *h;
-            }
+        if let Some(p) = b.pop() {
+            return p;
         }
         let g = global::geom();
         let size = sc::index_to_size(ind);
@@ -273,11 +282,11 @@ impl Tcache {
             out.copy_within(0..n, nfill - n);
         }
         // SAFETY: n items now sit just below `empty`; pop the first (lowest
-        // address) and set the low-water mark after it.
+        // address). The low-water mark records that the stack ran dry.
         unsafe {
             let h = empty.sub(n);
             b.head.set(h.add(1));
-            b.low_water.set(lo(h.add(1)));
+            b.low_water.set(lo(empty));
             *h
         }
     }

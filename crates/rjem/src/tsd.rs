@@ -174,22 +174,25 @@ fn setup(t: &Tsd) {
     let cached = global::conf().tcache && t.tcache.setup(a);
     t.state.set(if cached { ACTIVE } else { NOCACHE });
     // A non-null value makes the key's destructor run at thread exit.
-    // SAFETY: KEY was created during global initialisation.
-    unsafe {
-        libc::pthread_setspecific(
-            KEY.load(Ordering::Relaxed),
-            core::ptr::dangling::<libc::c_void>(),
-        );
+    let k = KEY.load(Ordering::Relaxed);
+    if k != NO_KEY {
+        // SAFETY: k was created by pthread_key_create during initialisation.
+        unsafe {
+            libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>());
+        }
     }
 }
 
-static KEY: AtomicU32 = AtomicU32::new(0);
+/// Sentinel for "no key could be created" (caches are then not flushed at
+/// thread exit, but no other library's key is touched).
+const NO_KEY: u32 = u32::MAX;
+static KEY: AtomicU32 = AtomicU32::new(NO_KEY);
 
 /// Creates the thread-exit key (global initialisation).
 pub fn init_key() {
     let mut k: libc::pthread_key_t = 0;
     // SAFETY: k is a valid out-parameter; the destructor is a plain function.
-    if unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) } == 0 {
+    if unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) } == 0 && k != NO_KEY {
         KEY.store(k, Ordering::Relaxed);
     }
 }
