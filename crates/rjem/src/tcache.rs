@@ -10,7 +10,8 @@
 //! low 16 bits of positions are compared (a stack spans less than 64 KiB).
 //! `low_water` is the highest head seen since the last GC (fewest items):
 //! `pop` compares against it only, so tracking the mark costs the hit path
-//! nothing; on reaching it, `pop` lowers it (or declines when empty).
+//! nothing; at the mark, the slow path lowers it (or refills when empty).
+//! A refill sets the mark to "empty": the stack ran dry.
 //!
 //! Policy (jemalloc's defaults): small classes hold 2 x regions-per-slab
 //! items, clamped to [20, 200]; large cached classes 20. A miss fills
@@ -67,7 +68,7 @@ impl CacheBin {
     pub fn pop(&self) -> Option<*mut u8> {
         let h = self.head.get();
         if lo(h) == self.low_water.get() {
-            return self.pop_below_low_water();
+            return None;
         }
         // SAFETY: head is above the low-water mark, so it points at a cached
         // item inside this bin's stack storage.
@@ -77,9 +78,10 @@ impl CacheBin {
         }
     }
 
-    /// `pop` reached the low-water mark: if the stack is not empty, lower the
-    /// mark by one and pop; an empty stack declines (the caller refills).
-    #[inline(never)]
+    /// After `pop` declined at the low-water mark: if the stack is not
+    /// empty, lower the mark by one and pop; an empty stack declines (the
+    /// caller refills). Kept out of `pop` so the hit path stays minimal.
+    #[inline]
     fn pop_below_low_water(&self) -> Option<*mut u8> {
         let h = self.head.get();
         if lo(h) == self.empty.get() {
@@ -256,7 +258,7 @@ impl Tcache {
     /// is empty): refills from `arena`. Null when out of memory.
     pub fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
-        if let Some(p) = b.pop() {
+        if let Some(p) = b.pop_below_low_water() {
             return p;
         }
         let g = global::geom();
