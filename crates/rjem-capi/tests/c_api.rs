@@ -48,6 +48,19 @@ fn lifecycle_edges_preloaded() {
 }
 
 #[test]
+fn racing_first_allocations_and_dlopen() {
+    let plugin = build_shared_object("plugin.c");
+    let exe = build("racestart.c", Link::None);
+    for _ in 0..5 {
+        let out = ok(
+            &run(&exe, &[plugin.to_str().unwrap()], true, &[]),
+            "racestart",
+        );
+        assert!(out.contains("racestart ok"), "{out}");
+    }
+}
+
+#[test]
 fn cxx_new_delete() {
     let exe = build("cxx.cpp", Link::None);
     let out = ok(&run(&exe, &[], true, &[]), "cxx (preloaded)");

@@ -106,6 +106,20 @@ pub fn build(name: &str, link: Link) -> PathBuf {
     out
 }
 
+/// Compiles test source `name` into a shared library (for dlopen).
+pub fn build_shared_object(name: &str) -> PathBuf {
+    let out = out_dir().join(format!("lib{}.so", name.split('.').next().unwrap()));
+    let st = Command::new("cc")
+        .args(["-O2", "-shared", "-fPIC", "-Wall"])
+        .arg(src(name))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("cc");
+    assert!(st.success(), "compiling {name} failed");
+    out
+}
+
 /// Runs `exe` with librjem preloaded (or not), with extra environment.
 pub fn run(exe: &Path, args: &[&str], preload: bool, env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(exe);

@@ -8,7 +8,20 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
+
+// A thread_local whose destructor allocates: it runs at thread exit, around
+// rjem's own thread-exit flush.
+struct LateAllocator {
+    std::vector<std::string> keep;
+    ~LateAllocator() {
+        for (int i = 0; i < 1000; i++) keep.push_back(std::string(100 + i % 300, 'z'));
+        keep.clear();
+        keep.shrink_to_fit();
+    }
+};
+thread_local LateAllocator late;
 
 struct alignas(256) Wide { char b[300]; };
 struct Node { Node *next; long v[3]; };
@@ -46,6 +59,15 @@ int main() {
     check(threw, "bad_alloc");
     auto sp = std::make_shared<std::string>(1000, 'x');
     check(sp->size() == 1000, "shared_ptr");
+    for (int round = 0; round < 20; round++) {
+        std::vector<std::thread> ts;
+        for (int t = 0; t < 4; t++)
+            ts.emplace_back([] {
+                late.keep.push_back(std::string(5000, 'y'));
+                auto v = std::make_unique<std::vector<int>>(10000, 1);
+            });
+        for (auto &t : ts) t.join();
+    }
     std::printf("cxx %s\n", fails ? "FAILED" : "ok");
     return fails != 0;
 }
