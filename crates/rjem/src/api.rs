@@ -69,6 +69,13 @@ pub fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
+    let threshold = global::conf().oversize_threshold;
+    if threshold != 0 && usize >= threshold {
+        return match arena::huge() {
+            Some(h) => h.large_alloc(usize, align, zero),
+            None => ptr::null_mut(),
+        };
+    }
     let arena = t.arena();
     let p = match t.cache() {
         Some(c) if c.caches(ind) && align <= g.page => {

@@ -11,16 +11,18 @@
 //! memory is always returned to the arena that owns it, whichever thread
 //! frees it. Arena `i` is published in `ARENAS[i]` only when fully built.
 
+use crate::background;
 use crate::base;
 use crate::bin::{Bin, BinCtx};
+use crate::conf::BackgroundMode;
 use crate::emap::Entry;
 use crate::extent::ERef;
 use crate::global;
-use crate::pages::Pages;
+use crate::pages::{Pages, PurgePolicy};
 use crate::size_class::{self as sc, NBINS_MAX, NSIZES};
 use crate::sync::Mutex;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// Arena indices stay below this (jemalloc's `MALLCTL_ARENAS_ALL`).
 pub const MAX_ARENAS: usize = 4096;
@@ -29,6 +31,11 @@ static ARENAS: [AtomicPtr<Arena>; MAX_ARENAS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; MAX_ARENAS];
 /// Serialises arena creation and thread binding.
 static ARENAS_LOCK: Mutex<()> = Mutex::new(());
+
+/// Decay times given to arenas created from now on (`arenas.dirty_decay_ms`,
+/// `arenas.muzzy_decay_ms`); set from the options at start-up.
+pub static DEFAULT_DIRTY_MS: AtomicI64 = AtomicI64::new(10_000);
+pub static DEFAULT_MUZZY_MS: AtomicI64 = AtomicI64::new(0);
 
 /// A bin lock on its own cache line, so neighbouring bins do not false-share.
 #[repr(align(64))]
@@ -57,14 +64,32 @@ impl Arena {
         if p.is_null() {
             return None;
         }
-        let lg_fit = global::conf().lg_extent_max_active_fit;
+        let c = global::conf();
+        let lg_fit = c.lg_extent_max_active_fit;
+        // The huge arena (just past the automatic ones) purges at once.
+        let huge = ind == global::narenas();
+        let policy = PurgePolicy {
+            dirty_decay_ms: if huge {
+                0
+            } else {
+                DEFAULT_DIRTY_MS.load(Ordering::Relaxed)
+            },
+            muzzy_decay_ms: if huge {
+                0
+            } else {
+                DEFAULT_MUZZY_MS.load(Ordering::Relaxed)
+            },
+            retain: c.retain,
+            inline: c.background_thread != BackgroundMode::On,
+        };
         // SAFETY: base memory is zeroed and exclusively ours. A zeroed Arena
         // is a valid value (unlocked mutexes, empty bins and heaps, zero
         // counters); we then overwrite the fields that need other values
         // before publishing it. Base memory lives forever.
         unsafe {
             ptr::addr_of_mut!((*p).ind).write(ind);
-            ptr::addr_of_mut!((*p).pages).write(Mutex::new(Pages::new(ind, g.page, lg_fit)));
+            ptr::addr_of_mut!((*p).pages)
+                .write(Mutex::new(Pages::new(ind, g.page, lg_fit, policy)));
             Some(&*p)
         }
     }
@@ -101,6 +126,7 @@ impl Arena {
     pub fn small_dalloc(&self, s: ERef, ind: usize, p: *mut u8) {
         let cx = self.bin_ctx(ind);
         self.bins[ind].0.lock().dalloc(&cx, s, p);
+        background::start_if_wanted();
     }
 
     /// Returns several regions of class `ind` under one lock acquisition.
@@ -112,6 +138,8 @@ impl Arena {
         for (p, s) in items {
             bin.dalloc(&cx, s, p);
         }
+        drop(bin);
+        background::start_if_wanted();
     }
 
     /// A large allocation of usable size `usize` (a large class) aligned to
@@ -140,6 +168,17 @@ impl Arena {
     pub fn large_dalloc(&self, e: ERef) {
         self.large.ndalloc[e.szind()].fetch_add(1, Ordering::Relaxed);
         self.pages.lock().dalloc(e);
+        background::start_if_wanted();
+    }
+
+    /// Purges all of this arena's freed pages now (`arena.<i>.purge`).
+    pub fn purge(&self) -> usize {
+        self.pages.lock().purge_all()
+    }
+
+    /// Runs decay now (`arena.<i>.decay`).
+    pub fn decay(&self) -> usize {
+        self.pages.lock().decay(crate::os::now_ns())
     }
 
     /// Resizes large extent `e` in place to usable size `new_usize` (a large
@@ -168,6 +207,7 @@ impl Arena {
         }
         pages.register_active(e, new_ind, false);
         drop(pages);
+        background::start_if_wanted();
         self.large.ndalloc[old_ind].fetch_add(1, Ordering::Relaxed);
         self.large.nmalloc[new_ind].fetch_add(1, Ordering::Relaxed);
         true
@@ -182,6 +222,12 @@ impl Arena {
             self.large_dalloc(e);
         }
     }
+}
+
+/// The huge arena (requests of `oversize_threshold` bytes and more), created
+/// on first use just past the automatic arenas.
+pub fn huge() -> Option<&'static Arena> {
+    get_or_create(global::narenas())
 }
 
 /// Arena `i`, if created.

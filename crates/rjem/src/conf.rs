@@ -26,6 +26,34 @@ pub struct Conf {
     pub tcache_max: usize,
     /// A reused dirty/muzzy extent is at most 2^this times the request.
     pub lg_extent_max_active_fit: u32,
+    /// Milliseconds over which freed pages decay dirty -> muzzy (or straight
+    /// to released when `muzzy_decay_ms` is 0); -1 never, 0 at once.
+    pub dirty_decay_ms: i64,
+    /// Milliseconds over which muzzy pages decay to released.
+    pub muzzy_decay_ms: i64,
+    /// Keep purged address space for reuse (true) or unmap it (false).
+    pub retain: bool,
+    /// Background purging: see `BackgroundMode`.
+    pub background_thread: BackgroundMode,
+    /// Upper bound on purger threads (rjem uses one; 0 disables it).
+    pub max_background_threads: usize,
+    /// Requests of at least this many bytes go to the huge arena, which
+    /// purges at once; 0 disables the huge arena.
+    pub oversize_threshold: usize,
+}
+
+/// Who purges decayed pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackgroundMode {
+    /// rjem's default: threads purge inline when they free, and one purger
+    /// thread is started lazily the first time an arena holds more than a
+    /// few MiB of freed pages, so an idle process still returns memory.
+    Auto,
+    /// `background_thread:true`: the purger thread starts at once and does
+    /// all decay purging (jemalloc's semantics).
+    On,
+    /// `background_thread:false`: no thread; decay only when threads free.
+    Off,
 }
 
 impl Conf {
@@ -35,18 +63,18 @@ impl Conf {
         tcache: true,
         tcache_max: 32 << 10,
         lg_extent_max_active_fit: 6,
+        dirty_decay_ms: 10_000,
+        muzzy_decay_ms: 0,
+        retain: true,
+        background_thread: BackgroundMode::Auto,
+        max_background_threads: 4,
+        oversize_threshold: 8 << 20,
     };
 }
 
 /// Options jemalloc 5.3 has that this version does not implement yet: they
 /// are accepted with a warning rather than called invalid.
 const NOT_YET: &[&str] = &[
-    "dirty_decay_ms",
-    "muzzy_decay_ms",
-    "retain",
-    "background_thread",
-    "max_background_threads",
-    "oversize_threshold",
     "dss",
     "percpu_arena",
     "metadata_thp",
@@ -109,6 +137,15 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Parses a decay time: -1, or 0 up to a year of milliseconds.
+fn parse_decay(v: &[u8]) -> Option<i64> {
+    if v == b"-1" {
+        return Some(-1);
+    }
+    let n = parse_usize(v)?;
+    (n <= 365 * 24 * 3600 * 1000).then_some(n as i64)
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Problem {
     /// A pair without `:` or with an unknown name.
@@ -141,6 +178,25 @@ pub fn apply(conf: &mut Conf, name: &[u8], value: &[u8]) -> Result<(), Problem> 
                 return Err(Problem::InvalidValue);
             }
             conf.lg_extent_max_active_fit = n as u32;
+        }
+        b"dirty_decay_ms" => {
+            conf.dirty_decay_ms = parse_decay(value).ok_or(Problem::InvalidValue)?
+        }
+        b"muzzy_decay_ms" => {
+            conf.muzzy_decay_ms = parse_decay(value).ok_or(Problem::InvalidValue)?
+        }
+        b"retain" => conf.retain = parse_bool(value).ok_or(Problem::InvalidValue)?,
+        b"background_thread" => {
+            conf.background_thread = match parse_bool(value).ok_or(Problem::InvalidValue)? {
+                true => BackgroundMode::On,
+                false => BackgroundMode::Off,
+            }
+        }
+        b"max_background_threads" => {
+            conf.max_background_threads = parse_usize(value).ok_or(Problem::InvalidValue)?
+        }
+        b"oversize_threshold" => {
+            conf.oversize_threshold = parse_usize(value).ok_or(Problem::InvalidValue)?
         }
         _ if NOT_YET.iter().any(|k| k.as_bytes() == name) => return Err(Problem::Unsupported),
         _ => return Err(Problem::InvalidPair),
@@ -217,17 +273,29 @@ mod tests {
 
     #[test]
     fn bad_options_are_named_and_skipped() {
-        let (c, errs) = run("narenas:abc,bogus:1,tcache,dirty_decay_ms:5,tcache_max:99999999999");
+        let (c, errs) = run("narenas:abc,bogus:1,tcache,junk:true,tcache_max:99999999999");
         assert_eq!(c.narenas, 0);
         assert_eq!(c.tcache_max, TCACHE_MAX_LIMIT);
         assert_eq!(errs.len(), 4);
         assert_eq!(errs[0], (Problem::InvalidValue, b"narenas:abc".to_vec()));
         assert_eq!(errs[1], (Problem::InvalidPair, b"bogus:1".to_vec()));
         assert_eq!(errs[2], (Problem::InvalidPair, b"tcache".to_vec()));
-        assert_eq!(
-            errs[3],
-            (Problem::Unsupported, b"dirty_decay_ms:5".to_vec())
+        assert_eq!(errs[3], (Problem::Unsupported, b"junk:true".to_vec()));
+    }
+
+    #[test]
+    fn purging_options() {
+        let (c, errs) = run(
+            "dirty_decay_ms:-1,muzzy_decay_ms:500,retain:false,background_thread:true,oversize_threshold:0",
         );
+        assert!(errs.is_empty());
+        assert_eq!((c.dirty_decay_ms, c.muzzy_decay_ms), (-1, 500));
+        assert!(!c.retain);
+        assert_eq!(c.background_thread, BackgroundMode::On);
+        assert_eq!(c.oversize_threshold, 0);
+        let (_, errs) = run("dirty_decay_ms:-2,muzzy_decay_ms:x");
+        assert_eq!(errs.len(), 2);
+        assert_eq!(Conf::DEFAULT.background_thread, BackgroundMode::Auto);
     }
 
     #[test]

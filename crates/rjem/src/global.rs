@@ -140,6 +140,8 @@ fn init_once() -> bool {
             ncached: ncached.min(tsd::NCACHED_MAX),
         };
     }
+    arena::DEFAULT_DIRTY_MS.store(conf.dirty_decay_ms, Ordering::Relaxed);
+    arena::DEFAULT_MUZZY_MS.store(conf.muzzy_decay_ms, Ordering::Relaxed);
     if arena::get_or_create(0).is_none() {
         return false;
     }
@@ -187,4 +189,5 @@ extern "C" fn fork_child() {
     crate::base::fork_child();
     arena::fork_child();
     tsd::fork_child();
+    crate::background::fork_child();
 }

@@ -31,9 +31,12 @@ extern crate std;
 
 pub mod api;
 pub mod arena;
+pub mod background;
 pub mod base;
 pub mod bin;
 pub mod conf;
+pub mod ctl;
+pub mod decay;
 pub mod emap;
 pub mod extent;
 pub mod global;

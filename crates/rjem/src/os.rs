@@ -211,6 +211,17 @@ pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     }
 }
 
+/// Monotonic time in nanoseconds (vDSO: no system call on Linux).
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Sets the calling thread's `errno`.
 pub fn set_errno(e: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.

@@ -25,6 +25,7 @@
 //! for its floor size class and in its FIFO; set page counts equal the sum of
 //! their extents; the pointer map boundary entries follow `emap`'s rules.
 
+use crate::decay::Decay;
 use crate::emap::{self, Entry};
 use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, HEAD, SLAB, ZEROED};
 use crate::os;
@@ -131,6 +132,20 @@ pub struct PageStats {
     pub purged_forced: u64,
     /// OS growth steps.
     pub ngrow: u64,
+    /// munmap calls (retain:false).
+    pub nunmap: u64,
+}
+
+/// How this page allocator purges.
+#[derive(Clone, Copy, Debug)]
+pub struct PurgePolicy {
+    pub dirty_decay_ms: i64,
+    pub muzzy_decay_ms: i64,
+    /// Keep purged address space (true) or unmap it (false).
+    pub retain: bool,
+    /// Decay when freeing (false when a background thread does it; decay
+    /// times of 0 always purge when freeing).
+    pub inline: bool,
 }
 
 pub struct Pages {
@@ -143,14 +158,25 @@ pub struct Pages {
     pub retained: Eset,
     pool: ExtentPool,
     pub stats: PageStats,
+    pub decay_dirty: Decay,
+    pub decay_muzzy: Decay,
+    retain: bool,
+    inline_decay: bool,
+    /// Next time an inline decay pass is due.
+    next_decay_ns: u64,
 }
 
 impl Pages {
-    pub const fn new(arena: usize, page: usize, lg_max_fit: u32) -> Pages {
+    pub const fn new(arena: usize, page: usize, lg_max_fit: u32, policy: PurgePolicy) -> Pages {
         Pages {
             arena,
             page,
             lg_max_fit,
+            decay_dirty: Decay::new(policy.dirty_decay_ms),
+            decay_muzzy: Decay::new(policy.muzzy_decay_ms),
+            retain: policy.retain,
+            inline_decay: policy.inline,
+            next_decay_ns: 0,
             next_grow: GROW_MIN,
             dirty: Eset::new(),
             muzzy: Eset::new(),
@@ -164,6 +190,7 @@ impl Pages {
                 nmadvise_forced: 0,
                 purged_forced: 0,
                 ngrow: 0,
+                nunmap: 0,
             },
         }
     }
@@ -280,7 +307,12 @@ impl Pages {
     fn grow(&mut self, need: usize) -> Option<ERef> {
         let need = need.checked_add(self.page - 1)? & !(self.page - 1);
         let rec = self.pool.get()?;
-        let mut size = need.max(self.next_grow);
+        // Without retain, map only what is needed: it is unmapped when purged.
+        let mut size = if self.retain {
+            need.max(self.next_grow)
+        } else {
+            need
+        };
         let mut p = os::map_aligned(size, GROW_MIN.min(size));
         if p.is_null() && size > need {
             size = need;
@@ -315,6 +347,94 @@ impl Pages {
         e.set_flag(ZEROED, false);
         e.set_state(State::Dirty);
         self.insert_free(e);
+        crate::background::note_dirty(self.dirty.bytes);
+        self.maybe_decay();
+    }
+
+    /// Inline decay after a free: purges what the decay curves say is due,
+    /// checking the clock at most once per epoch. Decay times of 0 purge
+    /// everything here, whoever else purges.
+    fn maybe_decay(&mut self) {
+        let immediate =
+            self.decay_dirty.ms() == 0 || (self.decay_muzzy.ms() == 0 && self.muzzy.bytes > 0);
+        if !(self.inline_decay || immediate) {
+            return;
+        }
+        let now = os::now_ns();
+        if immediate || now >= self.next_decay_ns {
+            self.decay(now);
+        }
+    }
+
+    /// Runs both decay curves to `now_ns` and purges what they say is due.
+    /// Returns the bytes purged.
+    pub fn decay(&mut self, now_ns: u64) -> usize {
+        let page = self.page;
+        // With muzzy_decay_ms 0, dirty pages are released directly (one
+        // madvise instead of two).
+        let dirty_to = if self.decay_muzzy.ms() == 0 {
+            State::Retained
+        } else {
+            State::Muzzy
+        };
+        let mut purged = 0;
+        let n = self.dirty.bytes / page;
+        let limit = self.decay_dirty.limit(now_ns, n);
+        if n > limit {
+            purged += self.purge(State::Dirty, dirty_to, (n - limit) * page);
+        }
+        self.decay_dirty.nunpurged = self.dirty.bytes / page;
+        let n = self.muzzy.bytes / page;
+        let limit = self.decay_muzzy.limit(now_ns, n);
+        if n > limit {
+            purged += self.purge(State::Muzzy, State::Retained, (n - limit) * page);
+        }
+        self.decay_muzzy.nunpurged = self.muzzy.bytes / page;
+        let step = [
+            self.decay_dirty.interval_ns(),
+            self.decay_muzzy.interval_ns(),
+        ]
+        .into_iter()
+        .filter(|&i| i > 0)
+        .min()
+        .unwrap_or(u64::MAX / 2);
+        self.next_decay_ns = now_ns.saturating_add(step);
+        purged
+    }
+
+    /// Purges every dirty and muzzy page now (`arena.<i>.purge`).
+    pub fn purge_all(&mut self) -> usize {
+        let to = if self.decay_muzzy.ms() == 0 {
+            State::Retained
+        } else {
+            State::Muzzy
+        };
+        let mut n = self.purge(State::Dirty, to, usize::MAX);
+        n += self.purge(State::Muzzy, State::Retained, usize::MAX);
+        self.decay_dirty.nunpurged = self.dirty.bytes / self.page;
+        self.decay_muzzy.nunpurged = self.muzzy.bytes / self.page;
+        n
+    }
+
+    /// Whether decay still has pages to purge later (finite decay times).
+    pub fn decay_pending(&self) -> bool {
+        (self.dirty.bytes > 0 && self.decay_dirty.ms() >= 0)
+            || (self.muzzy.bytes > 0 && self.decay_muzzy.ms() >= 0)
+    }
+
+    /// Sets the decay times (`arena.<i>.dirty_decay_ms` and muzzy); None
+    /// leaves one unchanged.
+    pub fn set_decay(&mut self, dirty_ms: Option<i64>, muzzy_ms: Option<i64>) {
+        let now = os::now_ns();
+        if let Some(ms) = dirty_ms {
+            self.decay_dirty
+                .set_ms(ms, now, self.dirty.bytes / self.page);
+        }
+        if let Some(ms) = muzzy_ms {
+            self.decay_muzzy
+                .set_ms(ms, now, self.muzzy.bytes / self.page);
+        }
+        self.next_decay_ns = 0;
     }
 
     /// Merges free `e` (state already set, in no set) with free neighbours of
@@ -428,9 +548,19 @@ impl Pages {
                 e.set_flag(ZEROED, outcome == os::Purged::Zeroed);
                 State::Retained
             };
+            done += n;
+            if to == State::Retained && !self.retain {
+                // retain:false: give the address space back as well.
+                emap::set_range(e.addr(), self.page, Entry::EMPTY);
+                emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
+                os::unmap(p, n);
+                self.stats.mapped -= n;
+                self.stats.nunmap += 1;
+                self.pool.put(e);
+                continue;
+            }
             e.set_state(to);
             self.insert_free(e);
-            done += n;
         }
         done
     }
@@ -447,9 +577,16 @@ mod tests {
     extern crate std;
     use std::boxed::Box;
 
+    const KEEP: PurgePolicy = PurgePolicy {
+        dirty_decay_ms: -1,
+        muzzy_decay_ms: -1,
+        retain: true,
+        inline: true,
+    };
+
     fn pages() -> Box<Pages> {
         // Box keeps the large struct off the test thread's stack.
-        Box::new(Pages::new(7, os::page_size(), 6))
+        Box::new(Pages::new(7, os::page_size(), 6, KEEP))
     }
 
     #[test]
