@@ -252,6 +252,20 @@ impl Pages {
                 return self.carve(e, size, align);
             }
         }
+        if let Some(e) = self.grow(need) {
+            return self.carve(e, size, align);
+        }
+        // The OS refused more address space (RLIMIT_AS, overcommit): purge
+        // every freed page, which merges them into retained extents (or
+        // unmaps them with retain:false), and try once more.
+        if self.dirty.bytes + self.muzzy.bytes == 0 {
+            return None;
+        }
+        self.purge_all();
+        if let Some(e) = self.retained.first_fit(need, 64) {
+            self.retained.remove(e);
+            return self.carve(e, size, align);
+        }
         let e = self.grow(need)?;
         self.carve(e, size, align)
     }

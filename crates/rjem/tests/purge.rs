@@ -1,0 +1,280 @@
+//! Giving memory back, measured from /proc: decay at once, over a short
+//! decay time, or never; an idle process returning memory through the
+//! background purger; fork with the purger running; a stable workload's
+//! mapped and retained memory staying bounded; and life under `ulimit -v`.
+//! Each scenario runs in a child process (this binary re-executed) with its
+//! own MALLOC_CONF; timing margins are generous (the machine is shared).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: rjem::Rjem = rjem::Rjem;
+
+const MIB: usize = 1 << 20;
+
+fn rss() -> usize {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * rjem::os::page_size()
+}
+
+/// Allocates and touches about `total` bytes in mixed sizes (half in small
+/// objects, half in large ones up to 4 MiB), on two threads.
+fn fill(total: usize) -> Vec<Vec<u8>> {
+    let parts: Vec<Vec<Vec<u8>>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut v = Vec::new();
+                    let mut bytes = 0;
+                    let mut i = t * 7919;
+                    while bytes < total / 2 {
+                        i += 1;
+                        let size = if i % 2 == 0 {
+                            16 + (i * 37) % 4000
+                        } else {
+                            64 * 1024 + (i * 7919) % (4 * MIB)
+                        };
+                        v.push(vec![(i % 251) as u8 + 1; size]);
+                        bytes += size;
+                    }
+                    rjem::flush_thread_cache();
+                    v
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    parts.into_iter().flatten().collect()
+}
+
+fn drop_all(v: Vec<Vec<u8>>) {
+    // Free on a thread that then exits, so no cache keeps anything.
+    std::thread::spawn(move || drop(v)).join().unwrap();
+    rjem::flush_thread_cache();
+}
+
+/// Waits up to `limit` for RSS to fall below `target`; returns the time.
+fn wait_below(target: usize, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if rss() <= target {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn scenario(name: &str) {
+    let base = rss();
+    match name {
+        "immediate" => {
+            let v = fill(1 << 30);
+            assert!(rss() > base + 900 * MIB);
+            drop_all(v);
+            let after = rss();
+            assert!(
+                after < base + 64 * MIB,
+                "RSS {} MiB over baseline",
+                (after - base) / MIB
+            );
+        }
+        "short" => {
+            let v = fill(1 << 30);
+            drop_all(v);
+            // Gradual: not all at once (the curve starts flat)...
+            assert!(rss() > base + 256 * MIB, "purged at once with a 1 s decay");
+            // ...but well within the decay time plus a generous margin.
+            let t = wait_below(base + 64 * MIB, Duration::from_secs(6));
+            assert!(
+                t.is_some(),
+                "RSS still {} MiB over baseline",
+                (rss() - base) / MIB
+            );
+        }
+        "never" => {
+            let v = fill(512 * MIB);
+            drop_all(v);
+            std::thread::sleep(Duration::from_millis(1500));
+            assert!(
+                rss() > base + 400 * MIB,
+                "dirty_decay_ms:-1 must keep pages"
+            );
+            // Explicit purge still works.
+            rjem::ctl::purge(rjem::ctl::Target::All).unwrap();
+            assert!(rss() < base + 64 * MIB);
+        }
+        "idle" => {
+            let v = fill(1 << 30);
+            drop_all(v);
+            // Call nothing more: only the purger thread can give pages back.
+            let t = wait_below(base + 64 * MIB, Duration::from_secs(8));
+            assert!(rjem::ctl::background_thread_running());
+            assert!(
+                t.is_some(),
+                "idle RSS still {} MiB over baseline",
+                (rss() - base) / MIB
+            );
+        }
+        "idle-off" => {
+            let v = fill(256 * MIB);
+            drop_all(v);
+            std::thread::sleep(Duration::from_millis(2500));
+            assert!(!rjem::ctl::background_thread_running());
+            assert!(
+                rss() > base + 200 * MIB,
+                "no thread, no calls: nothing may be purged"
+            );
+        }
+        "fork" => {
+            let v = fill(256 * MIB);
+            drop(v.into_iter().skip(1).collect::<Vec<_>>()); // start freeing
+            rjem::flush_thread_cache();
+            assert!(rjem::ctl::background_thread_running());
+            // SAFETY: the child allocates through rjem and leaves with _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let w = fill(64 * MIB);
+                let ok = w.iter().all(|b| b.iter().all(|&x| x == b[0]));
+                drop_all(w);
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            let mut st = 0;
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            assert!(
+                libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+                "child failed: {st:#x}"
+            );
+            let t = wait_below(base + 64 * MIB, Duration::from_secs(6));
+            assert!(t.is_some(), "parent stopped purging after fork");
+        }
+        "stable" => {
+            let mut first = None;
+            for cycle in 0..40 {
+                let v = fill(96 * MIB);
+                drop_all(v);
+                let s = rjem::stats();
+                let vm = s.mapped + s.retained;
+                if cycle == 4 {
+                    first = Some(vm);
+                }
+                if let Some(f) = first {
+                    assert!(
+                        vm <= f + 64 * MIB,
+                        "cycle {cycle}: mapped+retained grew from {f} to {vm}"
+                    );
+                }
+            }
+        }
+        "ulimit" => {
+            // Address space: what we use now plus 1.5 GiB; the live data
+            // (about 400 MiB at a time) fits, so every cycle must succeed.
+            let vm: usize = std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("VmSize:"))
+                .unwrap()
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                * 1024;
+            let lim = libc::rlimit {
+                rlim_cur: (vm + 1536 * MIB) as u64,
+                rlim_max: (vm + 1536 * MIB) as u64,
+            };
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+            for cycle in 0..30 {
+                let n = 400 * MIB;
+                let mut v: Vec<Vec<u8>> = Vec::new();
+                let mut bytes = 0;
+                let mut i = cycle * 1000;
+                while bytes < n {
+                    i += 1;
+                    // Sizes change from cycle to cycle.
+                    let size = match cycle % 3 {
+                        0 => 100 + i % 3000,
+                        1 => 20_000 + (i * 97) % 200_000,
+                        _ => MIB + (i * 7919) % (6 * MIB),
+                    };
+                    v.push(vec![1u8; size]);
+                    bytes += size;
+                }
+                drop(v);
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn run(name: &str, conf: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("RJEM_PURGE_SCENARIO", name)
+        .env("MALLOC_CONF", conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scenario {name} ({conf}) failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("scenario done"),
+        "scenario {name} did not run"
+    );
+}
+
+#[test]
+fn child() {
+    if let Ok(name) = std::env::var("RJEM_PURGE_SCENARIO") {
+        scenario(&name);
+        println!("scenario done");
+    }
+}
+
+#[test]
+fn purge_at_once_with_zero_decay() {
+    run("immediate", "dirty_decay_ms:0");
+}
+
+#[test]
+fn purge_within_a_short_decay_time() {
+    run("short", "dirty_decay_ms:1000");
+}
+
+#[test]
+fn never_purge_with_minus_one() {
+    run("never", "dirty_decay_ms:-1");
+}
+
+#[test]
+fn idle_process_returns_memory() {
+    run("idle", "dirty_decay_ms:1000");
+}
+
+#[test]
+fn no_background_thread_means_no_idle_purge() {
+    run("idle-off", "dirty_decay_ms:1000,background_thread:false");
+}
+
+#[test]
+fn fork_with_the_purger_running() {
+    run("fork", "dirty_decay_ms:500");
+}
+
+#[test]
+fn stable_workload_stays_bounded() {
+    run("stable", "");
+}
+
+#[test]
+fn works_under_ulimit_v() {
+    run("ulimit", "");
+    run("ulimit", "retain:false");
+}
