@@ -36,9 +36,10 @@ pub struct Decay {
     interval_ns: u64,
     epoch_ns: u64,
     backlog: [usize; STEPS],
-    /// Unpurged pages at the end of the last update (new ones are counted
-    /// against it).
-    pub nunpurged: usize,
+    /// Unpurged pages when the current epoch began, less what was purged
+    /// since: pages above it are new and enter the backlog when the epoch
+    /// ends.
+    nunpurged: usize,
     limit: usize,
 }
 
@@ -72,7 +73,8 @@ impl Decay {
     }
 
     /// Advances to `now_ns` with `npages` currently unpurged, and returns
-    /// how many may stay. Callers purge down to it, then set `nunpurged`.
+    /// how many may stay. Callers purge down to it, then report the new
+    /// count with `purged`.
     pub fn limit(&mut self, now_ns: u64, npages: usize) -> usize {
         match self.ms {
             ms if ms < 0 => return usize::MAX,
@@ -94,6 +96,7 @@ impl Decay {
         self.backlog.copy_within(shift.., 0);
         self.backlog[STEPS - shift..].fill(0);
         self.backlog[STEPS - 1] += npages.saturating_sub(self.nunpurged);
+        self.nunpurged = npages;
         // Pages freed `age` epochs ago (slot STEPS-1-age) may stay in
         // proportion to their slot's weight: ~1 for the newest, ~0 for the
         // oldest.
@@ -105,6 +108,13 @@ impl Decay {
             .sum();
         self.limit = (keep >> FRAC_BITS) as usize;
         self.limit
+    }
+}
+
+impl Decay {
+    /// Reports that purging (or reuse) left `npages` unpurged.
+    pub fn purged(&mut self, npages: usize) {
+        self.nunpurged = self.nunpurged.min(npages);
     }
 }
 
@@ -142,7 +152,6 @@ mod tests {
         let mut d = Decay::new(1000); // 1 s, 5 ms epochs
         let t0 = 1_000 * MS;
         assert_eq!(d.limit(t0, 0), 0);
-        d.nunpurged = 0;
         // 10,000 pages freed now.
         let l = d.limit(t0 + 1, 10_000);
         assert_eq!(l, 10_000, "same epoch: nothing purged yet");
@@ -152,7 +161,7 @@ mod tests {
             let now = t0 + step * 5 * MS;
             let npages = last.min(10_000);
             let l = d.limit(now, npages);
-            d.nunpurged = l.min(npages);
+            d.purged(l.min(npages));
             assert!(l <= last, "limit must not rise without new frees");
             last = l;
             samples.push(l);
@@ -162,6 +171,23 @@ mod tests {
         assert!(samples[49] > 8_000, "{}", samples[49]);
         assert!(samples[149] < 2_000, "{}", samples[149]);
         assert_eq!(*samples.last().unwrap(), 0);
+    }
+
+    #[test]
+    fn frees_within_an_epoch_all_count() {
+        // Many small updates inside one epoch (as inline decay does on
+        // every free) must not hide the pages from the backlog.
+        let mut d = Decay::new(1000);
+        let t0 = 1_000 * MS;
+        d.limit(t0, 0);
+        for k in 1..=100 {
+            let l = d.limit(t0 + k * 10_000, k as usize * 100);
+            assert_eq!(l, k as usize * 100);
+            d.purged(k as usize * 100);
+        }
+        // One epoch later almost everything may still stay.
+        let l = d.limit(t0 + 5 * MS, 10_000);
+        assert!(l > 9_900, "{l}");
     }
 
     #[test]

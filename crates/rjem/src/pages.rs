@@ -397,13 +397,13 @@ impl Pages {
         if n > limit {
             purged += self.purge(State::Dirty, dirty_to, (n - limit) * page);
         }
-        self.decay_dirty.nunpurged = self.dirty.bytes / page;
+        self.decay_dirty.purged(self.dirty.bytes / page);
         let n = self.muzzy.bytes / page;
         let limit = self.decay_muzzy.limit(now_ns, n);
         if n > limit {
             purged += self.purge(State::Muzzy, State::Retained, (n - limit) * page);
         }
-        self.decay_muzzy.nunpurged = self.muzzy.bytes / page;
+        self.decay_muzzy.purged(self.muzzy.bytes / page);
         let step = [
             self.decay_dirty.interval_ns(),
             self.decay_muzzy.interval_ns(),
@@ -425,8 +425,8 @@ impl Pages {
         };
         let mut n = self.purge(State::Dirty, to, usize::MAX);
         n += self.purge(State::Muzzy, State::Retained, usize::MAX);
-        self.decay_dirty.nunpurged = self.dirty.bytes / self.page;
-        self.decay_muzzy.nunpurged = self.muzzy.bytes / self.page;
+        self.decay_dirty.purged(self.dirty.bytes / self.page);
+        self.decay_muzzy.purged(self.muzzy.bytes / self.page);
         n
     }
 
@@ -542,6 +542,25 @@ impl Pages {
                 break;
             };
             self.set(from).remove(e);
+            // Purge only what is needed: a large coalesced extent is split,
+            // its low part (reused first) staying in `from`.
+            let want = (limit - done).saturating_add(self.page - 1) / self.page * self.page;
+            if want < e.size() {
+                if let Some(t) = self.pool.get() {
+                    let keep = e.size() - want;
+                    let flags = e.has(HEAD) as u8 * HEAD | e.has(ZEROED) as u8 * ZEROED;
+                    let head_flag = e.has(ZEROED) as u8 * ZEROED;
+                    t.init(e.addr(), keep, self.arena, from, flags);
+                    t.epoch.set(e.epoch.get());
+                    e.set_range(e.addr() + keep, want);
+                    e.set_flag(HEAD, false);
+                    e.set_flag(ZEROED, head_flag != 0);
+                    self.register_free(t);
+                    self.register_free(e);
+                    // Straight into the set: merging would undo the split.
+                    self.set(from).insert(t);
+                }
+            }
             let (p, n) = (e.addr() as *mut u8, e.size());
             let pages = (n / self.page) as u64;
             let outcome = if to == State::Muzzy {
@@ -682,6 +701,24 @@ mod tests {
         assert!(p.expand(l, 8 * ps).is_some());
         assert!(emap::lookup(old_last).is_empty());
         p.dalloc(l);
+    }
+
+    #[test]
+    fn purge_takes_only_what_is_asked() {
+        let mut p = pages();
+        let ps = p.page;
+        let (a, _) = p.alloc(16 * ps, ps).unwrap();
+        p.register_active(a, 40, false);
+        let base = a.addr();
+        p.dalloc(a);
+        let dirty = p.dirty.bytes;
+        // A little over two pages: three purged, the rest stays dirty.
+        assert_eq!(p.purge(State::Dirty, State::Retained, 2 * ps + 1), 3 * ps);
+        assert_eq!(p.dirty.bytes, dirty - 3 * ps);
+        // The low part stays dirty (it is reused first).
+        let low = emap::lookup(base).extent().unwrap();
+        assert_eq!(low.state(), State::Dirty);
+        assert_interior_clear(&p, low);
     }
 
     #[test]

@@ -84,10 +84,17 @@ fn scenario(name: &str) {
         "short" => {
             let v = fill(1 << 30);
             drop_all(v);
-            // Gradual: not all at once (the curve starts flat)...
-            assert!(rss() > base + 256 * MIB, "purged at once with a 1 s decay");
-            // ...but well within the decay time plus a generous margin.
-            let t = wait_below(base + 64 * MIB, Duration::from_secs(6));
+            // Gradual: 1 s into a 4 s decay the curve has released about 10%
+            // (smootherstep), so most pages are still resident...
+            std::thread::sleep(Duration::from_millis(1000));
+            let early = rss();
+            assert!(
+                early > base + 600 * MIB,
+                "purged too fast: {} MiB left",
+                (early - base) / MIB
+            );
+            // ...but all are gone within the decay time plus a margin.
+            let t = wait_below(base + 64 * MIB, Duration::from_secs(9));
             assert!(
                 t.is_some(),
                 "RSS still {} MiB over baseline",
@@ -245,7 +252,7 @@ fn purge_at_once_with_zero_decay() {
 
 #[test]
 fn purge_within_a_short_decay_time() {
-    run("short", "dirty_decay_ms:1000");
+    run("short", "dirty_decay_ms:4000");
 }
 
 #[test]
