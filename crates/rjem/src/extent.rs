@@ -68,8 +68,6 @@ pub struct Extent {
     /// FIFO links (free extents in the order they became free, for decay).
     pub lru_next: Cell<Option<ERef>>,
     pub lru_prev: Cell<Option<ERef>>,
-    /// Decay epoch in which the extent became dirty/muzzy.
-    pub epoch: Cell<u64>,
 }
 
 // SAFETY: records are shared between threads only under the locking
@@ -132,7 +130,6 @@ impl Extent {
         self.prev.set(None);
         self.lru_next.set(None);
         self.lru_prev.set(None);
-        self.epoch.set(0);
     }
     pub fn set_range(&self, addr: usize, size: usize) {
         self.addr.store(addr, Relaxed);

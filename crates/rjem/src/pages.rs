@@ -548,13 +548,11 @@ impl Pages {
             if want < e.size() {
                 if let Some(t) = self.pool.get() {
                     let keep = e.size() - want;
-                    let flags = e.has(HEAD) as u8 * HEAD | e.has(ZEROED) as u8 * ZEROED;
-                    let head_flag = e.has(ZEROED) as u8 * ZEROED;
+                    // The kept low part inherits the mapping start.
+                    let flags = (e.has(HEAD) as u8 * HEAD) | (e.has(ZEROED) as u8 * ZEROED);
                     t.init(e.addr(), keep, self.arena, from, flags);
-                    t.epoch.set(e.epoch.get());
                     e.set_range(e.addr() + keep, want);
                     e.set_flag(HEAD, false);
-                    e.set_flag(ZEROED, head_flag != 0);
                     self.register_free(t);
                     self.register_free(e);
                     // Straight into the set: merging would undo the split.
