@@ -1,32 +1,14 @@
 //! `rjem run`: runs a program on rjem, passes the configuration, exits with
 //! the program's status, and explains clearly when it cannot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Once;
 
-/// librjem.so, built once for these tests (cargo does not build a cdylib
-/// for another package's tests).
-fn lib() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/capi-tests");
-    BUILD.call_once(|| {
-        let st = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "rjem-capi",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    });
-    target.join("release/librjem.so").canonicalize().unwrap()
-}
+// The C library's test helpers build librjem.so once (cargo does not build
+// a cdylib for another package's tests).
+#[path = "../../rjem-capi/tests/common.rs"]
+mod common;
+use common::lib;
 
 fn rjem(args: &[&str], lib_env: Option<&Path>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rjem"));

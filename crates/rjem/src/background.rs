@@ -39,7 +39,7 @@ static PASSES: AtomicU64 = AtomicU64::new(0);
 #[inline]
 pub fn note_dirty(dirty: usize) {
     if IDLE.load(Ordering::Relaxed) == 1 && IDLE.swap(0, Ordering::Relaxed) == 1 {
-        futex_wake(&IDLE);
+        os::futex_wake(&IDLE);
     }
     if !STARTED.load(Ordering::Relaxed) && !WANTED.load(Ordering::Relaxed) {
         let c = global::conf();
@@ -134,7 +134,7 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
             // Nothing to purge: sleep until a free makes pages dirty (the
             // timeout covers a wake-up that raced with going idle).
             IDLE.store(1, Ordering::Relaxed);
-            futex_wait(&IDLE, 1, 5_000_000_000);
+            os::futex_wait(&IDLE, 1, Some(5_000_000_000));
             IDLE.store(0, Ordering::Relaxed);
         }
     }
@@ -147,35 +147,6 @@ fn sleep_ns(ns: u64) {
     };
     // SAFETY: ts is valid; an interrupted sleep just ends early.
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {
-    let ts = libc::timespec {
-        tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
-        tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: FUTEX_WAIT only reads the word; ts is a valid relative timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word as *const AtomicU32,
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            &ts as *const libc::timespec,
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only wakes waiters on this address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word as *const AtomicU32,
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        );
-    }
 }
 
 /// Child side of `fork()`: the purger thread did not come along.

@@ -222,6 +222,42 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Sleeps while `*word == expected`, until woken or `timeout_ns` passes
+/// (None: no timeout). Spurious returns are possible; callers re-check.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: Option<u64>) {
+    let ts = timeout_ns.map(|ns| libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    });
+    let tp = ts
+        .as_ref()
+        .map_or(ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT only reads the word; tp is null or a valid
+    // relative timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const core::sync::atomic::AtomicU32,
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            tp,
+        );
+    }
+}
+
+/// Wakes one thread sleeping in `futex_wait` on `word`.
+pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: FUTEX_WAKE only wakes waiters on this address.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const core::sync::atomic::AtomicU32,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
+    }
+}
+
 /// Sets the calling thread's `errno`.
 pub fn set_errno(e: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.

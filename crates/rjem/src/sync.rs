@@ -9,6 +9,7 @@
 //! `lock_raw`/`unlock_raw` exist solely for the fork handlers, which take
 //! every lock before `fork()` and release (parent) or reset (child) after.
 
+use crate::os;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -78,7 +79,7 @@ impl<T> Mutex<T> {
         // Sleep. Once a thread may have slept, it only ever acquires in the
         // CONTENDED state, so its unlock wakes the next sleeper.
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            futex_wait(&self.state, CONTENDED);
+            os::futex_wait(&self.state, CONTENDED, None);
         }
     }
 
@@ -86,7 +87,7 @@ impl<T> Mutex<T> {
     #[inline]
     pub fn unlock_raw(&self) {
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            futex_wake(&self.state);
+            os::futex_wake(&self.state);
         }
     }
 
@@ -129,31 +130,6 @@ impl<T> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         self.m.unlock_raw();
-    }
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: FUTEX_WAIT reads the word we pass and sleeps; no memory is written.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word as *const AtomicU32,
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            core::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only wakes waiters on this address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word as *const AtomicU32,
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        );
     }
 }
 
