@@ -266,9 +266,17 @@ pub unsafe extern "C" fn xallocx(p: *mut c_void, size: usize, extra: usize, flag
     let f = Flags::decode(flags);
     // SAFETY: p is live per the contract.
     let ent = unsafe { api::entry(p.cast()) };
-    let big = size.saturating_add(extra);
-    if api::resize_in_place(p.cast(), ent, big, f.align, f.zero).is_none() && big != size {
-        let _ = api::resize_in_place(p.cast(), ent, size, f.align, f.zero);
+    // SAFETY: as above.
+    let old = unsafe { api::usable_size(p.cast()) };
+    let max = size.saturating_add(extra);
+    // As jemalloc: a size already within [size, size + extra] is kept
+    // unless it can grow towards size + extra; above it, shrink to
+    // size + extra; below size, try size + extra, then size.
+    if old > max || old < max {
+        let grown = api::resize_in_place(p.cast(), ent, max, f.align, f.zero).is_some();
+        if !grown && old < size {
+            let _ = api::resize_in_place(p.cast(), ent, size, f.align, f.zero);
+        }
     }
     // SAFETY: p is still live (it never moves here).
     unsafe { api::usable_size(p.cast()) }

@@ -16,6 +16,24 @@ fn api_linked_shared() {
 }
 
 #[test]
+fn api_with_unusual_options() {
+    // Options that move the huge-arena and cache boundaries around must not
+    // change behaviour.
+    let exe = build("api.c", Link::Shared);
+    for conf in [
+        "oversize_threshold:1",
+        "oversize_threshold:4096,tcache_max:8388608",
+        "tcache:false,narenas:1",
+        "dirty_decay_ms:0,muzzy_decay_ms:0",
+        "dirty_decay_ms:100,muzzy_decay_ms:100,background_thread:true",
+        "retain:false,dirty_decay_ms:0",
+    ] {
+        let out = ok(&run(&exe, &[], false, &[("MALLOC_CONF", conf)]), conf);
+        assert!(out.contains(" passed, 0 failed"), "{conf}: {out}");
+    }
+}
+
+#[test]
 fn api_linked_static() {
     let exe = build("api.c", Link::Static);
     let out = ok(&run(&exe, &[], false, &[]), "api (static)");

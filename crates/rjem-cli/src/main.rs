@@ -3,17 +3,23 @@
 //! `rjem run [--conf STR] [--lib PATH] -- CMD [ARGS...]` runs CMD with
 //! librjem preloaded (and `MALLOC_CONF` set to STR when given) and exits
 //! with CMD's status, since it replaces itself with CMD.
+//!
+//! `rjem bench [OPTIONS]` runs the side-by-side allocator benchmark suite
+//! (see the `bench` module).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
+
 #[global_allocator]
 static GLOBAL: rjem::Rjem = rjem::Rjem;
 
 const USAGE: &str = "\
 usage: rjem run [--conf MALLOC_CONF] [--lib PATH] -- COMMAND [ARGS...]
+       rjem bench [--quick] [OPTIONS]    (rjem bench --help for more)
 
 Runs COMMAND on the rjem allocator (LD_PRELOAD=librjem.so) and exits with its
 status. --conf sets MALLOC_CONF (e.g. narenas:4,tcache_max:65536); --lib
@@ -21,7 +27,10 @@ names the library explicitly (default: $RJEM_LIB, or librjem.so next to this
 program or in ../lib).
 
 Exit status: COMMAND's, or 125 if rjem itself failed (library not found,
-bad usage), 126 if COMMAND cannot be executed, 127 if it was not found.";
+bad usage), 126 if COMMAND cannot be executed, 127 if it was not found.
+
+rjem bench runs the benchmark suite under glibc, rjem, jemalloc, mimalloc and
+tcmalloc side by side and writes a table, Markdown, an SVG chart and JSON.";
 
 fn fail(msg: &str, code: u8) -> ExitCode {
     eprintln!("rjem: {msg}");
@@ -120,6 +129,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match args.first().and_then(|a| a.to_str()) {
         Some("run") => run(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("-V" | "--version") => {
             println!("rjem {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

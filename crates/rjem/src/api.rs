@@ -65,17 +65,12 @@ pub fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
         return ptr::null_mut();
     };
     let g = global::geom();
-    let Some(usize) = g.usable_size(size, align) else {
+    // A zero-byte request is served as one byte, so that an alignment is
+    // honoured (aligned_alloc(64, 0) must still be 64-aligned).
+    let Some(usize) = g.usable_size(size.max(1), align) else {
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
-    let threshold = global::conf().oversize_threshold;
-    if threshold != 0 && usize >= threshold {
-        return match arena::huge() {
-            Some(h) => h.large_alloc(usize, align, zero),
-            None => ptr::null_mut(),
-        };
-    }
     let arena = t.arena();
     let p = match t.cache() {
         Some(c) if c.caches(ind) && align <= g.page => {
@@ -87,7 +82,22 @@ pub fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
             }
         }
         _ if g.is_small(ind) => arena.small_alloc(ind),
-        _ => return arena.large_alloc(usize, align, zero),
+        _ => {
+            // Uncached large requests of oversize_threshold bytes and more
+            // go to the huge arena, which purges as soon as they are freed.
+            let threshold = global::conf().oversize_threshold;
+            let target = if threshold != 0 && usize >= threshold {
+                match arena::huge() {
+                    Some(h) => h,
+                    None => return ptr::null_mut(),
+                }
+            } else {
+                arena
+            };
+            let p = target.large_alloc(usize, align, zero);
+            crate::background::start_if_wanted();
+            return p;
+        }
     };
     if zero && !p.is_null() {
         // SAFETY: p is a block of `usize` bytes that we just handed out.
@@ -102,7 +112,7 @@ pub fn alloc_in_arena(a: &arena::Arena, size: usize, align: usize, zero: bool) -
         return ptr::null_mut();
     }
     let g = global::geom();
-    let Some(usize) = g.usable_size(size, align) else {
+    let Some(usize) = g.usable_size(size.max(1), align) else {
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
@@ -216,9 +226,20 @@ pub unsafe fn sized_free_slow(p: *mut u8) {
 }
 
 /// The free slow path: thread cache full or not set up, uncached classes.
+/// Locks (futex), purging (madvise) and starting the purger thread may set
+/// `errno`; `free` must leave it alone (POSIX 2024, glibc >= 2.33).
 #[cold]
 #[inline(never)]
 pub fn dalloc_slow(p: *mut u8, ent: Entry) {
+    let saved = os::errno();
+    dalloc_slow_inner(p, ent);
+    // The cache is consistent again: a purger thread may be created now
+    // (creating it may allocate).
+    crate::background::start_if_wanted();
+    os::set_errno(saved);
+}
+
+fn dalloc_slow_inner(p: *mut u8, ent: Entry) {
     let ind = ent.szind();
     if let Some(t) = tsd::slow() {
         if let Some(c) = t.cache() {
@@ -241,7 +262,9 @@ fn is_start(p: *mut u8, ent: Entry) -> bool {
 
 /// Returns `p` straight to its arena, bypassing every cache.
 pub fn free_direct(p: *mut u8) {
+    let saved = os::errno();
     dalloc_direct(p, live_entry(p));
+    os::set_errno(saved);
 }
 
 fn dalloc_direct(p: *mut u8, ent: Entry) {

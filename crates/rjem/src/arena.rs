@@ -11,7 +11,6 @@
 //! memory is always returned to the arena that owns it, whichever thread
 //! frees it. Arena `i` is published in `ARENAS[i]` only when fully built.
 
-use crate::background;
 use crate::base;
 use crate::bin::{Bin, BinCtx};
 use crate::conf::BackgroundMode;
@@ -126,7 +125,6 @@ impl Arena {
     pub fn small_dalloc(&self, s: ERef, ind: usize, p: *mut u8) {
         let cx = self.bin_ctx(ind);
         self.bins[ind].0.lock().dalloc(&cx, s, p);
-        background::start_if_wanted();
     }
 
     /// Returns several regions of class `ind` under one lock acquisition.
@@ -138,8 +136,6 @@ impl Arena {
         for (p, s) in items {
             bin.dalloc(&cx, s, p);
         }
-        drop(bin);
-        background::start_if_wanted();
     }
 
     /// A large allocation of usable size `usize` (a large class) aligned to
@@ -168,7 +164,6 @@ impl Arena {
     pub fn large_dalloc(&self, e: ERef) {
         self.large.ndalloc[e.szind()].fetch_add(1, Ordering::Relaxed);
         self.pages.lock().dalloc(e);
-        background::start_if_wanted();
     }
 
     /// Purges all of this arena's freed pages now (`arena.<i>.purge`).
@@ -207,7 +202,6 @@ impl Arena {
         }
         pages.register_active(e, new_ind, false);
         drop(pages);
-        background::start_if_wanted();
         self.large.ndalloc[old_ind].fetch_add(1, Ordering::Relaxed);
         self.large.nmalloc[new_ind].fetch_add(1, Ordering::Relaxed);
         true

@@ -28,6 +28,8 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 pub const AUTO_THRESHOLD: usize = 8 << 20;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// pthread_create failed: stop trying, and let threads decay inline.
+static FAILED: AtomicBool = AtomicBool::new(false);
 static WANTED: AtomicBool = AtomicBool::new(false);
 /// 1 while the purger sleeps with nothing to do (a futex word).
 static IDLE: AtomicU32 = AtomicU32::new(0);
@@ -41,21 +43,36 @@ pub fn note_dirty(dirty: usize) {
     if IDLE.load(Ordering::Relaxed) == 1 && IDLE.swap(0, Ordering::Relaxed) == 1 {
         os::futex_wake(&IDLE);
     }
-    if !STARTED.load(Ordering::Relaxed) && !WANTED.load(Ordering::Relaxed) {
+    if !STARTED.load(Ordering::Relaxed)
+        && !WANTED.load(Ordering::Relaxed)
+        && !FAILED.load(Ordering::Relaxed)
+    {
         let c = global::conf();
         let want = match c.background_thread {
             BackgroundMode::On => true,
             BackgroundMode::Auto => dirty >= AUTO_THRESHOLD,
             BackgroundMode::Off => false,
         };
-        if want && c.max_background_threads > 0 {
-            WANTED.store(true, Ordering::Relaxed);
+        if want {
+            if c.max_background_threads > 0 {
+                WANTED.store(true, Ordering::Relaxed);
+            } else {
+                FAILED.store(true, Ordering::Relaxed);
+            }
         }
     }
 }
 
-/// Starts the purger if a free asked for it. Call with no lock held
-/// (creating a thread may allocate).
+/// Whether decay must run inline although `background_thread:true` was
+/// asked for: no thread is allowed (`max_background_threads:0`) or none
+/// could be created.
+pub fn unavailable() -> bool {
+    FAILED.load(Ordering::Relaxed)
+}
+
+/// Starts the purger if a free asked for it. Call only where no lock is
+/// held and the calling thread's cache is consistent: creating a thread
+/// allocates (glibc's `calloc` for its thread-local tables).
 #[inline]
 pub fn start_if_wanted() {
     if WANTED.load(Ordering::Relaxed) {
@@ -97,7 +114,7 @@ pub fn start() -> bool {
         );
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if r != 0 {
-            STARTED.store(false, Ordering::Release);
+            FAILED.store(true, Ordering::Relaxed);
             return false;
         }
         libc::pthread_setname_np(t, c"rjem-purger".as_ptr());

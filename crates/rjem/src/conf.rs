@@ -49,8 +49,9 @@ pub enum BackgroundMode {
     /// thread is started lazily the first time an arena holds more than a
     /// few MiB of freed pages, so an idle process still returns memory.
     Auto,
-    /// `background_thread:true`: the purger thread starts at once and does
-    /// all decay purging (jemalloc's semantics).
+    /// `background_thread:true`: the purger thread starts at the first free
+    /// that reaches a page allocator and then does all decay purging
+    /// (jemalloc's semantics); if no thread can run, threads decay inline.
     On,
     /// `background_thread:false`: no thread; decay only when threads free.
     Off,

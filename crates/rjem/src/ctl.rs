@@ -51,11 +51,14 @@ pub fn decay(t: Target) -> Option<usize> {
     each(t, |a| n += a.decay()).then_some(n)
 }
 
-/// Sets the dirty and/or muzzy decay time of existing arenas; with
-/// `Target::All` also the default for arenas created later
-/// (`arenas.dirty_decay_ms`). Times below -1 are rejected (false).
+/// Sets the dirty and/or muzzy decay time of an arena; with `Target::All`,
+/// of every automatic arena and of those created later
+/// (`arenas.dirty_decay_ms`); the huge arena keeps purging at once unless
+/// targeted by index. Times outside -1 ..= one year are rejected (false).
 pub fn set_decay_ms(t: Target, dirty: Option<i64>, muzzy: Option<i64>) -> bool {
-    if dirty.is_some_and(|d| d < -1) || muzzy.is_some_and(|m| m < -1) {
+    const YEAR_MS: i64 = 365 * 24 * 3600 * 1000;
+    let bad = |v: Option<i64>| v.is_some_and(|x| !(-1..=YEAR_MS).contains(&x));
+    if bad(dirty) || bad(muzzy) {
         return false;
     }
     if t == Target::All && global::ensure_init() {
@@ -66,7 +69,11 @@ pub fn set_decay_ms(t: Target, dirty: Option<i64>, muzzy: Option<i64>) -> bool {
             arena::DEFAULT_MUZZY_MS.store(m, Ordering::Relaxed);
         }
     }
-    each(t, |a| a.pages.lock().set_decay(dirty, muzzy))
+    each(t, |a| {
+        if t == Target::Arena(a.ind) || a.ind != global::narenas() {
+            a.pages.lock().set_decay(dirty, muzzy)
+        }
+    })
 }
 
 /// (dirty, muzzy) decay times of arena `i`; of new arenas for `All`.

@@ -36,8 +36,8 @@ pub struct Decay {
     interval_ns: u64,
     epoch_ns: u64,
     backlog: [usize; STEPS],
-    /// Unpurged pages when the current epoch began, less what was purged
-    /// since: pages above it are new and enter the backlog when the epoch
+    /// Unpurged pages when the current epoch began (or the limit, if
+    /// higher): pages above it are new and enter the backlog when the epoch
     /// ends.
     nunpurged: usize,
     limit: usize,
@@ -73,19 +73,19 @@ impl Decay {
     }
 
     /// Advances to `now_ns` with `npages` currently unpurged, and returns
-    /// how many may stay. Callers purge down to it, then report the new
-    /// count with `purged`.
+    /// how many may stay; callers purge down to it.
     pub fn limit(&mut self, now_ns: u64, npages: usize) -> usize {
         match self.ms {
             ms if ms < 0 => return usize::MAX,
             0 => return 0,
             _ => {}
         }
-        if self.epoch_ns == 0 || now_ns < self.epoch_ns {
-            // First use, or the clock went back: start the curve here.
+        if self.epoch_ns == 0 {
             self.epoch_ns = now_ns;
         }
-        let elapsed = (now_ns - self.epoch_ns) / self.interval_ns;
+        // A time before the epoch (another thread read the clock earlier)
+        // counts as the current epoch.
+        let elapsed = now_ns.saturating_sub(self.epoch_ns) / self.interval_ns;
         if elapsed == 0 {
             // Same epoch: pages freed since are not yet in the backlog and
             // may all stay until the epoch ends.
@@ -96,7 +96,6 @@ impl Decay {
         self.backlog.copy_within(shift.., 0);
         self.backlog[STEPS - shift..].fill(0);
         self.backlog[STEPS - 1] += npages.saturating_sub(self.nunpurged);
-        self.nunpurged = npages;
         // Pages freed `age` epochs ago (slot STEPS-1-age) may stay in
         // proportion to their slot's weight: ~1 for the newest, ~0 for the
         // oldest.
@@ -107,14 +106,11 @@ impl Decay {
             .map(|(&n, &w)| n as u128 * w as u128)
             .sum();
         self.limit = (keep >> FRAC_BITS) as usize;
+        // As jemalloc: the next epoch counts as freed only growth beyond
+        // what is here now (or the limit, if more may stay). Pages reused
+        // and freed again within an epoch are churn, not new frees.
+        self.nunpurged = self.limit.max(npages);
         self.limit
-    }
-}
-
-impl Decay {
-    /// Reports that purging (or reuse) left `npages` unpurged.
-    pub fn purged(&mut self, npages: usize) {
-        self.nunpurged = self.nunpurged.min(npages);
     }
 }
 
@@ -161,7 +157,6 @@ mod tests {
             let now = t0 + step * 5 * MS;
             let npages = last.min(10_000);
             let l = d.limit(now, npages);
-            d.purged(l.min(npages));
             assert!(l <= last, "limit must not rise without new frees");
             last = l;
             samples.push(l);
@@ -183,11 +178,27 @@ mod tests {
         for k in 1..=100 {
             let l = d.limit(t0 + k * 10_000, k as usize * 100);
             assert_eq!(l, k as usize * 100);
-            d.purged(k as usize * 100);
         }
         // One epoch later almost everything may still stay.
         let l = d.limit(t0 + 5 * MS, 10_000);
         assert!(l > 9_900, "{l}");
+    }
+
+    #[test]
+    fn churn_does_not_hold_a_burst_forever() {
+        // A burst of 100k pages, then 1k pages reused and freed again every
+        // epoch: the burst must still decay away (churn is not new frees).
+        let mut d = Decay::new(1000);
+        let t0 = 1_000 * MS;
+        d.limit(t0, 0);
+        let mut npages = 100_000;
+        for step in 1..=400u64 {
+            let now = t0 + step * 5 * MS;
+            // Reuse 1k, free 1k: same count at the epoch boundary.
+            let l = d.limit(now, npages);
+            npages = npages.min(l).max(1_000);
+        }
+        assert!(npages <= 1_000, "{npages} pages never purged");
     }
 
     #[test]

@@ -129,8 +129,9 @@ pub fn purge_lazy(p: *mut u8, size: usize) -> Purged {
         if r == 0 {
             return Purged::Lazy;
         }
-        // SAFETY: reading this thread's errno.
-        if unsafe { *libc::__errno_location() } == libc::EINVAL {
+        // EINVAL means either "no MADV_FREE in this kernel" or "this range
+        // cannot be freed" (locked pages): probe a fresh page to tell.
+        if errno() == libc::EINVAL && !madv_free_works() {
             MADV_FREE_OK.store(false, Relaxed);
         }
     }
@@ -139,6 +140,18 @@ pub fn purge_lazy(p: *mut u8, size: usize) -> Purged {
     } else {
         Purged::Failed
     }
+}
+
+fn madv_free_works() -> bool {
+    let ps = page_size();
+    let p = map(ps);
+    if p.is_null() {
+        return true;
+    }
+    // SAFETY: a private page we just mapped.
+    let ok = unsafe { libc::madvise(p as *mut libc::c_void, ps, libc::MADV_FREE) == 0 };
+    unmap(p, ps);
+    ok
 }
 
 /// Forced purge: the pages are released now and read back as zeros.
@@ -256,6 +269,12 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
             1,
         );
     }
+}
+
+/// The calling thread's `errno`.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
 }
 
 /// Sets the calling thread's `errno`.

@@ -308,7 +308,9 @@ impl Pages {
             self.register_free(t);
             self.set(state).insert(t);
         }
-        let zeroed = e.has(ZEROED) || state == State::Retained;
+        // Only the flag counts: a retained extent whose purge failed (locked
+        // pages) still holds old data.
+        let zeroed = e.has(ZEROED);
         e.set_range(start, size);
         e.set_state(State::Active);
         e.set_flag(ZEROED, false);
@@ -361,8 +363,8 @@ impl Pages {
         e.set_flag(ZEROED, false);
         e.set_state(State::Dirty);
         self.insert_free(e);
-        crate::background::note_dirty(self.dirty.bytes);
         self.maybe_decay();
+        crate::background::note_dirty(self.dirty.bytes);
     }
 
     /// Inline decay after a free: purges what the decay curves say is due,
@@ -371,7 +373,7 @@ impl Pages {
     fn maybe_decay(&mut self) {
         let immediate =
             self.decay_dirty.ms() == 0 || (self.decay_muzzy.ms() == 0 && self.muzzy.bytes > 0);
-        if !(self.inline_decay || immediate) {
+        if !(self.inline_decay || immediate || crate::background::unavailable()) {
             return;
         }
         let now = os::now_ns();
@@ -397,13 +399,11 @@ impl Pages {
         if n > limit {
             purged += self.purge(State::Dirty, dirty_to, (n - limit) * page);
         }
-        self.decay_dirty.purged(self.dirty.bytes / page);
         let n = self.muzzy.bytes / page;
         let limit = self.decay_muzzy.limit(now_ns, n);
         if n > limit {
             purged += self.purge(State::Muzzy, State::Retained, (n - limit) * page);
         }
-        self.decay_muzzy.purged(self.muzzy.bytes / page);
         let step = [
             self.decay_dirty.interval_ns(),
             self.decay_muzzy.interval_ns(),
@@ -425,8 +425,6 @@ impl Pages {
         };
         let mut n = self.purge(State::Dirty, to, usize::MAX);
         n += self.purge(State::Muzzy, State::Retained, usize::MAX);
-        self.decay_dirty.purged(self.dirty.bytes / self.page);
-        self.decay_muzzy.purged(self.muzzy.bytes / self.page);
         n
     }
 

@@ -213,6 +213,22 @@ fn scenario(name: &str) {
                 drop(v);
             }
         }
+        "mlocked" => {
+            // Locked pages cannot be purged: the extent keeps its data and
+            // must not be handed out as zeroed memory.
+            if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+                println!("skipped: mlockall not permitted");
+                return;
+            }
+            for _ in 0..20 {
+                let mut v = vec![0xffu8; 3 * MIB];
+                v[12345] = 7;
+                drop(v);
+                let z = vec![0u8; 3 * MIB]; // alloc_zeroed: may reuse the block
+                assert!(z.iter().all(|&b| b == 0), "calloc returned old data");
+            }
+            unsafe { libc::munlockall() };
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -278,6 +294,11 @@ fn fork_with_the_purger_running() {
 #[test]
 fn stable_workload_stays_bounded() {
     run("stable", "");
+}
+
+#[test]
+fn calloc_after_failed_purge_is_zero() {
+    run("mlocked", "dirty_decay_ms:0");
 }
 
 #[test]

@@ -116,7 +116,17 @@ static void test_aligned(void) {
     CHECK(posix_memalign(&out, 4, 10) == EINVAL && out == (void *)0x1234);
     CHECK(posix_memalign(&out, 64, SIZE_MAX - 10) == ENOMEM && out == (void *)0x1234);
     CHECK(posix_memalign(&out, 64, 0) == 0 && out != NULL && out != (void *)0x1234);
+    CHECK(((uintptr_t)out & 63) == 0);
     free(out);
+    /* Zero-byte aligned requests still honour the alignment. */
+    for (size_t a = 16; a <= 8192; a <<= 1) {
+        void *z = aligned_alloc(a, 0);
+        CHECK(z && ((uintptr_t)z & (a - 1)) == 0);
+        free(z);
+        z = memalign(a, 0);
+        CHECK(z && ((uintptr_t)z & (a - 1)) == 0);
+        free(z);
+    }
     errno = 0;
     CHECK(aligned_alloc(24, 48) == NULL && errno == EINVAL);
     errno = 0;
@@ -201,10 +211,29 @@ static void test_rallocx_xallocx(void) {
     got = xallocx(p, 1 << 19, 1 << 20, 0);
     CHECK(got >= (1u << 19) && got <= (3u << 19));
     dallocx(p, 0);
+    /* A size already within [size, size + extra] is never shrunk. */
+    p = mallocx(65536, 0);
+    got = xallocx(p, 20000, 100000, 0);
+    CHECK(got >= 65536 && got <= nallocx(120000, 0) && sallocx(p, 0) == got);
+    dallocx(p, 0);
     p = mallocx(10, 0);
     CHECK(xallocx(p, 16, 0, 0) == 16);  /* same class */
     CHECK(xallocx(p, 100, 0, 0) == 16); /* small classes cannot grow */
     dallocx(p, 0);
+}
+
+/* free must leave errno alone, even when it flushes, takes contended locks
+ * or purges pages. */
+static void test_errno_preserved(void) {
+    void *v[5000];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 5000; i++) v[i] = malloc(16 + (i % 50) * 300);
+        errno = EBADF;
+        for (int i = 0; i < 5000; i++) free(v[i]);
+        void *big = malloc(20 << 20);
+        free(big);
+        CHECK(errno == EBADF);
+    }
 }
 
 static void test_nallocx(void) {
@@ -226,6 +255,7 @@ int main(void) {
     test_mallocx();
     test_rallocx_xallocx();
     test_nallocx();
+    test_errno_preserved();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

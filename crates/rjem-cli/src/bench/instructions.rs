@@ -1,0 +1,154 @@
+//! `rjem bench --instructions`: instructions per operation on each
+//! allocator's hot paths, counted by callgrind (deterministic, so stable
+//! from run to run unlike times).
+//!
+//! `bench/fastpath/fastpath.c` runs a loop of N operations; each mode is
+//! run under `valgrind --tool=callgrind` with N = 0 and with N, and the
+//! report is (Ir(N) - Ir(0)) / N: the loop's own few instructions
+//! included, start-up and exit excluded.
+
+use super::report::q;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The modes of `fastpath` and what one operation is.
+pub const MODES: &[(&str, &str)] = &[
+    ("pair", "malloc(32) + write + free, same thread"),
+    ("batch", "malloc(32) x 1000, then free x 1000, same thread"),
+    (
+        "remote",
+        "malloc(32) x 1000 on one thread, free x 1000 on another",
+    ),
+];
+
+/// Instructions counted by callgrind for one run.
+fn collected(program: &Path, mode: &str, n: u64, preload: Option<&Path>) -> Result<u64, String> {
+    let mut c = Command::new("valgrind");
+    c.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(program)
+        .args([mode, &n.to_string()])
+        .env_remove("LD_PRELOAD")
+        .env_remove("MALLOC_CONF")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Some(lib) = preload {
+        c.env("LD_PRELOAD", lib);
+    }
+    let out = c
+        .output()
+        .map_err(|e| format!("cannot run valgrind: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        return Err(format!(
+            "{} {mode} {n} failed under callgrind: {}",
+            program.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    err.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("Collected :")?;
+            rest.trim().parse::<u64>().ok()
+        })
+        .ok_or_else(|| "no 'Collected :' line in callgrind's output".to_string())
+}
+
+/// Instructions per operation of `mode` on one allocator.
+pub fn per_op(program: &Path, mode: &str, n: u64, preload: Option<&Path>) -> Result<f64, String> {
+    let base = collected(program, mode, 0, preload)?;
+    let full = collected(program, mode, n, preload)?;
+    Ok((full as f64 - base as f64) / n as f64)
+}
+
+/// `cells[a][m]`: allocator `a`, mode `m`.
+pub struct Counts {
+    pub allocators: Vec<&'static str>,
+    pub cells: Vec<Vec<Result<f64, String>>>,
+    pub n: u64,
+}
+
+impl Counts {
+    pub fn terminal(&self) -> String {
+        let mut s = format!(
+            "\ninstructions per operation (callgrind, N = {}):\n{:<10}",
+            self.n, "allocator"
+        );
+        for (m, _) in MODES {
+            let _ = write!(s, "  {m:>8}");
+        }
+        s.push('\n');
+        for (a, name) in self.allocators.iter().enumerate() {
+            let _ = write!(s, "{name:<10}");
+            for c in &self.cells[a] {
+                match c {
+                    Ok(v) => {
+                        let _ = write!(s, "  {v:>8.1}");
+                    }
+                    Err(_) => {
+                        let _ = write!(s, "  {:>8}", "FAILED");
+                    }
+                }
+            }
+            s.push('\n');
+        }
+        for (a, name) in self.allocators.iter().enumerate() {
+            for (m, c) in self.cells[a].iter().enumerate() {
+                if let Err(e) = c {
+                    let _ = writeln!(s, "FAILED: {name} {}: {e}", MODES[m].0);
+                }
+            }
+        }
+        s
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "| allocator | {} |\n|---|{}\n",
+            MODES
+                .iter()
+                .map(|(m, what)| format!("{m}: {what}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(MODES.len())
+        );
+        for (a, name) in self.allocators.iter().enumerate() {
+            let cells: Vec<String> = self.cells[a]
+                .iter()
+                .map(|c| match c {
+                    Ok(v) => format!("{v:.1}"),
+                    Err(_) => "FAILED".into(),
+                })
+                .collect();
+            let _ = writeln!(s, "| {name} | {} |", cells.join(" | "));
+        }
+        s
+    }
+
+    pub fn json(&self) -> String {
+        let mut rows = Vec::new();
+        for (a, name) in self.allocators.iter().enumerate() {
+            for (m, c) in self.cells[a].iter().enumerate() {
+                let v = match c {
+                    Ok(v) => format!("{v:.2}"),
+                    Err(_) => "null".into(),
+                };
+                rows.push(format!(
+                    "    {{\"allocator\": {}, \"mode\": {}, \"instructions_per_op\": {v}}}",
+                    q(name),
+                    q(MODES[m].0)
+                ));
+            }
+        }
+        format!(
+            "{{\n  \"n\": {},\n  \"instructions\": [\n{}\n  ]\n}}\n",
+            self.n,
+            rows.join(",\n")
+        )
+    }
+
+    pub fn ok(&self) -> bool {
+        self.cells.iter().flatten().all(Result::is_ok)
+    }
+}

@@ -1,0 +1,652 @@
+//! The results of a suite and their reports: medians, ratios to the
+//! baseline allocator (jemalloc) and their geometric means; a table for the
+//! terminal, a Markdown report, an SVG chart and a JSON file, all written
+//! by hand (the CLI keeps its dependency list small).
+
+use super::run::Sample;
+use super::workloads::{Kind, Workload};
+use std::fmt::Write as _;
+
+/// One workload on one allocator.
+#[derive(Default)]
+pub struct Cell {
+    pub samples: Vec<Sample>,
+    /// The program's last line of output (from the first successful run).
+    pub output: String,
+    /// Why a run failed; the pair is then left out of every ratio.
+    pub error: Option<String>,
+    /// Why the pair was not run at all.
+    pub skipped: Option<String>,
+}
+
+/// Medians over the runs of one cell.
+#[derive(Clone, Copy, Debug)]
+pub struct Median {
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub peak_rss_kib: f64,
+}
+
+/// Which measurement a ratio is about.
+#[derive(Clone, Copy)]
+pub enum Metric {
+    Wall,
+    Cpu,
+    Rss,
+}
+
+impl Median {
+    fn get(&self, m: Metric) -> f64 {
+        match m {
+            Metric::Wall => self.wall_s,
+            Metric::Cpu => self.cpu_s,
+            Metric::Rss => self.peak_rss_kib,
+        }
+    }
+}
+
+/// Geometric means of one allocator's ratios to the baseline.
+#[derive(Clone, Copy, Debug)]
+pub struct Geomean {
+    pub time: f64,
+    pub cpu: f64,
+    pub rss: f64,
+    pub workloads: usize,
+}
+
+/// Where and when the suite ran.
+#[derive(Default)]
+pub struct Meta {
+    pub date: String,
+    pub suite: &'static str,
+    pub runs: usize,
+    /// (label, value) pairs describing the machine and software.
+    pub machine: Vec<(String, String)>,
+}
+
+pub struct Results {
+    pub workloads: Vec<&'static Workload>,
+    pub allocators: Vec<&'static str>,
+    /// `cells[w][a]` for workload `w` and allocator `a`.
+    pub cells: Vec<Vec<Cell>>,
+    pub baseline: &'static str,
+    pub meta: Meta,
+    pub notes: Vec<String>,
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Results {
+    pub fn median(&self, w: usize, a: usize) -> Option<Median> {
+        let c = &self.cells[w][a];
+        if c.error.is_some() || c.skipped.is_some() || c.samples.is_empty() {
+            return None;
+        }
+        Some(Median {
+            wall_s: median(c.samples.iter().map(|s| s.wall_s).collect()),
+            cpu_s: median(c.samples.iter().map(|s| s.cpu_s).collect()),
+            peak_rss_kib: median(c.samples.iter().map(|s| s.peak_rss_kib as f64).collect()),
+        })
+    }
+
+    fn baseline_index(&self) -> Option<usize> {
+        self.allocators.iter().position(|&a| a == self.baseline)
+    }
+
+    /// Allocator `a`'s `m` on workload `w` divided by the baseline's.
+    pub fn ratio(&self, w: usize, a: usize, m: Metric) -> Option<f64> {
+        let b = self.median(w, self.baseline_index()?)?.get(m);
+        let x = self.median(w, a)?.get(m);
+        (b > 0.0 && x > 0.0).then(|| x / b)
+    }
+
+    /// Geometric means of allocator `a`'s ratios over the workloads of
+    /// `kind` (all when None) where both it and the baseline succeeded.
+    pub fn geomean(&self, a: usize, kind: Option<Kind>) -> Option<Geomean> {
+        let mut sums = [0.0f64; 3];
+        let mut n = 0;
+        for (w, wl) in self.workloads.iter().enumerate() {
+            if kind.is_some_and(|k| k != wl.kind) {
+                continue;
+            }
+            let (Some(t), Some(c), Some(r)) = (
+                self.ratio(w, a, Metric::Wall),
+                self.ratio(w, a, Metric::Cpu),
+                self.ratio(w, a, Metric::Rss),
+            ) else {
+                continue;
+            };
+            sums[0] += t.ln();
+            sums[1] += c.ln();
+            sums[2] += r.ln();
+            n += 1;
+        }
+        (n > 0).then(|| Geomean {
+            time: (sums[0] / n as f64).exp(),
+            cpu: (sums[1] / n as f64).exp(),
+            rss: (sums[2] / n as f64).exp(),
+            workloads: n,
+        })
+    }
+
+    pub fn failures(&self) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        for w in 0..self.workloads.len() {
+            for a in 0..self.allocators.len() {
+                if self.cells[w][a].error.is_some() {
+                    v.push((w, a));
+                }
+            }
+        }
+        v
+    }
+
+    fn kinds(&self) -> Vec<Kind> {
+        [Kind::C, Kind::Rust]
+            .into_iter()
+            .filter(|k| self.workloads.iter().any(|w| w.kind == *k))
+            .collect()
+    }
+
+    /// The text of one table cell for `m` ("0.812 (0.93)", "FAILED", "-").
+    fn cell_text(&self, w: usize, a: usize, m: Metric) -> String {
+        let c = &self.cells[w][a];
+        if c.error.is_some() {
+            return "FAILED".into();
+        }
+        let Some(med) = self.median(w, a) else {
+            return "-".into();
+        };
+        let v = match m {
+            Metric::Wall => format!("{:.3}", med.wall_s),
+            Metric::Cpu => format!("{:.3}", med.cpu_s),
+            Metric::Rss => format!("{:.1}", med.peak_rss_kib / 1024.0),
+        };
+        match self.ratio(w, a, m) {
+            Some(r) => format!("{v} ({r:.2})"),
+            None => v,
+        }
+    }
+
+    fn geomean_text(&self, a: usize, kind: Option<Kind>, m: Metric) -> String {
+        match self.geomean(a, kind) {
+            Some(g) => format!(
+                "{:.2}",
+                match m {
+                    Metric::Wall => g.time,
+                    Metric::Cpu => g.cpu,
+                    Metric::Rss => g.rss,
+                }
+            ),
+            None => "-".into(),
+        }
+    }
+
+    fn geomean_label(kind: Option<Kind>) -> &'static str {
+        match kind {
+            None => "geomean (all)",
+            Some(Kind::C) => "geomean (C)",
+            Some(Kind::Rust) => "geomean (Rust)",
+        }
+    }
+
+    /// Rows of (first column, cells) for one metric, with geomean rows.
+    fn rows(&self, m: Metric) -> Vec<(String, Vec<String>)> {
+        let mut rows = Vec::new();
+        for (w, wl) in self.workloads.iter().enumerate() {
+            let cells = (0..self.allocators.len())
+                .map(|a| self.cell_text(w, a, m))
+                .collect();
+            rows.push((wl.name.to_string(), cells));
+        }
+        let mut kinds: Vec<Option<Kind>> = vec![None];
+        if self.kinds().len() > 1 {
+            kinds.extend(self.kinds().into_iter().map(Some));
+        }
+        for k in kinds {
+            let cells = (0..self.allocators.len())
+                .map(|a| self.geomean_text(a, k, m))
+                .collect();
+            rows.push((Self::geomean_label(k).to_string(), cells));
+        }
+        rows
+    }
+
+    const TABLES: [(Metric, &'static str); 3] = [
+        (Metric::Wall, "median wall time, s"),
+        (Metric::Cpu, "median CPU time (user + sys), s"),
+        (Metric::Rss, "median peak RSS, MiB"),
+    ];
+
+    /// Plain-text tables for the terminal.
+    pub fn terminal(&self) -> String {
+        let mut s = String::new();
+        for (m, title) in Self::TABLES {
+            let _ = writeln!(s, "\n{title} (ratio to {}):", self.baseline);
+            let rows = self.rows(m);
+            let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(8).max(8);
+            let widths: Vec<usize> = (0..self.allocators.len())
+                .map(|a| {
+                    rows.iter()
+                        .map(|r| r.1[a].len())
+                        .chain([self.allocators[a].len()])
+                        .max()
+                        .unwrap_or(8)
+                })
+                .collect();
+            let _ = write!(s, "{:<w0$}", "workload");
+            for (a, name) in self.allocators.iter().enumerate() {
+                let _ = write!(s, "  {:>w$}", name, w = widths[a]);
+            }
+            s.push('\n');
+            for (name, cells) in rows {
+                let _ = write!(s, "{name:<w0$}");
+                for (a, c) in cells.iter().enumerate() {
+                    let _ = write!(s, "  {:>w$}", c, w = widths[a]);
+                }
+                s.push('\n');
+            }
+        }
+        for (w, a) in self.failures() {
+            let _ = writeln!(
+                s,
+                "FAILED: {} on {}: {}",
+                self.workloads[w].name,
+                self.allocators[a],
+                self.cells[w][a].error.as_deref().unwrap_or("")
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        s
+    }
+
+    /// A Markdown report: setup, the three tables, failures, notes and
+    /// what each workload stresses.
+    pub fn markdown(&self, chart: Option<&str>) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# rjem bench: {} suite, {}\n",
+            self.meta.suite, self.meta.date
+        );
+        let _ = writeln!(
+            s,
+            "Median of {} interleaved runs per workload and allocator; ratios \
+             (in parentheses) are to {}, lower is better.\n",
+            self.meta.runs, self.baseline
+        );
+        for (k, v) in &self.meta.machine {
+            let _ = writeln!(s, "- {k}: {v}");
+        }
+        s.push('\n');
+        if let Some(path) = chart {
+            let _ = writeln!(
+                s,
+                "![time and memory ratios to {}]({path})\n",
+                self.baseline
+            );
+        }
+        let header = |s: &mut String| {
+            let _ = writeln!(s, "| workload | {} |", self.allocators.join(" | "));
+            let _ = writeln!(s, "|---|{}", "---|".repeat(self.allocators.len()));
+        };
+        for (m, title) in Self::TABLES {
+            let _ = writeln!(s, "## {} (ratio to {})\n", capitalise(title), self.baseline);
+            header(&mut s);
+            for (name, cells) in self.rows(m) {
+                let name = if name.starts_with("geomean") {
+                    format!("**{name}**")
+                } else {
+                    name
+                };
+                let _ = writeln!(s, "| {name} | {} |", cells.join(" | "));
+            }
+            s.push('\n');
+        }
+        let failures = self.failures();
+        if !failures.is_empty() {
+            let _ = writeln!(s, "## Failures\n");
+            for (w, a) in failures {
+                let _ = writeln!(
+                    s,
+                    "- {} on {}: `{}`",
+                    self.workloads[w].name,
+                    self.allocators[a],
+                    self.cells[w][a]
+                        .error
+                        .as_deref()
+                        .unwrap_or("")
+                        .replace('`', "'")
+                );
+            }
+            s.push('\n');
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "## Workloads\n");
+        let _ = writeln!(s, "| workload | kind | what it does and stresses |");
+        let _ = writeln!(s, "|---|---|---|");
+        for w in &self.workloads {
+            let _ = writeln!(s, "| {} | {} | {} |", w.name, w.kind.as_str(), w.stresses);
+        }
+        s
+    }
+
+    /// JSON with every median and ratio.
+    pub fn json(&self) -> String {
+        let b = self.baseline;
+        let mut s = String::from("{\n");
+        let _ = writeln!(s, "  \"suite\": {},", q(self.meta.suite));
+        let _ = writeln!(s, "  \"date\": {},", q(&self.meta.date));
+        let _ = writeln!(s, "  \"runs\": {},", self.meta.runs);
+        let _ = writeln!(s, "  \"baseline\": {},", q(b));
+        let machine: Vec<String> = self
+            .meta
+            .machine
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        let _ = writeln!(s, "  \"machine\": {{{}}},", machine.join(", "));
+        let allocs: Vec<String> = self.allocators.iter().map(|a| q(a)).collect();
+        let _ = writeln!(s, "  \"allocators\": [{}],", allocs.join(", "));
+        let notes: Vec<String> = self.notes.iter().map(|n| q(n)).collect();
+        let _ = writeln!(s, "  \"notes\": [{}],", notes.join(", "));
+        s.push_str("  \"results\": [\n");
+        let mut entries = Vec::new();
+        for (w, wl) in self.workloads.iter().enumerate() {
+            for (a, alloc) in self.allocators.iter().enumerate() {
+                let c = &self.cells[w][a];
+                if c.skipped.is_some() {
+                    continue;
+                }
+                let med = self.median(w, a);
+                let ratio = |m| num(self.ratio(w, a, m));
+                let mut e = format!(
+                    "    {{\"workload\": {}, \"kind\": {}, \"allocator\": {}, \"ok\": {}, \
+                     \"runs\": {}, \"wall_s\": {}, \"cpu_s\": {}, \"peak_rss_kib\": {}, \
+                     \"time_ratio_to_{b}\": {}, \"cpu_ratio_to_{b}\": {}, \
+                     \"rss_ratio_to_{b}\": {}, \"output\": {}",
+                    q(wl.name),
+                    q(wl.kind.as_str()),
+                    q(alloc),
+                    c.error.is_none(),
+                    c.samples.len(),
+                    num(med.map(|m| m.wall_s)),
+                    num(med.map(|m| m.cpu_s)),
+                    num(med.map(|m| m.peak_rss_kib)),
+                    ratio(Metric::Wall),
+                    ratio(Metric::Cpu),
+                    ratio(Metric::Rss),
+                    q(&c.output),
+                );
+                if let Some(err) = &c.error {
+                    let _ = write!(e, ", \"error\": {}", q(err));
+                }
+                e.push('}');
+                entries.push(e);
+            }
+        }
+        s.push_str(&entries.join(",\n"));
+        s.push_str("\n  ],\n");
+        let geo = |kind: Option<Kind>| {
+            let mut v = Vec::new();
+            for (a, alloc) in self.allocators.iter().enumerate() {
+                if let Some(g) = self.geomean(a, kind) {
+                    v.push(format!(
+                        "    {}: {{\"time_ratio_to_{b}\": {}, \"cpu_ratio_to_{b}\": {}, \
+                         \"rss_ratio_to_{b}\": {}, \"workloads\": {}}}",
+                        q(alloc),
+                        num(Some(g.time)),
+                        num(Some(g.cpu)),
+                        num(Some(g.rss)),
+                        g.workloads
+                    ));
+                }
+            }
+            v.join(",\n")
+        };
+        let _ = writeln!(s, "  \"geomean\": {{\n{}\n  }},", geo(None));
+        let _ = writeln!(s, "  \"geomean_c\": {{\n{}\n  }},", geo(Some(Kind::C)));
+        let _ = writeln!(s, "  \"geomean_rust\": {{\n{}\n  }}", geo(Some(Kind::Rust)));
+        s.push_str("}\n");
+        s
+    }
+
+    /// An SVG chart: per workload, each allocator's time ratio (left panel)
+    /// and peak-RSS ratio (right panel) to the baseline, on a log scale
+    /// centred on 1, bars growing from 1 (left of it is better).
+    pub fn svg(&self) -> String {
+        let na = self.allocators.len();
+        let bar = 7.0;
+        let row_h = bar * na as f64 + 8.0;
+        let label_w = 120.0;
+        let panel_w = 330.0;
+        let gap = 40.0;
+        let top = 78.0;
+        let nrows = self.workloads.len() + 1;
+        let height = top + row_h * nrows as f64 + 40.0;
+        let width = label_w + 2.0 * panel_w + gap + 20.0;
+        // The axis: powers of two spanning every ratio, at least 1/2..2,
+        // at most 1/16..16.
+        let mut lo: f64 = 0.5;
+        let mut hi: f64 = 2.0;
+        for w in 0..self.workloads.len() {
+            for a in 0..na {
+                for m in [Metric::Wall, Metric::Rss] {
+                    if let Some(r) = self.ratio(w, a, m) {
+                        lo = lo.min(r);
+                        hi = hi.max(r);
+                    }
+                }
+            }
+        }
+        let lo_e = lo.log2().floor().max(-4.0);
+        let hi_e = hi.log2().ceil().min(4.0);
+        let x_of = |panel: usize, r: f64| {
+            let e = r.log2().clamp(lo_e, hi_e);
+            label_w + panel as f64 * (panel_w + gap) + (e - lo_e) / (hi_e - lo_e) * panel_w
+        };
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
+             viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"sans-serif\" font-size=\"11\">"
+        );
+        let _ = writeln!(
+            s,
+            "<rect width=\"100%\" height=\"100%\" fill=\"white\" stroke=\"none\"/>"
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"18\" font-size=\"14\" font-weight=\"bold\">rjem bench ({} suite, \
+             {}): ratio to {}, log scale, lower is better</text>",
+            esc(self.meta.suite),
+            esc(&self.meta.date),
+            esc(self.baseline)
+        );
+        // Legend.
+        let mut lx = 10.0;
+        for (a, name) in self.allocators.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "<rect x=\"{lx}\" y=\"28\" width=\"12\" height=\"10\" fill=\"{}\"/>\
+                 <text x=\"{}\" y=\"37\">{}</text>",
+                color(name, a),
+                lx + 16.0,
+                esc(name)
+            );
+            lx += 30.0 + 7.0 * name.len() as f64;
+        }
+        for (panel, title) in ["wall time", "peak RSS"].iter().enumerate() {
+            let title = format!("{title} / {}", esc(self.baseline));
+            let x0 = x_of(panel, 2f64.powf(lo_e));
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"58\" font-weight=\"bold\">{title}</text>",
+                x0
+            );
+            let mut e = lo_e;
+            while e <= hi_e {
+                let x = x_of(panel, 2f64.powf(e));
+                let stroke = if e == 0.0 { "#444" } else { "#ddd" };
+                let _ = writeln!(
+                    s,
+                    "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{stroke}\"/>\
+                     <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
+                    top - 6.0,
+                    top + row_h * nrows as f64,
+                    top + row_h * nrows as f64 + 14.0,
+                    axis_label(e)
+                );
+                e += 1.0;
+            }
+        }
+        for row in 0..nrows {
+            let y0 = top + row as f64 * row_h;
+            let geo_row = row == self.workloads.len();
+            let name = if geo_row {
+                "geomean"
+            } else {
+                self.workloads[row].name
+            };
+            if row % 2 == 1 {
+                let _ = writeln!(
+                    s,
+                    "<rect x=\"0\" y=\"{y0:.1}\" width=\"{width:.0}\" height=\"{row_h:.1}\" \
+                     fill=\"#f2f2f2\" stroke=\"none\"/>"
+                );
+            }
+            let weight = if geo_row { " font-weight=\"bold\"" } else { "" };
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"{weight}>{}</text>",
+                label_w - 8.0,
+                y0 + row_h / 2.0 + 4.0,
+                esc(name)
+            );
+            for a in 0..na {
+                let y = y0 + 4.0 + a as f64 * bar;
+                for (panel, m) in [Metric::Wall, Metric::Rss].into_iter().enumerate() {
+                    let r = if geo_row {
+                        self.geomean(a, None).map(|g| match m {
+                            Metric::Rss => g.rss,
+                            _ => g.time,
+                        })
+                    } else {
+                        self.ratio(row, a, m)
+                    };
+                    let Some(r) = r else { continue };
+                    let (x1, x2) = (x_of(panel, 1.0), x_of(panel, r));
+                    let _ = writeln!(
+                        s,
+                        "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
+                         fill=\"{}\" stroke=\"none\"><title>{} {} {}: {r:.2}</title></rect>",
+                        x1.min(x2) - 1.0,
+                        (x2 - x1).abs().max(2.0),
+                        bar - 1.0,
+                        color(self.allocators[a], a),
+                        esc(name),
+                        esc(self.allocators[a]),
+                        if panel == 0 { "time" } else { "RSS" }
+                    );
+                    if geo_row {
+                        let _ = writeln!(
+                            s,
+                            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\">{r:.2}</text>",
+                            x1.max(x2) + 3.0,
+                            y + bar - 1.5
+                        );
+                    }
+                }
+            }
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+fn axis_label(e: f64) -> String {
+    if e >= 0.0 {
+        format!("{}", 2f64.powf(e))
+    } else {
+        format!("1/{}", 2f64.powf(-e))
+    }
+}
+
+fn color(name: &str, index: usize) -> &'static str {
+    match name {
+        "rjem" => "#d62728",
+        "jemalloc" => "#1f77b4",
+        "glibc" => "#7f7f7f",
+        "mimalloc" => "#2ca02c",
+        "tcmalloc" => "#9467bd",
+        _ => ["#8c564b", "#e377c2", "#17becf", "#bcbd22"][index % 4],
+    }
+}
+
+/// A JSON string literal.
+pub fn q(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A JSON number (null when absent or not finite).
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => {
+            if x == x.trunc() && x.abs() < 1e15 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.6}")
+            }
+        }
+        _ => "null".into(),
+    }
+}
+
+/// Text escaped for XML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
