@@ -272,7 +272,7 @@ pub unsafe extern "C" fn xallocx(p: *mut c_void, size: usize, extra: usize, flag
     // As jemalloc: a size already within [size, size + extra] is kept
     // unless it can grow towards size + extra; above it, shrink to
     // size + extra; below size, try size + extra, then size.
-    if old > max || old < max {
+    if old != max {
         let grown = api::resize_in_place(p.cast(), ent, max, f.align, f.zero).is_some();
         if !grown && old < size {
             let _ = api::resize_in_place(p.cast(), ent, size, f.align, f.zero);
