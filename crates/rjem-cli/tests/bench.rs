@@ -3,28 +3,13 @@
 //! results and that the JSON, Markdown and SVG reports come out in shape.
 //! Speed is not asserted.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// librjem.so, built once for these tests (cargo does not build a cdylib
-/// for another package's tests).
-fn lib() -> PathBuf {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/capi-tests");
-    let st = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "rjem-capi",
-            "--target-dir",
-        ])
-        .arg(&target)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    target.join("release/librjem.so").canonicalize().unwrap()
-}
+// The C library's test helpers build librjem.so once (cargo does not build
+// a cdylib for another package's tests).
+#[path = "../../rjem-capi/tests/common.rs"]
+mod common;
+use common::{lib, text};
 
 fn bench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rjem"))
@@ -34,10 +19,6 @@ fn bench(args: &[&str]) -> Output {
         .env_remove("LD_PRELOAD")
         .output()
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Checks the JSON report's shape with Python's parser (a real parser,

@@ -43,16 +43,20 @@ CPU time and peak RSS per workload and allocator with ratios to jemalloc and
 their geometric means: a table here, and results.md, bench.svg and
 results.json in --out (default target/bench in the source tree).
 
-  --quick          reduced scales (about a minute); --runs N runs each (5)
-  --only W,..      these workloads only (--list shows them)
+  --quick            reduced scales: about a minute instead of about six
+  --runs N           runs per workload and allocator (default 5)
+  --only W,..        these workloads only (--list shows them)
   --allocators A,..  of glibc, rjem, jemalloc, mimalloc, tcmalloc
-  --baseline A     ratios to A (default jemalloc, else glibc)
-  --lib PATH       librjem.so to preload (default: $RJEM_LIB, or next to rjem)
-  --no-rust        skip the Rust workloads (they need cargo and crates.io)
-  --instructions   instructions per malloc+free pair, per batch operation and
-                   per cross-thread free, with valgrind's callgrind
-  --install        apt-get install libjemalloc2 libmimalloc2.0
-                   libtcmalloc-minimal4 valgrind (as root)
+  --baseline A       ratios to A (default jemalloc, else the first selected)
+  --json, --md, --svg FILE   where each report goes (default: in --out)
+  --lib PATH         librjem.so to preload (default: $RJEM_LIB, or next to rjem)
+  --timeout SECS     a run taking longer fails (default 300)
+  --no-rust          skip the Rust workloads (they need cargo and crates.io)
+  --instructions     instructions per malloc+free pair, per batch operation and
+                     per cross-thread free, with valgrind's callgrind
+                     (--n N operations, default 1000000)
+  --install          apt-get install libjemalloc2 libmimalloc2.0
+                     libtcmalloc-minimal4 valgrind (as root)
 
 Exit status: 0 if every workload verified its results, 1 if any failed,
 2 on bad usage or missing prerequisites.";

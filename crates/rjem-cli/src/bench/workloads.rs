@@ -165,36 +165,36 @@ pub const WORKLOADS: &[Workload] = &[
         "maps",
         &["2"],
         &["8"],
-        "Rust: HashMap and BTreeMap of String keys and values under random insert, \
+        "Rust: `HashMap` and `BTreeMap` of `String` keys and values under random insert, \
          remove and append (they must end identical)",
     ),
     rust(
         "vec-growth",
         &["2"],
         &["8"],
-        "Rust: 2000 Vec<u64> and String grown one push at a time, a few to megabytes \
+        "Rust: 2000 `Vec<u64>` and `String` grown one push at a time, a few to megabytes \
          (realloc through the global allocator)",
     ),
     rust(
         "json",
         &["2"],
         &["8"],
-        "Rust: build a serde_json Value document of 6000 records, serialise, parse, \
+        "Rust: build a `serde_json::Value` document of 6000 records, serialise, parse, \
          compare, filter and pretty-print",
     ),
     rust(
         "par-sort",
         &["1"],
         &["6"],
-        "Rust: parallel merge sort of random Strings over 16 threads; merges allocate on \
+        "Rust: parallel merge sort of random `String`s over 16 threads; merges allocate on \
          other threads, the main thread frees everything",
     ),
     rust(
         "channels",
         &["1"],
         &["6"],
-        "Rust: producers -> workers -> consumer over bounded mpsc channels; messages \
-         (Vec<u8>, Box<struct>) are freed on other threads",
+        "Rust: producers -> workers -> consumer over bounded `mpsc` channels; messages \
+         (`Vec<u8>`, `Box<Digest>`) are freed on other threads",
     ),
 ];
 
