@@ -28,6 +28,7 @@
 
 use crate::arena::{self, Arena};
 use crate::emap;
+use crate::extent::ERef;
 use crate::global;
 use crate::os;
 use crate::size_class as sc;
@@ -381,56 +382,58 @@ impl Tcache {
 /// Returns cached blocks of class `ind` to their owning arenas: one lock
 /// acquisition per (arena, class) group.
 fn flush_items(ind: usize, items: &mut [*mut u8]) {
+    // Look every item up once; a flush is at most a stack's capacity (200),
+    // larger requests are served in chunks.
+    const CHUNK: usize = 256;
+    for chunk in items.chunks_mut(CHUNK) {
+        let mut exts: [Option<ERef>; CHUNK] = [None; CHUNK];
+        let large = sc::index_to_size(ind) > global::geom().small_maxclass;
+        for (slot, &p) in exts.iter_mut().zip(chunk.iter()) {
+            let e = check(p, emap::lookup(p as usize), ind);
+            if large && e.addr() != p as usize {
+                os::fatal(
+                    "invalid free: pointer inside a large allocation",
+                    p as usize,
+                );
+            }
+            *slot = Some(e);
+        }
+        flush_resolved(ind, large, chunk, &mut exts[..chunk.len()]);
+    }
+}
+
+/// Returns resolved items to their arenas: one pass (and, for small
+/// classes, one bin lock acquisition) per owning arena.
+fn flush_resolved(ind: usize, large: bool, items: &mut [*mut u8], exts: &mut [Option<ERef>]) {
+    let owned = |e: Option<ERef>, owner: usize| e.is_some_and(|e| e.arena() == owner);
     let mut rest = items.len();
     while rest > 0 {
-        // The arena of the first remaining item; serve all of its items, and
-        // compact the others to the front for the next round.
-        let first = items[0];
-        let ent = emap::lookup(first as usize);
-        let owner = check(first, ent, ind).arena();
+        let owner = exts[0].map_or(0, |e| e.arena());
         let Some(a) = arena::get(owner) else {
-            os::fatal("cached block of an unknown arena", first as usize)
+            os::fatal("cached block of an unknown arena", items[0] as usize)
         };
-        if sc::index_to_size(ind) > global::geom().small_maxclass {
-            let mut kept = 0;
-            for i in 0..rest {
-                let p = items[i];
-                let e = check(p, emap::lookup(p as usize), ind);
-                if e.addr() != p as usize {
-                    os::fatal(
-                        "invalid free: pointer inside a large allocation",
-                        p as usize,
-                    );
-                }
-                if e.arena() == owner {
-                    a.large_dalloc(e);
-                } else {
-                    items[kept] = p;
-                    kept += 1;
-                }
+        if large {
+            for e in exts[..rest].iter().filter(|&&e| owned(e, owner)) {
+                a.large_dalloc(e.unwrap());
             }
-            rest = kept;
-            continue;
+        } else {
+            a.small_dalloc_batch(
+                ind,
+                items[..rest]
+                    .iter()
+                    .zip(exts[..rest].iter())
+                    .filter(|&(_, &e)| owned(e, owner))
+                    .map(|(&p, e)| (p, e.unwrap())),
+            );
         }
+        // The other arenas' items move to the front for the next round.
         let mut kept = 0;
-        let mut mine = 0;
-        // Partition: this arena's items first (order kept), then the others.
         for i in 0..rest {
-            let p = items[i];
-            if check(p, emap::lookup(p as usize), ind).arena() == owner {
-                items.swap(mine, i);
-                mine += 1;
+            if !owned(exts[i], owner) {
+                items[kept] = items[i];
+                exts[kept] = exts[i];
+                kept += 1;
             }
-        }
-        a.small_dalloc_batch(
-            ind,
-            items[..mine]
-                .iter()
-                .map(|&p| (p, check(p, emap::lookup(p as usize), ind))),
-        );
-        for i in mine..rest {
-            items[kept] = items[i];
-            kept += 1;
         }
         rest = kept;
     }
@@ -438,7 +441,7 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
 
 /// The extent of cached block `p`, which must be live memory of class `ind`.
 #[inline]
-fn check(p: *mut u8, ent: emap::Entry, ind: usize) -> crate::extent::ERef {
+fn check(p: *mut u8, ent: emap::Entry, ind: usize) -> ERef {
     match ent.extent() {
         Some(e) if ent.is_active() && ent.szind() == ind => e,
         _ => os::fatal(
