@@ -17,16 +17,7 @@ static long iterations, writes, size;
 
 static void *worker(void *arg) {
     free(arg);
-    for (long it = 0; it < iterations; it++) {
-        volatile unsigned char *p = xmalloc(size);
-        for (long j = 0; j < size; j++) p[j] = 0;
-        for (long w = 0; w < writes; w++) p[w % size]++;
-        for (long j = 0; j < size; j++) {
-            long expect = writes / size + (j < writes % size);
-            if (p[j] != (unsigned char)expect) fail("cache-scratch: byte %ld is %d", j, p[j]);
-        }
-        free((void *)p);
-    }
+    scribble_rounds(iterations, writes, size, "cache-scratch");
     return NULL;
 }
 

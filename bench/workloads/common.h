@@ -39,6 +39,23 @@ static inline void fail(const char *fmt, ...) {
     exit(1);
 }
 
+/* The cache-scratch/cache-thrash inner loop: allocate `size` bytes, write
+ * them `writes` times round-robin (the false-sharing traffic), check the
+ * counts, free. */
+static inline void scribble_rounds(long iterations, long writes, long size, const char *who) {
+    for (long it = 0; it < iterations; it++) {
+        volatile unsigned char *p = malloc(size);
+        if (!p) fail("%s: out of memory", who);
+        for (long j = 0; j < size; j++) p[j] = 0;
+        for (long w = 0; w < writes; w++) p[w % size]++;
+        for (long j = 0; j < size; j++) {
+            long expect = writes / size + (j < writes % size);
+            if (p[j] != (unsigned char)expect) fail("%s: byte %ld is %d", who, j, p[j]);
+        }
+        free((void *)p);
+    }
+}
+
 /* argv[i] as a positive number, or dflt when absent. */
 static inline long arg_long(int argc, char **argv, int i, long dflt) {
     if (i >= argc) return dflt;
