@@ -16,8 +16,11 @@
 //! - Growth maps geometrically larger regions (2 MiB, doubling up to 1 GiB);
 //!   what the request does not use becomes retained address space. If the
 //!   OS refuses the geometric step, the exact need is tried.
-//! - A freed extent merges with free neighbours of the same state inside the
-//!   same OS mapping (so never across arenas), then joins its set.
+//! - A freed extent merges with free neighbours of the same state and
+//!   arena; never past the start of an OS mapping (HEAD flag). (With
+//!   `retain:false` the kernel may place a new mapping of the same arena in
+//!   an unmapped hole; merging across that seam is harmless.) Then it joins
+//!   its set.
 //! - Purging takes the oldest extents of a set and advises the kernel once
 //!   per extent (contiguous runs, never a page at a time).
 //!
