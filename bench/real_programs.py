@@ -7,7 +7,7 @@ tcmalloc (those installed), interleaved A B C D E, A B C D E, ... so machine
 drift hits all alike, and prints the median wall time, CPU time and peak
 RSS per workload and allocator, with ratios to jemalloc.
 
-usage: bench/real_programs.py [--runs N] [--lib PATH_TO_librjem.so]
+usage: bench/real_programs.py [--runs N] [--lib PATH_TO_librjem_capi.so]
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -55,7 +55,7 @@ def run_once(cmd, cwd, preload):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--lib", default=os.path.join(ROOT, "target/release/librjem.so"))
+    ap.add_argument("--lib", default=os.path.join(ROOT, "target/release/librjem_capi.so"))
     a = ap.parse_args()
     allocs = [("glibc", None), ("rjem", a.lib)] + [(n, p) for n, p in PEERS if os.path.exists(p)]
     if not os.path.exists(a.lib):

@@ -10,12 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=${1:-/usr/local}
 rel=target/release
-for f in "$rel/librjem.so" "$rel/librjem.a" "$rel/rjem"; do
+# Cargo names the libraries after their crate (librjem_capi); they are
+# installed as librjem.
+for f in "$rel/librjem_capi.so" "$rel/librjem_capi.a" "$rel/rjem"; do
   [ -e "$f" ] || { echo "install.sh: $f missing: run cargo build --release first" >&2; exit 1; }
 done
 install -d "$prefix/lib/pkgconfig" "$prefix/include/jemalloc" "$prefix/bin"
-install -m 755 "$rel/librjem.so" "$prefix/lib/librjem.so"
-install -m 644 "$rel/librjem.a" "$prefix/lib/librjem.a"
+install -m 755 "$rel/librjem_capi.so" "$prefix/lib/librjem.so"
+install -m 644 "$rel/librjem_capi.a" "$prefix/lib/librjem.a"
 install -m 755 "$rel/rjem" "$prefix/bin/rjem"
 install -m 644 crates/rjem-capi/include/rjem.h "$prefix/include/rjem.h"
 install -m 644 crates/rjem-capi/include/jemalloc/jemalloc.h "$prefix/include/jemalloc/jemalloc.h"

@@ -11,7 +11,7 @@ L=/usr/lib/x86_64-linux-gnu
 for a in glibc rjem jemalloc mimalloc; do
   case $a in
     glibc) lib= ;;
-    rjem) lib=$PWD/target/release/librjem.so ;;
+    rjem) lib=$PWD/target/release/librjem_capi.so ;;
     jemalloc) lib=$L/libjemalloc.so.2 ;;
     mimalloc) lib=$L/libmimalloc.so.2 ;;
   esac

@@ -46,7 +46,7 @@ macro_rules! delete_plain {
             #[export_name = $name]
             unsafe extern "C" fn op(p: *mut c_void) {
                 // SAFETY: C++ passes null or a pointer from operator new.
-                unsafe { crate::free(p) }
+                unsafe { rjem::ffi::free(p) }
             }
         };
     )*};
@@ -57,11 +57,10 @@ macro_rules! delete_sized {
         const _: () = {
             #[export_name = $name]
             unsafe extern "C" fn op(p: *mut c_void, n: usize, align: usize) {
-                if !p.is_null() {
-                    let align = if $aligned { align } else { 1 };
-                    // SAFETY: C++ passes the size (and alignment) it allocated with.
-                    unsafe { crate::sized(p, n, align, false) }
-                }
+                let align = if $aligned { align } else { 1 };
+                // SAFETY: C++ passes null, or a block with the size (and
+                // alignment) it allocated it with.
+                unsafe { rjem::ffi::delete_sized(p, n, align) }
             }
         };
     )*};

@@ -112,3 +112,17 @@ fn bad_malloc_conf_is_reported_by_name() {
     ok(&o, "prodcons with a bad option");
     assert!(text(&o.stderr).contains("<rjem>: Invalid conf value: narenas:zero"));
 }
+
+#[test]
+fn mallctl_from_c() {
+    // Linked shared, linked static, and linked and preloaded.
+    for (link, preload) in [
+        (Link::Shared, false),
+        (Link::Static, false),
+        (Link::Shared, true),
+    ] {
+        let exe = build("mallctl.c", link);
+        let out = ok(&run(&exe, &[], preload, &[]), "mallctl");
+        assert!(out.contains(" passed, 0 failed"), "{out}");
+    }
+}

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
 
-/// The directory holding librjem.so / librjem.a. Cargo does not build a
+/// The directory holding librjem_capi.so / librjem_capi.a (the build
+/// tree's names for librjem). Cargo does not build a
 /// cdylib for integration tests, so the first call builds the release
 /// library (the one users get) into its own target directory.
 pub fn lib_dir() -> PathBuf {
@@ -28,12 +29,12 @@ pub fn lib_dir() -> PathBuf {
         assert!(st.success(), "building librjem failed");
     });
     let dir = target.join("release").canonicalize().unwrap();
-    assert!(dir.join("librjem.so").is_file());
+    assert!(dir.join("librjem_capi.so").is_file());
     dir
 }
 
 pub fn lib() -> PathBuf {
-    lib_dir().join("librjem.so")
+    lib_dir().join("librjem_capi.so")
 }
 
 fn src(name: &str) -> PathBuf {
@@ -92,11 +93,11 @@ pub fn build(name: &str, link: Link) -> PathBuf {
         Link::None => {}
         Link::Shared => {
             c.arg(format!("-L{}", dir.display()))
-                .arg("-lrjem")
+                .arg("-lrjem_capi")
                 .arg(format!("-Wl,-rpath,{}", dir.display()));
         }
         Link::Static => {
-            c.arg(dir.join("librjem.a"))
+            c.arg(dir.join("librjem_capi.a"))
                 .args(["-lstdc++", "-ldl", "-lm"]);
         }
     }

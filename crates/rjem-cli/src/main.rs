@@ -23,8 +23,8 @@ usage: rjem run [--conf MALLOC_CONF] [--lib PATH] -- COMMAND [ARGS...]
 
 Runs COMMAND on the rjem allocator (LD_PRELOAD=librjem.so) and exits with its
 status. --conf sets MALLOC_CONF (e.g. narenas:4,tcache_max:65536); --lib
-names the library explicitly (default: $RJEM_LIB, or librjem.so next to this
-program or in ../lib).
+names the library explicitly (default: $RJEM_LIB, or librjem_capi.so next to
+this program as cargo builds it, or librjem.so in ../lib as installed).
 
 Exit status: COMMAND's, or 125 if rjem itself failed (library not found,
 bad usage), 126 if COMMAND cannot be executed, 127 if it was not found.
@@ -37,7 +37,8 @@ fn fail(msg: &str, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Where librjem.so is looked for, in order.
+/// Where librjem is looked for, in order: the build tree names it after its
+/// crate, `scripts/install.sh` installs it as librjem.so.
 fn candidates(explicit: Option<PathBuf>) -> Vec<PathBuf> {
     if let Some(p) = explicit {
         return vec![p];
@@ -48,7 +49,7 @@ fn candidates(explicit: Option<PathBuf>) -> Vec<PathBuf> {
     }
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            v.push(dir.join("librjem.so"));
+            v.push(dir.join("librjem_capi.so"));
             v.push(dir.join("../lib/librjem.so"));
             v.push(dir.join("../lib/rjem/librjem.so"));
         }

@@ -29,7 +29,7 @@ fn install_then_build_with_pkg_config() {
     let _ = std::fs::remove_dir_all(&stage);
     let rel = stage.join("target/release");
     std::fs::create_dir_all(&rel).unwrap();
-    for f in ["librjem.so", "librjem.a"] {
+    for f in ["librjem_capi.so", "librjem_capi.a"] {
         std::fs::copy(built.join(f), rel.join(f)).unwrap();
     }
     std::fs::copy(env!("CARGO_BIN_EXE_rjem"), rel.join("rjem")).unwrap();

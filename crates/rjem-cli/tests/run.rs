@@ -57,7 +57,7 @@ fn exit_status_and_environment_pass_through() {
     );
     let out = stdout(&o);
     assert!(
-        out.starts_with("narenas:2|") && out.contains("librjem.so"),
+        out.starts_with("narenas:2|") && out.contains("librjem_capi.so"),
         "{out}"
     );
     // --lib wins over RJEM_LIB; a bad option reaches the program's rjem.

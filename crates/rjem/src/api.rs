@@ -1,4 +1,6 @@
-//! The allocation entry points shared by the Rust and C fronts.
+//! The allocation entry points shared by the Rust and C fronts: every rule
+//! about a request (rounding, placement, zeroing, resizing, sized-free
+//! checking) is written here once, and both fronts are thin wrappers.
 //!
 //! Owns: the walk from a request to the right layer. `malloc` -> size class
 //! -> thread cache (`tcache`) -> on a miss the arena's bin fills the cache
@@ -11,15 +13,38 @@
 //! (`nallocx`); blocks cached per thread are page-aligned or smaller-class
 //! regions, so alignments above a page bypass the cache; nothing here
 //! allocates through another allocator. Impossible requests return null.
+//! The slow paths call `init::ensure()` before going down the layers.
 
 use crate::arena;
+use crate::background;
 use crate::emap::{self, Entry};
-use crate::extent::ERef;
-use crate::global;
-use crate::os;
+use crate::init;
+use crate::os::{self, align_up};
 use crate::size_class::{self as sc, LOOKUP_MAX};
-use crate::tsd::{self, NCACHED_MAX};
+use crate::tcache::NCACHED_MAX;
+use crate::tsd;
 use core::ptr;
+
+// Every class a fast path can look up is cached when the cache is on.
+const _: () = assert!(sc::size_to_index_compute(LOOKUP_MAX) < NCACHED_MAX);
+
+/// Whether sized frees are checked against the pointer map at once. They
+/// are always checked when the thread cache flushes them (it looks every
+/// block up anyway); the immediate check costs a lookup on the Rust fast
+/// path, so it is compiled in for debug builds and the C library
+/// (`size-checks` feature), where wrong sizes come from unchecked callers.
+const EAGER_SIZE_CHECKS: bool = cfg!(any(debug_assertions, feature = "size-checks"));
+
+/// Where a block is taken from, or given back to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Place {
+    /// The calling thread's cache, then its arena.
+    Cached,
+    /// The calling thread's arena, bypassing its cache.
+    Uncached,
+    /// Arena `i` (created if needed), bypassing every cache.
+    Arena(usize),
+}
 
 /// The thread-cache hit path for a request whose size, already rounded up to
 /// its alignment, is `r`: one table load and a pop. Declines (None) for
@@ -28,74 +53,66 @@ use core::ptr;
 /// alignment (true for any alignment up to a page when `r` is a multiple
 /// of it; alignments above `LOOKUP_MAX` make `r` exceed it).
 #[inline(always)]
-pub fn cache_alloc(r: usize) -> Option<*mut u8> {
+pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     if r.wrapping_sub(1) < LOOKUP_MAX {
-        tsd::cache_pop(sc::lookup_index(r))
+        // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX.
+        unsafe { tsd::cache_pop(sc::lookup_index(r)) }
     } else {
         None
     }
 }
 
-/// The thread-cache free path for a block whose rounded request was `r`
-/// (see `cache_alloc`). False if the caller must take the slow path.
-#[inline(always)]
-pub fn cache_free(r: usize, p: *mut u8) -> bool {
-    r.wrapping_sub(1) < LOOKUP_MAX && tsd::cache_push(sc::lookup_index(r), p)
-}
-
 /// Allocates `size` bytes aligned to `align` (a power of two), zeroed if
-/// asked. Null if the request is impossible or memory is exhausted.
+/// asked, from `place`. Null if the request is impossible or memory is
+/// exhausted.
 #[inline]
-pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if !zero {
-        if let Some(r) = size.checked_add(align - 1) {
-            if let Some(p) = cache_alloc(r & !(align - 1)) {
-                return p;
-            }
+pub(crate) fn alloc(size: usize, align: usize, zero: bool, place: Place) -> *mut u8 {
+    if place == Place::Cached && !zero {
+        if let Some(p) = align_up(size, align).and_then(cache_alloc) {
+            return p;
         }
     }
-    alloc_slow(size, align, zero)
+    alloc_slow(size, align, zero, place)
 }
 
-/// The allocation slow path: any size, alignment and zeroing.
+/// The allocation slow path: any size, alignment, zeroing and place.
 #[cold]
 #[inline(never)]
-pub fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
-    let Some(t) = tsd::slow() else {
+pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) -> *mut u8 {
+    if !init::ensure() {
         return ptr::null_mut();
-    };
-    let g = global::geom();
+    }
+    let g = sc::geom();
     // A zero-byte request is served as one byte, so that an alignment is
     // honoured (aligned_alloc(64, 0) must still be 64-aligned).
     let Some(usize) = g.usable_size(size.max(1), align) else {
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
-    let arena = t.arena();
-    let p = match t.cache() {
-        Some(c) if c.caches(ind) && align <= g.page => {
-            // SAFETY: c.caches(ind) implies ind < NCACHED_MAX.
-            let bin = unsafe { c.bins.get_unchecked(ind) };
-            match bin.pop() {
-                Some(p) => p,
-                None => c.alloc_slow(arena, ind),
-            }
+    let (arena, cache) = match place {
+        Place::Arena(i) => match arena::get_or_create(i) {
+            Some(a) => (a, None),
+            None => return ptr::null_mut(),
+        },
+        Place::Uncached => (tsd::slow().arena(), None),
+        Place::Cached => {
+            let t = tsd::slow();
+            (t.arena(), t.cache())
         }
+    };
+    let p = match cache {
+        Some(c) if c.caches(ind) && align <= g.page => c.alloc(arena, ind),
         _ if g.is_small(ind) => arena.small_alloc(ind),
         _ => {
-            // Uncached large requests of oversize_threshold bytes and more
-            // go to the huge arena, which purges as soon as they are freed.
-            let threshold = global::conf().oversize_threshold;
-            let target = if threshold != 0 && usize >= threshold {
-                match arena::huge() {
-                    Some(h) => h,
+            let target = match place {
+                Place::Arena(_) => arena,
+                _ => match arena::for_large(arena, usize) {
+                    Some(a) => a,
                     None => return ptr::null_mut(),
-                }
-            } else {
-                arena
+                },
             };
             let p = target.large_alloc(usize, align, zero);
-            crate::background::start_if_wanted();
+            background::start_if_wanted();
             return p;
         }
     };
@@ -106,83 +123,18 @@ pub fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
     p
 }
 
-/// Allocates from arena `a` specifically, bypassing the thread cache.
-pub fn alloc_in_arena(a: &arena::Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
-    if !global::ensure_init() {
-        return ptr::null_mut();
-    }
-    let g = global::geom();
-    let Some(usize) = g.usable_size(size.max(1), align) else {
-        return ptr::null_mut();
-    };
-    let ind = sc::size_to_index(usize);
-    if !g.is_small(ind) {
-        return a.large_alloc(usize, align, zero);
-    }
-    let p = a.small_alloc(ind);
-    if zero && !p.is_null() {
-        // SAFETY: p is a fresh block of `usize` bytes.
-        unsafe { ptr::write_bytes(p, 0, usize) };
-    }
-    p
-}
-
-/// Allocates from the calling thread's arena without its cache.
-pub fn alloc_uncached(size: usize, align: usize, zero: bool) -> *mut u8 {
-    match tsd::slow() {
-        Some(t) => alloc_in_arena(t.arena(), size, align, zero),
-        None => ptr::null_mut(),
-    }
-}
-
-/// The pointer-map entry of live allocation `p`; fatal if `p` is not one.
-///
-/// # Safety
-/// None beyond passing a pointer; invalid pointers are reported.
-#[inline(always)]
-pub unsafe fn entry(p: *mut u8) -> Entry {
-    live_entry(p)
-}
-
-/// Frees `p` whose entry the caller already looked up.
-#[inline]
-pub fn free_entry(p: *mut u8, ent: Entry) {
-    let ind = ent.cached_class();
-    if ind < NCACHED_MAX && tsd::cache_push(ind, p) {
-        return;
-    }
-    dalloc_slow(p, ent);
-}
-
-/// Looks up a pointer the caller claims is live; fatal if it is not.
-#[inline(always)]
-fn live_entry(p: *mut u8) -> Entry {
-    let ent = emap::lookup(p as usize);
-    if !ent.is_active() {
-        invalid_free(p);
-    }
-    ent
-}
-
-#[cold]
-#[inline(never)]
-fn invalid_free(p: *mut u8) -> ! {
-    os::fatal(
-        "invalid free: pointer not allocated by rjem, or already freed",
-        p as usize,
-    )
-}
-
 /// Frees `p` (from any rjem allocation function; null is ignored).
 ///
 /// # Safety
 /// `p` must be null or a live rjem allocation, not used afterwards.
 #[inline]
-pub unsafe fn free(p: *mut u8) {
+pub(crate) unsafe fn free(p: *mut u8) {
     // Null, foreign and freed pointers have no cached class: slow path.
     let ent = emap::lookup(p as usize);
     let ind = ent.cached_class();
-    if ind < NCACHED_MAX && tsd::cache_push(ind, p) {
+    // SAFETY: ind < NCACHED_MAX, and the entry says p's block is live and
+    // of class ind (the caller gives it up).
+    if ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
         return;
     }
     free_slow(p, ent);
@@ -195,91 +147,118 @@ fn free_slow(p: *mut u8, ent: Entry) {
         return;
     }
     if !ent.is_active() {
-        invalid_free(p);
+        emap::invalid_free(p);
     }
-    dalloc_slow(p, ent);
+    dalloc_slow(p, ent, Place::Cached);
 }
 
-/// Frees `p`, which was allocated with (`size`, `align`): no pointer-map
-/// lookup is needed when the block goes to the thread cache.
+/// Frees `p` into `place` (null is ignored): `Cached` is `free`, the
+/// others return it straight to its arena.
 ///
 /// # Safety
-/// `p` must be a live rjem allocation made with this size and alignment
-/// (any size between the requested and the usable size is accepted).
-#[inline]
-pub unsafe fn sized_free(p: *mut u8, size: usize, align: usize) {
-    if let Some(r) = size.checked_add(align - 1) {
-        if cache_free(r & !(align - 1), p) {
+/// As `free`.
+pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
+    match place {
+        // SAFETY: forwarded contract.
+        Place::Cached => unsafe { free(p) },
+        _ if p.is_null() => {}
+        _ => dalloc_slow(p, emap::lookup_live(p), place),
+    }
+}
+
+/// Frees `p`, which was allocated with (`size`, `align`) (any size between
+/// the requested and the usable size is accepted): the cache path needs no
+/// pointer-map lookup. A size of another class is fatal, at once with
+/// `EAGER_SIZE_CHECKS`, otherwise when the thread cache flushes the block.
+///
+/// # Safety
+/// `p` must be a live rjem allocation, not used afterwards; `align` is a
+/// power of two.
+#[inline(always)]
+pub(crate) unsafe fn sized_free(p: *mut u8, size: usize, align: usize, place: Place) {
+    // Wrapping: an overflow (a size no block has) fails the check below.
+    let r = size.wrapping_add(align - 1) & !(align - 1);
+    if EAGER_SIZE_CHECKS {
+        let ent = emap::lookup_live(p);
+        if !size_fits(r, size, align, ent.szind()) {
+            size_mismatch(p);
+        }
+        let ind = ent.cached_class();
+        // SAFETY: as in `free`.
+        if place == Place::Cached && ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
             return;
         }
-    }
-    dalloc_slow(p, live_entry(p));
-}
-
-/// Sized free after `cache_free` declined.
-///
-/// # Safety
-/// As `sized_free`.
-#[inline]
-pub unsafe fn sized_free_slow(p: *mut u8) {
-    dalloc_slow(p, live_entry(p));
-}
-
-/// The free slow path: thread cache full or not set up, uncached classes.
-/// Locks (futex), purging (madvise) and starting the purger thread may set
-/// `errno`; `free` must leave it alone (POSIX 2024, glibc >= 2.33).
-#[cold]
-#[inline(never)]
-pub fn dalloc_slow(p: *mut u8, ent: Entry) {
-    let saved = os::errno();
-    dalloc_slow_inner(p, ent);
-    // The cache is consistent again: a purger thread may be created now
-    // (creating it may allocate).
-    crate::background::start_if_wanted();
-    os::set_errno(saved);
-}
-
-fn dalloc_slow_inner(p: *mut u8, ent: Entry) {
-    let ind = ent.szind();
-    if let Some(t) = tsd::slow() {
-        if let Some(c) = t.cache() {
-            if c.caches(ind) && (ent.is_slab() || is_start(p, ent)) {
-                // SAFETY: c.caches(ind) implies ind < NCACHED_MAX.
-                let bin = unsafe { c.bins.get_unchecked(ind) };
-                if !bin.push(p) {
-                    c.dalloc_slow(ind, p);
-                }
+        dalloc_slow(p, ent, place);
+    } else {
+        if place == Place::Cached && r.wrapping_sub(1) < LOOKUP_MAX {
+            // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX; the
+            // caller says p's block is of r's class.
+            if unsafe { tsd::cache_push(sc::lookup_index(r), p) } {
                 return;
             }
         }
+        dalloc_slow(p, emap::lookup_live(p), place);
     }
-    dalloc_direct(p, ent);
 }
 
-fn is_start(p: *mut u8, ent: Entry) -> bool {
-    ent.extent().is_some_and(|e| e.addr() == p as usize)
+/// Whether a block of class `szind` may be freed with (`size`, `align`),
+/// `r` being `size` rounded up to `align` (maybe wrapped).
+#[inline(always)]
+fn size_fits(r: usize, size: usize, align: usize, szind: usize) -> bool {
+    if r.wrapping_sub(1) < LOOKUP_MAX && r >= size {
+        sc::lookup_index(r) == szind
+    } else {
+        size_fits_slow(size, align, szind)
+    }
 }
 
-/// Returns `p` straight to its arena, bypassing every cache.
-pub fn free_direct(p: *mut u8) {
+#[cold]
+fn size_fits_slow(size: usize, align: usize, szind: usize) -> bool {
+    sc::geom()
+        .usable_size(size, align)
+        .is_some_and(|u| sc::size_to_index(u) == szind)
+}
+
+#[cold]
+#[inline(never)]
+fn size_mismatch(p: *mut u8) -> ! {
+    os::fatal(
+        "sized free with a size that does not match the allocation",
+        p as usize,
+    )
+}
+
+/// The free slow path: thread cache full or not set up, uncached classes
+/// and places. Locks (futex), purging (madvise) and starting the purger
+/// thread may set `errno`; `free` must leave it alone (POSIX 2024, glibc
+/// >= 2.33).
+#[cold]
+#[inline(never)]
+fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
     let saved = os::errno();
-    dalloc_direct(p, live_entry(p));
+    if place != Place::Cached || !cache_slow(p, ent) {
+        arena::dalloc_direct(p, ent);
+    }
+    // The cache is consistent again: a purger thread may be created now
+    // (creating it may allocate).
+    background::start_if_wanted();
     os::set_errno(saved);
 }
 
-fn dalloc_direct(p: *mut u8, ent: Entry) {
-    let e = owner_extent(p, ent);
-    match arena::get(e.arena()) {
-        Some(a) => a.dalloc(p, ent, e),
-        None => invalid_free(p),
+/// Caches `p` in the calling thread's cache if its class is cached there
+/// (and, for large blocks, `p` is the block's start). False otherwise.
+fn cache_slow(p: *mut u8, ent: Entry) -> bool {
+    // A live block exists, so rjem is initialised.
+    let Some(c) = tsd::slow().cache() else {
+        return false;
+    };
+    let ind = ent.szind();
+    let whole = ent.is_slab() || ent.extent().is_some_and(|e| e.addr() == p as usize);
+    if !(c.caches(ind) && whole) {
+        return false;
     }
-}
-
-fn owner_extent(p: *mut u8, ent: Entry) -> ERef {
-    match ent.extent() {
-        Some(e) if ent.is_slab() || e.addr() == p as usize => e,
-        _ => invalid_free(p),
-    }
+    c.dalloc(ind, p);
+    true
 }
 
 /// Usable size of live allocation `p` (its size class).
@@ -287,36 +266,72 @@ fn owner_extent(p: *mut u8, ent: Entry) -> ERef {
 /// # Safety
 /// `p` must be a live rjem allocation.
 #[inline]
-pub unsafe fn usable_size(p: *const u8) -> usize {
-    sc::index_to_size(live_entry(p as *mut u8).szind())
+pub(crate) unsafe fn usable_size(p: *const u8) -> usize {
+    sc::index_to_size(emap::lookup_live(p as *mut u8).szind())
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align`, in place when the
 /// size class stays the same or a large extent can grow or shrink where it
-/// is; otherwise moves it. Null (and `p` untouched) on failure.
+/// is; otherwise moves it to a block from `place` and frees the old one
+/// there. Grown bytes are zero if `zero`. Null (and `p` untouched) on
+/// failure.
 ///
 /// # Safety
 /// `p` must be a live rjem allocation; on success it must not be used again
 /// unless the result equals it.
-pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize, zero: bool) -> *mut u8 {
-    let ent = live_entry(p);
-    let old_usize = sc::index_to_size(ent.szind());
+pub(crate) unsafe fn realloc(
+    p: *mut u8,
+    new_size: usize,
+    align: usize,
+    zero: bool,
+    place: Place,
+) -> *mut u8 {
+    let ent = emap::lookup_live(p);
     if let Some(q) = resize_in_place(p, ent, new_size, align, zero) {
         return q;
     }
-    let q = alloc(new_size, align, zero);
+    let q = alloc(new_size, align, zero, place);
     if q.is_null() {
         return q;
     }
+    let old_usize = sc::index_to_size(ent.szind());
     // SAFETY: both blocks are live and distinct; copy what fits in both.
     unsafe { ptr::copy_nonoverlapping(p, q, old_usize.min(new_size)) };
-    dalloc_slow(p, ent);
+    dalloc_slow(p, ent, place);
     q
+}
+
+/// jemalloc's `xallocx`: resizes `p` in place only, towards
+/// `size + extra` bytes and to at least `size` if it can, and returns the
+/// usable size it then has. A size already within [`size`, `size + extra`]
+/// is kept unless it can grow towards `size + extra`; above it, it shrinks
+/// to `size + extra`.
+///
+/// # Safety
+/// `p` must be a live rjem allocation.
+pub(crate) unsafe fn xallocx(
+    p: *mut u8,
+    size: usize,
+    extra: usize,
+    align: usize,
+    zero: bool,
+) -> usize {
+    let ent = emap::lookup_live(p);
+    let old = sc::index_to_size(ent.szind());
+    let max = size.saturating_add(extra);
+    if old != max {
+        let grown = resize_in_place(p, ent, max, align, zero).is_some();
+        if !grown && old < size {
+            let _ = resize_in_place(p, ent, size, align, zero);
+        }
+    }
+    // SAFETY: p is still live (it never moves here).
+    unsafe { usable_size(p) }
 }
 
 /// Tries to give `p` a usable size fitting `new_size` without moving it.
 /// Returns `Some(p)` on success.
-pub fn resize_in_place(
+fn resize_in_place(
     p: *mut u8,
     ent: Entry,
     new_size: usize,
@@ -326,7 +341,7 @@ pub fn resize_in_place(
     if (p as usize) & (align - 1) != 0 {
         return None;
     }
-    let g = global::geom();
+    let g = sc::geom();
     let new_usize = g.usable_size(new_size, align)?;
     let old_usize = sc::index_to_size(ent.szind());
     if new_usize == old_usize {
@@ -335,19 +350,15 @@ pub fn resize_in_place(
     if ent.is_slab() || new_usize < g.large_minclass {
         return None;
     }
-    let e = owner_extent(p, ent);
+    let e = ent.owner(p);
     let a = arena::get(e.arena())?;
-    if a.large_resize(e, new_usize, zero) {
-        Some(p)
-    } else {
-        None
-    }
+    a.large_resize(e, new_usize, zero).then_some(p)
 }
 
 /// jemalloc's `nallocx`: the usable size a request would get; 0 if none.
-pub fn nallocx(size: usize, align: usize) -> usize {
-    if !global::ensure_init() {
+pub(crate) fn nallocx(size: usize, align: usize) -> usize {
+    if !init::ensure() {
         return 0;
     }
-    global::geom().usable_size(size, align).unwrap_or(0)
+    sc::geom().usable_size(size, align).unwrap_or(0)
 }

@@ -6,6 +6,11 @@
 //! with the fewest bound threads (an arena not yet created counts as empty),
 //! among `narenas` (default 4 x CPUs).
 //!
+//! Also owns the huge arena: requests of `oversize_threshold` bytes and more
+//! that bypass the thread cache are placed in one arena (index `narenas`)
+//! whose decay times are 0, so their pages go back as soon as they are
+//! freed.
+//!
 //! Invariants: arenas are created once, never destroyed, and live in base
 //! memory (`&'static Arena`); an extent belongs to one arena for life, and
 //! memory is always returned to the arena that owns it, whichever thread
@@ -13,18 +18,31 @@
 
 use crate::base;
 use crate::bin::{Bin, BinCtx};
-use crate::conf::BackgroundMode;
 use crate::emap::Entry;
 use crate::extent::ERef;
-use crate::global;
-use crate::pages::{Pages, PurgePolicy};
+use crate::os;
+use crate::pages::{self, Pages, PurgePolicy};
 use crate::size_class::{self as sc, NBINS_MAX, NSIZES};
 use crate::sync::Mutex;
 use core::ptr;
 use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// Arena indices stay below this (jemalloc's `MALLCTL_ARENAS_ALL`).
-pub const MAX_ARENAS: usize = 4096;
+pub(crate) const MAX_ARENAS: usize = 4096;
+/// Most automatic arenas: one index above them is left for the huge arena.
+pub(crate) const NARENAS_MAX: usize = MAX_ARENAS - 1;
+
+/// Option `narenas`: automatic arenas threads are spread over. Like every
+/// `OPT_*` static, written by `conf::boot` (defaults live in its table);
+/// `boot` below then replaces 0 with 4 x CPUs, as jemalloc does.
+pub(crate) static OPT_NARENAS: AtomicUsize = AtomicUsize::new(0);
+/// Options `dirty_decay_ms` and `muzzy_decay_ms`: the decay times arenas
+/// start with (`boot` copies them into the run-time defaults).
+pub(crate) static OPT_DIRTY_DECAY_MS: AtomicI64 = AtomicI64::new(0);
+pub(crate) static OPT_MUZZY_DECAY_MS: AtomicI64 = AtomicI64::new(0);
+/// Option `oversize_threshold`: uncached large requests of at least this
+/// many bytes go to the huge arena; 0 disables it.
+pub(crate) static OPT_OVERSIZE_THRESHOLD: AtomicUsize = AtomicUsize::new(0);
 
 static ARENAS: [AtomicPtr<Arena>; MAX_ARENAS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; MAX_ARENAS];
@@ -32,54 +50,48 @@ static ARENAS: [AtomicPtr<Arena>; MAX_ARENAS] =
 static ARENAS_LOCK: Mutex<()> = Mutex::new(());
 
 /// Decay times given to arenas created from now on (`arenas.dirty_decay_ms`,
-/// `arenas.muzzy_decay_ms`); set from the options at start-up.
-pub static DEFAULT_DIRTY_MS: AtomicI64 = AtomicI64::new(10_000);
-pub static DEFAULT_MUZZY_MS: AtomicI64 = AtomicI64::new(0);
+/// `arenas.muzzy_decay_ms`); set from the options by `boot`.
+static DEFAULT_DIRTY_MS: AtomicI64 = AtomicI64::new(0);
+static DEFAULT_MUZZY_MS: AtomicI64 = AtomicI64::new(0);
 
 /// A bin lock on its own cache line, so neighbouring bins do not false-share.
 #[repr(align(64))]
-pub struct PaddedBin(pub Mutex<Bin>);
+pub(crate) struct PaddedBin(pub Mutex<Bin>);
 
 /// Counters for large allocations of one arena, per size class.
-pub struct LargeStats {
-    pub nmalloc: [AtomicU64; NSIZES],
-    pub ndalloc: [AtomicU64; NSIZES],
+pub(crate) struct LargeStats {
+    pub(crate) nmalloc: [AtomicU64; NSIZES],
+    pub(crate) ndalloc: [AtomicU64; NSIZES],
 }
 
-pub struct Arena {
-    pub ind: usize,
+pub(crate) struct Arena {
+    pub(crate) ind: usize,
     /// Threads currently bound.
-    pub nthreads: AtomicUsize,
-    pub bins: [PaddedBin; NBINS_MAX],
-    pub pages: Mutex<Pages>,
-    pub large: LargeStats,
+    pub(crate) nthreads: AtomicUsize,
+    pub(crate) bins: [PaddedBin; NBINS_MAX],
+    pub(crate) pages: Mutex<Pages>,
+    pub(crate) large: LargeStats,
 }
 
 impl Arena {
     /// Builds arena `ind` in base memory. None when out of memory.
     fn create(ind: usize) -> Option<&'static Arena> {
-        let g = global::geom();
+        let g = sc::geom();
         let p = base::alloc(core::mem::size_of::<Arena>(), 64) as *mut Arena;
         if p.is_null() {
             return None;
         }
-        let c = global::conf();
-        let lg_fit = c.lg_extent_max_active_fit;
-        // The huge arena (just past the automatic ones) purges at once.
-        let huge = ind == global::narenas();
+        let lg_fit = pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT.load(Ordering::Relaxed) as u32;
+        // The huge arena purges at once.
+        let (dirty_decay_ms, muzzy_decay_ms) = if is_huge(ind) {
+            (0, 0)
+        } else {
+            default_decay_ms()
+        };
         let policy = PurgePolicy {
-            dirty_decay_ms: if huge {
-                0
-            } else {
-                DEFAULT_DIRTY_MS.load(Ordering::Relaxed)
-            },
-            muzzy_decay_ms: if huge {
-                0
-            } else {
-                DEFAULT_MUZZY_MS.load(Ordering::Relaxed)
-            },
-            retain: c.retain,
-            inline: c.background_thread != BackgroundMode::On,
+            dirty_decay_ms,
+            muzzy_decay_ms,
+            retain: pages::OPT_RETAIN.load(Ordering::Relaxed),
         };
         // SAFETY: base memory is zeroed and exclusively ours. A zeroed Arena
         // is a valid value (unlocked mutexes, empty bins and heaps, zero
@@ -95,7 +107,7 @@ impl Arena {
 
     #[inline]
     fn bin_ctx(&self, ind: usize) -> BinCtx<'_> {
-        let g = global::geom();
+        let g = sc::geom();
         BinCtx {
             ind,
             info: &g.bins[ind],
@@ -106,7 +118,7 @@ impl Arena {
     }
 
     /// Fills `out` with regions of small class `ind`; returns how many.
-    pub fn fill(&self, ind: usize, out: &mut [*mut u8]) -> usize {
+    pub(crate) fn fill(&self, ind: usize, out: &mut [*mut u8]) -> usize {
         let cx = self.bin_ctx(ind);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nfills += 1;
@@ -114,7 +126,7 @@ impl Arena {
     }
 
     /// One region of small class `ind`, or null.
-    pub fn small_alloc(&self, ind: usize) -> *mut u8 {
+    pub(crate) fn small_alloc(&self, ind: usize) -> *mut u8 {
         let mut one = [ptr::null_mut(); 1];
         let cx = self.bin_ctx(ind);
         self.bins[ind].0.lock().fill(&cx, &mut one);
@@ -122,14 +134,18 @@ impl Arena {
     }
 
     /// Returns region `p` of slab `s` (owned by this arena, class `ind`).
-    pub fn small_dalloc(&self, s: ERef, ind: usize, p: *mut u8) {
+    pub(crate) fn small_dalloc(&self, s: ERef, ind: usize, p: *mut u8) {
         let cx = self.bin_ctx(ind);
         self.bins[ind].0.lock().dalloc(&cx, s, p);
     }
 
     /// Returns several regions of class `ind` under one lock acquisition.
     /// Each item is (pointer, its slab) and must belong to this arena.
-    pub fn small_dalloc_batch(&self, ind: usize, items: impl Iterator<Item = (*mut u8, ERef)>) {
+    pub(crate) fn small_dalloc_batch(
+        &self,
+        ind: usize,
+        items: impl Iterator<Item = (*mut u8, ERef)>,
+    ) {
         let cx = self.bin_ctx(ind);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nflushes += 1;
@@ -140,8 +156,8 @@ impl Arena {
 
     /// A large allocation of usable size `usize` (a large class) aligned to
     /// `align`; zeroed if asked. Null when out of memory.
-    pub fn large_alloc(&self, usize: usize, align: usize, zero: bool) -> *mut u8 {
-        let g = global::geom();
+    pub(crate) fn large_alloc(&self, usize: usize, align: usize, zero: bool) -> *mut u8 {
+        let g = sc::geom();
         let ind = sc::size_to_index(usize);
         let (e, zeroed) = {
             let mut pages = self.pages.lock();
@@ -161,24 +177,24 @@ impl Arena {
     }
 
     /// Frees large extent `e` (owned by this arena).
-    pub fn large_dalloc(&self, e: ERef) {
+    pub(crate) fn large_dalloc(&self, e: ERef) {
         self.large.ndalloc[e.szind()].fetch_add(1, Ordering::Relaxed);
         self.pages.lock().dalloc(e);
     }
 
     /// Purges all of this arena's freed pages now (`arena.<i>.purge`).
-    pub fn purge(&self) -> usize {
+    pub(crate) fn purge(&self) -> usize {
         self.pages.lock().purge_all()
     }
 
     /// Runs decay now (`arena.<i>.decay`).
-    pub fn decay(&self) -> usize {
-        self.pages.lock().decay(crate::os::now_ns())
+    pub(crate) fn decay(&self) -> usize {
+        self.pages.lock().decay(os::now_ns())
     }
 
     /// Resizes large extent `e` in place to usable size `new_usize` (a large
     /// class). Returns false if the neighbouring pages are not free.
-    pub fn large_resize(&self, e: ERef, new_usize: usize, zero: bool) -> bool {
+    pub(crate) fn large_resize(&self, e: ERef, new_usize: usize, zero: bool) -> bool {
         let old = e.size();
         let old_ind = e.szind();
         let new_ind = sc::size_to_index(new_usize);
@@ -209,7 +225,7 @@ impl Arena {
 
     /// Frees memory described by pointer-map entry `ent` (an active
     /// allocation of this arena's) without any thread cache.
-    pub fn dalloc(&self, p: *mut u8, ent: Entry, e: ERef) {
+    pub(crate) fn dalloc(&self, p: *mut u8, ent: Entry, e: ERef) {
         if ent.is_slab() {
             self.small_dalloc(e, ent.szind(), p);
         } else {
@@ -218,22 +234,89 @@ impl Arena {
     }
 }
 
-/// The huge arena (requests of `oversize_threshold` bytes and more), created
-/// on first use just past the automatic arenas.
-pub fn huge() -> Option<&'static Arena> {
-    get_or_create(global::narenas())
+/// Resolves the options and creates arena 0 (start-up). False when out of
+/// memory.
+pub(crate) fn boot() -> bool {
+    if OPT_NARENAS.load(Ordering::Relaxed) == 0 {
+        OPT_NARENAS.store((4 * os::ncpus()).min(NARENAS_MAX), Ordering::Relaxed);
+    }
+    set_new_arena_decay_ms(
+        Some(OPT_DIRTY_DECAY_MS.load(Ordering::Relaxed)),
+        Some(OPT_MUZZY_DECAY_MS.load(Ordering::Relaxed)),
+    );
+    get_or_create(0).is_some()
+}
+
+/// Automatic arenas threads are spread over.
+pub(crate) fn narenas() -> usize {
+    OPT_NARENAS.load(Ordering::Relaxed)
+}
+
+fn is_huge(ind: usize) -> bool {
+    ind == narenas()
+}
+
+/// The arena an uncached large request of usable size `usize` goes to: the
+/// huge arena from `oversize_threshold` on, otherwise `bound` (the calling
+/// thread's). None when the huge arena cannot be created.
+pub(crate) fn for_large(bound: &'static Arena, usize: usize) -> Option<&'static Arena> {
+    let threshold = OPT_OVERSIZE_THRESHOLD.load(Ordering::Relaxed);
+    if threshold != 0 && usize >= threshold {
+        get_or_create(narenas())
+    } else {
+        Some(bound)
+    }
+}
+
+/// Decay times (dirty, muzzy) new arenas get (`arenas.dirty_decay_ms`).
+pub(crate) fn default_decay_ms() -> (i64, i64) {
+    (
+        DEFAULT_DIRTY_MS.load(Ordering::Relaxed),
+        DEFAULT_MUZZY_MS.load(Ordering::Relaxed),
+    )
+}
+
+/// Sets the decay times arenas created from now on start with
+/// (`arenas.dirty_decay_ms`); None leaves one unchanged. Times must satisfy
+/// `decay::valid_ms`.
+pub(crate) fn set_new_arena_decay_ms(dirty: Option<i64>, muzzy: Option<i64>) {
+    if let Some(d) = dirty {
+        DEFAULT_DIRTY_MS.store(d, Ordering::Relaxed);
+    }
+    if let Some(m) = muzzy {
+        DEFAULT_MUZZY_MS.store(m, Ordering::Relaxed);
+    }
+}
+
+/// Sets the decay times of arenas created from now on and of every existing
+/// automatic arena; the huge arena keeps purging at once.
+pub(crate) fn set_decay_ms_all(dirty: Option<i64>, muzzy: Option<i64>) {
+    set_new_arena_decay_ms(dirty, muzzy);
+    for a in all().filter(|a| !is_huge(a.ind)) {
+        a.pages.lock().set_decay(dirty, muzzy);
+    }
+}
+
+/// Frees live block `p` (pointer-map entry `ent`) straight to the arena
+/// that owns it, bypassing every cache. Fatal if `p` is not a block start.
+pub(crate) fn dalloc_direct(p: *mut u8, ent: Entry) {
+    let e = ent.owner(p);
+    match get(e.arena()) {
+        Some(a) => a.dalloc(p, ent, e),
+        None => crate::emap::invalid_free(p),
+    }
 }
 
 /// Arena `i`, if created.
 #[inline]
-pub fn get(i: usize) -> Option<&'static Arena> {
+pub(crate) fn get(i: usize) -> Option<&'static Arena> {
     let p = ARENAS.get(i)?.load(Ordering::Acquire);
     // SAFETY: published arenas live in base memory forever.
     unsafe { p.as_ref() }
 }
 
 /// Arena `i`, creating it if needed (for `MALLOCX_ARENA` and arena 0).
-pub fn get_or_create(i: usize) -> Option<&'static Arena> {
+pub(crate) fn get_or_create(i: usize) -> Option<&'static Arena> {
     if let Some(a) = get(i) {
         return Some(a);
     }
@@ -252,8 +335,8 @@ pub fn get_or_create(i: usize) -> Option<&'static Arena> {
 /// Binds the calling thread: the least-loaded of the automatic arenas. An
 /// idle arena that exists is reused before a new one is created; a new one
 /// is created before two threads share one.
-pub fn choose() -> Option<&'static Arena> {
-    let n = global::narenas();
+pub(crate) fn choose() -> Option<&'static Arena> {
+    let n = narenas();
     let _g = ARENAS_LOCK.lock();
     let mut best: Option<&'static Arena> = None;
     let mut first_free: Option<usize> = None;
@@ -283,53 +366,60 @@ pub fn choose() -> Option<&'static Arena> {
 }
 
 /// Unbinds a thread from `a`.
-pub fn release(a: &Arena) {
+pub(crate) fn release(a: &Arena) {
     a.nthreads.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Number of arena slots in use (highest created index + 1).
-pub fn count() -> usize {
+pub(crate) fn count() -> usize {
     ARENAS
         .iter()
         .rposition(|a| !a.load(Ordering::Acquire).is_null())
         .map_or(0, |i| i + 1)
 }
 
+/// Every arena created so far, in index order.
+pub(crate) fn all() -> impl Iterator<Item = &'static Arena> {
+    (0..count()).filter_map(get)
+}
+
 /// Fork: take every arena lock (bins before pages, as everywhere).
 pub(crate) fn fork_prepare() {
     ARENAS_LOCK.lock_raw();
-    for i in 0..count() {
-        if let Some(a) = get(i) {
-            for b in &a.bins {
-                b.0.lock_raw();
-            }
-            a.pages.lock_raw();
+    for a in all() {
+        for b in &a.bins {
+            b.0.lock_raw();
         }
+        a.pages.lock_raw();
     }
 }
 
 pub(crate) fn fork_parent() {
-    for i in 0..count() {
-        if let Some(a) = get(i) {
+    for a in all() {
+        // SAFETY: `fork_prepare` took these locks and holds no guard.
+        unsafe {
             a.pages.unlock_raw();
             for b in &a.bins {
                 b.0.unlock_raw();
             }
         }
     }
-    ARENAS_LOCK.unlock_raw();
+    // SAFETY: as above.
+    unsafe { ARENAS_LOCK.unlock_raw() };
 }
 
 pub(crate) fn fork_child() {
-    for i in 0..count() {
-        if let Some(a) = get(i) {
+    for a in all() {
+        // SAFETY: the child of a fork whose prepare handler held these.
+        unsafe {
             a.pages.reset_in_child();
             for b in &a.bins {
                 b.0.reset_in_child();
             }
-            // Only the forking thread survives in the child.
-            a.nthreads.store(0, Ordering::Relaxed);
         }
+        // Only the forking thread survives in the child.
+        a.nthreads.store(0, Ordering::Relaxed);
     }
-    ARENAS_LOCK.reset_in_child();
+    // SAFETY: as above.
+    unsafe { ARENAS_LOCK.reset_in_child() };
 }

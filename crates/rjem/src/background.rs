@@ -1,14 +1,17 @@
 //! Background purging: one thread that runs decay for every arena, so that
 //! a process that goes idle still gives memory back.
 //!
-//! Owns: the purger thread's life (lazy start, idle sleep, wake-up, fork).
+//! Owns: the options `background_thread` and `max_background_threads`, and
+//! the purger thread's life (lazy start, idle sleep, wake-up, fork). The
+//! page allocators below never call in here: they raise
+//! `pages::SIGNAL`, which this module configures and reads.
 //!
 //! Why one lazily started thread: jemalloc only decays when the program
 //! calls into it, unless `background_thread:true` starts threads up front.
-//! rjem's default (`BackgroundMode::Auto`) keeps jemalloc's inline decay and
-//! adds a single purger thread started the first time an arena holds more
-//! than `AUTO_THRESHOLD` bytes of freed pages: programs that never free much
-//! never get a thread, and an idle program's freed pages still decay on
+//! rjem's default (`background_thread` unset) keeps jemalloc's inline decay
+//! and adds a single purger thread, started the first time an arena holds
+//! more than `AUTO_THRESHOLD` bytes of freed pages: programs that never free
+//! much never get a thread, and an idle program's freed pages still decay on
 //! time. One thread suffices because purging is a few madvise calls per
 //! epoch; it never allocates. When nothing is left to purge it sleeps on a
 //! futex until a free makes pages dirty again.
@@ -19,83 +22,79 @@
 //! the fork handlers can always take every lock.
 
 use crate::arena;
-use crate::conf::BackgroundMode;
-use crate::global;
 use crate::os;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::pages::SIGNAL;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
-/// Freed bytes in one arena that make the Auto mode start the purger.
-pub const AUTO_THRESHOLD: usize = 8 << 20;
+/// Freed bytes in one arena that make the default mode start the purger.
+pub(crate) const AUTO_THRESHOLD: usize = 8 << 20;
+
+/// Option `background_thread`, a tri-state: `UNSET` is rjem's default (a
+/// purger started lazily, threads still decay inline), `ON` is jemalloc's
+/// `true` (the purger starts at the first free and does all decay), `OFF`
+/// never starts it. Like every `OPT_*` static, written by `conf::boot`.
+pub(crate) static OPT_BACKGROUND_THREAD: AtomicU8 = AtomicU8::new(UNSET);
+pub(crate) const UNSET: u8 = 0;
+pub(crate) const ON: u8 = 1;
+pub(crate) const OFF: u8 = 2;
+/// Option `max_background_threads`: 0 forbids the purger (rjem runs at most
+/// one).
+pub(crate) static OPT_MAX_BACKGROUND_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 static STARTED: AtomicBool = AtomicBool::new(false);
-/// pthread_create failed: stop trying, and let threads decay inline.
-static FAILED: AtomicBool = AtomicBool::new(false);
-static WANTED: AtomicBool = AtomicBool::new(false);
-/// 1 while the purger sleeps with nothing to do (a futex word).
-static IDLE: AtomicU32 = AtomicU32::new(0);
 /// Passes the purger made (stats, tests).
 static PASSES: AtomicU64 = AtomicU64::new(0);
 
-/// Called (under a page lock) when a free left `dirty` bytes in an arena:
-/// wakes an idle purger, or asks for one to be started.
-#[inline]
-pub fn note_dirty(dirty: usize) {
-    if IDLE.load(Ordering::Relaxed) == 1 && IDLE.swap(0, Ordering::Relaxed) == 1 {
-        os::futex_wake(&IDLE);
+/// The free-side trigger for the current options (start-up and fork).
+fn start_at() -> usize {
+    if OPT_MAX_BACKGROUND_THREADS.load(Relaxed) == 0 {
+        return usize::MAX;
     }
-    if !STARTED.load(Ordering::Relaxed)
-        && !WANTED.load(Ordering::Relaxed)
-        && !FAILED.load(Ordering::Relaxed)
-    {
-        let c = global::conf();
-        let want = match c.background_thread {
-            BackgroundMode::On => true,
-            BackgroundMode::Auto => dirty >= AUTO_THRESHOLD,
-            BackgroundMode::Off => false,
-        };
-        if want {
-            if c.max_background_threads > 0 {
-                WANTED.store(true, Ordering::Relaxed);
-            } else {
-                FAILED.store(true, Ordering::Relaxed);
-            }
-        }
+    match OPT_BACKGROUND_THREAD.load(Relaxed) {
+        ON => 0,
+        OFF => usize::MAX,
+        _ => AUTO_THRESHOLD,
     }
 }
 
-/// Whether decay must run inline although `background_thread:true` was
-/// asked for: no thread is allowed (`max_background_threads:0`) or none
-/// could be created.
-pub fn unavailable() -> bool {
-    FAILED.load(Ordering::Relaxed)
+/// Configures the page allocators' signal from the options (start-up).
+pub(crate) fn boot() {
+    let on = OPT_BACKGROUND_THREAD.load(Relaxed) == ON;
+    SIGNAL.start_at.store(start_at(), Relaxed);
+    SIGNAL
+        .purger_decays
+        .store(on && start_at() != usize::MAX, Relaxed);
 }
 
 /// Starts the purger if a free asked for it. Call only where no lock is
 /// held and the calling thread's cache is consistent: creating a thread
 /// allocates (glibc's `calloc` for its thread-local tables).
 #[inline]
-pub fn start_if_wanted() {
-    if WANTED.load(Ordering::Relaxed) {
+pub(crate) fn start_if_wanted() {
+    if SIGNAL.wanted.load(Relaxed) {
         start();
     }
 }
 
 /// Whether the purger thread runs (in this process).
-pub fn running() -> bool {
-    STARTED.load(Ordering::Relaxed)
+pub(crate) fn running() -> bool {
+    STARTED.load(Relaxed)
 }
 
 /// Purger passes so far.
-pub fn passes() -> u64 {
-    PASSES.load(Ordering::Relaxed)
+pub(crate) fn passes() -> u64 {
+    PASSES.load(Relaxed)
 }
 
-/// Starts the purger thread unless it runs already. False if it cannot.
-pub fn start() -> bool {
-    WANTED.store(false, Ordering::Relaxed);
-    if STARTED.swap(true, Ordering::AcqRel) {
+/// Starts the purger thread unless it runs already. False if it cannot;
+/// threads then decay inline.
+fn start() -> bool {
+    SIGNAL.wanted.store(false, Relaxed);
+    if STARTED.swap(true, Relaxed) {
         return true;
     }
+    // Running: no free needs to ask again.
+    SIGNAL.start_at.store(usize::MAX, Relaxed);
     // SAFETY: plain pthread calls with valid out-parameters; the thread
     // function takes no argument. All signals are blocked while creating
     // it, so the purger inherits a full mask and never runs handlers that
@@ -114,7 +113,9 @@ pub fn start() -> bool {
         );
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if r != 0 {
-            FAILED.store(true, Ordering::Relaxed);
+            // Not retried (frees no longer ask): threads decay inline.
+            SIGNAL.purger_decays.store(false, Relaxed);
+            STARTED.store(false, Relaxed);
             return false;
         }
         libc::pthread_setname_np(t, c"rjem-purger".as_ptr());
@@ -128,21 +129,15 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
         let now = os::now_ns();
         let mut pending = false;
         let mut next = u64::MAX;
-        for i in 0..arena::count() {
-            let Some(a) = arena::get(i) else { continue };
+        for a in arena::all() {
             let mut p = a.pages.lock();
             p.decay(now);
             if p.decay_pending() {
                 pending = true;
-                let step = [p.decay_dirty.interval_ns(), p.decay_muzzy.interval_ns()]
-                    .into_iter()
-                    .filter(|&s| s > 0)
-                    .min()
-                    .unwrap_or(1_000_000_000);
-                next = next.min(step);
+                next = next.min(p.decay_interval_ns().unwrap_or(1_000_000_000));
             }
         }
-        PASSES.fetch_add(1, Ordering::Relaxed);
+        PASSES.fetch_add(1, Relaxed);
         if pending {
             // At least 10 ms between passes: decay epochs are finer than
             // that for short decay times, and purging in batches is cheaper.
@@ -150,9 +145,9 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
         } else {
             // Nothing to purge: sleep until a free makes pages dirty (the
             // timeout covers a wake-up that raced with going idle).
-            IDLE.store(1, Ordering::Relaxed);
-            os::futex_wait(&IDLE, 1, Some(5_000_000_000));
-            IDLE.store(0, Ordering::Relaxed);
+            SIGNAL.idle.store(1, Relaxed);
+            os::futex_wait(&SIGNAL.idle, 1, Some(5_000_000_000));
+            SIGNAL.idle.store(0, Relaxed);
         }
     }
 }
@@ -168,11 +163,11 @@ fn sleep_ns(ns: u64) {
 
 /// Child side of `fork()`: the purger thread did not come along.
 pub(crate) fn fork_child() {
-    let was = STARTED.swap(false, Ordering::Relaxed);
-    IDLE.store(0, Ordering::Relaxed);
-    // Start a new one on the next free that wants it.
-    WANTED.store(
-        was && global::conf().background_thread == BackgroundMode::On,
-        Ordering::Relaxed,
-    );
+    let was = STARTED.swap(false, Relaxed);
+    SIGNAL.idle.store(0, Relaxed);
+    SIGNAL.start_at.store(start_at(), Relaxed);
+    // With background_thread:true the child starts its own at once.
+    SIGNAL
+        .wanted
+        .store(was && OPT_BACKGROUND_THREAD.load(Relaxed) == ON, Relaxed);
 }

@@ -33,12 +33,13 @@ static BASE: Mutex<BaseInner> = Mutex::new(BaseInner {
 
 /// Allocates `size` zeroed bytes aligned to `align` (a power of two, at most
 /// a page). Returns null when the OS refuses memory.
-pub fn alloc(size: usize, align: usize) -> *mut u8 {
+pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
     let mut b = BASE.lock();
-    let mut start = (b.cur + align - 1) & !(align - 1);
-    if b.cur == 0 || start + size > b.end {
-        let len = size.max(BLOCK);
-        let len = (len + BLOCK - 1) & !(BLOCK - 1);
+    let mut start = os::align_up(b.cur, align).unwrap_or(usize::MAX);
+    if b.cur == 0 || start.saturating_add(size) > b.end {
+        let Some(len) = os::align_up(size.max(BLOCK), BLOCK) else {
+            return core::ptr::null_mut();
+        };
         let p = os::map(len);
         if p.is_null() {
             return p;
@@ -54,7 +55,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
 }
 
 /// (allocated, mapped) bytes of metadata.
-pub fn stats() -> (usize, usize) {
+pub(crate) fn stats() -> (usize, usize) {
     let b = BASE.lock();
     (b.allocated, b.mapped)
 }
@@ -63,10 +64,12 @@ pub(crate) fn fork_prepare() {
     BASE.lock_raw();
 }
 pub(crate) fn fork_parent() {
-    BASE.unlock_raw();
+    // SAFETY: `fork_prepare` took the lock and holds no guard.
+    unsafe { BASE.unlock_raw() };
 }
 pub(crate) fn fork_child() {
-    BASE.reset_in_child();
+    // SAFETY: the child of a fork whose prepare handler held the lock.
+    unsafe { BASE.reset_in_child() };
 }
 
 #[cfg(test)]

@@ -19,37 +19,37 @@ use core::ptr;
 
 /// Counters for one bin (jemalloc's `stats.arenas.<i>.bins.<j>.*`).
 #[derive(Clone, Copy, Default, Debug)]
-pub struct BinStats {
+pub(crate) struct BinStats {
     /// Regions handed out (to threads or their caches).
-    pub nmalloc: u64,
+    pub(crate) nmalloc: u64,
     /// Regions returned.
-    pub ndalloc: u64,
+    pub(crate) ndalloc: u64,
     /// Regions currently handed out (includes those cached by threads).
-    pub curregs: usize,
+    pub(crate) curregs: usize,
     /// Cache fills and flushes served.
-    pub nfills: u64,
-    pub nflushes: u64,
+    pub(crate) nfills: u64,
+    pub(crate) nflushes: u64,
     /// Slabs created in total, and live now.
-    pub nslabs: u64,
-    pub curslabs: usize,
+    pub(crate) nslabs: u64,
+    pub(crate) curslabs: usize,
     /// Times the current slab was replaced by a lower one.
-    pub nreslabs: u64,
+    pub(crate) nreslabs: u64,
 }
 
-pub struct Bin {
+pub(crate) struct Bin {
     slabcur: Option<ERef>,
     nonfull: ExtentHeap,
-    pub stats: BinStats,
+    pub(crate) stats: BinStats,
 }
 
 /// What a bin needs from its arena: the geometry of its class and the page
 /// allocator to get and return slabs.
-pub struct BinCtx<'a> {
-    pub ind: usize,
-    pub info: &'a BinInfo,
-    pub words: usize,
-    pub page: usize,
-    pub pages: &'a Mutex<Pages>,
+pub(crate) struct BinCtx<'a> {
+    pub(crate) ind: usize,
+    pub(crate) info: &'a BinInfo,
+    pub(crate) words: usize,
+    pub(crate) page: usize,
+    pub(crate) pages: &'a Mutex<Pages>,
 }
 
 impl Default for Bin {
@@ -59,7 +59,7 @@ impl Default for Bin {
 }
 
 impl Bin {
-    pub const fn new() -> Bin {
+    pub(crate) const fn new() -> Bin {
         Bin {
             slabcur: None,
             nonfull: ExtentHeap::new(),
@@ -91,7 +91,7 @@ impl Bin {
 
     /// Fills `out` with free regions, lowest addresses first. Returns how
     /// many it got (fewer only when memory is exhausted).
-    pub fn fill(&mut self, cx: &BinCtx, out: &mut [*mut u8]) -> usize {
+    pub(crate) fn fill(&mut self, cx: &BinCtx, out: &mut [*mut u8]) -> usize {
         let mut n = 0;
         while n < out.len() {
             let s = match self.slabcur {
@@ -113,7 +113,7 @@ impl Bin {
     }
 
     /// Returns region `p` of slab `s` (a slab of this bin's class and arena).
-    pub fn dalloc(&mut self, cx: &BinCtx, s: ERef, p: *mut u8) {
+    pub(crate) fn dalloc(&mut self, cx: &BinCtx, s: ERef, p: *mut u8) {
         let nfree = slab::free(s, cx.info, cx.words, p) as usize;
         self.stats.ndalloc += 1;
         self.stats.curregs -= 1;
@@ -138,10 +138,5 @@ impl Bin {
                 _ => self.nonfull.insert(s),
             }
         }
-    }
-
-    /// Slabs currently not full (for stats).
-    pub fn nonfull_slabs(&self) -> usize {
-        self.nonfull.len() + self.slabcur.is_some() as usize
     }
 }

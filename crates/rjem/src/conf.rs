@@ -1,117 +1,297 @@
-//! Run-time options, read once at start-up from `MALLOC_CONF` (jemalloc's
-//! syntax: `name:value,name:value`).
+//! Options: the one table of every option rjem knows (jemalloc 5.3's
+//! names), and the reading of `MALLOC_CONF` (jemalloc's syntax:
+//! `name:value,name:value`).
 //!
-//! Owns: the option values and their parsing. Parsing never allocates. A bad
-//! pair is reported on stderr naming the option (`<rjem>: Invalid conf
-//! value: narenas:abc`) and skipped, keeping the default; with
-//! `abort_conf:true` a bad pair aborts instead, as in jemalloc.
+//! Owns: `OPTIONS`, one row per option with its name, type and valid range,
+//! default, one-line doc and the control that changes it at run time, if
+//! any. `MALLOC_CONF` parsing, the `opt.*` controls, `confirm_conf` output
+//! and the option list in the README are all derived from it. The value of
+//! each option lives with the module that owns the behaviour (for example
+//! `arena::OPT_NARENAS`): this module writes it once, at start-up, before
+//! any other thread can run in the allocator, and the owner reads it. So a
+//! new option is one row here plus its static and its use in the owner.
 //!
-//! Invariants: values are in range once parsed (`tcache_max` is clamped to
-//! what the thread cache can hold, `narenas` to the arena table).
+//! Parsing never allocates. A bad pair is reported on stderr naming it
+//! (`<rjem>: Invalid conf value: narenas:abc`) and skipped, keeping the
+//! default; with `abort_conf:true` a bad pair aborts instead, as in
+//! jemalloc. jemalloc options rjem does not implement are accepted with a
+//! warning.
 
+use crate::arena;
+use crate::background;
+use crate::decay;
 use crate::os;
+use crate::pages;
+use crate::tcache;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
-/// Largest `tcache_max` accepted (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
-pub const TCACHE_MAX_LIMIT: usize = 8 << 20;
+/// Option `abort_conf`: abort on an invalid option instead of warning.
+static OPT_ABORT_CONF: AtomicBool = AtomicBool::new(false);
+/// Option `confirm_conf`: print the settings in force at start-up.
+static OPT_CONFIRM_CONF: AtomicBool = AtomicBool::new(false);
 
-#[derive(Clone, Copy, Debug)]
-pub struct Conf {
-    /// Abort on an invalid option instead of warning.
-    pub abort_conf: bool,
-    /// Automatic arenas; 0 means 4 x CPUs.
-    pub narenas: usize,
-    /// Thread caches on or off.
-    pub tcache: bool,
-    /// Largest size class cached per thread.
-    pub tcache_max: usize,
-    /// A reused dirty/muzzy extent is at most 2^this times the request.
-    pub lg_extent_max_active_fit: u32,
-    /// Milliseconds over which freed pages decay dirty -> muzzy (or straight
-    /// to released when `muzzy_decay_ms` is 0); -1 never, 0 at once.
-    pub dirty_decay_ms: i64,
-    /// Milliseconds over which muzzy pages decay to released.
-    pub muzzy_decay_ms: i64,
-    /// Keep purged address space for reuse (true) or unmap it (false).
-    pub retain: bool,
-    /// Background purging: see `BackgroundMode`.
-    pub background_thread: BackgroundMode,
-    /// Upper bound on purger threads (rjem uses one; 0 disables it).
-    pub max_background_threads: usize,
-    /// Requests of at least this many bytes go to the huge arena, which
-    /// purges at once; 0 disables the huge arena.
-    pub oversize_threshold: usize,
+/// One option: what it is called, what it takes, where its value lives.
+pub(crate) struct Opt {
+    pub(crate) name: &'static str,
+    /// One line, for `confirm_conf`, the README and the docs.
+    pub(crate) doc: &'static str,
+    pub(crate) kind: Kind,
+    /// The control that changes the setting while the program runs (the
+    /// option itself, `opt.<name>`, is read-only).
+    pub(crate) runtime: Option<&'static str>,
 }
 
-/// Who purges decayed pages.
+/// The type, range and storage of an option's value.
+pub(crate) enum Kind {
+    /// `true` or `false`.
+    Bool {
+        cell: &'static AtomicBool,
+        default: bool,
+    },
+    /// `true` or `false`, or left unset (the default, which may mean
+    /// something of its own); stored as `background::{UNSET, ON, OFF}`.
+    Tristate { cell: &'static AtomicU8 },
+    /// An unsigned number, decimal or `0x` hexadecimal, in `min..=max`;
+    /// above `max` it is clamped or rejected. `unsigned`: C `unsigned`
+    /// rather than `size_t` in `opt.*`.
+    Size {
+        cell: &'static AtomicUsize,
+        default: usize,
+        min: usize,
+        max: usize,
+        over: Over,
+        unsigned: bool,
+    },
+    /// A decay time in milliseconds (see `decay::valid_ms`).
+    Ms {
+        cell: &'static AtomicI64,
+        default: i64,
+    },
+    /// A jemalloc 5.3 option this version does not implement: accepted
+    /// with a warning, and otherwise ignored.
+    Ignored,
+}
+
+/// What a number above an option's maximum does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Over {
+    Clamp,
+    Reject,
+}
+
+/// The value of an option (what `opt.<name>` reads, what `confirm_conf`
+/// prints).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackgroundMode {
-    /// rjem's default: threads purge inline when they free, and one purger
-    /// thread is started lazily the first time an arena holds more than a
-    /// few MiB of freed pages, so an idle process still returns memory.
-    Auto,
-    /// `background_thread:true`: the purger thread starts at the first free
-    /// that reaches a page allocator and then does all decay purging
-    /// (jemalloc's semantics); if no thread can run, threads decay inline.
-    On,
-    /// `background_thread:false`: no thread; decay only when threads free.
-    Off,
+pub enum Setting {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A tri-state option left at its default (see the option's doc).
+    Unset,
+    /// A C `unsigned`.
+    Unsigned(u32),
+    /// A `size_t`.
+    Size(usize),
+    /// A decay time in milliseconds (an `ssize_t`; -1 = never).
+    Ms(isize),
 }
 
-impl Conf {
-    pub const DEFAULT: Conf = Conf {
-        abort_conf: false,
-        narenas: 0,
-        tcache: true,
-        tcache_max: 32 << 10,
-        lg_extent_max_active_fit: 6,
-        dirty_decay_ms: 10_000,
-        muzzy_decay_ms: 0,
-        retain: true,
-        background_thread: BackgroundMode::Auto,
-        max_background_threads: 4,
-        oversize_threshold: 8 << 20,
-    };
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Setting::Bool(b) => write!(f, "{b}"),
+            Setting::Unset => f.write_str("unset"),
+            Setting::Unsigned(n) => write!(f, "{n}"),
+            Setting::Size(n) => write!(f, "{n}"),
+            Setting::Ms(n) => write!(f, "{n}"),
+        }
+    }
 }
 
-/// Options jemalloc 5.3 has that this version does not implement yet: they
-/// are accepted with a warning rather than called invalid.
-const NOT_YET: &[&str] = &[
-    "dss",
-    "percpu_arena",
-    "metadata_thp",
-    "thp",
-    "junk",
-    "zero",
-    "zero_realloc",
-    "stats_print",
-    "stats_print_opts",
-    "stats_interval",
-    "stats_interval_opts",
-    "prof",
-    "prof_prefix",
-    "prof_active",
-    "prof_thread_active_init",
-    "lg_prof_sample",
-    "lg_prof_interval",
-    "prof_gdump",
-    "prof_final",
-    "prof_leak",
-    "utrace",
-    "xmalloc",
-    "lg_tcache_max",
-    "tcache_nslots_small_min",
-    "tcache_nslots_small_max",
-    "tcache_nslots_large",
-    "lg_tcache_nslots_mul",
-    "tcache_gc_incr_bytes",
-    "tcache_gc_delay_bytes",
-    "lg_tcache_flush_small_div",
-    "lg_tcache_flush_large_div",
-    "slab_sizes",
-    "confirm_conf",
-    "hpa",
-    "cache_oblivious",
+/// Every option rjem knows, in the order `confirm_conf` prints them.
+pub(crate) static OPTIONS: &[Opt] = &[
+    Opt {
+        name: "abort_conf",
+        doc: "Abort at start-up on an invalid option instead of warning.",
+        kind: Kind::Bool {
+            cell: &OPT_ABORT_CONF,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "confirm_conf",
+        doc: "Print the options in force at start-up, on stderr.",
+        kind: Kind::Bool {
+            cell: &OPT_CONFIRM_CONF,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "narenas",
+        doc: "Automatic arenas threads are spread over; 0 (the default) means 4 x CPUs.",
+        kind: Kind::Size {
+            cell: &arena::OPT_NARENAS,
+            default: 0,
+            min: 1,
+            max: arena::NARENAS_MAX,
+            over: Over::Reject,
+            unsigned: true,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "tcache",
+        doc: "Per-thread caches of small and medium blocks.",
+        kind: Kind::Bool {
+            cell: &tcache::OPT_TCACHE,
+            default: true,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "tcache_max",
+        doc: "Largest block size kept in thread caches (at most 8 MiB; larger values are clamped).",
+        kind: Kind::Size {
+            cell: &tcache::OPT_TCACHE_MAX,
+            default: 32 << 10,
+            min: 0,
+            max: tcache::MAX_LIMIT,
+            over: Over::Clamp,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "dirty_decay_ms",
+        doc: "Time over which freed pages are purged (-1: never, 0: at once).",
+        kind: Kind::Ms {
+            cell: &arena::OPT_DIRTY_DECAY_MS,
+            default: 10_000,
+        },
+        runtime: Some("arenas.dirty_decay_ms"),
+    },
+    Opt {
+        name: "muzzy_decay_ms",
+        doc: "Time over which lazily purged (MADV_FREE) pages are released; 0 releases dirty pages directly.",
+        kind: Kind::Ms {
+            cell: &arena::OPT_MUZZY_DECAY_MS,
+            default: 0,
+        },
+        runtime: Some("arenas.muzzy_decay_ms"),
+    },
+    Opt {
+        name: "retain",
+        doc: "Keep purged address space for reuse instead of unmapping it.",
+        kind: Kind::Bool {
+            cell: &pages::OPT_RETAIN,
+            default: true,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "lg_extent_max_active_fit",
+        doc: "Prefer reusing free extents at most 2^this times the request.",
+        kind: Kind::Size {
+            cell: &pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT,
+            default: 6,
+            min: 0,
+            max: 63,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "background_thread",
+        doc: "Unset: a purger thread starts once an arena holds 8 MiB of freed pages; true: it starts at the first free and does all decay; false: never.",
+        kind: Kind::Tristate {
+            cell: &background::OPT_BACKGROUND_THREAD,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "max_background_threads",
+        doc: "0 forbids the purger thread (rjem runs at most one).",
+        kind: Kind::Size {
+            cell: &background::OPT_MAX_BACKGROUND_THREADS,
+            default: 4,
+            min: 0,
+            max: usize::MAX,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "oversize_threshold",
+        doc: "Uncached requests of at least this many bytes go to a huge arena that purges at once; 0: never.",
+        kind: Kind::Size {
+            cell: &arena::OPT_OVERSIZE_THRESHOLD,
+            default: 8 << 20,
+            min: 0,
+            max: usize::MAX,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    ignored("dss"),
+    ignored("percpu_arena"),
+    ignored("metadata_thp"),
+    ignored("thp"),
+    ignored("junk"),
+    ignored("zero"),
+    ignored("zero_realloc"),
+    ignored("stats_print"),
+    ignored("stats_print_opts"),
+    ignored("stats_interval"),
+    ignored("stats_interval_opts"),
+    ignored("prof"),
+    ignored("prof_prefix"),
+    ignored("prof_active"),
+    ignored("prof_thread_active_init"),
+    ignored("lg_prof_sample"),
+    ignored("lg_prof_interval"),
+    ignored("prof_gdump"),
+    ignored("prof_final"),
+    ignored("prof_leak"),
+    ignored("utrace"),
+    ignored("xmalloc"),
+    ignored("lg_tcache_max"),
+    ignored("tcache_nslots_small_min"),
+    ignored("tcache_nslots_small_max"),
+    ignored("tcache_nslots_large"),
+    ignored("lg_tcache_nslots_mul"),
+    ignored("tcache_gc_incr_bytes"),
+    ignored("tcache_gc_delay_bytes"),
+    ignored("lg_tcache_flush_small_div"),
+    ignored("lg_tcache_flush_large_div"),
+    ignored("slab_sizes"),
+    ignored("hpa"),
+    ignored("cache_oblivious"),
 ];
+
+const fn ignored(name: &'static str) -> Opt {
+    Opt {
+        name,
+        doc: "A jemalloc 5.3 option this version does not implement (accepted with a warning).",
+        kind: Kind::Ignored,
+        runtime: None,
+    }
+}
+
+/// Why a pair was not applied.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum Problem {
+    /// A pair without `:` or with an unknown name.
+    InvalidPair,
+    /// A known option with a value it cannot take.
+    InvalidValue,
+    /// A jemalloc option this version does not implement.
+    Unsupported,
+}
 
 fn parse_bool(v: &[u8]) -> Option<bool> {
     match v {
@@ -121,7 +301,7 @@ fn parse_bool(v: &[u8]) -> Option<bool> {
     }
 }
 
-/// Parses a decimal (or 0x hex) unsigned integer.
+/// Parses a decimal (or 0x hex) unsigned integer; None on overflow.
 fn parse_usize(v: &[u8]) -> Option<usize> {
     let (digits, radix) = match v {
         [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
@@ -138,76 +318,123 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
     Some(n)
 }
 
-/// Parses a decay time: -1, or 0 up to a year of milliseconds.
-fn parse_decay(v: &[u8]) -> Option<i64> {
-    if v == b"-1" {
-        return Some(-1);
+impl Opt {
+    /// The value `v` means for this option, if valid.
+    fn parse(&self, v: &[u8]) -> Result<Setting, Problem> {
+        let bad = Problem::InvalidValue;
+        match self.kind {
+            Kind::Bool { .. } => parse_bool(v).map(Setting::Bool).ok_or(bad),
+            Kind::Tristate { .. } => parse_bool(v).map(Setting::Bool).ok_or(bad),
+            Kind::Size {
+                min,
+                max,
+                over,
+                unsigned,
+                ..
+            } => {
+                // A number too long for usize is above any maximum.
+                let n = match parse_usize(v) {
+                    Some(n) => n,
+                    None if over == Over::Clamp && v.iter().all(u8::is_ascii_digit) => max,
+                    None => return Err(bad),
+                };
+                let n = match over {
+                    Over::Clamp => n.min(max),
+                    Over::Reject if n > max => return Err(bad),
+                    Over::Reject => n,
+                };
+                if n < min {
+                    return Err(bad);
+                }
+                Ok(size_setting(n, unsigned))
+            }
+            Kind::Ms { .. } => {
+                let ms = match v {
+                    b"-1" => -1,
+                    _ => parse_usize(v)
+                        .and_then(|n| i64::try_from(n).ok())
+                        .ok_or(bad)?,
+                };
+                if decay::valid_ms(ms) {
+                    Ok(Setting::Ms(ms as isize))
+                } else {
+                    Err(bad)
+                }
+            }
+            Kind::Ignored => Err(Problem::Unsupported),
+        }
     }
-    let n = parse_usize(v)?;
-    (n <= 365 * 24 * 3600 * 1000).then_some(n as i64)
-}
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Problem {
-    /// A pair without `:` or with an unknown name.
-    InvalidPair,
-    /// A known option with a value it cannot take.
-    InvalidValue,
-    /// A jemalloc option this version does not implement.
-    Unsupported,
-}
-
-/// Applies one `name:value` pair.
-pub fn apply(conf: &mut Conf, name: &[u8], value: &[u8]) -> Result<(), Problem> {
-    match name {
-        b"abort_conf" => conf.abort_conf = parse_bool(value).ok_or(Problem::InvalidValue)?,
-        b"tcache" => conf.tcache = parse_bool(value).ok_or(Problem::InvalidValue)?,
-        b"narenas" => {
-            let n = parse_usize(value).ok_or(Problem::InvalidValue)?;
-            if n == 0 || n >= crate::arena::MAX_ARENAS {
-                return Err(Problem::InvalidValue);
-            }
-            conf.narenas = n;
+    /// The value the option has when nothing sets it.
+    pub(crate) fn default(&self) -> Option<Setting> {
+        match self.kind {
+            Kind::Bool { default, .. } => Some(Setting::Bool(default)),
+            Kind::Tristate { .. } => Some(Setting::Unset),
+            Kind::Size {
+                default, unsigned, ..
+            } => Some(size_setting(default, unsigned)),
+            Kind::Ms { default, .. } => Some(Setting::Ms(default as isize)),
+            Kind::Ignored => None,
         }
-        b"tcache_max" => {
-            let n = parse_usize(value).ok_or(Problem::InvalidValue)?;
-            conf.tcache_max = n.min(TCACHE_MAX_LIMIT);
-        }
-        b"lg_extent_max_active_fit" => {
-            let n = parse_usize(value).ok_or(Problem::InvalidValue)?;
-            if n > 63 {
-                return Err(Problem::InvalidValue);
-            }
-            conf.lg_extent_max_active_fit = n as u32;
-        }
-        b"dirty_decay_ms" => {
-            conf.dirty_decay_ms = parse_decay(value).ok_or(Problem::InvalidValue)?
-        }
-        b"muzzy_decay_ms" => {
-            conf.muzzy_decay_ms = parse_decay(value).ok_or(Problem::InvalidValue)?
-        }
-        b"retain" => conf.retain = parse_bool(value).ok_or(Problem::InvalidValue)?,
-        b"background_thread" => {
-            conf.background_thread = match parse_bool(value).ok_or(Problem::InvalidValue)? {
-                true => BackgroundMode::On,
-                false => BackgroundMode::Off,
-            }
-        }
-        b"max_background_threads" => {
-            conf.max_background_threads = parse_usize(value).ok_or(Problem::InvalidValue)?
-        }
-        b"oversize_threshold" => {
-            conf.oversize_threshold = parse_usize(value).ok_or(Problem::InvalidValue)?
-        }
-        _ if NOT_YET.iter().any(|k| k.as_bytes() == name) => return Err(Problem::Unsupported),
-        _ => return Err(Problem::InvalidPair),
     }
-    Ok(())
+
+    /// Stores `s` (a value `parse` or `default` produced) where the owner
+    /// reads it.
+    fn store(&self, s: Setting) {
+        match (&self.kind, s) {
+            (Kind::Bool { cell, .. }, Setting::Bool(b)) => cell.store(b, Relaxed),
+            (Kind::Tristate { cell }, s) => cell.store(
+                match s {
+                    Setting::Bool(true) => background::ON,
+                    Setting::Bool(false) => background::OFF,
+                    _ => background::UNSET,
+                },
+                Relaxed,
+            ),
+            (Kind::Size { cell, .. }, Setting::Size(n)) => cell.store(n, Relaxed),
+            (Kind::Size { cell, .. }, Setting::Unsigned(n)) => cell.store(n as usize, Relaxed),
+            (Kind::Ms { cell, .. }, Setting::Ms(ms)) => cell.store(ms as i64, Relaxed),
+            _ => debug_assert!(false, "option {} given a value of another type", self.name),
+        }
+    }
+
+    /// The value in force (None for ignored options).
+    pub(crate) fn current(&self) -> Option<Setting> {
+        Some(match self.kind {
+            Kind::Bool { cell, .. } => Setting::Bool(cell.load(Relaxed)),
+            Kind::Tristate { cell } => match cell.load(Relaxed) {
+                background::ON => Setting::Bool(true),
+                background::OFF => Setting::Bool(false),
+                _ => Setting::Unset,
+            },
+            Kind::Size { cell, unsigned, .. } => size_setting(cell.load(Relaxed), unsigned),
+            Kind::Ms { cell, .. } => Setting::Ms(cell.load(Relaxed) as isize),
+            Kind::Ignored => return None,
+        })
+    }
 }
 
-/// Parses a whole configuration string, reporting each bad pair through
-/// `report(problem, pair)`.
-pub fn parse(conf: &mut Conf, s: &[u8], report: &mut dyn FnMut(Problem, &[u8])) {
+fn size_setting(n: usize, unsigned: bool) -> Setting {
+    if unsigned {
+        Setting::Unsigned(n.min(u32::MAX as usize) as u32)
+    } else {
+        Setting::Size(n)
+    }
+}
+
+/// The row of option `name`.
+pub(crate) fn find(name: &[u8]) -> Option<&'static Opt> {
+    OPTIONS.iter().find(|o| o.name.as_bytes() == name)
+}
+
+/// Parses a whole configuration string: `apply(option, value)` for each
+/// good pair, in order (a later pair wins), and `report(problem, pair)` for
+/// each bad one.
+pub(crate) fn parse(
+    s: &[u8],
+    apply: &mut dyn FnMut(&'static Opt, Setting),
+    report: &mut dyn FnMut(Problem, &[u8]),
+) {
     for pair in s.split(|&c| c == b',') {
         if pair.is_empty() {
             continue;
@@ -216,18 +443,29 @@ pub fn parse(conf: &mut Conf, s: &[u8], report: &mut dyn FnMut(Problem, &[u8])) 
             report(Problem::InvalidPair, pair);
             continue;
         };
-        if let Err(p) = apply(conf, &pair[..colon], &pair[colon + 1..]) {
-            report(p, pair);
+        let Some(opt) = find(&pair[..colon]) else {
+            report(Problem::InvalidPair, pair);
+            continue;
+        };
+        match opt.parse(&pair[colon + 1..]) {
+            Ok(v) => apply(opt, v),
+            Err(p) => report(p, pair),
         }
     }
 }
 
-/// Reads `MALLOC_CONF` from the environment into a configuration.
-pub fn from_env() -> Conf {
-    let mut conf = Conf::DEFAULT;
-    if let Some(s) = os::getenv(c"MALLOC_CONF") {
-        let mut bad = false;
-        parse(&mut conf, s, &mut |p, pair| {
+/// Sets every option from its default and `MALLOC_CONF` (start-up, before
+/// the owners read them). Aborts on a bad pair with `abort_conf:true`.
+pub(crate) fn boot() {
+    for o in OPTIONS {
+        if let Some(d) = o.default() {
+            o.store(d);
+        }
+    }
+    let env = os::getenv(c"MALLOC_CONF");
+    let mut bad = false;
+    if let Some(s) = env {
+        parse(s, &mut |o, v| o.store(v), &mut |p, pair| {
             let msg: &[u8] = match p {
                 Problem::InvalidPair => b"<rjem>: Invalid conf pair: ",
                 Problem::InvalidValue => b"<rjem>: Invalid conf value: ",
@@ -238,13 +476,33 @@ pub fn from_env() -> Conf {
             os::write_stderr(b"\n");
             bad |= p != Problem::Unsupported;
         });
-        if bad && conf.abort_conf {
-            os::write_stderr(b"<rjem>: Aborting on invalid MALLOC_CONF (abort_conf:true)\n");
-            // SAFETY: abort has no preconditions.
-            unsafe { libc::abort() }
-        }
     }
-    conf
+    if OPT_CONFIRM_CONF.load(Relaxed) {
+        confirm(env);
+    }
+    if bad && OPT_ABORT_CONF.load(Relaxed) {
+        os::write_stderr(b"<rjem>: Aborting on invalid MALLOC_CONF (abort_conf:true)\n");
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
+    }
+}
+
+/// `confirm_conf:true`: the string read, then every option in force.
+fn confirm(env: Option<&[u8]>) {
+    use fmt::Write;
+    {
+        let mut m = os::Msg::new();
+        let s = env.map_or("", |s| core::str::from_utf8(s).unwrap_or("(not UTF-8)"));
+        let _ = writeln!(m, "<rjem>: MALLOC_CONF: \"{s}\"");
+    }
+    for o in OPTIONS {
+        let (Some(v), Some(d)) = (o.current(), o.default()) else {
+            continue;
+        };
+        let mut m = os::Msg::new();
+        let _ = write!(m, "<rjem>: -- {}:{v}", o.name);
+        let _ = writeln!(m, "{}", if v == d { " (default)" } else { "" });
+    }
 }
 
 #[cfg(test)]
@@ -253,30 +511,49 @@ mod tests {
     extern crate std;
     use std::vec::Vec;
 
-    fn run(s: &str) -> (Conf, Vec<(Problem, Vec<u8>)>) {
-        let mut c = Conf::DEFAULT;
+    type Applied = Vec<(&'static str, Setting)>;
+    type Reported = Vec<(Problem, Vec<u8>)>;
+
+    fn run(s: &str) -> (Applied, Reported) {
+        let mut set = Vec::new();
         let mut errs = Vec::new();
-        parse(&mut c, s.as_bytes(), &mut |p, pair| {
-            errs.push((p, pair.to_vec()))
-        });
-        (c, errs)
+        parse(
+            s.as_bytes(),
+            &mut |o, v| set.push((o.name, v)),
+            &mut |p, pair| errs.push((p, pair.to_vec())),
+        );
+        (set, errs)
+    }
+
+    fn one(s: &str) -> Result<Setting, Problem> {
+        let (set, errs) = run(s);
+        match (set.as_slice(), errs.as_slice()) {
+            ([(_, v)], []) => Ok(*v),
+            ([], [(p, _)]) => Err(*p),
+            _ => panic!("{s}: {set:?} {errs:?}"),
+        }
     }
 
     #[test]
     fn good_options() {
-        let (c, errs) = run("narenas:3,tcache:false,tcache_max:0x1000,lg_extent_max_active_fit:8");
+        let (set, errs) =
+            run("narenas:3,tcache:false,tcache_max:0x1000,lg_extent_max_active_fit:8");
         assert!(errs.is_empty());
-        assert_eq!(c.narenas, 3);
-        assert!(!c.tcache);
-        assert_eq!(c.tcache_max, 4096);
-        assert_eq!(c.lg_extent_max_active_fit, 8);
+        assert_eq!(
+            set,
+            [
+                ("narenas", Setting::Unsigned(3)),
+                ("tcache", Setting::Bool(false)),
+                ("tcache_max", Setting::Size(4096)),
+                ("lg_extent_max_active_fit", Setting::Size(8)),
+            ]
+        );
     }
 
     #[test]
     fn bad_options_are_named_and_skipped() {
-        let (c, errs) = run("narenas:abc,bogus:1,tcache,junk:true,tcache_max:99999999999");
-        assert_eq!(c.narenas, 0);
-        assert_eq!(c.tcache_max, TCACHE_MAX_LIMIT);
+        let (set, errs) = run("narenas:abc,bogus:1,tcache,junk:true,tcache_max:99999999999");
+        assert_eq!(set, [("tcache_max", Setting::Size(tcache::MAX_LIMIT))]);
         assert_eq!(errs.len(), 4);
         assert_eq!(errs[0], (Problem::InvalidValue, b"narenas:abc".to_vec()));
         assert_eq!(errs[1], (Problem::InvalidPair, b"bogus:1".to_vec()));
@@ -285,18 +562,48 @@ mod tests {
     }
 
     #[test]
+    fn ranges() {
+        assert_eq!(one("narenas:0"), Err(Problem::InvalidValue));
+        assert_eq!(one("narenas:4095"), Ok(Setting::Unsigned(4095)));
+        assert_eq!(one("narenas:4096"), Err(Problem::InvalidValue));
+        assert_eq!(
+            one("lg_extent_max_active_fit:64"),
+            Err(Problem::InvalidValue)
+        );
+        assert_eq!(
+            one("tcache_max:999999999999999999999999"),
+            Ok(Setting::Size(tcache::MAX_LIMIT))
+        );
+        assert_eq!(one("tcache_max:-1"), Err(Problem::InvalidValue));
+        assert_eq!(one("oversize_threshold:0"), Ok(Setting::Size(0)));
+        assert_eq!(one("max_background_threads:"), Err(Problem::InvalidValue));
+        assert_eq!(one("retain:yes"), Err(Problem::InvalidValue));
+        assert_eq!(one("narenas:2\u{0}"), Err(Problem::InvalidValue));
+    }
+
+    #[test]
     fn purging_options() {
-        let (c, errs) = run(
+        let (set, errs) = run(
             "dirty_decay_ms:-1,muzzy_decay_ms:500,retain:false,background_thread:true,oversize_threshold:0",
         );
         assert!(errs.is_empty());
-        assert_eq!((c.dirty_decay_ms, c.muzzy_decay_ms), (-1, 500));
-        assert!(!c.retain);
-        assert_eq!(c.background_thread, BackgroundMode::On);
-        assert_eq!(c.oversize_threshold, 0);
-        let (_, errs) = run("dirty_decay_ms:-2,muzzy_decay_ms:x");
-        assert_eq!(errs.len(), 2);
-        assert_eq!(Conf::DEFAULT.background_thread, BackgroundMode::Auto);
+        assert_eq!(
+            set,
+            [
+                ("dirty_decay_ms", Setting::Ms(-1)),
+                ("muzzy_decay_ms", Setting::Ms(500)),
+                ("retain", Setting::Bool(false)),
+                ("background_thread", Setting::Bool(true)),
+                ("oversize_threshold", Setting::Size(0)),
+            ]
+        );
+        assert_eq!(one("dirty_decay_ms:-2"), Err(Problem::InvalidValue));
+        assert_eq!(one("muzzy_decay_ms:x"), Err(Problem::InvalidValue));
+        assert_eq!(
+            one("dirty_decay_ms:31536000001"),
+            Err(Problem::InvalidValue),
+            "a year and a millisecond"
+        );
     }
 
     #[test]
@@ -306,5 +613,26 @@ mod tests {
         assert_eq!(parse_usize(b"18446744073709551616"), None);
         assert_eq!(parse_usize(b""), None);
         assert_eq!(parse_usize(b"-1"), None);
+        assert_eq!(parse_usize(b"0x"), None);
+        assert_eq!(parse_usize(b"0xFf"), Some(255));
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, o) in OPTIONS.iter().enumerate() {
+            assert!(
+                OPTIONS[..i].iter().all(|p| p.name != o.name),
+                "{} twice",
+                o.name
+            );
+            assert!(!o.doc.is_empty());
+            // Every implemented option's default survives its own parser.
+            if let Some(d) = o.default() {
+                let text = std::format!("{d}");
+                if d != Setting::Unset && !(o.name == "narenas" && text == "0") {
+                    assert_eq!(o.parse(text.as_bytes()), Ok(d), "{}", o.name);
+                }
+            }
+        }
     }
 }

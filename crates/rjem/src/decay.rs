@@ -11,8 +11,17 @@
 //! the limit never exceeds the pages added over the window; time only moves
 //! forward (a clock that goes back is ignored).
 
+/// Longest decay time accepted: a year, in milliseconds.
+pub(crate) const MS_MAX: i64 = 365 * 24 * 3600 * 1000;
+
+/// Whether `ms` is a decay time rjem accepts: -1 (never), or 0 (at once) up
+/// to `MS_MAX`. The one range check for options and controls alike.
+pub(crate) const fn valid_ms(ms: i64) -> bool {
+    ms >= -1 && ms <= MS_MAX
+}
+
 /// Epochs per decay time (jemalloc's SMOOTHSTEP_NSTEPS).
-pub const STEPS: usize = 200;
+pub(crate) const STEPS: usize = 200;
 const FRAC_BITS: u32 = 24;
 
 /// smootherstep((i + 1) / STEPS) in 24-bit fixed point, rising from ~0 to 1:
@@ -30,7 +39,7 @@ static WEIGHTS: [u64; STEPS] = {
 };
 
 #[derive(Clone, Copy, Debug)]
-pub struct Decay {
+pub(crate) struct Decay {
     /// Decay time in milliseconds; -1 = never purge, 0 = purge at once.
     ms: i64,
     interval_ns: u64,
@@ -44,7 +53,8 @@ pub struct Decay {
 }
 
 impl Decay {
-    pub const fn new(ms: i64) -> Decay {
+    pub(crate) const fn new(ms: i64) -> Decay {
+        debug_assert!(valid_ms(ms));
         Decay {
             ms,
             interval_ns: interval(ms),
@@ -55,12 +65,12 @@ impl Decay {
         }
     }
 
-    pub fn ms(&self) -> i64 {
+    pub(crate) fn ms(&self) -> i64 {
         self.ms
     }
 
     /// Changes the decay time, restarting the curve from `npages` now.
-    pub fn set_ms(&mut self, ms: i64, now_ns: u64, npages: usize) {
+    pub(crate) fn set_ms(&mut self, ms: i64, now_ns: u64, npages: usize) {
         *self = Decay::new(ms);
         self.epoch_ns = now_ns;
         self.nunpurged = npages;
@@ -68,13 +78,13 @@ impl Decay {
     }
 
     /// Epoch length, for callers deciding how often to come back.
-    pub fn interval_ns(&self) -> u64 {
+    pub(crate) fn interval_ns(&self) -> u64 {
         self.interval_ns
     }
 
     /// Advances to `now_ns` with `npages` currently unpurged, and returns
     /// how many may stay; callers purge down to it.
-    pub fn limit(&mut self, now_ns: u64, npages: usize) -> usize {
+    pub(crate) fn limit(&mut self, now_ns: u64, npages: usize) -> usize {
         match self.ms {
             ms if ms < 0 => return usize::MAX,
             0 => return 0,
@@ -207,6 +217,12 @@ mod tests {
         assert_eq!(never.limit(5, 100), usize::MAX);
         let mut now = Decay::new(0);
         assert_eq!(now.limit(5, 100), 0);
+    }
+
+    #[test]
+    fn accepted_times() {
+        assert!(valid_ms(-1) && valid_ms(0) && valid_ms(MS_MAX));
+        assert!(!valid_ms(-2) && !valid_ms(MS_MAX + 1));
     }
 
     #[test]

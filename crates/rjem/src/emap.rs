@@ -33,12 +33,12 @@ const PTR_MASK: u64 = (1 << 48) - 64;
 
 /// One pointer-map entry: record, size class, slab bit.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Entry(u64);
+pub(crate) struct Entry(u64);
 
 impl Entry {
-    pub const EMPTY: Entry = Entry(0);
+    pub(crate) const EMPTY: Entry = Entry(0);
 
-    pub fn new(e: ERef, szind: usize, slab: bool) -> Entry {
+    pub(crate) fn new(e: ERef, szind: usize, slab: bool) -> Entry {
         let p = e as *const Extent as u64;
         debug_assert_eq!(p & !PTR_MASK, 0);
         // The class is stored plus one, so that an empty entry (0), a free
@@ -47,16 +47,12 @@ impl Entry {
         Entry(p | ((szind as u64 + 1) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
     }
     /// Entry for a free extent's boundary pages.
-    pub fn free(e: ERef) -> Entry {
+    pub(crate) fn free(e: ERef) -> Entry {
         Entry::new(e, NO_CLASS as usize, false)
-    }
-    #[inline]
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
     }
     /// Size class; `NO_CLASS` for free extents.
     #[inline]
-    pub fn szind(self) -> usize {
+    pub(crate) fn szind(self) -> usize {
         ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
     }
     /// The size class if the entry is an active allocation, otherwise a
@@ -64,25 +60,56 @@ impl Entry {
     /// `NO_CLASS` for free extents): `cached_class() < n` checks "live and
     /// of a class below n" with one compare.
     #[inline(always)]
-    pub fn cached_class(self) -> usize {
+    pub(crate) fn cached_class(self) -> usize {
         self.szind()
     }
     #[inline]
-    pub fn is_slab(self) -> bool {
+    pub(crate) fn is_slab(self) -> bool {
         self.0 & SLAB_BIT != 0
     }
     /// Whether this entry describes live memory (an active slab or large).
     #[inline]
-    pub fn is_active(self) -> bool {
+    pub(crate) fn is_active(self) -> bool {
         self.0 != 0 && self.szind() != NO_CLASS as usize
     }
     #[inline]
-    pub fn extent(self) -> Option<ERef> {
+    pub(crate) fn extent(self) -> Option<ERef> {
         let p = (self.0 & PTR_MASK) as *const Extent;
         // SAFETY: non-null record pointers in the map point to records in
         // base memory, which live for the whole program.
         unsafe { p.as_ref() }
     }
+    /// The record owning live block `p` whose entry this is: its slab, or
+    /// its large extent if `p` is that extent's start. Fatal otherwise (a
+    /// pointer into the middle of a large allocation).
+    #[inline]
+    pub(crate) fn owner(self, p: *mut u8) -> ERef {
+        match self.extent() {
+            Some(e) if self.is_slab() || e.addr() == p as usize => e,
+            _ => invalid_free(p),
+        }
+    }
+}
+
+/// Reports a free of something that is not a live allocation, and aborts.
+#[cold]
+#[inline(never)]
+pub(crate) fn invalid_free(p: *mut u8) -> ! {
+    os::fatal(
+        "invalid free: pointer not allocated by rjem, or already freed",
+        p as usize,
+    )
+}
+
+/// The entry of `p`, which the caller claims is a live allocation; fatal
+/// if it is not.
+#[inline(always)]
+pub(crate) fn lookup_live(p: *mut u8) -> Entry {
+    let ent = lookup(p as usize);
+    if !ent.is_active() {
+        invalid_free(p);
+    }
+    ent
 }
 
 #[inline(always)]
@@ -105,7 +132,7 @@ fn slot(addr: usize) -> Option<&'static AtomicU64> {
 
 /// The entry for the page containing `addr`; `EMPTY` if rjem never mapped it.
 #[inline(always)]
-pub fn lookup(addr: usize) -> Entry {
+pub(crate) fn lookup(addr: usize) -> Entry {
     match slot(addr) {
         Some(s) => Entry(s.load(Ordering::Acquire)),
         None => Entry::EMPTY,
@@ -113,7 +140,7 @@ pub fn lookup(addr: usize) -> Entry {
 }
 
 /// Creates the leaves covering `[addr, addr + size)`. False on OOM.
-pub fn ensure_range(addr: usize, size: usize) -> bool {
+pub(crate) fn ensure_range(addr: usize, size: usize) -> bool {
     if (addr + size - 1) >> os::VA_BITS != 0 {
         return false;
     }
@@ -139,7 +166,7 @@ pub fn ensure_range(addr: usize, size: usize) -> bool {
 
 /// Writes `entry` for every 4 KiB key in `[addr, addr + size)`. The range
 /// must lie in memory covered by `ensure_range`.
-pub fn set_range(addr: usize, size: usize, entry: Entry) {
+pub(crate) fn set_range(addr: usize, size: usize, entry: Entry) {
     let mut a = addr;
     while a < addr + size {
         match slot(a) {
@@ -148,15 +175,6 @@ pub fn set_range(addr: usize, size: usize, entry: Entry) {
         }
         a += 1 << LG_KEY;
     }
-}
-
-/// Bytes mapped for leaves (metadata accounting).
-pub fn mapped_bytes() -> usize {
-    ROOT.iter()
-        .filter(|r| !r.load(Ordering::Relaxed).is_null())
-        .count()
-        * LEAF_LEN
-        * 8
 }
 
 #[cfg(test)]
@@ -177,14 +195,14 @@ mod tests {
         assert!(got.is_slab() && got.is_active());
         assert_eq!(got.szind(), 7);
         assert!(ptr::eq(got.extent().unwrap(), e));
-        assert!(lookup(a + 8192).is_empty());
+        assert_eq!(lookup(a + 8192), Entry::EMPTY);
         set_range(a, 8192, Entry::free(e));
         assert!(!lookup(a).is_active());
         set_range(a, 8192, Entry::EMPTY);
-        assert!(lookup(a).is_empty());
+        assert_eq!(lookup(a), Entry::EMPTY);
         // Addresses beyond the map's range are simply unknown.
-        assert!(lookup(usize::MAX - 5).is_empty());
-        assert!(lookup(16).is_empty());
+        assert_eq!(lookup(usize::MAX - 5), Entry::EMPTY);
+        assert_eq!(lookup(16), Entry::EMPTY);
         os::unmap(mem, 1 << 20);
     }
 }

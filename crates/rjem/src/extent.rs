@@ -25,7 +25,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
-pub enum State {
+pub(crate) enum State {
     Active = 0,
     Dirty = 1,
     Muzzy = 2,
@@ -34,19 +34,19 @@ pub enum State {
 
 /// Flag: the extent starts an OS mapping; it never merges with its left
 /// neighbour (which belongs to another mapping, maybe another arena).
-pub const HEAD: u8 = 1;
+pub(crate) const HEAD: u8 = 1;
 /// Flag: every byte of the extent is known to be zero.
-pub const ZEROED: u8 = 2;
+pub(crate) const ZEROED: u8 = 2;
 /// Flag: the extent is a slab of small regions.
-pub const SLAB: u8 = 4;
+pub(crate) const SLAB: u8 = 4;
 
 /// `szind` of an extent that is not an active allocation.
-pub const NO_CLASS: u8 = 255;
+pub(crate) const NO_CLASS: u8 = 255;
 
-pub type ERef = &'static Extent;
+pub(crate) type ERef = &'static Extent;
 
 #[repr(C, align(64))]
-pub struct Extent {
+pub(crate) struct Extent {
     // Fields a neighbouring arena's page allocator may read while deciding
     // whether to merge (it sees our record through the pointer map) are
     // relaxed atomics: plain loads and stores on x86_64, and no data race.
@@ -57,17 +57,17 @@ pub struct Extent {
     state: AtomicU8,
     flags: AtomicU8,
     /// Slab: free regions left.
-    pub nfree: Cell<u32>,
+    pub(crate) nfree: Cell<u32>,
     /// Slab: free-region bitmap (1 = free), `Geometry::bitmap_words` words.
     /// Attached on first use as a slab and kept for the record's life.
-    pub bitmap: Cell<*mut u64>,
+    pub(crate) bitmap: Cell<*mut u64>,
     /// Heap links (bin's non-full slabs or a free-extent set).
     child: Cell<Option<ERef>>,
     next: Cell<Option<ERef>>,
     prev: Cell<Option<ERef>>,
     /// FIFO links (free extents in the order they became free, for decay).
-    pub lru_next: Cell<Option<ERef>>,
-    pub lru_prev: Cell<Option<ERef>>,
+    pub(crate) lru_next: Cell<Option<ERef>>,
+    pub(crate) lru_prev: Cell<Option<ERef>>,
 }
 
 // SAFETY: records are shared between threads only under the locking
@@ -77,27 +77,27 @@ unsafe impl Sync for Extent {}
 
 impl Extent {
     #[inline]
-    pub fn addr(&self) -> usize {
+    pub(crate) fn addr(&self) -> usize {
         self.addr.load(Relaxed)
     }
     #[inline]
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.size.load(Relaxed)
     }
     #[inline]
-    pub fn end(&self) -> usize {
+    pub(crate) fn end(&self) -> usize {
         self.addr() + self.size()
     }
     #[inline]
-    pub fn arena(&self) -> usize {
+    pub(crate) fn arena(&self) -> usize {
         self.arena.load(Relaxed) as usize
     }
     #[inline]
-    pub fn szind(&self) -> usize {
+    pub(crate) fn szind(&self) -> usize {
         self.szind.load(Relaxed) as usize
     }
     #[inline]
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         match self.state.load(Relaxed) {
             0 => State::Active,
             1 => State::Dirty,
@@ -106,18 +106,18 @@ impl Extent {
         }
     }
     #[inline]
-    pub fn has(&self, flag: u8) -> bool {
+    pub(crate) fn has(&self, flag: u8) -> bool {
         self.flags.load(Relaxed) & flag != 0
     }
     #[inline]
-    pub fn set_flag(&self, flag: u8, on: bool) {
+    pub(crate) fn set_flag(&self, flag: u8, on: bool) {
         let f = self.flags.load(Relaxed);
         self.flags
             .store(if on { f | flag } else { f & !flag }, Relaxed);
     }
 
     /// Sets geometry, owner and state for a record that is being (re)used.
-    pub fn init(&self, addr: usize, size: usize, arena: usize, state: State, flags: u8) {
+    pub(crate) fn init(&self, addr: usize, size: usize, arena: usize, state: State, flags: u8) {
         self.addr.store(addr, Relaxed);
         self.size.store(size, Relaxed);
         self.arena.store(arena as u32, Relaxed);
@@ -131,23 +131,22 @@ impl Extent {
         self.lru_next.set(None);
         self.lru_prev.set(None);
     }
-    pub fn set_range(&self, addr: usize, size: usize) {
+    pub(crate) fn set_range(&self, addr: usize, size: usize) {
         self.addr.store(addr, Relaxed);
         self.size.store(size, Relaxed);
     }
-    pub fn set_state(&self, s: State) {
+    pub(crate) fn set_state(&self, s: State) {
         self.state.store(s as u8, Relaxed);
     }
-    pub fn set_szind(&self, ind: usize) {
+    pub(crate) fn set_szind(&self, ind: usize) {
         self.szind.store(ind as u8, Relaxed);
     }
 }
 
 /// Address-ordered pairing heap of extent records (min = lowest address):
 /// O(1) insert and min, O(log n) amortised removal of any member.
-pub struct ExtentHeap {
+pub(crate) struct ExtentHeap {
     root: Option<ERef>,
-    len: usize,
 }
 
 impl Default for ExtentHeap {
@@ -157,19 +156,16 @@ impl Default for ExtentHeap {
 }
 
 impl ExtentHeap {
-    pub const fn new() -> Self {
-        ExtentHeap { root: None, len: 0 }
+    pub(crate) const fn new() -> Self {
+        ExtentHeap { root: None }
     }
     #[inline]
-    pub fn first(&self) -> Option<ERef> {
+    pub(crate) fn first(&self) -> Option<ERef> {
         self.root
     }
     #[inline]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.root.is_none()
-    }
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     fn meld(a: Option<ERef>, b: Option<ERef>) -> Option<ERef> {
@@ -219,24 +215,22 @@ impl ExtentHeap {
         result
     }
 
-    pub fn insert(&mut self, e: ERef) {
+    pub(crate) fn insert(&mut self, e: ERef) {
         e.child.set(None);
         e.next.set(None);
         e.prev.set(None);
         self.root = Self::meld(self.root, Some(e));
-        self.len += 1;
     }
 
-    pub fn remove_first(&mut self) -> Option<ERef> {
+    pub(crate) fn remove_first(&mut self) -> Option<ERef> {
         let r = self.root?;
         self.root = Self::merge_pairs(r.child.get());
         r.child.set(None);
-        self.len -= 1;
         Some(r)
     }
 
     /// Removes `e`, which must be a member of this heap.
-    pub fn remove(&mut self, e: ERef) {
+    pub(crate) fn remove(&mut self, e: ERef) {
         if self.root.is_some_and(|r| ptr::eq(r, e)) {
             self.remove_first();
             return;
@@ -256,12 +250,11 @@ impl ExtentHeap {
         let sub = Self::merge_pairs(e.child.get());
         e.child.set(None);
         self.root = Self::meld(self.root, sub);
-        self.len -= 1;
     }
 }
 
 /// Intrusive FIFO of extents through `lru_next`/`lru_prev`.
-pub struct ExtentList {
+pub(crate) struct ExtentList {
     head: Option<ERef>,
     tail: Option<ERef>,
 }
@@ -273,16 +266,16 @@ impl Default for ExtentList {
 }
 
 impl ExtentList {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         ExtentList {
             head: None,
             tail: None,
         }
     }
-    pub fn first(&self) -> Option<ERef> {
+    pub(crate) fn first(&self) -> Option<ERef> {
         self.head
     }
-    pub fn push_back(&mut self, e: ERef) {
+    pub(crate) fn push_back(&mut self, e: ERef) {
         e.lru_next.set(None);
         e.lru_prev.set(self.tail);
         match self.tail {
@@ -291,7 +284,7 @@ impl ExtentList {
         }
         self.tail = Some(e);
     }
-    pub fn remove(&mut self, e: ERef) {
+    pub(crate) fn remove(&mut self, e: ERef) {
         let (p, n) = (e.lru_prev.get(), e.lru_next.get());
         match p {
             Some(p) => p.lru_next.set(n),
@@ -307,10 +300,8 @@ impl ExtentList {
 }
 
 /// Free list of unused records, refilled from base in batches.
-pub struct ExtentPool {
+pub(crate) struct ExtentPool {
     free: Option<ERef>,
-    /// Records ever created by this pool (metadata accounting).
-    pub created: usize,
 }
 
 const POOL_BATCH: usize = 64;
@@ -322,14 +313,11 @@ impl Default for ExtentPool {
 }
 
 impl ExtentPool {
-    pub const fn new() -> Self {
-        ExtentPool {
-            free: None,
-            created: 0,
-        }
+    pub(crate) const fn new() -> Self {
+        ExtentPool { free: None }
     }
 
-    pub fn get(&mut self) -> Option<ERef> {
+    pub(crate) fn get(&mut self) -> Option<ERef> {
         if self.free.is_none() {
             let sz = core::mem::size_of::<Extent>();
             let p = base::alloc(sz * POOL_BATCH, core::mem::align_of::<Extent>()) as *mut Extent;
@@ -343,7 +331,6 @@ impl ExtentPool {
                 let e: ERef = unsafe { &*p.add(i) };
                 self.put(e);
             }
-            self.created += POOL_BATCH;
         }
         let e = self.free?;
         self.free = e.next.get();
@@ -351,7 +338,7 @@ impl ExtentPool {
         Some(e)
     }
 
-    pub fn put(&mut self, e: ERef) {
+    pub(crate) fn put(&mut self, e: ERef) {
         e.next.set(self.free);
         self.free = Some(e);
     }
@@ -377,7 +364,6 @@ mod tests {
             r.init(((i * 7919) % 300 + 1) << 12, 4096, 0, State::Dirty, 0);
             h.insert(r);
         }
-        assert_eq!(h.len(), 300);
         // Remove every third member from the middle of the heap.
         let mut removed = 0;
         for r in rs.iter() {

@@ -10,45 +10,58 @@
 //! assert_eq!(unsafe { rjem::usable_size(v.as_ptr().cast()) }, 4096);
 //! ```
 //!
-//! The walk of one allocation, module by module: [`api`] (entry points) ->
-//! [`tsd`]/[`tcache`] (per-thread stacks, no lock) -> [`arena`] -> [`bin`]
-//! (one per small class) -> [`slab`] (regions and bitmap) -> [`pages`]
-//! (extents: dirty, muzzy, retained; first fit, split, merge) -> [`os`]
-//! (mmap). [`emap`] maps any pointer back to its [`extent`] record without
-//! a lock; [`size_class`] holds jemalloc's size classes; [`base`] is the
-//! metadata memory; [`global`] starts everything up; [`conf`] reads
-//! `MALLOC_CONF`; [`stats`] sums the counters.
+//! The public surface: [`Rjem`]; a few functions about blocks and the
+//! calling thread ([`usable_size`], [`nallocx`], [`flush_thread_cache`],
+//! [`thread_arena`], [`thread_cached`]); [`stats()`] for totals; and
+//! [`ctl`], jemalloc's `mallctl` name space with typed values (options,
+//! purging, decay times). Options come from `MALLOC_CONF` as in jemalloc.
+//!
+//! Inside, one module per jemalloc concept, in layers whose imports point
+//! down only: the entry points (`api`, `ctl`, `stats`, and `init` for
+//! start-up and fork; `conf` reads the options) -> `tsd`/`tcache`
+//! (per-thread stacks, no lock) -> `arena` (and the `background` purger
+//! above it) -> `bin` (one per small class) -> `slab` (regions and bitmap)
+//! -> `pages` (extents: dirty, muzzy, retained; first fit, split, merge;
+//! `decay`) -> `emap` (any pointer back to its `extent` record, without a
+//! lock), `base` (metadata memory) -> `size_class`, `sync`, `os`.
+//! `docs/design.md` has the map.
 //!
 //! The crate is `no_std` and does not link `alloc`: it cannot allocate
-//! through Rust's global allocator, by construction. Only [`tsd`] names
+//! through Rust's global allocator, by construction. Only `tsd` names
 //! `std`, for `thread_local!`.
 
 #![no_std]
 #![warn(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 #[cfg(test)]
 extern crate std;
 
-pub mod api;
-pub mod arena;
-pub mod background;
-pub mod base;
-pub mod bin;
-pub mod conf;
+mod api;
+mod arena;
+mod background;
+mod base;
+mod bin;
+mod conf;
 pub mod ctl;
-pub mod decay;
-pub mod emap;
-pub mod extent;
-pub mod global;
-pub mod os;
-pub mod pages;
-pub mod size_class;
-pub mod slab;
+mod decay;
+mod emap;
+mod extent;
+#[doc(hidden)]
+pub mod ffi;
+mod init;
+mod os;
+mod pages;
+mod size_class;
+mod slab;
 pub mod stats;
-pub mod sync;
-pub mod tcache;
-pub mod tsd;
+mod sync;
+mod tcache;
+mod tsd;
 
+pub use stats::{snapshot as stats, Stats};
+
+use api::Place;
 use core::alloc::{GlobalAlloc, Layout};
 
 /// The rjem allocator. Zero-sized: all state is global and per thread.
@@ -61,57 +74,52 @@ pub struct Rjem;
 unsafe impl GlobalAlloc for Rjem {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match api::cache_alloc(rounded(layout)) {
+        // A Layout's size rounded up to its alignment cannot overflow.
+        match api::cache_alloc(layout.pad_to_align().size()) {
             Some(p) => p,
-            None => api::alloc_slow(layout.size(), layout.align(), false),
+            None => api::alloc_slow(layout.size(), layout.align(), false, Place::Cached),
         }
     }
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !api::cache_free(rounded(layout), ptr) {
-            // SAFETY: the caller passes a live block with the layout it was
-            // allocated (or last reallocated) with.
-            unsafe { api::sized_free_slow(ptr) }
-        }
+        // SAFETY: the caller passes a live block with the layout it was
+        // allocated (or last reallocated) with.
+        unsafe { api::sized_free(ptr, layout.size(), layout.align(), Place::Cached) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        api::alloc_slow(layout.size(), layout.align(), true)
+        api::alloc_slow(layout.size(), layout.align(), true, Place::Cached)
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: ptr is live with `layout`; new_size is non-zero and does
         // not overflow isize when rounded to the alignment (caller's duty).
-        unsafe { api::realloc(ptr, new_size, layout.align(), false) }
+        unsafe { api::realloc(ptr, new_size, layout.align(), false, Place::Cached) }
     }
-}
-
-/// The layout's size rounded up to its alignment. A `Layout` guarantees this
-/// does not overflow (it is at most `isize::MAX`), so no check is needed.
-#[inline(always)]
-fn rounded(layout: Layout) -> usize {
-    (layout.size() + layout.align() - 1) & !(layout.align() - 1)
 }
 
 /// Usable size of a live allocation: at least what was asked, often more.
 ///
 /// # Safety
-/// `ptr` must be a live allocation made by rjem.
+/// `ptr` must be a live allocation made by rjem (a pointer from anywhere
+/// else is reported and aborts the process).
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
     // SAFETY: forwarded contract.
     unsafe { api::usable_size(ptr) }
 }
 
-/// The usable size a request of `size` bytes aligned to `align` would get
-/// (jemalloc's `nallocx`); 0 if no size class can serve it.
+/// The usable size a request of `size` bytes aligned to `align` (a power of
+/// two; 0 means none) would get: jemalloc's `nallocx`. 0 if no size class
+/// can serve it.
 pub fn nallocx(size: usize, align: usize) -> usize {
     api::nallocx(size, align)
 }
 
-/// Returns the calling thread's cached blocks to their arenas.
+/// Returns the calling thread's cached blocks to their arenas
+/// (`thread.tcache.flush`).
 pub fn flush_thread_cache() {
     tsd::flush()
 }
@@ -119,15 +127,13 @@ pub fn flush_thread_cache() {
 /// Index of the arena the calling thread is bound to (binding it now if this
 /// is its first call into rjem).
 pub fn thread_arena() -> usize {
-    match tsd::slow() {
-        Some(t) => t.arena().ind,
-        None => 0,
+    if !init::ensure() {
+        return 0;
     }
+    tsd::slow().arena().ind
 }
 
 /// Blocks and bytes held in the calling thread's cache.
 pub fn thread_cached() -> (usize, usize) {
     tsd::cached()
 }
-
-pub use stats::{snapshot as stats, Stats};

@@ -11,10 +11,21 @@
 use core::ptr;
 
 /// Bits of virtual address the pointer map covers (x86_64 / aarch64 user space).
-pub const VA_BITS: u32 = 48;
+pub(crate) const VA_BITS: u32 = 48;
+
+/// `n` rounded up to a multiple of `align` (a power of two); None if that
+/// overflows. The one rounding rule for sizes and addresses alike.
+#[inline(always)]
+pub(crate) const fn align_up(n: usize, align: usize) -> Option<usize> {
+    debug_assert!(align.is_power_of_two());
+    match n.checked_add(align - 1) {
+        Some(x) => Some(x & !(align - 1)),
+        None => None,
+    }
+}
 
 /// The system page size, read from the OS (`sysconf(_SC_PAGESIZE)`).
-pub fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions and does not allocate.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p <= 0 {
@@ -26,7 +37,7 @@ pub fn page_size() -> usize {
 
 /// Number of CPUs this process may run on. Uses `sched_getaffinity`, which,
 /// unlike `sysconf(_SC_NPROCESSORS_ONLN)`, does not open files or allocate.
-pub fn ncpus() -> usize {
+pub(crate) fn ncpus() -> usize {
     // SAFETY: cpu_set_t is plain data; the call writes at most its size.
     unsafe {
         let mut set: libc::cpu_set_t = core::mem::zeroed();
@@ -42,7 +53,7 @@ pub fn ncpus() -> usize {
 
 /// Maps `size` bytes of fresh, zeroed, read-write anonymous memory.
 /// Returns null on failure (or if the kernel placed it above `VA_BITS`).
-pub fn map(size: usize) -> *mut u8 {
+pub(crate) fn map(size: usize) -> *mut u8 {
     // SAFETY: an anonymous private mapping at a kernel-chosen address cannot
     // alias existing memory.
     let p = unsafe {
@@ -70,7 +81,7 @@ pub fn map(size: usize) -> *mut u8 {
 
 /// Maps `size` bytes aligned to `align` (a power of two, at least a page) by
 /// over-mapping and trimming.
-pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
+pub(crate) fn map_aligned(size: usize, align: usize) -> *mut u8 {
     let p = map(size);
     if p.is_null() || (p as usize) & (align - 1) == 0 {
         return p;
@@ -83,7 +94,8 @@ pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
     if q.is_null() {
         return q;
     }
-    let start = (q as usize + align - 1) & !(align - 1);
+    // `q + big` did not overflow, so neither does this.
+    let start = align_up(q as usize, align).unwrap_or(0);
     let lead = start - q as usize;
     let trail = big - lead - size;
     if lead > 0 {
@@ -96,7 +108,7 @@ pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
 }
 
 /// Returns a mapping (or a page-aligned part of one) to the OS.
-pub fn unmap(p: *mut u8, size: usize) {
+pub(crate) fn unmap(p: *mut u8, size: usize) {
     // SAFETY: callers pass ranges they obtained from `map` and no longer use.
     unsafe {
         libc::munmap(p as *mut libc::c_void, size);
@@ -109,7 +121,7 @@ static MADV_FREE_OK: core::sync::atomic::AtomicBool = core::sync::atomic::Atomic
 
 /// What a lazy purge did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Purged {
+pub(crate) enum Purged {
     /// MADV_FREE: the kernel may take the pages; contents undefined.
     Lazy,
     /// Fell back to MADV_DONTNEED: released, reads as zeros.
@@ -121,7 +133,7 @@ pub enum Purged {
 /// Lazy purge: the kernel may reclaim the pages when it needs memory.
 /// Kernels without `MADV_FREE` (EINVAL) fall back to a forced purge, and
 /// rjem stops trying it.
-pub fn purge_lazy(p: *mut u8, size: usize) -> Purged {
+pub(crate) fn purge_lazy(p: *mut u8, size: usize) -> Purged {
     use core::sync::atomic::Ordering::Relaxed;
     if MADV_FREE_OK.load(Relaxed) {
         // SAFETY: madvise on a range of our own mapping only changes residency.
@@ -155,13 +167,13 @@ fn madv_free_works() -> bool {
 }
 
 /// Forced purge: the pages are released now and read back as zeros.
-pub fn purge_forced(p: *mut u8, size: usize) -> bool {
+pub(crate) fn purge_forced(p: *mut u8, size: usize) -> bool {
     // SAFETY: madvise on a range of our own mapping only changes residency.
     unsafe { libc::madvise(p as *mut libc::c_void, size, libc::MADV_DONTNEED) == 0 }
 }
 
 /// Writes a message to standard error without allocating.
-pub fn write_stderr(msg: &[u8]) {
+pub(crate) fn write_stderr(msg: &[u8]) {
     let mut rest = msg;
     while !rest.is_empty() {
         // SAFETY: the buffer is valid for `rest.len()` bytes.
@@ -173,46 +185,54 @@ pub fn write_stderr(msg: &[u8]) {
     }
 }
 
-/// Formats `v` as `0x...` hexadecimal into `buf`, returning the used part.
-pub fn hex(v: usize, buf: &mut [u8; 18]) -> &[u8] {
-    buf[0] = b'0';
-    buf[1] = b'x';
-    let digits = b"0123456789abcdef";
-    let mut n = 0;
-    let mut x = v;
-    let mut tmp = [0u8; 16];
-    loop {
-        tmp[n] = digits[x & 15];
-        n += 1;
-        x >>= 4;
-        if x == 0 {
-            break;
+/// A line for standard error, formatted without allocating (`core::fmt`
+/// into a fixed buffer; a longer line is cut). Written when dropped.
+pub(crate) struct Msg {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Msg {
+    pub(crate) const fn new() -> Msg {
+        Msg {
+            buf: [0; 512],
+            len: 0,
         }
     }
-    for i in 0..n {
-        buf[2 + i] = tmp[n - 1 - i];
+}
+
+impl core::fmt::Write for Msg {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
     }
-    &buf[..2 + n]
+}
+
+impl Drop for Msg {
+    fn drop(&mut self) {
+        write_stderr(&self.buf[..self.len]);
+    }
 }
 
 /// Reports a fatal misuse (invalid or double free, corrupted metadata) and
 /// aborts the process. Never unwinds.
 #[cold]
 #[inline(never)]
-pub fn fatal(what: &str, addr: usize) -> ! {
-    let mut buf = [0u8; 18];
-    write_stderr(b"<rjem>: ");
-    write_stderr(what.as_bytes());
-    write_stderr(b" (pointer ");
-    write_stderr(hex(addr, &mut buf));
-    write_stderr(b")\n");
+pub(crate) fn fatal(what: &str, addr: usize) -> ! {
+    {
+        use core::fmt::Write;
+        let mut m = Msg::new();
+        let _ = writeln!(m, "<rjem>: {what} (pointer {addr:#x})");
+    }
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }
 }
 
 /// Reads an environment variable without allocating. The returned bytes
 /// live as long as the environment entry (until the program changes it).
-pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+pub(crate) fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     // SAFETY: getenv returns null or a NUL-terminated string owned by libc.
     unsafe {
         let p = libc::getenv(name.as_ptr());
@@ -225,7 +245,7 @@ pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
 }
 
 /// Monotonic time in nanoseconds (vDSO: no system call on Linux).
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -237,7 +257,11 @@ pub fn now_ns() -> u64 {
 
 /// Sleeps while `*word == expected`, until woken or `timeout_ns` passes
 /// (None: no timeout). Spurious returns are possible; callers re-check.
-pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: Option<u64>) {
+pub(crate) fn futex_wait(
+    word: &core::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout_ns: Option<u64>,
+) {
     let ts = timeout_ns.map(|ns| libc::timespec {
         tv_sec: (ns / 1_000_000_000) as libc::time_t,
         tv_nsec: (ns % 1_000_000_000) as libc::c_long,
@@ -259,7 +283,7 @@ pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_n
 }
 
 /// Wakes one thread sleeping in `futex_wait` on `word`.
-pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
+pub(crate) fn futex_wake(word: &core::sync::atomic::AtomicU32) {
     // SAFETY: FUTEX_WAKE only wakes waiters on this address.
     unsafe {
         libc::syscall(
@@ -272,13 +296,13 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32) {
 }
 
 /// The calling thread's `errno`.
-pub fn errno() -> i32 {
+pub(crate) fn errno() -> i32 {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
 }
 
 /// Sets the calling thread's `errno`.
-pub fn set_errno(e: i32) {
+pub(crate) fn set_errno(e: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = e }
 }
@@ -306,11 +330,22 @@ mod tests {
     }
 
     #[test]
-    fn hex_formats() {
-        let mut b = [0u8; 18];
-        assert_eq!(hex(0, &mut b), b"0x0");
-        assert_eq!(hex(0xdead_beef, &mut b), b"0xdeadbeef");
-        assert_eq!(hex(usize::MAX, &mut b), b"0xffffffffffffffff");
+    fn messages_are_cut_not_overflowed() {
+        use core::fmt::Write;
+        let mut m = Msg::new();
+        for _ in 0..100 {
+            let _ = write!(m, "0123456789");
+        }
+        assert_eq!(m.len, 512);
+        m.len = 0; // nothing to print
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(align_up(0, 8), Some(0));
+        assert_eq!(align_up(1, 8), Some(8));
+        assert_eq!(align_up(4096, 4096), Some(4096));
+        assert_eq!(align_up(usize::MAX - 2, 8), None);
     }
 
     #[test]

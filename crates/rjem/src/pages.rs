@@ -24,6 +24,10 @@
 //! - Purging takes the oldest extents of a set and advises the kernel once
 //!   per extent (contiguous runs, never a page at a time).
 //!
+//! - Decay (see `decay`) runs inline when a free leaves pages dirty, unless
+//!   the purger thread does it. The page allocator never calls that thread:
+//!   it raises `SIGNAL`, which the purger (in `background`, above) reads.
+//!
 //! Invariants: every free extent is in exactly one set, in that set's heap
 //! for its floor size class and in its FIFO; set page counts equal the sum of
 //! their extents; the pointer map boundary entries follow `emap`'s rules.
@@ -33,20 +37,65 @@ use crate::emap::{self, Entry};
 use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, HEAD, SLAB, ZEROED};
 use crate::os;
 use crate::size_class::{self as sc, LARGE_MAXCLASS, NSIZES};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+
+/// Option `retain`: keep purged address space for reuse (true) or unmap it.
+/// Like every `OPT_*` static, written by `conf::boot` (defaults live in its
+/// table) before anything reads it.
+pub(crate) static OPT_RETAIN: AtomicBool = AtomicBool::new(false);
+/// Option `lg_extent_max_active_fit`: a reused dirty or muzzy extent is at
+/// most 2^this times the request, while a closer fit exists.
+pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0);
+
+/// How the page allocators report "purge work pending" to the purger thread
+/// without calling it: the purger configures and reads these flags.
+pub(crate) struct PurgeSignal {
+    /// 1 while the purger sleeps with nothing to do (a futex word): a free
+    /// that leaves dirty pages wakes it.
+    pub(crate) idle: AtomicU32,
+    /// Freed bytes in one arena at which a free asks for the purger to be
+    /// started (`usize::MAX`: never, e.g. once it runs).
+    pub(crate) start_at: AtomicUsize,
+    /// A free asked for the purger; it is started at the next API boundary.
+    pub(crate) wanted: AtomicBool,
+    /// The purger does all decay that is not immediate, so frees skip it
+    /// (`background_thread:true` with a thread that can run).
+    pub(crate) purger_decays: AtomicBool,
+}
+
+pub(crate) static SIGNAL: PurgeSignal = PurgeSignal {
+    idle: AtomicU32::new(0),
+    start_at: AtomicUsize::new(usize::MAX),
+    wanted: AtomicBool::new(false),
+    purger_decays: AtomicBool::new(false),
+};
+
+impl PurgeSignal {
+    /// A free left `dirty` bytes in an arena.
+    #[inline]
+    fn note_dirty(&self, dirty: usize) {
+        if self.idle.load(Relaxed) == 1 && self.idle.swap(0, Relaxed) == 1 {
+            os::futex_wake(&self.idle);
+        }
+        if dirty >= self.start_at.load(Relaxed) && !self.wanted.load(Relaxed) {
+            self.wanted.store(true, Relaxed);
+        }
+    }
+}
 
 const GROW_MIN: usize = 2 << 20;
 const GROW_MAX: usize = 1 << 30;
 const NWORDS: usize = NSIZES.div_ceil(64);
 
 /// A set of free extents of one state.
-pub struct Eset {
+pub(crate) struct Eset {
     heaps: [ExtentHeap; NSIZES],
     nonempty: [u64; NWORDS],
     /// Oldest first.
     fifo: ExtentList,
     /// Bytes in this set.
-    pub bytes: usize,
-    pub count: usize,
+    pub(crate) bytes: usize,
+    pub(crate) count: usize,
 }
 
 impl Eset {
@@ -116,61 +165,62 @@ impl Eset {
         }
     }
 
-    pub fn oldest(&self) -> Option<ERef> {
+    pub(crate) fn oldest(&self) -> Option<ERef> {
         self.fifo.first()
     }
 }
 
 /// Cumulative page-allocator counters.
 #[derive(Clone, Copy, Default, Debug)]
-pub struct PageStats {
+pub(crate) struct PageStats {
     /// Bytes mapped from the OS by this arena (never decreases with retain).
-    pub mapped: usize,
+    pub(crate) mapped: usize,
     /// Extents currently active and their bytes.
-    pub active_bytes: usize,
+    pub(crate) active_bytes: usize,
     /// madvise calls and pages purged, lazily (MADV_FREE) and forced.
-    pub nmadvise_lazy: u64,
-    pub purged_lazy: u64,
-    pub nmadvise_forced: u64,
-    pub purged_forced: u64,
+    pub(crate) nmadvise_lazy: u64,
+    pub(crate) purged_lazy: u64,
+    pub(crate) nmadvise_forced: u64,
+    pub(crate) purged_forced: u64,
     /// OS growth steps.
-    pub ngrow: u64,
+    pub(crate) ngrow: u64,
     /// munmap calls (retain:false).
-    pub nunmap: u64,
+    pub(crate) nunmap: u64,
 }
 
 /// How this page allocator purges.
 #[derive(Clone, Copy, Debug)]
-pub struct PurgePolicy {
-    pub dirty_decay_ms: i64,
-    pub muzzy_decay_ms: i64,
+pub(crate) struct PurgePolicy {
+    pub(crate) dirty_decay_ms: i64,
+    pub(crate) muzzy_decay_ms: i64,
     /// Keep purged address space (true) or unmap it (false).
-    pub retain: bool,
-    /// Decay when freeing (false when a background thread does it; decay
-    /// times of 0 always purge when freeing).
-    pub inline: bool,
+    pub(crate) retain: bool,
 }
 
-pub struct Pages {
+pub(crate) struct Pages {
     arena: usize,
     page: usize,
-    pub lg_max_fit: u32,
+    pub(crate) lg_max_fit: u32,
     next_grow: usize,
-    pub dirty: Eset,
-    pub muzzy: Eset,
-    pub retained: Eset,
+    pub(crate) dirty: Eset,
+    pub(crate) muzzy: Eset,
+    pub(crate) retained: Eset,
     pool: ExtentPool,
-    pub stats: PageStats,
-    pub decay_dirty: Decay,
-    pub decay_muzzy: Decay,
+    pub(crate) stats: PageStats,
+    pub(crate) decay_dirty: Decay,
+    pub(crate) decay_muzzy: Decay,
     retain: bool,
-    inline_decay: bool,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
 }
 
 impl Pages {
-    pub const fn new(arena: usize, page: usize, lg_max_fit: u32, policy: PurgePolicy) -> Pages {
+    pub(crate) const fn new(
+        arena: usize,
+        page: usize,
+        lg_max_fit: u32,
+        policy: PurgePolicy,
+    ) -> Pages {
         Pages {
             arena,
             page,
@@ -178,7 +228,6 @@ impl Pages {
             decay_dirty: Decay::new(policy.dirty_decay_ms),
             decay_muzzy: Decay::new(policy.muzzy_decay_ms),
             retain: policy.retain,
-            inline_decay: policy.inline,
             next_decay_ns: 0,
             next_grow: GROW_MIN,
             dirty: Eset::new(),
@@ -207,11 +256,6 @@ impl Pages {
         }
     }
 
-    /// Records created (metadata accounting).
-    pub fn records(&self) -> usize {
-        self.pool.created
-    }
-
     /// Points the boundary pages of free extent `e` at it.
     fn register_free(&self, e: ERef) {
         emap::set_range(e.addr(), self.page, Entry::free(e));
@@ -219,7 +263,7 @@ impl Pages {
     }
 
     /// Registers an active extent: all pages for a slab, boundaries for large.
-    pub fn register_active(&self, e: ERef, szind: usize, slab: bool) {
+    pub(crate) fn register_active(&self, e: ERef, szind: usize, slab: bool) {
         e.set_szind(szind);
         e.set_flag(SLAB, slab);
         let entry = Entry::new(e, szind, slab);
@@ -237,7 +281,7 @@ impl Pages {
     /// An active extent of `size` bytes (a page multiple) aligned to `align`
     /// (at least a page). Returns it with whether its memory is all zero.
     /// The caller registers it with `register_active`.
-    pub fn alloc(&mut self, size: usize, align: usize) -> Option<(ERef, bool)> {
+    pub(crate) fn alloc(&mut self, size: usize, align: usize) -> Option<(ERef, bool)> {
         let need = size.checked_add(align - self.page)?;
         let fit = self.lg_max_fit;
         // Resident memory first, within the fit cap; then resident memory
@@ -277,7 +321,8 @@ impl Pages {
     /// its set), returning lead and trail to the set `e` came from.
     fn carve(&mut self, e: ERef, size: usize, align: usize) -> Option<(ERef, bool)> {
         let state = e.state();
-        let start = (e.addr() + align - 1) & !(align - 1);
+        // Addresses are below 2^48, so this cannot overflow.
+        let start = os::align_up(e.addr(), align).unwrap_or(usize::MAX);
         let lead = start - e.addr();
         let trail = e.size() - lead - size;
         let lead_rec = if lead > 0 { self.pool.get() } else { None };
@@ -324,7 +369,7 @@ impl Pages {
     /// Maps a new region of at least `need` bytes as a retained extent,
     /// already removed from the retained set, ready to carve.
     fn grow(&mut self, need: usize) -> Option<ERef> {
-        let need = need.checked_add(self.page - 1)? & !(self.page - 1);
+        let need = os::align_up(need, self.page)?;
         let rec = self.pool.get()?;
         // Without retain, map only what is needed: it is unmapped when purged.
         let mut size = if self.retain {
@@ -332,7 +377,14 @@ impl Pages {
         } else {
             need
         };
-        let mut p = os::map_aligned(size, GROW_MIN.min(size));
+        // Whole growth steps start on a 2 MiB boundary (huge-page
+        // friendly); smaller exact mappings need only page alignment.
+        let align = if size >= GROW_MIN {
+            GROW_MIN
+        } else {
+            self.page
+        };
+        let mut p = os::map_aligned(size, align);
         if p.is_null() && size > need {
             size = need;
             p = os::map(size);
@@ -355,7 +407,7 @@ impl Pages {
     }
 
     /// Returns active extent `e` to the dirty set, merging with neighbours.
-    pub fn dalloc(&mut self, e: ERef) {
+    pub(crate) fn dalloc(&mut self, e: ERef) {
         debug_assert_eq!(e.state(), State::Active);
         self.stats.active_bytes -= e.size();
         if e.has(SLAB) && e.size() > 2 * self.page {
@@ -367,7 +419,7 @@ impl Pages {
         e.set_state(State::Dirty);
         self.insert_free(e);
         self.maybe_decay();
-        crate::background::note_dirty(self.dirty.bytes);
+        SIGNAL.note_dirty(self.dirty.bytes);
     }
 
     /// Inline decay after a free: purges what the decay curves say is due,
@@ -376,7 +428,7 @@ impl Pages {
     fn maybe_decay(&mut self) {
         let immediate =
             self.decay_dirty.ms() == 0 || (self.decay_muzzy.ms() == 0 && self.muzzy.bytes > 0);
-        if !(self.inline_decay || immediate || crate::background::unavailable()) {
+        if !immediate && SIGNAL.purger_decays.load(Relaxed) {
             return;
         }
         let now = os::now_ns();
@@ -387,59 +439,63 @@ impl Pages {
 
     /// Runs both decay curves to `now_ns` and purges what they say is due.
     /// Returns the bytes purged.
-    pub fn decay(&mut self, now_ns: u64) -> usize {
+    pub(crate) fn decay(&mut self, now_ns: u64) -> usize {
         let page = self.page;
-        // With muzzy_decay_ms 0, dirty pages are released directly (one
-        // madvise instead of two).
-        let dirty_to = if self.decay_muzzy.ms() == 0 {
-            State::Retained
-        } else {
-            State::Muzzy
-        };
         let mut purged = 0;
         let n = self.dirty.bytes / page;
         let limit = self.decay_dirty.limit(now_ns, n);
         if n > limit {
-            purged += self.purge(State::Dirty, dirty_to, (n - limit) * page);
+            purged += self.purge(State::Dirty, self.dirty_target(), (n - limit) * page);
         }
         let n = self.muzzy.bytes / page;
         let limit = self.decay_muzzy.limit(now_ns, n);
         if n > limit {
             purged += self.purge(State::Muzzy, State::Retained, (n - limit) * page);
         }
-        let step = [
+        self.next_decay_ns =
+            now_ns.saturating_add(self.decay_interval_ns().unwrap_or(u64::MAX / 2));
+        purged
+    }
+
+    /// How often decay has something new to do: the shorter epoch of the
+    /// two curves; None when neither decays over time (-1 or 0).
+    pub(crate) fn decay_interval_ns(&self) -> Option<u64> {
+        [
             self.decay_dirty.interval_ns(),
             self.decay_muzzy.interval_ns(),
         ]
         .into_iter()
         .filter(|&i| i > 0)
         .min()
-        .unwrap_or(u64::MAX / 2);
-        self.next_decay_ns = now_ns.saturating_add(step);
-        purged
     }
 
-    /// Purges every dirty and muzzy page now (`arena.<i>.purge`).
-    pub fn purge_all(&mut self) -> usize {
-        let to = if self.decay_muzzy.ms() == 0 {
+    /// Where purged dirty pages go: muzzy (`MADV_FREE`), or straight to
+    /// retained (one `MADV_DONTNEED` instead of two) when muzzy pages would
+    /// be purged at once anyway (`muzzy_decay_ms:0`).
+    fn dirty_target(&self) -> State {
+        if self.decay_muzzy.ms() == 0 {
             State::Retained
         } else {
             State::Muzzy
-        };
-        let mut n = self.purge(State::Dirty, to, usize::MAX);
+        }
+    }
+
+    /// Purges every dirty and muzzy page now (`arena.<i>.purge`).
+    pub(crate) fn purge_all(&mut self) -> usize {
+        let mut n = self.purge(State::Dirty, self.dirty_target(), usize::MAX);
         n += self.purge(State::Muzzy, State::Retained, usize::MAX);
         n
     }
 
     /// Whether decay still has pages to purge later (finite decay times).
-    pub fn decay_pending(&self) -> bool {
+    pub(crate) fn decay_pending(&self) -> bool {
         (self.dirty.bytes > 0 && self.decay_dirty.ms() >= 0)
             || (self.muzzy.bytes > 0 && self.decay_muzzy.ms() >= 0)
     }
 
     /// Sets the decay times (`arena.<i>.dirty_decay_ms` and muzzy); None
     /// leaves one unchanged.
-    pub fn set_decay(&mut self, dirty_ms: Option<i64>, muzzy_ms: Option<i64>) {
+    pub(crate) fn set_decay(&mut self, dirty_ms: Option<i64>, muzzy_ms: Option<i64>) {
         let now = os::now_ns();
         if let Some(ms) = dirty_ms {
             self.decay_dirty
@@ -493,7 +549,7 @@ impl Pages {
 
     /// Shrinks active large extent `e` to `new_size` bytes in place, freeing
     /// the tail. False only when out of metadata.
-    pub fn shrink(&mut self, e: ERef, new_size: usize) -> bool {
+    pub(crate) fn shrink(&mut self, e: ERef, new_size: usize) -> bool {
         let Some(t) = self.pool.get() else {
             return false;
         };
@@ -509,7 +565,7 @@ impl Pages {
     /// Grows active large extent `e` in place to `new_size` bytes by taking
     /// the free extent right after it. Returns whether the new tail is zero,
     /// or None when the neighbour is not free or too small.
-    pub fn expand(&mut self, e: ERef, new_size: usize) -> Option<bool> {
+    pub(crate) fn expand(&mut self, e: ERef, new_size: usize) -> Option<bool> {
         let extra = new_size - e.size();
         let r = emap::lookup(e.end()).extent()?;
         if r.arena() != self.arena
@@ -536,7 +592,7 @@ impl Pages {
     /// Purges up to `limit` bytes of the oldest extents of `from`, moving
     /// them to `to` (Muzzy with MADV_FREE, or Retained with MADV_DONTNEED).
     /// Returns bytes purged.
-    pub fn purge(&mut self, from: State, to: State, limit: usize) -> usize {
+    pub(crate) fn purge(&mut self, from: State, to: State, limit: usize) -> usize {
         let mut done = 0;
         while done < limit {
             let Some(e) = self.set(from).oldest() else {
@@ -596,11 +652,6 @@ impl Pages {
         }
         done
     }
-
-    /// Bytes in free extents that are still resident (dirty).
-    pub fn dirty_bytes(&self) -> usize {
-        self.dirty.bytes
-    }
 }
 
 #[cfg(test)]
@@ -613,7 +664,6 @@ mod tests {
         dirty_decay_ms: -1,
         muzzy_decay_ms: -1,
         retain: true,
-        inline: true,
     };
 
     fn pages() -> Box<Pages> {
@@ -665,7 +715,12 @@ mod tests {
         let ps = p.page;
         let mut a = e.addr() + ps;
         while a + ps < e.end() {
-            assert!(emap::lookup(a).is_empty(), "stale entry at page {:#x}", a);
+            assert_eq!(
+                emap::lookup(a),
+                Entry::EMPTY,
+                "stale entry at page {:#x}",
+                a
+            );
             a += ps;
         }
         assert!(std::ptr::eq(emap::lookup(e.addr()).extent().unwrap(), e));
@@ -698,7 +753,7 @@ mod tests {
         p.register_active(l, 36, false);
         let old_last = l.end() - ps;
         assert!(p.expand(l, 8 * ps).is_some());
-        assert!(emap::lookup(old_last).is_empty());
+        assert_eq!(emap::lookup(old_last), Entry::EMPTY);
         p.dalloc(l);
     }
 

@@ -11,24 +11,30 @@
 //! 4 pages are *small* (served from slabs), the rest *large* (whole pages).
 //! With 4 KiB pages that gives jemalloc's 36 small classes up to 14336 bytes.
 //!
+//! The process's `Geometry` is fixed once at start-up (`boot`) and read
+//! through `geom()` by every layer above.
+//!
 //! Invariants: `index_to_size(size_to_index(s)) >= s`; every small class's
 //! slab holds a whole number of regions (slab = lcm(class, page)); a class
 //! chosen for alignment `a <= page` has a size that is a multiple of `a`.
 
+use crate::os::align_up;
+use core::cell::UnsafeCell;
+
 /// Number of size classes (small and large), as jemalloc's `SC_NSIZES`.
-pub const NSIZES: usize = 232;
+pub(crate) const NSIZES: usize = 232;
+/// Smallest spacing between classes above 16 bytes (jemalloc's quantum).
+pub(crate) const QUANTUM: usize = 16;
 /// Sizes up to this are mapped to classes by table lookup.
-pub const LOOKUP_MAX: usize = 4096;
+pub(crate) const LOOKUP_MAX: usize = 4096;
 /// Smallest supported page size; the pointer map works at this granularity.
-pub const LG_MIN_PAGE: u32 = 12;
+pub(crate) const LG_MIN_PAGE: u32 = 12;
 /// Largest supported page size (64 KiB).
-pub const LG_MAX_PAGE: u32 = 16;
+pub(crate) const LG_MAX_PAGE: u32 = 16;
 /// Most small classes any supported page size produces (64 KiB pages: 52).
-pub const NBINS_MAX: usize = small_count(1 << LG_MAX_PAGE);
+pub(crate) const NBINS_MAX: usize = small_count(1 << LG_MAX_PAGE);
 /// The largest size class; larger requests fail.
-pub const LARGE_MAXCLASS: usize = index_to_size_const(NSIZES - 1);
-/// Most regions a slab can hold with the largest supported page (8-byte class).
-pub const SLAB_MAXREGS_MAX: usize = (1 << LG_MAX_PAGE) / 8;
+pub(crate) const LARGE_MAXCLASS: usize = index_to_size_const(NSIZES - 1);
 
 const fn index_to_size_const(i: usize) -> usize {
     match i {
@@ -43,9 +49,10 @@ const fn index_to_size_const(i: usize) -> usize {
     }
 }
 
-/// Class index of a size that is at most `LARGE_MAXCLASS` (computed).
+/// Class index of a size that is at most `LARGE_MAXCLASS` (computed; also
+/// usable in constants).
 #[inline]
-const fn size_to_index_compute(s: usize) -> usize {
+pub(crate) const fn size_to_index_compute(s: usize) -> usize {
     if s <= 8 {
         0
     } else if s <= 16 {
@@ -88,21 +95,21 @@ static SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8 + 1] = {
 
 /// Size of class `i` (`i < NSIZES`).
 #[inline(always)]
-pub fn index_to_size(i: usize) -> usize {
+pub(crate) fn index_to_size(i: usize) -> usize {
     INDEX_TO_SIZE[i]
 }
 
-/// Class index for a size of at most `LOOKUP_MAX` bytes: one table load.
+/// Class index for a size of at most `LOOKUP_MAX` bytes: one table load
+/// (callers that checked the bound let the compiler drop the index check).
+/// Panics for larger sizes.
 #[inline(always)]
-pub fn lookup_index(s: usize) -> usize {
-    debug_assert!(s <= LOOKUP_MAX);
-    // SAFETY: s <= LOOKUP_MAX so (s + 7) >> 3 <= LOOKUP_MAX / 8, in bounds.
-    unsafe { *SIZE_TO_INDEX.get_unchecked((s + 7) >> 3) as usize }
+pub(crate) fn lookup_index(s: usize) -> usize {
+    SIZE_TO_INDEX[(s + 7) >> 3] as usize
 }
 
 /// Class index for any size up to `LARGE_MAXCLASS`.
 #[inline]
-pub fn size_to_index(s: usize) -> usize {
+pub(crate) fn size_to_index(s: usize) -> usize {
     debug_assert!(s <= LARGE_MAXCLASS);
     if s <= LOOKUP_MAX {
         lookup_index(s)
@@ -113,7 +120,7 @@ pub fn size_to_index(s: usize) -> usize {
 
 /// Index of the largest class that is at most `s` (`s >= 8`).
 #[inline]
-pub fn floor_index(s: usize) -> usize {
+pub(crate) fn floor_index(s: usize) -> usize {
     if s >= LARGE_MAXCLASS {
         return NSIZES - 1;
     }
@@ -127,16 +134,16 @@ pub fn floor_index(s: usize) -> usize {
 
 /// Per-class slab geometry, fixed at start-up from the page size.
 #[derive(Clone, Copy, Debug)]
-pub struct BinInfo {
+pub(crate) struct BinInfo {
     /// Region size in bytes (the class size).
-    pub size: usize,
+    pub(crate) size: usize,
     /// Bytes per slab: lcm(size, page), the fewest pages with no waste.
-    pub slab_size: usize,
+    pub(crate) slab_size: usize,
     /// Regions per slab.
-    pub nregs: usize,
+    pub(crate) nregs: usize,
     /// `ceil(2^32 / size)`: region index = (offset * magic) >> 32, exact for
     /// offsets that are multiples of `size` within a slab.
-    pub div_magic: u64,
+    pub(crate) div_magic: u64,
 }
 
 impl BinInfo {
@@ -150,7 +157,7 @@ impl BinInfo {
     /// Region index of byte offset `off` into the slab, and whether `off` is
     /// exactly at a region start.
     #[inline]
-    pub fn region_of(&self, off: usize) -> (usize, bool) {
+    pub(crate) fn region_of(&self, off: usize) -> (usize, bool) {
         let idx = ((off as u64 * self.div_magic) >> 32) as usize;
         (idx, idx * self.size == off)
     }
@@ -158,18 +165,17 @@ impl BinInfo {
 
 /// Everything about size classes that depends on the page size.
 #[derive(Debug)]
-pub struct Geometry {
-    pub page: usize,
-    pub lg_page: u32,
+pub(crate) struct Geometry {
+    pub(crate) page: usize,
     /// Number of small classes (bins).
-    pub nbins: usize,
+    pub(crate) nbins: usize,
     /// Largest small class.
-    pub small_maxclass: usize,
+    pub(crate) small_maxclass: usize,
     /// Smallest large class (4 pages).
-    pub large_minclass: usize,
+    pub(crate) large_minclass: usize,
     /// u64 words in a slab bitmap (enough for the class with most regions).
-    pub bitmap_words: usize,
-    pub bins: [BinInfo; NBINS_MAX],
+    pub(crate) bitmap_words: usize,
+    pub(crate) bins: [BinInfo; NBINS_MAX],
 }
 
 const fn gcd(mut a: usize, mut b: usize) -> usize {
@@ -183,7 +189,7 @@ const fn gcd(mut a: usize, mut b: usize) -> usize {
 
 impl Geometry {
     /// Geometry for a page size between 4 KiB and 64 KiB (a power of two).
-    pub const fn new(page: usize) -> Geometry {
+    pub(crate) const fn new(page: usize) -> Geometry {
         assert!(page.is_power_of_two());
         assert!(page >= 1 << LG_MIN_PAGE && page <= 1 << LG_MAX_PAGE);
         let nbins = small_count(page);
@@ -207,7 +213,6 @@ impl Geometry {
         }
         Geometry {
             page,
-            lg_page: page.trailing_zeros(),
             nbins,
             small_maxclass: index_to_size_const(nbins - 1),
             large_minclass: index_to_size_const(nbins),
@@ -217,22 +222,17 @@ impl Geometry {
     }
 
     #[inline]
-    pub fn is_small(&self, ind: usize) -> bool {
+    pub(crate) fn is_small(&self, ind: usize) -> bool {
         ind < self.nbins
-    }
-
-    #[inline]
-    pub fn page_ceil(&self, s: usize) -> usize {
-        (s + self.page - 1) & !(self.page - 1)
     }
 
     /// The usable size a request of `size` bytes aligned to `align` (a power
     /// of two; 0 means none) receives: jemalloc's `nallocx`. `None` when no
     /// class can satisfy it.
-    pub fn usable_size(&self, size: usize, align: usize) -> Option<usize> {
+    pub(crate) fn usable_size(&self, size: usize, align: usize) -> Option<usize> {
         let align = if align == 0 { 1 } else { align };
         if size <= self.small_maxclass && align <= self.page {
-            let u = index_to_size(size_to_index((size + align - 1) & !(align - 1)));
+            let u = index_to_size(size_to_index(align_up(size, align)?));
             if u < self.large_minclass {
                 return Some(u);
             }
@@ -247,20 +247,34 @@ impl Geometry {
         } else {
             index_to_size(size_to_index(size))
         };
-        u.checked_add(self.page_ceil(align) - self.page)?;
+        // An alignment above a page is met by over-allocating and trimming.
+        u.checked_add(align_up(align, self.page)? - self.page)?;
         Some(u)
     }
+}
 
-    /// Tcache slots for class `ind`: small classes hold twice a slab's
-    /// regions, clamped to [20, 200]; cached large classes hold 20.
-    pub fn tcache_slots(&self, ind: usize) -> usize {
-        if self.is_small(ind) {
-            let n = (2 * self.bins[ind].nregs).clamp(20, 200);
-            n & !1
-        } else {
-            20
-        }
-    }
+struct GeomCell(UnsafeCell<Geometry>);
+// SAFETY: written only by `boot`, whose contract excludes concurrent readers.
+unsafe impl Sync for GeomCell {}
+
+static GEOM: GeomCell = GeomCell(UnsafeCell::new(Geometry::new(4096)));
+
+/// The geometry of this process's page size (the 4 KiB one before `boot`).
+#[inline]
+pub(crate) fn geom() -> &'static Geometry {
+    // SAFETY: after `boot` the value never changes; `boot` runs before any
+    // other thread can reach the allocator (see its contract).
+    unsafe { &*GEOM.0.get() }
+}
+
+/// Fixes the geometry for the system's `page` size.
+///
+/// # Safety
+/// Only during start-up, by the initialising thread, before the allocator
+/// is published as ready (so no other thread reads `geom()` meanwhile).
+pub(crate) unsafe fn boot(page: usize) {
+    // SAFETY: the caller guarantees exclusive access.
+    unsafe { *GEOM.0.get() = Geometry::new(page) }
 }
 
 #[cfg(test)]
@@ -427,14 +441,5 @@ mod tests {
         assert_eq!(g.usable_size(LARGE_MAXCLASS, 0), Some(LARGE_MAXCLASS));
         assert_eq!(g.usable_size(LARGE_MAXCLASS + 1, 0), None);
         assert_eq!(g.usable_size(1, 1 << 63), None);
-    }
-
-    #[test]
-    fn tcache_slots_as_jemalloc() {
-        let g = Geometry::new(4096);
-        assert_eq!(g.tcache_slots(0), 200); // 8 bytes: 512 regions
-        assert_eq!(g.tcache_slots(8), 64); // 128 bytes: 32 regions
-        assert_eq!(g.tcache_slots(28), 20); // 4096: 1 region
-        assert_eq!(g.tcache_slots(36), 20); // 16 KiB, large
     }
 }

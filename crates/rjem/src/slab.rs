@@ -24,7 +24,7 @@ fn bitmap(e: ERef, words: usize) -> &'static mut [u64] {
 
 /// Prepares active extent `e` as an empty slab of class `info`. False when
 /// base memory for the bitmap cannot be had.
-pub fn init(e: ERef, info: &BinInfo, words: usize) -> bool {
+pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> bool {
     if e.bitmap.get().is_null() {
         let p = base::alloc(words * 8, 8) as *mut u64;
         if p.is_null() {
@@ -49,7 +49,7 @@ pub fn init(e: ERef, info: &BinInfo, words: usize) -> bool {
 
 /// Takes up to `out.len()` free regions, lowest addresses first. Returns how
 /// many were taken.
-pub fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut u8]) -> usize {
+pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut u8]) -> usize {
     let want = out.len().min(e.nfree.get() as usize);
     let bm = bitmap(e, words);
     let mut n = 0;
@@ -69,7 +69,7 @@ pub fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut u8]) -
 }
 
 /// Returns region `p` to the slab; returns the new free count.
-pub fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> u32 {
+pub(crate) fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> u32 {
     let off = (p as usize).wrapping_sub(e.addr());
     let (idx, exact) = info.region_of(off);
     if off >= info.slab_size || !exact {

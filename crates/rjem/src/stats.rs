@@ -13,19 +13,31 @@
 
 use crate::arena;
 use crate::base;
-use crate::global;
+use crate::init;
 use crate::size_class as sc;
 use core::sync::atomic::Ordering;
 
+/// Process-wide totals, in bytes unless noted (see the module doc).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
+    /// Live blocks at their usable size, including blocks held in thread
+    /// caches (`stats.allocated`).
     pub allocated: usize,
+    /// Pages in active extents: slabs and large blocks (`stats.active`).
     pub active: usize,
+    /// The allocator's own bookkeeping (`stats.metadata`).
     pub metadata: usize,
+    /// Active, metadata and dirty pages: an upper bound of what is resident
+    /// (`stats.resident`).
     pub resident: usize,
+    /// Mapped and not retained, metadata included (`stats.mapped`).
     pub mapped: usize,
+    /// Address space kept for reuse, not resident (`stats.retained`).
     pub retained: usize,
+    /// Freed pages not yet purged.
     pub dirty: usize,
+    /// Freed pages purged lazily (`MADV_FREE`) and not yet released.
     pub muzzy: usize,
     /// Arenas created.
     pub narenas: usize,
@@ -36,12 +48,11 @@ pub struct Stats {
 /// Takes a snapshot over all arenas.
 pub fn snapshot() -> Stats {
     let mut s = Stats::default();
-    if !global::ensure_init() {
+    if !init::ensure() {
         return s;
     }
-    let g = global::geom();
-    for i in 0..arena::count() {
-        let Some(a) = arena::get(i) else { continue };
+    let g = sc::geom();
+    for a in arena::all() {
         s.narenas += 1;
         for (ind, b) in a.bins[..g.nbins].iter().enumerate() {
             s.allocated += b.0.lock().stats.curregs * g.bins[ind].size;

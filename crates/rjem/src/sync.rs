@@ -6,8 +6,9 @@
 //! pages, and it can be reset in a child after `fork()`.
 //!
 //! Invariants: a `MutexGuard` is the only way to reach the protected value;
-//! `lock_raw`/`unlock_raw` exist solely for the fork handlers, which take
-//! every lock before `fork()` and release (parent) or reset (child) after.
+//! `lock_raw` and the unsafe `unlock_raw`/`reset_in_child` exist solely for
+//! the fork handlers, which take every lock before `fork()` and release
+//! (parent) or reset (child) after.
 
 use crate::os;
 use core::cell::UnsafeCell;
@@ -18,7 +19,7 @@ const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;
 
-pub struct Mutex<T> {
+pub(crate) struct Mutex<T> {
     state: AtomicU32,
     value: UnsafeCell<T>,
 }
@@ -28,12 +29,12 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 // SAFETY: moving the mutex moves the value.
 unsafe impl<T: Send> Send for Mutex<T> {}
 
-pub struct MutexGuard<'a, T> {
+pub(crate) struct MutexGuard<'a, T> {
     m: &'a Mutex<T>,
 }
 
 impl<T> Mutex<T> {
-    pub const fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         Mutex {
             state: AtomicU32::new(UNLOCKED),
             value: UnsafeCell::new(value),
@@ -41,14 +42,14 @@ impl<T> Mutex<T> {
     }
 
     #[inline]
-    pub fn lock(&self) -> MutexGuard<'_, T> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         self.lock_raw();
         MutexGuard { m: self }
     }
 
     /// Acquires the lock without producing a guard (fork prepare handler).
     #[inline]
-    pub fn lock_raw(&self) {
+    pub(crate) fn lock_raw(&self) {
         if self
             .state
             .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -84,8 +85,11 @@ impl<T> Mutex<T> {
     }
 
     /// Releases a lock taken with `lock_raw` (fork parent handler).
+    ///
+    /// # Safety
+    /// The caller took the lock with `lock_raw` and holds no guard for it.
     #[inline]
-    pub fn unlock_raw(&self) {
+    pub(crate) unsafe fn unlock_raw(&self) {
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             os::futex_wake(&self.state);
         }
@@ -93,19 +97,12 @@ impl<T> Mutex<T> {
 
     /// Resets the lock to unlocked without waking anyone: for the child of
     /// `fork()`, where the threads that held or waited on it do not exist.
-    pub fn reset_in_child(&self) {
-        self.state.store(UNLOCKED, Ordering::Relaxed);
-    }
-
-    /// Access to the value when the caller can prove exclusivity some other
-    /// way (single-threaded initialisation).
     ///
     /// # Safety
-    /// No other reference to the value may exist for the lifetime returned.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn get_unlocked(&self) -> &mut T {
-        // SAFETY: the caller guarantees exclusivity.
-        unsafe { &mut *self.value.get() }
+    /// Only in a child of `fork()` whose parent's handler held the lock with
+    /// `lock_raw`: no guard for it exists in the child.
+    pub(crate) unsafe fn reset_in_child(&self) {
+        self.state.store(UNLOCKED, Ordering::Relaxed);
     }
 }
 
@@ -129,7 +126,8 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 impl<T> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.m.unlock_raw();
+        // SAFETY: the guard is the lock's only holder and is going away.
+        unsafe { self.m.unlock_raw() };
     }
 }
 

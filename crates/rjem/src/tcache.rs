@@ -13,7 +13,8 @@
 //! nothing; at the mark, the slow path lowers it (or refills when empty).
 //! A refill sets the mark to "empty": the stack ran dry.
 //!
-//! Policy (jemalloc's defaults): small classes hold 2 x regions-per-slab
+//! Policy (jemalloc's defaults, all written here): classes up to
+//! `tcache_max` are cached; small classes hold 2 x regions-per-slab
 //! items, clamped to [20, 200]; large cached classes 20. A miss fills
 //! `slots >> (1 + fill_shift)` items from the arena in one lock hold; a full stack
 //! flushes its older half back to the owning arenas, grouped per arena. Every
@@ -29,18 +30,61 @@
 use crate::arena::{self, Arena};
 use crate::emap;
 use crate::extent::ERef;
-use crate::global;
 use crate::os;
-use crate::size_class as sc;
+use crate::size_class::{self as sc, Geometry};
 use core::cell::Cell;
 use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
-/// Most size classes a thread cache can hold: every class up to 8 MiB.
-pub const NCACHED_MAX: usize = 73;
+/// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
+pub(crate) const MAX_LIMIT: usize = 8 << 20;
+/// Most size classes a thread cache can hold: every class up to `MAX_LIMIT`.
+pub(crate) const NCACHED_MAX: usize = sc::size_to_index_compute(MAX_LIMIT) + 1;
+/// Slow-path traffic (bytes) between two incremental GC steps.
 const GC_INTERVAL: usize = 64 << 10;
 
+/// Option `tcache`: thread caches on or off (set by `conf::boot`).
+pub(crate) static OPT_TCACHE: AtomicBool = AtomicBool::new(false);
+/// Option `tcache_max`: the largest size cached per thread (at most
+/// `MAX_LIMIT`).
+pub(crate) static OPT_TCACHE_MAX: AtomicUsize = AtomicUsize::new(0);
+/// Classes `0..NCACHED` are cached (fixed by `boot`).
+static NCACHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Derives the cached classes from the options (start-up, after the
+/// geometry is fixed).
+pub(crate) fn boot() {
+    let n = if OPT_TCACHE.load(Relaxed) {
+        let max = OPT_TCACHE_MAX.load(Relaxed).min(MAX_LIMIT);
+        // Classes whose size is at most `max`.
+        let i = sc::size_to_index(max.max(8));
+        if sc::index_to_size(i) > max {
+            i
+        } else {
+            i + 1
+        }
+    } else {
+        0
+    };
+    NCACHED.store(n.min(NCACHED_MAX), Relaxed);
+}
+
+/// Whether threads get a cache at all.
+pub(crate) fn enabled() -> bool {
+    OPT_TCACHE.load(Relaxed)
+}
+
+/// Stack slots of cached class `ind`.
+fn slots(g: &Geometry, ind: usize) -> usize {
+    if g.is_small(ind) {
+        (2 * g.bins[ind].nregs).clamp(20, 200) & !1
+    } else {
+        20
+    }
+}
+
 #[repr(C)]
-pub struct CacheBin {
+pub(crate) struct CacheBin {
     head: Cell<*mut *mut u8>,
     low_water: Cell<u16>,
     full: Cell<u16>,
@@ -66,7 +110,7 @@ impl CacheBin {
     /// Pops the most recently cached block, unless the stack is at its
     /// low-water mark (then the slow path decides).
     #[inline(always)]
-    pub fn pop(&self) -> Option<*mut u8> {
+    pub(crate) fn pop(&self) -> Option<*mut u8> {
         let h = self.head.get();
         if lo(h) == self.low_water.get() {
             return None;
@@ -99,7 +143,7 @@ impl CacheBin {
 
     /// Pushes a freed block, unless the stack is full.
     #[inline(always)]
-    pub fn push(&self, p: *mut u8) -> bool {
+    pub(crate) fn push(&self, p: *mut u8) -> bool {
         let h = self.head.get();
         if lo(h) == self.full.get() {
             return false;
@@ -116,7 +160,7 @@ impl CacheBin {
 
     /// Items cached.
     #[inline]
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         (self.empty.get().wrapping_sub(lo(self.head.get())) / 8) as usize
     }
     fn low_water_count(&self) -> usize {
@@ -145,9 +189,9 @@ struct BinCtl {
     refilled: bool,
 }
 
-pub struct Tcache {
+pub(crate) struct Tcache {
     /// Hot: first in the struct so the fast path's offsets are small.
-    pub bins: [CacheBin; NCACHED_MAX],
+    pub(crate) bins: [CacheBin; NCACHED_MAX],
     ctl: [Cell<BinCtl>; NCACHED_MAX],
     nbins: Cell<usize>,
     stack: Cell<*mut u8>,
@@ -162,7 +206,7 @@ impl Default for Tcache {
 }
 
 impl Tcache {
-    pub const fn new() -> Tcache {
+    pub(crate) const fn new() -> Tcache {
         Tcache {
             bins: [const { CacheBin::zero() }; NCACHED_MAX],
             ctl: [const {
@@ -181,7 +225,7 @@ impl Tcache {
     /// Whether this cache is in its initial state, byte for byte in effect
     /// (tests: an all-zero `Tcache` must equal `new()`).
     #[cfg(test)]
-    pub fn same_as_new(&self) -> bool {
+    pub(crate) fn same_as_new(&self) -> bool {
         self.nbins.get() == 0
             && self.stack.get().is_null()
             && self.gc_bytes.get() == 0
@@ -194,16 +238,16 @@ impl Tcache {
 
     /// Whether class `ind` is cached by this (set-up) cache.
     #[inline]
-    pub fn caches(&self, ind: usize) -> bool {
+    pub(crate) fn caches(&self, ind: usize) -> bool {
         ind < self.nbins.get()
     }
 
     /// Allocates the stacks from `arena`. False when out of memory (the
     /// cache then stays disabled for this thread).
-    pub fn setup(&self, arena: &Arena) -> bool {
-        let g = global::geom();
-        let n = global::ncached();
-        let total: usize = (0..n).map(|i| g.tcache_slots(i)).sum();
+    pub(crate) fn setup(&self, arena: &Arena) -> bool {
+        let g = sc::geom();
+        let n = NCACHED.load(Relaxed);
+        let total: usize = (0..n).map(|i| slots(g, i)).sum();
         if total == 0 {
             return true;
         }
@@ -221,9 +265,8 @@ impl Tcache {
         }
         let mut cur = mem as *mut *mut u8;
         for i in 0..n {
-            let slots = g.tcache_slots(i);
-            // SAFETY: the block holds `total` slots; bin i gets `slots` of them.
-            let empty = unsafe { cur.add(slots) };
+            // SAFETY: the block holds `total` slots; bin i gets its share.
+            let empty = unsafe { cur.add(slots(g, i)) };
             let b = &self.bins[i];
             b.head.set(empty);
             b.low_water.set(lo(empty));
@@ -237,7 +280,7 @@ impl Tcache {
     }
 
     /// Flushes everything and frees the stacks; the cache becomes disabled.
-    pub fn destroy(&self) {
+    pub(crate) fn destroy(&self) {
         for i in 0..self.nbins.get() {
             let b = &self.bins[i];
             self.flush(i, b.count());
@@ -251,18 +294,35 @@ impl Tcache {
         self.nbins.set(0);
         let mem = self.stack.replace(ptr::null_mut());
         if !mem.is_null() {
-            crate::api::free_direct(mem);
+            arena::dalloc_direct(mem, emap::lookup_live(mem));
+        }
+    }
+
+    /// A block of cached class `ind` (`caches(ind)`), refilling from
+    /// `arena` if the stack is empty. Null when out of memory.
+    pub(crate) fn alloc(&self, arena: &Arena, ind: usize) -> *mut u8 {
+        match self.bins[ind].pop() {
+            Some(p) => p,
+            None => self.alloc_slow(arena, ind),
+        }
+    }
+
+    /// Caches freed block `p` of cached class `ind` (`caches(ind)`),
+    /// flushing the older half of a full stack first.
+    pub(crate) fn dalloc(&self, ind: usize, p: *mut u8) {
+        if !self.bins[ind].push(p) {
+            self.dalloc_slow(ind, p);
         }
     }
 
     /// Slow allocation of cached class `ind` after `pop` declined (the stack
     /// is empty): refills from `arena`. Null when out of memory.
-    pub fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
+    fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
         if let Some(p) = b.pop_below_low_water() {
             return p;
         }
-        let g = global::geom();
+        let g = sc::geom();
         let size = sc::index_to_size(ind);
         self.gc_tick(size);
         if !g.is_small(ind) {
@@ -296,7 +356,7 @@ impl Tcache {
 
     /// Slow free into cached class `ind` after `push` declined (stack full):
     /// flush the older half, then cache `p`.
-    pub fn dalloc_slow(&self, ind: usize, p: *mut u8) {
+    fn dalloc_slow(&self, ind: usize, p: *mut u8) {
         let b = &self.bins[ind];
         self.flush(ind, b.capacity() / 2);
         self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
@@ -305,7 +365,7 @@ impl Tcache {
     }
 
     /// Returns the `n` oldest (bottom) items of class `ind` to their arenas.
-    pub fn flush(&self, ind: usize, n: usize) {
+    pub(crate) fn flush(&self, ind: usize, n: usize) {
         let b = &self.bins[ind];
         let n = n.min(b.count());
         if n == 0 {
@@ -367,7 +427,7 @@ impl Tcache {
     }
 
     /// Items cached in all classes, with their bytes (stats).
-    pub fn cached(&self) -> (usize, usize) {
+    pub(crate) fn cached(&self) -> (usize, usize) {
         let mut n = 0;
         let mut bytes = 0;
         for i in 0..self.nbins.get() {
@@ -387,7 +447,7 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
     const CHUNK: usize = 256;
     for chunk in items.chunks_mut(CHUNK) {
         let mut exts: [Option<ERef>; CHUNK] = [None; CHUNK];
-        let large = sc::index_to_size(ind) > global::geom().small_maxclass;
+        let large = !sc::geom().is_small(ind);
         for (slot, &p) in exts.iter_mut().zip(chunk.iter()) {
             let e = check(p, emap::lookup(p as usize), ind);
             if large && e.addr() != p as usize {
@@ -448,5 +508,25 @@ fn check(p: *mut u8, ent: emap::Entry, ind: usize) -> ERef {
             "invalid free: pointer not allocated by rjem, freed twice, or freed with the wrong size",
             p as usize,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_as_jemalloc() {
+        let g = Geometry::new(4096);
+        assert_eq!(slots(&g, 0), 200); // 8 bytes: 512 regions
+        assert_eq!(slots(&g, 8), 64); // 128 bytes: 32 regions
+        assert_eq!(slots(&g, 28), 20); // 4096: 1 region
+        assert_eq!(slots(&g, 36), 20); // 16 KiB, large
+    }
+
+    #[test]
+    fn every_class_up_to_the_limit_fits() {
+        assert_eq!(NCACHED_MAX, 73);
+        assert_eq!(sc::index_to_size(NCACHED_MAX - 1), MAX_LIMIT);
     }
 }

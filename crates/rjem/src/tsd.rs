@@ -27,20 +27,17 @@
 extern crate std;
 
 use crate::arena::{self, Arena};
-use crate::global;
-use crate::tcache::Tcache;
+use crate::tcache::{self, Tcache, NCACHED_MAX};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
-
-pub use crate::tcache::NCACHED_MAX;
 
 const UNINIT: u8 = 0;
 const ACTIVE: u8 = 1;
 const NOCACHE: u8 = 2;
 const DEAD: u8 = 3;
 
-pub struct Tsd {
-    pub tcache: Tcache,
+pub(crate) struct Tsd {
+    pub(crate) tcache: Tcache,
     state: Cell<u8>,
     /// Inside thread set-up (reentrancy guard).
     busy: Cell<bool>,
@@ -65,7 +62,7 @@ impl Tsd {
 
     /// The thread's cache, when it has a working one.
     #[inline]
-    pub fn cache(&self) -> Option<&Tcache> {
+    pub(crate) fn cache(&self) -> Option<&Tcache> {
         if self.state.get() == ACTIVE {
             Some(&self.tcache)
         } else {
@@ -75,7 +72,7 @@ impl Tsd {
 
     /// The arena this thread allocates from (arena 0 before binding).
     #[inline]
-    pub fn arena(&self) -> &'static Arena {
+    pub(crate) fn arena(&self) -> &'static Arena {
         match self.arena.get() {
             Some(a) => a,
             None => arena::get(0).expect("arena 0 exists after init"),
@@ -91,7 +88,7 @@ std::thread_local! {
 /// This thread's `Tsd`.
 #[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64")))]
 #[inline(always)]
-pub fn get() -> &'static Tsd {
+pub(crate) fn get() -> &'static Tsd {
     // SAFETY: the thread-local has no destructor, so its storage is valid
     // for as long as the thread runs; `Tsd` is !Sync, so the reference
     // cannot reach another thread. 'static stands for "this thread's life".
@@ -117,7 +114,7 @@ core::arch::global_asm!(
 /// This thread's `Tsd`, in the initial-exec TLS block.
 #[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64"))]
 #[inline(always)]
-pub fn get() -> &'static Tsd {
+pub(crate) fn get() -> &'static Tsd {
     let p: *const Tsd;
     // SAFETY: the GOT slot holds the block's offset from the thread pointer
     // (fs:0 holds the thread pointer itself); the block is zero-initialised
@@ -134,35 +131,41 @@ pub fn get() -> &'static Tsd {
     }
 }
 
-/// Fast-path pop from cached class `ind` (< NCACHED_MAX).
+/// Fast-path pop from cached class `ind`.
+///
+/// # Safety
+/// `ind < NCACHED_MAX` (the bound is not checked, to keep the hit path to
+/// a compare, a load and a store).
 #[inline(always)]
-pub fn cache_pop(ind: usize) -> Option<*mut u8> {
+pub(crate) unsafe fn cache_pop(ind: usize) -> Option<*mut u8> {
     debug_assert!(ind < NCACHED_MAX);
-    // SAFETY: ind < NCACHED_MAX, checked by every caller.
+    // SAFETY: the caller guarantees ind < NCACHED_MAX.
     unsafe { get().tcache.bins.get_unchecked(ind) }.pop()
 }
 
-/// Fast-path push to cached class `ind` (< NCACHED_MAX).
+/// Fast-path push to cached class `ind`. False if the caller must take the
+/// slow path.
+///
+/// # Safety
+/// `ind < NCACHED_MAX`, and `p` is a live block of class `ind` that the
+/// caller gives up.
 #[inline(always)]
-pub fn cache_push(ind: usize, p: *mut u8) -> bool {
+pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
     debug_assert!(ind < NCACHED_MAX);
-    // SAFETY: ind < NCACHED_MAX, checked by every caller.
+    // SAFETY: the caller guarantees ind < NCACHED_MAX.
     unsafe { get().tcache.bins.get_unchecked(ind) }.push(p)
 }
 
-/// Slow-path entry: makes sure rjem and this thread are set up. None if
-/// rjem cannot initialise (or this is a recursive call from its start-up).
-pub fn slow() -> Option<&'static Tsd> {
-    if !global::ensure_init() {
-        return None;
-    }
+/// Slow-path entry: makes sure this thread is set up (bound to an arena,
+/// with a cache when enabled). Call only once rjem is initialised.
+pub(crate) fn slow() -> &'static Tsd {
     let t = get();
     if t.state.get() == UNINIT && !t.busy.get() {
         t.busy.set(true);
         setup(t);
         t.busy.set(false);
     }
-    Some(t)
+    t
 }
 
 #[cold]
@@ -171,7 +174,7 @@ fn setup(t: &Tsd) {
         return;
     };
     t.arena.set(Some(a));
-    let cached = global::conf().tcache && t.tcache.setup(a);
+    let cached = tcache::enabled() && t.tcache.setup(a);
     t.state.set(if cached { ACTIVE } else { NOCACHE });
     // A non-null value makes the key's destructor run at thread exit.
     let k = KEY.load(Ordering::Relaxed);
@@ -188,8 +191,8 @@ fn setup(t: &Tsd) {
 const NO_KEY: u32 = u32::MAX;
 static KEY: AtomicU32 = AtomicU32::new(NO_KEY);
 
-/// Creates the thread-exit key (global initialisation).
-pub fn init_key() {
+/// Creates the thread-exit key (start-up).
+pub(crate) fn boot() {
     let mut k: libc::pthread_key_t = 0;
     // SAFETY: k is a valid out-parameter; the destructor is a plain function.
     if unsafe { libc::pthread_key_create(&mut k, Some(thread_exit)) } == 0 && k != NO_KEY {
@@ -213,12 +216,12 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
 }
 
 /// Bytes and blocks this thread's cache holds (stats, tests).
-pub fn cached() -> (usize, usize) {
+pub(crate) fn cached() -> (usize, usize) {
     get().tcache.cached()
 }
 
 /// Flushes this thread's cache back to the arenas (`thread.tcache.flush`).
-pub fn flush() {
+pub(crate) fn flush() {
     let t = get();
     if let Some(c) = t.cache() {
         for i in 0..NCACHED_MAX {

@@ -16,11 +16,11 @@ const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 /// neighbours up to 2^44.
 fn sizes() -> Vec<usize> {
     let mut v: Vec<usize> = (0..=65536).collect();
-    for i in 0..rjem::size_class::NSIZES {
-        let s = rjem::size_class::index_to_size(i);
-        if s > 65536 && s < (1 << 44) {
-            v.extend([s - 1, s, s + 1]);
-        }
+    // Each class above 64 KiB is the usable size of one past the previous.
+    let mut s = rjem::nallocx(65537, 0);
+    while s < (1 << 44) {
+        v.extend([s - 1, s, s + 1]);
+        s = rjem::nallocx(s + 1, 0);
     }
     v
 }
@@ -35,7 +35,7 @@ fn nallocx_matches_jemalloc() {
         eprintln!("skipped: {LIBJEMALLOC} not installed (apt-get install libjemalloc2)");
         return;
     }
-    if rjem::os::page_size() != 4096 {
+    if rjem::ctl::read("arenas.page") != Ok(rjem::ctl::Value::Usize(4096)) {
         eprintln!("skipped: jemalloc's classes are compared with 4 KiB pages");
         return;
     }

@@ -8,31 +8,41 @@ use std::process::Command;
 static GLOBAL: rjem::Rjem = rjem::Rjem;
 
 fn scenario(name: &str) {
+    // Unsized frees go through the C library's entry layer (`free`).
+    use rjem::ffi::{free, malloc};
     unsafe {
         match name {
             "foreign" => {
                 let x = [0u8; 64];
-                rjem::api::free(x.as_ptr() as *mut u8);
+                free(x.as_ptr() as *mut _);
             }
             "double" => {
-                let p = rjem::api::alloc(48, 8, false);
-                rjem::api::free(p);
-                rjem::api::free(p);
+                let p = malloc(48);
+                free(p);
+                free(p);
                 rjem::flush_thread_cache();
             }
             "interior-small" => {
-                let p = rjem::api::alloc(100, 8, false);
-                rjem::api::free(p.add(16));
+                let p = malloc(100).cast::<u8>();
+                free(p.add(16).cast());
                 rjem::flush_thread_cache();
             }
             "interior-large" => {
-                let p = rjem::api::alloc(1 << 20, 8, false);
-                rjem::api::free(p.add(4096 * 3));
+                let p = malloc(1 << 20).cast::<u8>();
+                free(p.add(4096 * 3).cast());
             }
             "double-large" => {
-                let p = rjem::api::alloc(1 << 20, 8, false);
-                rjem::api::free(p);
-                rjem::api::free(p);
+                let p = malloc(1 << 20);
+                free(p);
+                free(p);
+            }
+            "wrong-layout" => {
+                // Rust's dealloc with a size of another class: caught at
+                // once in debug builds, else when the cache flushes it.
+                use std::alloc::{GlobalAlloc, Layout};
+                let p = rjem::Rjem.alloc(Layout::from_size_align(100, 8).unwrap());
+                rjem::Rjem.dealloc(p, Layout::from_size_align(1000, 8).unwrap());
+                rjem::flush_thread_cache();
             }
             "bad-conf" => {
                 // MALLOC_CONF is set by the parent; the allocator warns.
@@ -73,6 +83,7 @@ fn misuse_aborts_with_a_message() {
         ("interior-small", "not a region start"),
         ("interior-large", "invalid free"),
         ("double-large", "invalid free"),
+        ("wrong-layout", "size"),
     ] {
         let out = run(name, &[]);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -16,7 +16,10 @@ const MIB: usize = 1 << 20;
 fn rss() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * rjem::os::page_size()
+    let Ok(rjem::ctl::Value::Usize(page)) = rjem::ctl::read("arenas.page") else {
+        panic!("arenas.page")
+    };
+    pages * page
 }
 
 /// Allocates and touches about `total` bytes in mixed sizes (half in small

@@ -1,21 +1,27 @@
-//! Process-wide state and start-up.
+//! Start-up and `fork()`: the top of the core, the only code that reaches
+//! every layer to set it up.
 //!
-//! Owns: lazy, thread-safe initialisation (page size, geometry, options,
-//! arena 0, the thread-exit key and the fork handlers), and the values fixed
-//! by it. Initialisation runs once, on the first slow-path call of any
-//! thread; others wait for it. It calls no libc function that allocates.
+//! Owns: lazy, thread-safe initialisation, run once on the first slow-path
+//! call of any thread (others wait for it): the page geometry, then the
+//! options (`conf` stores each into its owner), then each owner derives its
+//! settings (`tcache`, `background`, `arena`, which also creates arena 0),
+//! the thread-exit key and the fork handlers. It calls no libc function
+//! that allocates.
 //!
-//! Invariants: `geom()`, `conf()`, `narenas()` and `ncached()` are read only
-//! after `ensure_init()` returned true (they are written once, before the
-//! state becomes READY with release ordering).
+//! Invariants: entry points call `ensure()` before going down the layers,
+//! so everything written here happens before any other thread reads it
+//! (published with release ordering when the state becomes READY). Lower
+//! modules never call up into this one.
 
 use crate::arena;
-use crate::conf::{self, Conf};
+use crate::background;
+use crate::base;
+use crate::conf;
 use crate::os;
-use crate::size_class::{self as sc, Geometry, LG_MAX_PAGE, LG_MIN_PAGE};
+use crate::size_class::{self as sc, LG_MAX_PAGE, LG_MIN_PAGE};
+use crate::tcache;
 use crate::tsd;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 const UNINIT: u8 = 0;
 const BUSY: u8 = 1;
@@ -26,50 +32,6 @@ static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 /// Thread id of the initialising thread, to detect recursion.
 static INIT_TID: AtomicUsize = AtomicUsize::new(0);
 
-struct Fixed {
-    geom: Geometry,
-    conf: Conf,
-    narenas: usize,
-    ncached: usize,
-}
-
-struct FixedCell(UnsafeCell<Fixed>);
-// SAFETY: written once by the initialising thread before STATE becomes READY
-// (release), read only after observing READY (acquire).
-unsafe impl Sync for FixedCell {}
-
-static FIXED: FixedCell = FixedCell(UnsafeCell::new(Fixed {
-    geom: Geometry::new(4096),
-    conf: Conf::DEFAULT,
-    narenas: 1,
-    ncached: 0,
-}));
-
-#[inline]
-fn fixed() -> &'static Fixed {
-    // SAFETY: see FixedCell; after init the value is never written again.
-    unsafe { &*FIXED.0.get() }
-}
-
-#[inline]
-pub fn geom() -> &'static Geometry {
-    &fixed().geom
-}
-#[inline]
-pub fn conf() -> &'static Conf {
-    &fixed().conf
-}
-/// Automatic arenas threads are spread over.
-#[inline]
-pub fn narenas() -> usize {
-    fixed().narenas
-}
-/// Size classes the thread cache holds (classes `0..ncached`).
-#[inline]
-pub fn ncached() -> usize {
-    fixed().ncached
-}
-
 fn gettid() -> usize {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::syscall(libc::SYS_gettid) as usize }
@@ -79,7 +41,7 @@ fn gettid() -> usize {
 /// in progress on this very thread (a recursive call from something it
 /// invoked): callers then fail the request instead of deadlocking.
 #[inline]
-pub fn ensure_init() -> bool {
+pub(crate) fn ensure() -> bool {
     if STATE.load(Ordering::Acquire) == READY {
         return true;
     }
@@ -114,38 +76,16 @@ fn init_once() -> bool {
         os::write_stderr(b"<rjem>: unsupported page size (4 KiB to 64 KiB supported)\n");
         return false;
     }
-    let conf = conf::from_env();
-    let narenas = if conf.narenas > 0 {
-        conf.narenas
-    } else {
-        (4 * os::ncpus()).min(arena::MAX_ARENAS - 1)
-    };
-    let ncached = if conf.tcache {
-        sc::size_to_index(conf.tcache_max.max(8)) + 1
-    } else {
-        0
-    };
-    let ncached = if ncached > 0 && sc::index_to_size(ncached - 1) > conf.tcache_max {
-        ncached - 1
-    } else {
-        ncached
-    };
-    // SAFETY: only the initialising thread runs here, and no reader looks at
-    // FIXED before READY is published.
-    unsafe {
-        *FIXED.0.get() = Fixed {
-            geom: Geometry::new(page),
-            conf,
-            narenas,
-            ncached: ncached.min(tsd::NCACHED_MAX),
-        };
-    }
-    arena::DEFAULT_DIRTY_MS.store(conf.dirty_decay_ms, Ordering::Relaxed);
-    arena::DEFAULT_MUZZY_MS.store(conf.muzzy_decay_ms, Ordering::Relaxed);
-    if arena::get_or_create(0).is_none() {
+    // SAFETY: only the initialising thread runs here, and no other thread
+    // reads the geometry before READY is published.
+    unsafe { sc::boot(page) };
+    conf::boot();
+    tcache::boot();
+    background::boot();
+    if !arena::boot() {
         return false;
     }
-    tsd::init_key();
+    tsd::boot();
     // SAFETY: the handlers are plain functions that only take and release
     // rjem's own locks.
     unsafe {
@@ -157,7 +97,7 @@ fn init_once() -> bool {
 /// Whether `fork_prepare` took rjem's locks, so that the parent and child
 /// handlers act exactly when it did (initialisation may finish between the
 /// handlers).
-static FORK_LOCKED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static FORK_LOCKED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn fork_prepare() {
     // Another thread initialising: wait, so the child does not inherit a
@@ -170,7 +110,7 @@ extern "C" fn fork_prepare() {
         return;
     }
     arena::fork_prepare();
-    crate::base::fork_prepare();
+    base::fork_prepare();
     FORK_LOCKED.store(true, Ordering::Relaxed);
 }
 
@@ -178,7 +118,7 @@ extern "C" fn fork_parent() {
     if !FORK_LOCKED.swap(false, Ordering::Relaxed) {
         return;
     }
-    crate::base::fork_parent();
+    base::fork_parent();
     arena::fork_parent();
 }
 
@@ -186,8 +126,8 @@ extern "C" fn fork_child() {
     if !FORK_LOCKED.swap(false, Ordering::Relaxed) {
         return;
     }
-    crate::base::fork_child();
+    base::fork_child();
     arena::fork_child();
     tsd::fork_child();
-    crate::background::fork_child();
+    background::fork_child();
 }

@@ -1,0 +1,100 @@
+/* jemalloc's control interface from C, as a program written for jemalloc
+ * uses it: names, MIBs, C types and sizes, and the error codes. Prints each
+ * failed check; exits non-zero if any. */
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+static int passed, failed;
+#define CHECK(c)                                                      \
+    do {                                                              \
+        if (c) {                                                      \
+            passed++;                                                 \
+        } else {                                                      \
+            failed++;                                                 \
+            printf("FAILED line %d: %s\n", __LINE__, #c);             \
+        }                                                             \
+    } while (0)
+
+int main(void) {
+    /* Strings, unsigned, size_t, ssize_t, bool. */
+    const char *version = NULL;
+    size_t len = sizeof(version);
+    CHECK(mallctl("version", &version, &len, NULL, 0) == 0);
+    CHECK(version != NULL && strncmp(version, "5.3.0-", 6) == 0);
+
+    unsigned narenas = 0;
+    len = sizeof(narenas);
+    CHECK(mallctl("opt.narenas", &narenas, &len, NULL, 0) == 0 && narenas >= 1);
+    unsigned total = 0;
+    len = sizeof(total);
+    CHECK(mallctl("arenas.narenas", &total, &len, NULL, 0) == 0 && total >= narenas);
+
+    size_t page = 0;
+    len = sizeof(page);
+    CHECK(mallctl("arenas.page", &page, &len, NULL, 0) == 0 && page >= 4096);
+
+    bool tcache = false;
+    len = sizeof(tcache);
+    CHECK(mallctl("opt.tcache", &tcache, &len, NULL, 0) == 0 && tcache);
+
+    ssize_t decay = 0;
+    len = sizeof(decay);
+    CHECK(mallctl("opt.dirty_decay_ms", &decay, &len, NULL, 0) == 0 && decay == 10000);
+
+    /* Errors: unknown names, wrong sizes, read-only writes, actions. */
+    CHECK(mallctl("no.such.name", NULL, NULL, NULL, 0) == ENOENT);
+    CHECK(mallctl("arenas.page.x", NULL, NULL, NULL, 0) == ENOENT);
+    unsigned small = 0;
+    len = sizeof(small);
+    CHECK(mallctl("arenas.page", &small, &len, NULL, 0) == EINVAL);
+    CHECK(len == sizeof(small)); /* what fitted was copied */
+    CHECK(mallctl("arenas.page", NULL, NULL, &page, sizeof(page)) == EPERM);
+    CHECK(mallctl("opt.narenas", NULL, NULL, &narenas, sizeof(narenas)) == EPERM);
+    len = sizeof(decay);
+    CHECK(mallctl("arena.0.purge", &decay, &len, NULL, 0) == EPERM);
+    CHECK(mallctl("arena.0.purge", NULL, NULL, NULL, 0) == 0);
+    CHECK(mallctl("arena.4096.purge", NULL, NULL, NULL, 0) == 0);
+    CHECK(mallctl("arena.4000.purge", NULL, NULL, NULL, 0) == ENOENT);
+    CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0);
+
+    /* Read and write in one call; the old value comes back. */
+    ssize_t set = 2500, old = 0;
+    len = sizeof(old);
+    CHECK(mallctl("arenas.dirty_decay_ms", &old, &len, &set, sizeof(set)) == 0);
+    CHECK(old == 10000);
+    len = sizeof(old);
+    CHECK(mallctl("arenas.dirty_decay_ms", &old, &len, NULL, 0) == 0 && old == 2500);
+    CHECK(mallctl("arenas.dirty_decay_ms", NULL, NULL, &set, sizeof(int)) == EINVAL);
+    ssize_t bad = -2;
+    CHECK(mallctl("arenas.dirty_decay_ms", NULL, NULL, &bad, sizeof(bad)) == EINVAL);
+
+    /* MIBs: resolve once, then vary the arena index. */
+    size_t mib[4], miblen = 4;
+    CHECK(mallctlnametomib("arena.0.dirty_decay_ms", mib, &miblen) == 0 && miblen == 3);
+    void *p = malloc(100); /* make sure this thread's arena exists */
+    free(p);
+    for (unsigned i = 0; i < total; i++) {
+        mib[1] = i;
+        ssize_t ms = -7;
+        len = sizeof(ms);
+        int r = mallctlbymib(mib, miblen, &ms, &len, NULL, 0);
+        CHECK((r == 0 && ms >= -1) || r == ENOENT);
+    }
+    mib[1] = 0;
+    ssize_t never = -1;
+    CHECK(mallctlbymib(mib, miblen, NULL, NULL, &never, sizeof(never)) == 0);
+    len = sizeof(old);
+    CHECK(mallctlbymib(mib, miblen, &old, &len, NULL, 0) == 0 && old == -1);
+    mib[1] = 5000;
+    CHECK(mallctlbymib(mib, miblen, &old, &len, NULL, 0) == ENOENT);
+    miblen = 1;
+    CHECK(mallctlnametomib("arena.0.purge", mib, &miblen) == 0 && miblen == 1);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

@@ -1,0 +1,87 @@
+//! Options as users see them: the README's option list is generated from
+//! the option table (`rjem::ctl::options()`), and `opt.<name>` reads every
+//! implemented option with its jemalloc type.
+//!
+//! After changing the table, `RJEM_BLESS=1 cargo test -p rjem --test
+//! options` rewrites the README's list.
+
+use rjem::ctl::{self, OptionValue, Type, Value};
+use std::path::Path;
+
+#[global_allocator]
+static GLOBAL: rjem::Rjem = rjem::Rjem;
+
+const BEGIN: &str =
+    "<!-- options: generated from the option table by crates/rjem/tests/options.rs -->\n";
+const END: &str = "<!-- end of options -->\n";
+
+/// The README section for the table as it is now.
+fn generated() -> String {
+    let mut s = String::from(BEGIN);
+    s.push_str("| option | default | what it does | changed at run time by |\n|---|---|---|---|\n");
+    let mut ignored = Vec::new();
+    for o in ctl::options() {
+        let Some(d) = o.default else {
+            ignored.push(format!("`{}`", o.name));
+            continue;
+        };
+        let rt = o.runtime.map_or(String::new(), |r| format!("`{r}`"));
+        s.push_str(&format!("| `{}` | {d} | {} | {rt} |\n", o.name, o.doc));
+    }
+    s.push_str(&format!(
+        "\nAccepted for compatibility and ignored, with a warning: {}.\n",
+        ignored.join(", ")
+    ));
+    s.push_str(END);
+    s
+}
+
+#[test]
+fn readme_lists_the_option_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("README.md has no generated option list (markers missing)");
+    };
+    let want = generated();
+    let have = &readme[b..e + END.len()];
+    if have != want {
+        if std::env::var_os("RJEM_BLESS").is_some() {
+            let new = format!("{}{}{}", &readme[..b], want, &readme[e + END.len()..]);
+            std::fs::write(&path, new).unwrap();
+            return;
+        }
+        panic!("README.md's option list is stale; run with RJEM_BLESS=1 to rewrite it:\n{want}");
+    }
+}
+
+#[test]
+fn every_implemented_option_reads_as_opt() {
+    let mut n = 0;
+    for o in ctl::options() {
+        let name = format!("opt.{}", o.name);
+        let Some(value) = o.value else {
+            assert_eq!(ctl::read(&name), Err(ctl::Error::NotFound), "{name}");
+            continue;
+        };
+        n += 1;
+        let v = ctl::read(&name).unwrap();
+        assert_eq!(v, Value::from(value), "{name}");
+        // jemalloc's C types: narenas is unsigned, decay times ssize_t.
+        let want = match o.name {
+            "narenas" => Type::U32,
+            "dirty_decay_ms" | "muzzy_decay_ms" => Type::Isize,
+            _ if matches!(value, OptionValue::Bool(_) | OptionValue::Unset) => Type::Bool,
+            _ => Type::Usize,
+        };
+        assert_eq!(v.ty(), want, "{name}");
+        // Options are read-only; run-time changes go through other names.
+        assert_eq!(ctl::write(&name, v), Err(ctl::Error::Permission), "{name}");
+        if let Some(rt) = o.runtime {
+            assert_eq!(ctl::read(rt).map(|v| v.ty()), Ok(want), "{rt}");
+        }
+    }
+    assert!(n >= 12, "{n} options");
+    // narenas is resolved at start-up, as jemalloc does.
+    assert!(matches!(ctl::read("opt.narenas"), Ok(Value::U32(n)) if n >= 1));
+}
