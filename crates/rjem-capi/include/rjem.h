@@ -48,9 +48,10 @@ void dallocx(void *ptr, int flags);
 void sdallocx(void *ptr, size_t size, int flags);
 size_t nallocx(size_t size, int flags);
 
-/* jemalloc's control interface: names, types and error codes as in
- * jemalloc 5.3 (ENOENT unknown name, EINVAL wrong size or value, EPERM
- * read-only or an action given values). */
+/* jemalloc's control interface, with jemalloc 5.3's names, types and
+ * error codes: ENOENT for an unknown name or index, EPERM for a write to a
+ * read-only control or an action given values, EINVAL for a value of the
+ * wrong size, EFAULT for a value out of range. */
 int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 int mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
 int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,

@@ -28,13 +28,6 @@ use core::ptr;
 // Every class a fast path can look up is cached when the cache is on.
 const _: () = assert!(sc::size_to_index_compute(LOOKUP_MAX) < NCACHED_MAX);
 
-/// Whether sized frees are checked against the pointer map at once. They
-/// are always checked when the thread cache flushes them (it looks every
-/// block up anyway); the immediate check costs a lookup on the Rust fast
-/// path, so it is compiled in for debug builds and the C library
-/// (`size-checks` feature), where wrong sizes come from unchecked callers.
-const EAGER_SIZE_CHECKS: bool = cfg!(any(debug_assertions, feature = "size-checks"));
-
 /// Where a block is taken from, or given back to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Place {
@@ -167,18 +160,29 @@ pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
 }
 
 /// Frees `p`, which was allocated with (`size`, `align`) (any size between
-/// the requested and the usable size is accepted): the cache path needs no
-/// pointer-map lookup. A size of another class is fatal, at once with
-/// `EAGER_SIZE_CHECKS`, otherwise when the thread cache flushes the block.
+/// the requested and the usable size is accepted).
+///
+/// With `CHECK` (the C library, and Rust debug builds) the size is checked
+/// against the pointer map at once, and a size of another class is fatal.
+/// Without it (Rust release builds, whose sizes come from a `Layout`) the
+/// cache path needs no lookup at all; a wrong size is then caught only when
+/// the thread cache flushes the block (until then the block may be handed
+/// out again as a block of the wrong class), and not at all for sizes above
+/// `LOOKUP_MAX`, which are freed by their pointer-map entry.
 ///
 /// # Safety
 /// `p` must be a live rjem allocation, not used afterwards; `align` is a
 /// power of two.
 #[inline(always)]
-pub(crate) unsafe fn sized_free(p: *mut u8, size: usize, align: usize, place: Place) {
+pub(crate) unsafe fn sized_free<const CHECK: bool>(
+    p: *mut u8,
+    size: usize,
+    align: usize,
+    place: Place,
+) {
     // Wrapping: an overflow (a size no block has) fails the check below.
     let r = size.wrapping_add(align - 1) & !(align - 1);
-    if EAGER_SIZE_CHECKS {
+    if CHECK {
         let ent = emap::lookup_live(p);
         if !size_fits(r, size, align, ent.szind()) {
             size_mismatch(p);

@@ -62,6 +62,8 @@ pub(crate) struct PaddedBin(pub Mutex<Bin>);
 pub(crate) struct LargeStats {
     pub(crate) nmalloc: [AtomicU64; NSIZES],
     pub(crate) ndalloc: [AtomicU64; NSIZES],
+    /// Thread-cache flushes that returned large blocks here.
+    pub(crate) nflushes: AtomicU64,
 }
 
 pub(crate) struct Arena {
@@ -71,6 +73,8 @@ pub(crate) struct Arena {
     pub(crate) bins: [PaddedBin; NBINS_MAX],
     pub(crate) pages: Mutex<Pages>,
     pub(crate) large: LargeStats,
+    /// When the arena was created (`os::now_ns`), for its uptime.
+    pub(crate) created_ns: u64,
 }
 
 impl Arena {
@@ -99,6 +103,7 @@ impl Arena {
         // before publishing it. Base memory lives forever.
         unsafe {
             ptr::addr_of_mut!((*p).ind).write(ind);
+            ptr::addr_of_mut!((*p).created_ns).write(os::now_ns());
             ptr::addr_of_mut!((*p).pages)
                 .write(Mutex::new(Pages::new(ind, g.page, lg_fit, policy)));
             Some(&*p)
@@ -362,6 +367,22 @@ pub(crate) fn choose() -> Option<&'static Arena> {
     }
     let a = best?;
     a.nthreads.fetch_add(1, Ordering::Relaxed);
+    Some(a)
+}
+
+/// Binds one more thread to `a`.
+pub(crate) fn bind(a: &Arena) {
+    a.nthreads.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Creates an arena at the lowest free index above the automatic arenas
+/// and the huge arena (`arenas.create`). None when none is free or memory
+/// ran out.
+pub(crate) fn create() -> Option<&'static Arena> {
+    let _g = ARENAS_LOCK.lock();
+    let i = (narenas() + 1..MAX_ARENAS).find(|&i| get(i).is_none())?;
+    let a = Arena::create(i)?;
+    ARENAS[i].store(a as *const Arena as *mut Arena, Ordering::Release);
     Some(a)
 }
 

@@ -41,29 +41,94 @@ pub(crate) const OFF: u8 = 2;
 /// one).
 pub(crate) static OPT_MAX_BACKGROUND_THREADS: AtomicUsize = AtomicUsize::new(0);
 
+/// The mode in force: the option, then what `background_thread` writes.
+static MODE: AtomicU8 = AtomicU8::new(UNSET);
+/// `max_background_threads` in force.
+static MAX_THREADS: AtomicUsize = AtomicUsize::new(0);
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// Asks the purger to leave its loop (`background_thread:false` at run time).
+static STOP: AtomicBool = AtomicBool::new(false);
 /// Passes the purger made (stats, tests).
 static PASSES: AtomicU64 = AtomicU64::new(0);
 
-/// The free-side trigger for the current options (start-up and fork).
+/// The free-side trigger for the mode in force.
 fn start_at() -> usize {
-    if OPT_MAX_BACKGROUND_THREADS.load(Relaxed) == 0 {
+    if MAX_THREADS.load(Relaxed) == 0 {
         return usize::MAX;
     }
-    match OPT_BACKGROUND_THREAD.load(Relaxed) {
+    match MODE.load(Relaxed) {
         ON => 0,
         OFF => usize::MAX,
         _ => AUTO_THRESHOLD,
     }
 }
 
-/// Configures the page allocators' signal from the options (start-up).
-pub(crate) fn boot() {
-    let on = OPT_BACKGROUND_THREAD.load(Relaxed) == ON;
+/// Points the page allocators' signal at the mode in force.
+fn configure() {
+    let on = MODE.load(Relaxed) == ON;
     SIGNAL.start_at.store(start_at(), Relaxed);
     SIGNAL
         .purger_decays
         .store(on && start_at() != usize::MAX, Relaxed);
+}
+
+/// Takes the options (start-up).
+pub(crate) fn boot() {
+    MODE.store(OPT_BACKGROUND_THREAD.load(Relaxed), Relaxed);
+    MAX_THREADS.store(OPT_MAX_BACKGROUND_THREADS.load(Relaxed), Relaxed);
+    configure();
+}
+
+/// `background_thread` written at run time: true starts the purger now and
+/// leaves all decay to it (false if it cannot run); false stops it, and
+/// threads decay inline from then on.
+pub(crate) fn set_enabled(on: bool) -> bool {
+    if on {
+        if MAX_THREADS.load(Relaxed) == 0 {
+            return false;
+        }
+        MODE.store(ON, Relaxed);
+        configure();
+        start()
+    } else {
+        MODE.store(OFF, Relaxed);
+        configure();
+        SIGNAL.wanted.store(false, Relaxed);
+        stop();
+        true
+    }
+}
+
+/// `max_background_threads` in force.
+pub(crate) fn max_threads() -> usize {
+    MAX_THREADS.load(Relaxed)
+}
+
+/// `max_background_threads` written at run time: 0 stops the purger.
+pub(crate) fn set_max_threads(n: usize) {
+    MAX_THREADS.store(n, Relaxed);
+    if n == 0 {
+        stop();
+    }
+    configure();
+}
+
+/// Stops the purger thread, if it runs, and waits (at most about two
+/// seconds: a pass sleeps at most one) for it to leave.
+fn stop() {
+    if !STARTED.load(Relaxed) {
+        return;
+    }
+    STOP.store(true, Relaxed);
+    for _ in 0..200 {
+        if SIGNAL.idle.swap(0, Relaxed) == 1 {
+            os::futex_wake(&SIGNAL.idle);
+        }
+        if !STARTED.load(Relaxed) {
+            return;
+        }
+        sleep_ns(10_000_000);
+    }
 }
 
 /// Starts the purger if a free asked for it. Call only where no lock is
@@ -125,7 +190,7 @@ fn start() -> bool {
 }
 
 extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
-    loop {
+    while !STOP.load(Relaxed) {
         let now = os::now_ns();
         let mut pending = false;
         let mut next = u64::MAX;
@@ -146,10 +211,15 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
             // Nothing to purge: sleep until a free makes pages dirty (the
             // timeout covers a wake-up that raced with going idle).
             SIGNAL.idle.store(1, Relaxed);
-            os::futex_wait(&SIGNAL.idle, 1, Some(5_000_000_000));
+            if !STOP.load(Relaxed) {
+                os::futex_wait(&SIGNAL.idle, 1, Some(5_000_000_000));
+            }
             SIGNAL.idle.store(0, Relaxed);
         }
     }
+    STOP.store(false, Relaxed);
+    STARTED.store(false, Relaxed);
+    core::ptr::null_mut()
 }
 
 fn sleep_ns(ns: u64) {
@@ -166,8 +236,9 @@ pub(crate) fn fork_child() {
     let was = STARTED.swap(false, Relaxed);
     SIGNAL.idle.store(0, Relaxed);
     SIGNAL.start_at.store(start_at(), Relaxed);
+    STOP.store(false, Relaxed);
     // With background_thread:true the child starts its own at once.
     SIGNAL
         .wanted
-        .store(was && OPT_BACKGROUND_THREAD.load(Relaxed) == ON, Relaxed);
+        .store(was && MODE.load(Relaxed) == ON, Relaxed);
 }

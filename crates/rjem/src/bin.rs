@@ -34,6 +34,23 @@ pub(crate) struct BinStats {
     pub(crate) curslabs: usize,
     /// Times the current slab was replaced by a lower one.
     pub(crate) nreslabs: u64,
+    /// Slabs neither full nor empty, now (filled in by `Bin::stats`).
+    pub(crate) nonfull_slabs: usize,
+}
+
+impl BinStats {
+    /// Adds `o` (merging arenas).
+    pub(crate) fn add(&mut self, o: &BinStats) {
+        self.nmalloc += o.nmalloc;
+        self.ndalloc += o.ndalloc;
+        self.curregs += o.curregs;
+        self.nfills += o.nfills;
+        self.nflushes += o.nflushes;
+        self.nslabs += o.nslabs;
+        self.curslabs += o.curslabs;
+        self.nreslabs += o.nreslabs;
+        self.nonfull_slabs += o.nonfull_slabs;
+    }
 }
 
 pub(crate) struct Bin {
@@ -72,6 +89,7 @@ impl Bin {
                 nslabs: 0,
                 curslabs: 0,
                 nreslabs: 0,
+                nonfull_slabs: 0,
             },
         }
     }
@@ -137,6 +155,14 @@ impl Bin {
                 }
                 _ => self.nonfull.insert(s),
             }
+        }
+    }
+
+    /// The counters, with the slabs that are neither full nor empty.
+    pub(crate) fn stats(&self) -> BinStats {
+        BinStats {
+            nonfull_slabs: self.nonfull.len() + self.slabcur.is_some() as usize,
+            ..self.stats
         }
     }
 }

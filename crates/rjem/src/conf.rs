@@ -7,9 +7,11 @@
 //! any. `MALLOC_CONF` parsing, the `opt.*` controls, `confirm_conf` output
 //! and the option list in the README are all derived from it. The value of
 //! each option lives with the module that owns the behaviour (for example
-//! `arena::OPT_NARENAS`): this module writes it once, at start-up, before
-//! any other thread can run in the allocator, and the owner reads it. So a
-//! new option is one row here plus its static and its use in the owner.
+//! `arena::OPT_NARENAS`): this module writes it at start-up, before any
+//! other thread can run in the allocator, and the owner reads it (an owner
+//! may resolve a default in its own `boot`, as `arena` turns `narenas:0`
+//! into 4 x CPUs, like jemalloc). So a new option is one row here plus its
+//! static and its use in the owner.
 //!
 //! Parsing never allocates. A bad pair is reported on stderr naming it
 //! (`<rjem>: Invalid conf value: narenas:abc`) and skipped, keeping the
@@ -477,9 +479,6 @@ pub(crate) fn boot() {
             bad |= p != Problem::Unsupported;
         });
     }
-    if OPT_CONFIRM_CONF.load(Relaxed) {
-        confirm(env);
-    }
     if bad && OPT_ABORT_CONF.load(Relaxed) {
         os::write_stderr(b"<rjem>: Aborting on invalid MALLOC_CONF (abort_conf:true)\n");
         // SAFETY: abort has no preconditions.
@@ -487,9 +486,15 @@ pub(crate) fn boot() {
     }
 }
 
-/// `confirm_conf:true`: the string read, then every option in force.
-fn confirm(env: Option<&[u8]>) {
+/// With `confirm_conf:true`, prints the string read, then every option in
+/// force (start-up, once the owners have resolved their values, such as
+/// `narenas`).
+pub(crate) fn confirm() {
     use fmt::Write;
+    if !OPT_CONFIRM_CONF.load(Relaxed) {
+        return;
+    }
+    let env = os::getenv(c"MALLOC_CONF");
     {
         let mut m = os::Msg::new();
         let s = env.map_or("", |s| core::str::from_utf8(s).unwrap_or("(not UTF-8)"));

@@ -147,6 +147,7 @@ impl Extent {
 /// O(1) insert and min, O(log n) amortised removal of any member.
 pub(crate) struct ExtentHeap {
     root: Option<ERef>,
+    len: usize,
 }
 
 impl Default for ExtentHeap {
@@ -157,7 +158,7 @@ impl Default for ExtentHeap {
 
 impl ExtentHeap {
     pub(crate) const fn new() -> Self {
-        ExtentHeap { root: None }
+        ExtentHeap { root: None, len: 0 }
     }
     #[inline]
     pub(crate) fn first(&self) -> Option<ERef> {
@@ -166,6 +167,10 @@ impl ExtentHeap {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.root.is_none()
+    }
+    /// Members (stats).
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     fn meld(a: Option<ERef>, b: Option<ERef>) -> Option<ERef> {
@@ -220,12 +225,14 @@ impl ExtentHeap {
         e.next.set(None);
         e.prev.set(None);
         self.root = Self::meld(self.root, Some(e));
+        self.len += 1;
     }
 
     pub(crate) fn remove_first(&mut self) -> Option<ERef> {
         let r = self.root?;
         self.root = Self::merge_pairs(r.child.get());
         r.child.set(None);
+        self.len -= 1;
         Some(r)
     }
 
@@ -250,6 +257,7 @@ impl ExtentHeap {
         let sub = Self::merge_pairs(e.child.get());
         e.child.set(None);
         self.root = Self::meld(self.root, sub);
+        self.len -= 1;
     }
 }
 
@@ -364,6 +372,7 @@ mod tests {
             r.init(((i * 7919) % 300 + 1) << 12, 4096, 0, State::Dirty, 0);
             h.insert(r);
         }
+        assert_eq!(h.len(), 300);
         // Remove every third member from the middle of the heap.
         let mut removed = 0;
         for r in rs.iter() {

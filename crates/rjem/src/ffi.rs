@@ -180,7 +180,7 @@ pub unsafe fn malloc_usable_size(p: *const c_void) -> usize {
 pub unsafe fn free_sized(p: *mut c_void, size: usize) {
     if !p.is_null() {
         // SAFETY: forwarded contract.
-        unsafe { api::sized_free(p.cast(), size, 1, Place::Cached) }
+        unsafe { api::sized_free::<true>(p.cast(), size, 1, Place::Cached) }
     }
 }
 
@@ -190,7 +190,7 @@ pub unsafe fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
     let align = if align.is_power_of_two() { align } else { 1 };
     if !p.is_null() {
         // SAFETY: forwarded contract.
-        unsafe { api::sized_free(p.cast(), size, align, Place::Cached) }
+        unsafe { api::sized_free::<true>(p.cast(), size, align, Place::Cached) }
     }
 }
 
@@ -222,13 +222,8 @@ pub unsafe fn rallocx(p: *mut c_void, size: usize, flags: c_int) -> *mut c_void 
 
 pub unsafe fn xallocx(p: *mut c_void, size: usize, extra: usize, flags: c_int) -> usize {
     let f = Flags::decode(flags);
-    let align = if f.align.is_power_of_two() {
-        f.align
-    } else {
-        1
-    };
     // SAFETY: p is live per the contract.
-    unsafe { api::xallocx(p.cast(), size, extra, align, f.zero) }
+    unsafe { api::xallocx(p.cast(), size, extra, f.align, f.zero) }
 }
 
 pub unsafe fn sallocx(p: *const c_void, _flags: c_int) -> usize {
@@ -242,16 +237,12 @@ pub unsafe fn dallocx(p: *mut c_void, flags: c_int) {
 }
 
 /// Sized free: the size (with the alignment) must map to the pointer's size
-/// class; a mismatch is fatal, never a silently mis-filed block.
+/// class, checked at once (no compiler checks C callers' sizes); a
+/// mismatch is fatal, never a silently mis-filed block.
 pub unsafe fn sdallocx(p: *mut c_void, size: usize, flags: c_int) {
     let f = Flags::decode(flags);
-    let align = if f.align.is_power_of_two() {
-        f.align
-    } else {
-        1
-    };
     // SAFETY: forwarded contract.
-    unsafe { api::sized_free(p.cast(), size, align, f.place) }
+    unsafe { api::sized_free::<true>(p.cast(), size, f.align, f.place) }
 }
 
 pub fn nallocx(size: usize, flags: c_int) -> usize {
@@ -336,10 +327,12 @@ pub unsafe fn mallctlbymib(
     }
 }
 
-/// One `mallctl` access at the byte level, with jemalloc's rules: a new
-/// value must be exactly the control's size (EINVAL); an old-value buffer
-/// of another size gets what fits, and EINVAL; an action takes neither
-/// (EPERM).
+/// One `mallctl` access at the byte level, with jemalloc's rules, checked
+/// in its order before anything changes: an action takes no values
+/// (EPERM); a read-only control takes no new value (EPERM); an old-value
+/// buffer of another size gets what fits of the current value, and EINVAL,
+/// and nothing is written; a new value must be exactly the control's size
+/// (EINVAL).
 unsafe fn access(
     mib: &Mib,
     oldp: *mut c_void,
@@ -347,16 +340,30 @@ unsafe fn access(
     newp: *mut c_void,
     newlen: usize,
 ) -> c_int {
-    let ty = match mib.ty() {
+    let (ty, writable) = match mib.ty().and_then(|t| Ok((t, mib.writable()?))) {
         Ok(t) => t,
         Err(e) => return e.errno(),
     };
-    let reading = !oldp.is_null() && !oldlenp.is_null();
+    let writing = !newp.is_null() || newlen != 0;
     if ty == Type::Void {
-        if reading || !newp.is_null() || newlen != 0 {
+        if !oldp.is_null() || !oldlenp.is_null() || writing {
             return libc::EPERM;
         }
         return errno_of(mib.run());
+    }
+    if writing && !writable {
+        return libc::EPERM;
+    }
+    let reading = !oldp.is_null() && !oldlenp.is_null();
+    // SAFETY: oldlenp is valid when non-null, per the contract.
+    if reading && unsafe { *oldlenp } != ty.size() {
+        let v = match mib.read() {
+            Ok(v) => v,
+            Err(e) => return e.errno(),
+        };
+        // SAFETY: as in `copy_out`.
+        unsafe { copy_out(v, oldp, oldlenp) };
+        return libc::EINVAL;
     }
     let new = if newp.is_null() {
         None
@@ -366,7 +373,7 @@ unsafe fn access(
         // SAFETY: newp holds newlen == size-of-type bytes per the contract.
         match unsafe { read_value(ty, newp) } {
             Some(v) => Some(v),
-            // Every string control is read-only.
+            // No string control is writable.
             None => return libc::EPERM,
         }
     };
@@ -375,19 +382,26 @@ unsafe fn access(
         Err(e) => return e.errno(),
     };
     if reading {
-        let mut buf = [0u8; 8];
-        let n = encode(v, &mut buf);
-        // SAFETY: oldp has *oldlenp bytes per the contract; copy what fits.
-        unsafe {
-            let fit = n.min(*oldlenp);
-            ptr::copy_nonoverlapping(buf.as_ptr(), oldp.cast::<u8>(), fit);
-            if *oldlenp != n {
-                *oldlenp = fit;
-                return libc::EINVAL;
-            }
-        }
+        // SAFETY: oldp holds *oldlenp bytes per the contract.
+        unsafe { copy_out(v, oldp, oldlenp) };
     }
     0
+}
+
+/// Copies as much of `v`'s C bytes as fit in the `*oldlenp` bytes at
+/// `oldp`, and sets `*oldlenp` to what was copied.
+///
+/// # Safety
+/// `oldp` is valid for `*oldlenp` bytes.
+unsafe fn copy_out(v: Value, oldp: *mut c_void, oldlenp: *mut usize) {
+    let mut buf = [0u8; 8];
+    let n = encode(v, &mut buf);
+    // SAFETY: per the contract, copying at most *oldlenp bytes.
+    unsafe {
+        let fit = n.min(*oldlenp);
+        ptr::copy_nonoverlapping(buf.as_ptr(), oldp.cast::<u8>(), fit);
+        *oldlenp = fit;
+    }
 }
 
 /// Reads a C value of type `ty` from `p` (unaligned); None for strings,

@@ -86,6 +86,7 @@ fn init_once() -> bool {
         return false;
     }
     tsd::boot();
+    conf::confirm();
     // SAFETY: the handlers are plain functions that only take and release
     // rjem's own locks.
     unsafe {

@@ -34,6 +34,9 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("rjem supports 64-bit targets only (its pointer map covers 48-bit addresses)");
+
 #[cfg(test)]
 extern crate std;
 
@@ -85,7 +88,14 @@ unsafe impl GlobalAlloc for Rjem {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: the caller passes a live block with the layout it was
         // allocated (or last reallocated) with.
-        unsafe { api::sized_free(ptr, layout.size(), layout.align(), Place::Cached) }
+        unsafe {
+            api::sized_free::<{ cfg!(debug_assertions) }>(
+                ptr,
+                layout.size(),
+                layout.align(),
+                Place::Cached,
+            )
+        }
     }
 
     #[inline]
@@ -104,8 +114,9 @@ unsafe impl GlobalAlloc for Rjem {
 /// Usable size of a live allocation: at least what was asked, often more.
 ///
 /// # Safety
-/// `ptr` must be a live allocation made by rjem (a pointer from anywhere
-/// else is reported and aborts the process).
+/// `ptr` must be a live allocation made by rjem. A pointer rjem never
+/// handed out, or one already freed, is reported and aborts the process; a
+/// pointer into the middle of a small block is not detected.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
     // SAFETY: forwarded contract.
     unsafe { api::usable_size(ptr) }

@@ -170,22 +170,36 @@ impl Eset {
     }
 }
 
+/// Purging counters of one state (jemalloc's `dirty_*` and `muzzy_*`).
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct PurgeCounts {
+    /// Purge passes that purged something.
+    pub(crate) npurge: u64,
+    /// madvise calls.
+    pub(crate) nmadvise: u64,
+    /// Pages purged.
+    pub(crate) purged: u64,
+}
+
+impl PurgeCounts {
+    pub(crate) fn add(&mut self, o: &PurgeCounts) {
+        self.npurge += o.npurge;
+        self.nmadvise += o.nmadvise;
+        self.purged += o.purged;
+    }
+}
+
 /// Cumulative page-allocator counters.
 #[derive(Clone, Copy, Default, Debug)]
 pub(crate) struct PageStats {
-    /// Bytes mapped from the OS by this arena (never decreases with retain).
+    /// Bytes mapped from the OS by this arena, less what was unmapped.
     pub(crate) mapped: usize,
-    /// Extents currently active and their bytes.
+    /// Bytes in active extents.
     pub(crate) active_bytes: usize,
-    /// madvise calls and pages purged, lazily (MADV_FREE) and forced.
-    pub(crate) nmadvise_lazy: u64,
-    pub(crate) purged_lazy: u64,
-    pub(crate) nmadvise_forced: u64,
-    pub(crate) purged_forced: u64,
-    /// OS growth steps.
-    pub(crate) ngrow: u64,
-    /// munmap calls (retain:false).
-    pub(crate) nunmap: u64,
+    /// Purging of dirty pages (to muzzy, or straight to retained).
+    pub(crate) dirty: PurgeCounts,
+    /// Purging of muzzy pages (to retained).
+    pub(crate) muzzy: PurgeCounts,
 }
 
 /// How this page allocator purges.
@@ -237,12 +251,16 @@ impl Pages {
             stats: PageStats {
                 mapped: 0,
                 active_bytes: 0,
-                nmadvise_lazy: 0,
-                purged_lazy: 0,
-                nmadvise_forced: 0,
-                purged_forced: 0,
-                ngrow: 0,
-                nunmap: 0,
+                dirty: PurgeCounts {
+                    npurge: 0,
+                    nmadvise: 0,
+                    purged: 0,
+                },
+                muzzy: PurgeCounts {
+                    npurge: 0,
+                    nmadvise: 0,
+                    purged: 0,
+                },
             },
         }
     }
@@ -400,7 +418,6 @@ impl Pages {
             self.next_grow = (self.next_grow * 2).min(GROW_MAX);
         }
         self.stats.mapped += size;
-        self.stats.ngrow += 1;
         rec.init(p as usize, size, self.arena, State::Retained, HEAD | ZEROED);
         self.register_free(rec);
         Some(rec)
@@ -625,13 +642,16 @@ impl Pages {
             } else {
                 os::Purged::Failed
             };
+            let counts = if from == State::Dirty {
+                &mut self.stats.dirty
+            } else {
+                &mut self.stats.muzzy
+            };
+            counts.nmadvise += 1;
+            counts.purged += pages;
             let to = if outcome == os::Purged::Lazy {
-                self.stats.nmadvise_lazy += 1;
-                self.stats.purged_lazy += pages;
                 State::Muzzy
             } else {
-                self.stats.nmadvise_forced += 1;
-                self.stats.purged_forced += pages;
                 // Pages that could not be purged (mlocked) keep their data.
                 e.set_flag(ZEROED, outcome == os::Purged::Zeroed);
                 State::Retained
@@ -643,12 +663,17 @@ impl Pages {
                 emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
                 os::unmap(p, n);
                 self.stats.mapped -= n;
-                self.stats.nunmap += 1;
                 self.pool.put(e);
                 continue;
             }
             e.set_state(to);
             self.insert_free(e);
+        }
+        if done > 0 {
+            match from {
+                State::Dirty => self.stats.dirty.npurge += 1,
+                _ => self.stats.muzzy.npurge += 1,
+            }
         }
         done
     }
@@ -790,7 +815,7 @@ mod tests {
         let purged = p.purge(State::Muzzy, State::Retained, usize::MAX);
         assert!(purged >= dirty);
         assert_eq!(p.muzzy.bytes, 0);
-        assert!(p.stats.nmadvise_forced >= 1);
+        assert!(p.stats.dirty.nmadvise >= 1);
         // Everything merged back into retained address space, zeroed.
         let (b, z) = p.alloc(5 * ps, ps).unwrap();
         assert!(z);

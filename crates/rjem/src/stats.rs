@@ -1,8 +1,15 @@
 //! Statistics: a consistent-enough snapshot of what rjem holds.
 //!
 //! Owns: aggregation of the counters that the bins, page allocators and base
-//! keep under their own locks. Nothing here is on an allocation path; a
-//! snapshot takes each lock briefly, one at a time.
+//! keep under their own locks, for the whole process (`snapshot`) and per
+//! arena, bin and large class (`arena`, `bin`, `lextent`, which merge all
+//! arenas for `ARENAS_ALL`). Nothing here is on an allocation path; a
+//! snapshot takes each lock briefly, one at a time, so counters read live
+//! (jemalloc refreshes them at `epoch`; rjem's are always current).
+//!
+//! Requests (`nrequests`) are counted where a block leaves an arena: a
+//! thread-cache fill counts each block it takes, and cache hits are not
+//! counted, to keep the hit path free of counters.
 //!
 //! Meanings follow jemalloc's `stats.*`: `allocated` is the bytes of live
 //! blocks at their usable size (including blocks cached by threads);
@@ -11,11 +18,21 @@
 //! `retained` the virtual memory kept for reuse; `dirty`/`muzzy` free pages
 //! not yet purged.
 
-use crate::arena;
+use crate::arena::{self, Arena};
 use crate::base;
+use crate::bin::BinStats;
 use crate::init;
+use crate::os;
+use crate::pages::PurgeCounts;
 use crate::size_class as sc;
 use core::sync::atomic::Ordering;
+
+/// Arena index meaning "all arenas merged" (`MALLCTL_ARENAS_ALL`).
+pub(crate) const ALL: usize = arena::MAX_ARENAS;
+/// Arena index meaning "destroyed arenas merged"
+/// (`MALLCTL_ARENAS_DESTROYED`); rjem never destroys an arena, so these
+/// counters stay zero.
+pub(crate) const DESTROYED: usize = arena::MAX_ARENAS + 1;
 
 /// Process-wide totals, in bytes unless noted (see the module doc).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,7 +85,7 @@ pub fn snapshot() -> Stats {
         s.muzzy += p.muzzy.bytes;
         s.retained += p.retained.bytes;
         s.mapped += p.stats.mapped - p.retained.bytes;
-        s.nmadvise += p.stats.nmadvise_lazy + p.stats.nmadvise_forced;
+        s.nmadvise += p.stats.dirty.nmadvise + p.stats.muzzy.nmadvise;
     }
     // Metadata: base memory handed out (arenas, extent records, bitmaps).
     // Pointer-map leaves are mapped sparsely and not counted here. Mapped
@@ -78,4 +95,131 @@ pub fn snapshot() -> Stats {
     s.mapped += base_mapped;
     s.resident = s.active + s.metadata + s.dirty;
     s
+}
+
+/// Counters of one kind of allocation (small or large) in an arena.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ClassTotals {
+    /// Bytes of live blocks at their usable size.
+    pub(crate) allocated: usize,
+    pub(crate) nmalloc: u64,
+    pub(crate) ndalloc: u64,
+    pub(crate) nrequests: u64,
+    pub(crate) nfills: u64,
+    pub(crate) nflushes: u64,
+}
+
+/// One arena's counters (or several merged): `stats.arenas.<i>.*`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ArenaTotals {
+    pub(crate) nthreads: usize,
+    /// Decay times (merged: those new arenas get).
+    pub(crate) dirty_decay_ms: i64,
+    pub(crate) muzzy_decay_ms: i64,
+    /// Since creation (the oldest arena's, merged).
+    pub(crate) uptime_ns: u64,
+    /// Pages active, dirty and muzzy.
+    pub(crate) pactive: usize,
+    pub(crate) pdirty: usize,
+    pub(crate) pmuzzy: usize,
+    /// Bytes mapped (not retained) and retained.
+    pub(crate) mapped: usize,
+    pub(crate) retained: usize,
+    pub(crate) dirty: PurgeCounts,
+    pub(crate) muzzy: PurgeCounts,
+    pub(crate) small: ClassTotals,
+    pub(crate) large: ClassTotals,
+}
+
+/// The arenas index `i` stands for: one, all, or none (destroyed). None
+/// if `i` names no arena.
+fn arenas_of(i: usize) -> Option<impl Iterator<Item = &'static Arena>> {
+    if !init::ensure() {
+        return None;
+    }
+    let (lo, hi) = match i {
+        ALL => (0, arena::count()),
+        DESTROYED => (0, 0),
+        _ => {
+            arena::get(i)?;
+            (i, i + 1)
+        }
+    };
+    Some((lo..hi).filter_map(arena::get))
+}
+
+/// `stats.arenas.<i>.*` for arena `i`, `ALL` or `DESTROYED`.
+pub(crate) fn arena(i: usize) -> Option<ArenaTotals> {
+    let g = sc::geom();
+    let now = os::now_ns();
+    let mut t = ArenaTotals::default();
+    (t.dirty_decay_ms, t.muzzy_decay_ms) = arena::default_decay_ms();
+    for a in arenas_of(i)? {
+        t.nthreads += a.nthreads.load(Ordering::Relaxed);
+        t.uptime_ns = t.uptime_ns.max(now.saturating_sub(a.created_ns));
+        for (ind, b) in a.bins[..g.nbins].iter().enumerate() {
+            let s = b.0.lock().stats;
+            t.small.allocated += s.curregs * g.bins[ind].size;
+            t.small.nmalloc += s.nmalloc;
+            t.small.ndalloc += s.ndalloc;
+            t.small.nfills += s.nfills;
+            t.small.nflushes += s.nflushes;
+        }
+        for ind in g.nbins..sc::NSIZES {
+            let (n, d) = large_counts(a, ind);
+            t.large.allocated += n.saturating_sub(d) as usize * sc::index_to_size(ind);
+            t.large.nmalloc += n;
+            t.large.ndalloc += d;
+        }
+        t.large.nflushes += a.large.nflushes.load(Ordering::Relaxed);
+        let p = a.pages.lock();
+        if a.ind == i {
+            (t.dirty_decay_ms, t.muzzy_decay_ms) = (p.decay_dirty.ms(), p.decay_muzzy.ms());
+        }
+        t.pactive += p.stats.active_bytes / g.page;
+        t.pdirty += p.dirty.bytes / g.page;
+        t.pmuzzy += p.muzzy.bytes / g.page;
+        t.mapped += p.stats.mapped - p.retained.bytes;
+        t.retained += p.retained.bytes;
+        t.dirty.add(&p.stats.dirty);
+        t.muzzy.add(&p.stats.muzzy);
+    }
+    t.small.nrequests = t.small.nmalloc;
+    t.large.nrequests = t.large.nmalloc;
+    Some(t)
+}
+
+fn large_counts(a: &Arena, ind: usize) -> (u64, u64) {
+    (
+        a.large.nmalloc[ind].load(Ordering::Relaxed),
+        a.large.ndalloc[ind].load(Ordering::Relaxed),
+    )
+}
+
+/// `stats.arenas.<i>.bins.<j>.*`: small class `j` (None past the last).
+pub(crate) fn bin(i: usize, j: usize) -> Option<BinStats> {
+    if j >= sc::geom().nbins {
+        return None;
+    }
+    let mut s = BinStats::default();
+    for a in arenas_of(i)? {
+        s.add(&a.bins[j].0.lock().stats());
+    }
+    Some(s)
+}
+
+/// `stats.arenas.<i>.lextents.<j>.*`: (nmalloc, ndalloc) of large class
+/// `j` (None past the last).
+pub(crate) fn lextent(i: usize, j: usize) -> Option<(u64, u64)> {
+    let ind = sc::geom().nbins + j;
+    if ind >= sc::NSIZES {
+        return None;
+    }
+    let (mut n, mut d) = (0, 0);
+    for a in arenas_of(i)? {
+        let (an, ad) = large_counts(a, ind);
+        n += an;
+        d += ad;
+    }
+    Some((n, d))
 }

@@ -69,6 +69,11 @@ pub(crate) fn boot() {
     NCACHED.store(n.min(NCACHED_MAX), Relaxed);
 }
 
+/// Classes `0..ncached()` are cached (`arenas.nhbins`).
+pub(crate) fn ncached() -> usize {
+    NCACHED.load(Relaxed)
+}
+
 /// Whether threads get a cache at all.
 pub(crate) fn enabled() -> bool {
     OPT_TCACHE.load(Relaxed)
@@ -473,6 +478,7 @@ fn flush_resolved(ind: usize, large: bool, items: &mut [*mut u8], exts: &mut [Op
             os::fatal("cached block of an unknown arena", items[0] as usize)
         };
         if large {
+            a.large.nflushes.fetch_add(1, Relaxed);
             for e in exts[..rest].iter().filter(|&&e| owned(e, owner)) {
                 a.large_dalloc(e.unwrap());
             }

@@ -215,6 +215,40 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
     }
 }
 
+/// Rebinds the calling thread to arena `a` (`thread.arena`). Its cached
+/// blocks stay cached: every block goes back to the arena that owns it.
+pub(crate) fn rebind(a: &'static Arena) {
+    let t = slow();
+    if !matches!(t.state.get(), ACTIVE | NOCACHE) {
+        return;
+    }
+    arena::bind(a);
+    if let Some(old) = t.arena.replace(Some(a)) {
+        arena::release(old);
+    }
+}
+
+/// Whether the calling thread has a working cache (`thread.tcache.enabled`).
+pub(crate) fn cache_enabled() -> bool {
+    get().state.get() == ACTIVE
+}
+
+/// Turns the calling thread's cache off (flushing it) or back on. On
+/// stays off when `tcache:false` or out of memory.
+pub(crate) fn set_cache_enabled(on: bool) {
+    let t = slow();
+    match (t.state.get(), on) {
+        (ACTIVE, false) => {
+            t.tcache.destroy();
+            t.state.set(NOCACHE);
+        }
+        (NOCACHE, true) if tcache::enabled() && t.tcache.setup(t.arena()) => {
+            t.state.set(ACTIVE);
+        }
+        _ => {}
+    }
+}
+
 /// Bytes and blocks this thread's cache holds (stats, tests).
 pub(crate) fn cached() -> (usize, usize) {
     get().tcache.cached()

@@ -90,9 +90,10 @@ fn decay_times_per_arena_and_for_new_arenas() {
     let (d0, m0) = ctl::decay_ms(Target::Arena(0)).unwrap();
     ctl::set_decay_ms(Target::Arena(0), Some(1234), None).unwrap();
     assert_eq!(ctl::decay_ms(Target::Arena(0)), Ok((1234, m0)));
+    // Out of range: EFAULT, as jemalloc; nothing changes.
     assert_eq!(
         ctl::write("arena.0.dirty_decay_ms", Value::Isize(-2)),
-        Err(Error::Invalid),
+        Err(Error::Fault),
         "below -1"
     );
     assert_eq!(
@@ -100,8 +101,17 @@ fn decay_times_per_arena_and_for_new_arenas() {
             "arena.0.muzzy_decay_ms",
             Value::Isize(366 * 24 * 3600 * 1000)
         ),
-        Err(Error::Invalid),
+        Err(Error::Fault),
         "above a year"
+    );
+    assert_eq!(
+        ctl::set_decay_ms(Target::Arena(0), Some(5), Some(-3)),
+        Err(Error::Fault)
+    );
+    assert_eq!(
+        ctl::decay_ms(Target::Arena(0)),
+        Ok((1234, m0)),
+        "both or neither"
     );
     // The write returned the old value.
     assert_eq!(
@@ -151,4 +161,172 @@ fn thread_cache_flush() {
     assert!(rjem::thread_cached().0 > 0);
     ctl::run("thread.tcache.flush").unwrap();
     assert_eq!(rjem::thread_cached(), (0, 0));
+}
+
+fn u64_of(name: &str) -> u64 {
+    match ctl::read(name) {
+        Ok(Value::U64(n)) => n,
+        Ok(Value::Usize(n)) => n as u64,
+        Ok(Value::U32(n)) => n as u64,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn size_class_tables() {
+    let nbins = u64_of("arenas.nbins") as usize;
+    let nlextents = u64_of("arenas.nlextents") as usize;
+    assert_eq!(nbins + nlextents, 232, "jemalloc's 232 classes");
+    let mut last = 0;
+    for j in 0..nbins {
+        let size = u64_of(&format!("arenas.bin.{j}.size")) as usize;
+        let nregs = u64_of(&format!("arenas.bin.{j}.nregs")) as usize;
+        let slab = u64_of(&format!("arenas.bin.{j}.slab_size")) as usize;
+        assert!(size > last && rjem::nallocx(size, 0) == size);
+        assert_eq!(slab, size * nregs, "class {size}: slabs hold whole regions");
+        last = size;
+    }
+    assert_eq!(
+        ctl::read(&format!("arenas.bin.{nbins}.size")),
+        Err(Error::NotFound)
+    );
+    for j in [0, 1, nlextents / 2] {
+        let size = u64_of(&format!("arenas.lextent.{j}.size")) as usize;
+        assert!(size > last && rjem::nallocx(size, 0) == size);
+        last = size;
+    }
+    assert_eq!(
+        ctl::read(&format!("arenas.lextent.{nlextents}.size")),
+        Err(Error::NotFound)
+    );
+    assert!(u64_of("arenas.nhbins") > 0 && u64_of("arenas.tcache_max") >= 32 << 10);
+    assert_eq!(ctl::read("config.stats"), Ok(Value::Bool(true)));
+    assert_eq!(ctl::read("config.prof"), Ok(Value::Bool(false)));
+}
+
+#[test]
+fn stats_of_a_private_arena_are_exact() {
+    use rjem::ffi::{free, malloc};
+    // A new arena, this thread bound to it, its cache off: every block
+    // below is counted in that arena's statistics and nowhere else.
+    let Ok(Value::U32(ind)) = ctl::read("arenas.create") else {
+        panic!("arenas.create")
+    };
+    let ind = ind as usize;
+    assert_eq!(
+        ctl::read(&format!("arena.{ind}.initialized")),
+        Ok(Value::Bool(true))
+    );
+    // Names made before the baseline, so that they are part of it.
+    let leaves = [
+        "small.allocated",
+        "large.allocated",
+        "small.nmalloc",
+        "large.nmalloc",
+        "small.ndalloc",
+        "bins.7.curregs",
+        "bins.7.nmalloc",
+        "lextents.0.curlextents",
+        "lextents.1.curlextents",
+        "pactive",
+        "nthreads",
+    ];
+    let mibs: Vec<Mib> = leaves
+        .iter()
+        .map(|l| Mib::new(&format!("stats.arenas.{ind}.{l}")).unwrap())
+        .collect();
+    let read = |leaf: &str| -> u64 {
+        let i = leaves.iter().position(|l| *l == leaf).unwrap();
+        match mibs[i].read() {
+            Ok(Value::U64(n)) => n,
+            Ok(Value::Usize(n)) => n as u64,
+            Ok(Value::U32(n)) => n as u64,
+            other => panic!("{leaf}: {other:?}"),
+        }
+    };
+    let old = ctl::write("thread.arena", Value::U32(ind as u32)).unwrap();
+    assert_eq!(rjem::thread_arena(), ind);
+    assert_eq!(
+        ctl::write("thread.tcache.enabled", Value::Bool(false)),
+        Ok(Value::Bool(true))
+    );
+    assert_eq!(read("nthreads"), 1);
+    let base = leaves.map(read);
+    let delta = |leaf: &str| read(leaf) - base[leaves.iter().position(|l| *l == leaf).unwrap()];
+    let sizes = [8usize, 100, 100, 3000, 14336, 20000, 100_000, 1 << 20];
+    let mut blocks = [std::ptr::null_mut(); 8];
+    for (b, &n) in blocks.iter_mut().zip(&sizes) {
+        *b = malloc(n);
+    }
+    let usable = |small: bool| -> u64 {
+        sizes
+            .iter()
+            .map(|&n| rjem::nallocx(n, 0))
+            .filter(|&u| (u <= 14336) == small)
+            .sum::<usize>() as u64
+    };
+    assert_eq!(delta("small.allocated"), usable(true));
+    assert_eq!(delta("large.allocated"), usable(false));
+    assert_eq!(delta("small.nmalloc"), 5);
+    assert_eq!(delta("large.nmalloc"), 3);
+    // Class 7 (112 bytes) holds the two 100-byte blocks.
+    assert_eq!(delta("bins.7.curregs"), 2);
+    assert_eq!(delta("bins.7.nmalloc"), 2);
+    assert_eq!(delta("lextents.0.curlextents"), 0, "16 KiB class unused");
+    assert_eq!(
+        delta("lextents.1.curlextents"),
+        1,
+        "20000 bytes: 20 KiB class"
+    );
+    assert!(read("pactive") * u64_of("arenas.page") >= usable(true) + usable(false));
+    for b in blocks {
+        unsafe { free(b) };
+    }
+    assert_eq!(delta("small.allocated"), 0);
+    assert_eq!(delta("large.allocated"), 0);
+    assert_eq!(delta("small.ndalloc"), 5);
+    assert_eq!(delta("bins.7.curregs"), 0);
+    // The merged view counts this arena too; nothing was destroyed.
+    assert!(u64_of("stats.arenas.4096.small.nmalloc") >= 5);
+    assert_eq!(u64_of("stats.arenas.4097.small.nmalloc"), 0);
+    ctl::write("thread.tcache.enabled", Value::Bool(true)).unwrap();
+    ctl::write("thread.arena", old).unwrap();
+    assert_eq!(read("nthreads"), 0);
+}
+
+#[test]
+fn process_totals_keep_jemallocs_relations() {
+    let keep: Vec<Vec<u8>> = (0..1000).map(|i| vec![1; 10 + i * 37]).collect();
+    let allocated = u64_of("stats.allocated");
+    let active = u64_of("stats.active");
+    let resident = u64_of("stats.resident");
+    let mapped = u64_of("stats.mapped");
+    assert!(allocated >= keep.iter().map(|v| v.capacity() as u64).sum::<u64>());
+    assert!(allocated <= active, "{allocated} > {active}");
+    assert!(active <= resident, "{active} > {resident}");
+    assert!(active <= mapped, "{active} > {mapped}");
+    assert!(u64_of("stats.metadata") > 0);
+    // Writing the epoch returns the new one, as in jemalloc.
+    let e = u64_of("epoch");
+    assert!(matches!(ctl::write("epoch", Value::U64(1)), Ok(Value::U64(n)) if n > e));
+    drop(keep);
+}
+
+#[test]
+fn background_thread_on_and_off() {
+    let _g = DECAY.lock().unwrap();
+    assert!(u64_of("max_background_threads") >= 1);
+    ctl::write("background_thread", Value::Bool(true)).unwrap();
+    assert_eq!(ctl::read("background_thread"), Ok(Value::Bool(true)));
+    assert_eq!(u64_of("stats.background_thread.num_threads"), 1);
+    ctl::write("background_thread", Value::Bool(false)).unwrap();
+    assert_eq!(ctl::read("background_thread"), Ok(Value::Bool(false)));
+    assert!(!ctl::background_thread_running());
+    // Decay still happens, inline, when the thread frees.
+    let (d0, _) = ctl::decay_ms(Target::All).unwrap();
+    ctl::set_decay_ms(Target::All, Some(0), None).unwrap();
+    let before = u64_of("stats.arenas.4096.dirty_npurge");
+    drop(vec![0u8; 4 << 20]);
+    assert!(u64_of("stats.arenas.4096.dirty_npurge") > before);
+    ctl::set_decay_ms(Target::All, Some(d0), None).unwrap();
 }

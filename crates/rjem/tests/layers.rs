@@ -9,7 +9,8 @@ use std::path::Path;
 /// Top to bottom; a module may import only modules of later rows.
 const LAYERS: &[&[&str]] = &[
     &["lib", "ffi"],
-    &["ctl", "stats"],
+    &["ctl"],
+    &["stats"],
     &["api"],
     &["init"],
     &["conf"],

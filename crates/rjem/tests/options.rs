@@ -7,6 +7,7 @@
 
 use rjem::ctl::{self, OptionValue, Type, Value};
 use std::path::Path;
+use std::process::Command;
 
 #[global_allocator]
 static GLOBAL: rjem::Rjem = rjem::Rjem;
@@ -84,4 +85,44 @@ fn every_implemented_option_reads_as_opt() {
     assert!(n >= 12, "{n} options");
     // narenas is resolved at start-up, as jemalloc does.
     assert!(matches!(ctl::read("opt.narenas"), Ok(Value::U32(n)) if n >= 1));
+}
+
+#[test]
+fn confirm_conf_prints_the_settings_in_force() {
+    if std::env::var_os("RJEM_CONFIRM_CHILD").is_some() {
+        // The child: rjem started with the test harness; just leave.
+        drop(std::hint::black_box(vec![1u8; 100]));
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "confirm_conf_prints_the_settings_in_force",
+            "--test-threads=1",
+        ])
+        .env("RJEM_CONFIRM_CHILD", "1")
+        .env(
+            "MALLOC_CONF",
+            "confirm_conf:true,narenas:3,tcache_max:0x1000",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "<rjem>: MALLOC_CONF: \"confirm_conf:true,narenas:3,tcache_max:0x1000\"",
+        "<rjem>: -- narenas:3\n",
+        "<rjem>: -- tcache_max:4096\n",
+        "<rjem>: -- tcache:true (default)",
+        "<rjem>: -- dirty_decay_ms:10000 (default)",
+        "<rjem>: -- background_thread:unset (default)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Every implemented option is printed, nothing else.
+    let lines = err.lines().filter(|l| l.starts_with("<rjem>: -- ")).count();
+    assert_eq!(
+        lines,
+        ctl::options().filter(|o| o.default.is_some()).count()
+    );
 }

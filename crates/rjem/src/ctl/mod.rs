@@ -28,6 +28,7 @@
 mod tree;
 
 use crate::conf::{self, Setting};
+use crate::decay;
 use crate::init;
 use core::ffi::CStr;
 
@@ -128,7 +129,8 @@ pub enum Error {
     Permission,
     /// The allocator could not start, or a resource ran out (`EAGAIN`).
     Again,
-    /// A bad address passed to the C interface (`EFAULT`).
+    /// A value the control cannot take, such as a decay time out of range,
+    /// or an arena that cannot be used (`EFAULT`, as jemalloc).
     Fault,
 }
 
@@ -153,8 +155,10 @@ pub(crate) enum Node {
     Indexed(usize, &'static Node),
     /// The option table, one read-only leaf per option (`opt.<name>`).
     Options,
-    /// A control.
+    /// A read-only control, or an action (`Type::Void`).
     Leaf(Type, Handler),
+    /// A control that can also be written.
+    Rw(Type, Handler),
 }
 
 /// A control's handler: given the numbers met at indexed nodes along the
@@ -172,6 +176,7 @@ pub struct Mib {
 /// A resolved leaf: its type, handler and the path's indices.
 struct Resolved {
     ty: Type,
+    writable: bool,
     handler: Handler,
     idx: [usize; MAX_DEPTH],
     nidx: usize,
@@ -230,6 +235,11 @@ impl Mib {
         self.target().map(|t| t.ty)
     }
 
+    /// Whether the control can be written.
+    pub fn writable(&self) -> Result<bool, Error> {
+        self.target().map(|t| t.writable)
+    }
+
     /// Reads the control (an action cannot be read: `Permission`).
     pub fn read(&self) -> Result<Value, Error> {
         self.access(None, false)
@@ -254,6 +264,7 @@ impl Mib {
             (Type::Void, false) => return Err(Error::Permission),
             (Type::Void, true) => {}
             (_, true) => return Err(Error::Invalid),
+            _ if new.is_some() && !t.writable => return Err(Error::Permission),
             (ty, false) if new.is_some_and(|v| v.ty() != ty) => return Err(Error::Invalid),
             _ => {}
         }
@@ -287,17 +298,19 @@ impl Mib {
                     idx[0] = c;
                     return Ok(Resolved {
                         ty,
+                        writable: false,
                         handler: read_option,
                         idx,
                         nidx: 1,
                     });
                 }
-                Node::Leaf(..) => return Err(Error::NotFound),
+                Node::Leaf(..) | Node::Rw(..) => return Err(Error::NotFound),
             };
         }
         match node {
-            Node::Leaf(ty, handler) => Ok(Resolved {
+            Node::Leaf(ty, handler) | Node::Rw(ty, handler) => Ok(Resolved {
                 ty: *ty,
+                writable: matches!(node, Node::Rw(..)),
                 handler: *handler,
                 idx,
                 nidx,
@@ -324,7 +337,7 @@ fn child_named(node: &'static Node, word: &str) -> Result<(usize, &'static Node)
             .position(|o| o.name == word && option_type(o).is_some())
             .map(|i| (i, &OPTION_LEAF))
             .ok_or(Error::NotFound),
-        Node::Leaf(..) => Err(Error::NotFound),
+        Node::Leaf(..) | Node::Rw(..) => Err(Error::NotFound),
     }
 }
 
@@ -404,6 +417,14 @@ pub fn decay(w: Target) -> Result<(), Error> {
 /// every automatic arena and of those created later. None leaves one
 /// unchanged.
 pub fn set_decay_ms(w: Target, dirty: Option<i64>, muzzy: Option<i64>) -> Result<(), Error> {
+    // Both or neither.
+    if [dirty, muzzy]
+        .iter()
+        .flatten()
+        .any(|&ms| !decay::valid_ms(ms))
+    {
+        return Err(Error::Fault);
+    }
     for (leaf, v) in [("dirty_decay_ms", dirty), ("muzzy_decay_ms", muzzy)] {
         if let Some(ms) = v {
             arena_mib(w, leaf)?.write(Value::Isize(ms as isize))?;
@@ -446,14 +467,14 @@ pub struct OptionInfo {
 }
 
 /// Every option, in table order (the values in force need rjem started,
-/// which this does).
+/// which this does; they are None if it cannot start).
 pub fn options() -> impl Iterator<Item = OptionInfo> {
-    init::ensure();
-    conf::OPTIONS.iter().map(|o| OptionInfo {
+    let started = init::ensure();
+    conf::OPTIONS.iter().map(move |o| OptionInfo {
         name: o.name,
         doc: o.doc,
         default: o.default(),
-        value: o.current(),
+        value: o.current().filter(|_| started),
         runtime: o.runtime,
     })
 }
