@@ -57,6 +57,13 @@ int mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
 int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
                  size_t newlen);
 
+/* jemalloc's statistics report, text or (opts containing 'J') JSON, in
+ * pieces to write_cb; with a null write_cb, to malloc_message if the
+ * program set it, else stderr. */
+void malloc_stats_print(void (*write_cb)(void *, const char *), void *cbopaque,
+                        const char *opts);
+extern void (*malloc_message)(void *cbopaque, const char *s);
+
 #ifdef __cplusplus
 }
 #endif

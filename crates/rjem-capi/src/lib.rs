@@ -79,3 +79,21 @@ export! {
         newlen: usize
     ) -> c_int;
 }
+
+/// jemalloc's `malloc_message`: a program may point it at its own writer;
+/// `malloc_stats_print` without a callback then writes there.
+#[no_mangle]
+pub static mut malloc_message: Option<ffi::WriteCb> = None;
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc_stats_print(
+    write_cb: Option<ffi::WriteCb>,
+    cbopaque: *mut c_void,
+    opts: *const c_char,
+) {
+    // SAFETY: a plain read of the pointer the program may have set (it
+    // sets it before calling, on the same thread or with its own sync).
+    let message = unsafe { core::ptr::addr_of!(malloc_message).read() };
+    // SAFETY: the C contract of `malloc_stats_print`.
+    unsafe { ffi::malloc_stats_print(write_cb, cbopaque, opts, message) }
+}

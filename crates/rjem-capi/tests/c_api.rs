@@ -126,3 +126,112 @@ fn mallctl_from_c() {
         assert!(out.contains(" passed, 0 failed"), "{out}");
     }
 }
+
+/// jemalloc keys that rjem's report leaves out, each for a stated reason:
+/// options rjem does not implement yet (listed as ignored in the README),
+/// profiling (no profiler yet), mutex statistics, extent and HPA sections,
+/// and per-arena metadata figures not broken down per arena yet.
+const NOT_YET: &[&str] = &[
+    "jemalloc.config.opt_safety_checks",
+    "jemalloc.opt.abort",
+    "jemalloc.opt.cache_oblivious",
+    "jemalloc.opt.dss",
+    "jemalloc.opt.percpu_arena",
+    "jemalloc.opt.hpa",
+    "jemalloc.opt.metadata_thp",
+    "jemalloc.opt.mutex_max_spin",
+    "jemalloc.opt.junk",
+    "jemalloc.opt.zero",
+    "jemalloc.opt.experimental_infallible_new",
+    "jemalloc.opt.tcache_nslots",
+    "jemalloc.opt.lg_tcache_nslots_mul",
+    "jemalloc.opt.tcache_gc",
+    "jemalloc.opt.lg_tcache_flush",
+    "jemalloc.opt.thp",
+    "jemalloc.opt.prof",
+    "jemalloc.opt.lg_prof",
+    "jemalloc.opt.stats_",
+    "jemalloc.opt.zero_realloc",
+    "jemalloc.prof.",
+    "jemalloc.stats.background_thread.run_interval",
+    "jemalloc.stats.mutexes",
+    "jemalloc.stats.arenas.<i>.base",
+    "jemalloc.stats.arenas.<i>.internal",
+    "jemalloc.stats.arenas.<i>.metadata_thp",
+    "jemalloc.stats.arenas.<i>.tcache_",
+    "jemalloc.stats.arenas.<i>.resident",
+    "jemalloc.stats.arenas.<i>.abandoned_vm",
+    "jemalloc.stats.arenas.<i>.extent_avail",
+    "jemalloc.stats.arenas.<i>.mutexes",
+    "jemalloc.stats.arenas.<i>.bins[].mutex",
+    "jemalloc.stats.arenas.<i>.extents",
+    "jemalloc.stats.arenas.<i>.hpa_shard",
+    "jemalloc.stats.arenas.<i>.sec_bytes",
+];
+
+#[test]
+fn malloc_stats_print_text_json_and_message() {
+    let exe = build("stats_print.c", Link::Shared);
+    // Text, in jemalloc's frame, with the sections asked for.
+    let out = ok(&run(&exe, &[""], false, &[]), "stats_print text");
+    assert!(
+        out.starts_with("___ Begin jemalloc statistics ___\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("--- End jemalloc statistics ---\n"), "{out}");
+    for want in [
+        "Version: \"5.3.0-",
+        "opt.narenas: ",
+        "Merged arenas stats:",
+        "arenas[0]:",
+        "bins:",
+        "large:",
+    ] {
+        assert!(out.contains(want), "missing {want}: {out}");
+    }
+    let out = ok(&run(&exe, &["gmbl"], false, &[]), "stats_print gmbl");
+    assert!(!out.contains("Version:") && !out.contains("Merged") && !out.contains("bins:"));
+    // Through malloc_message when no callback is given.
+    let out = ok(
+        &run(&exe, &["J", "message"], false, &[]),
+        "stats_print message",
+    );
+    assert!(out.starts_with("{\"jemalloc\":{"), "{out}");
+
+    // JSON: parses, and has every key jemalloc 5.3 emits that applies.
+    let dir = out_dir();
+    let ours = dir.join("rjem-stats.json");
+    std::fs::write(&ours, ok(&run(&exe, &["J"], false, &[]), "stats_print J")).unwrap();
+    const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    if !std::path::Path::new(LIBJEMALLOC).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install libjemalloc2"
+        );
+        eprintln!("skipped the comparison: {LIBJEMALLOC} not installed");
+        return;
+    }
+    // The same program with jemalloc preloaded over rjem.
+    let je = std::process::Command::new(&exe)
+        .arg("J")
+        .env("LD_PRELOAD", LIBJEMALLOC)
+        .output()
+        .unwrap();
+    let theirs = dir.join("jemalloc-stats.json");
+    std::fs::write(&theirs, ok(&je, "stats_print J under jemalloc")).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/json_keys.py");
+    let cmp = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&theirs)
+        .arg(&ours)
+        .args(NOT_YET)
+        .output()
+        .expect("python3");
+    assert!(
+        cmp.status.success(),
+        "{}{}",
+        text(&cmp.stdout),
+        text(&cmp.stderr)
+    );
+}

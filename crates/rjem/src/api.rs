@@ -24,9 +24,13 @@ use crate::size_class::{self as sc, LOOKUP_MAX};
 use crate::tcache::NCACHED_MAX;
 use crate::tsd;
 use core::ptr;
+use core::sync::atomic::AtomicUsize;
 
 // Every class a fast path can look up is cached when the cache is on.
 const _: () = assert!(sc::size_to_index_compute(LOOKUP_MAX) < NCACHED_MAX);
+
+/// `realloc(p, 0)` calls, which free `p` (`stats.zero_reallocs`).
+pub(crate) static ZERO_REALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 /// Where a block is taken from, or given back to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -18,6 +18,7 @@
 use crate::api::{self, Place};
 use crate::ctl::{self, Mib, Type, Value};
 use crate::os;
+use crate::report;
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
@@ -108,6 +109,7 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     }
     if size == 0 {
+        api::ZERO_REALLOCS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         // jemalloc 5.3's default (zero_realloc:free).
         // SAFETY: p is live per the C contract.
         unsafe { api::free(p.cast()) };
@@ -434,4 +436,42 @@ fn encode(v: Value, buf: &mut [u8; 8]) -> usize {
         Value::Str(s) => buf.copy_from_slice(&(s.as_ptr() as usize).to_ne_bytes()),
     }
     n
+}
+
+// ---- malloc_stats_print ----
+
+/// A `malloc_stats_print` / `malloc_message` write callback.
+pub type WriteCb = unsafe extern "C" fn(*mut c_void, *const c_char);
+
+/// `malloc_stats_print(write_cb, cbopaque, opts)`; a null `write_cb` falls
+/// back to `message` (the program's `malloc_message`), then to stderr.
+pub unsafe fn malloc_stats_print(
+    write_cb: Option<WriteCb>,
+    cbopaque: *mut c_void,
+    opts: *const c_char,
+    message: Option<WriteCb>,
+) {
+    let opts = if opts.is_null() {
+        ""
+    } else {
+        // SAFETY: a NUL-terminated string per the contract.
+        unsafe { CStr::from_ptr(opts) }.to_str().unwrap_or("")
+    };
+    let cb = write_cb.or(message);
+    // Pieces are handed to C NUL-terminated, from a buffer on the stack.
+    let mut emit = |piece: &str| {
+        let Some(cb) = cb else {
+            os::write_stderr(piece.as_bytes());
+            return;
+        };
+        let mut buf = [0u8; 1025];
+        for chunk in piece.as_bytes().chunks(1024) {
+            buf[..chunk.len()].copy_from_slice(chunk);
+            buf[chunk.len()] = 0;
+            // SAFETY: the callback takes a NUL-terminated string and the
+            // opaque pointer it was registered with.
+            unsafe { cb(cbopaque, buf.as_ptr().cast()) };
+        }
+    };
+    report::print(opts, &mut emit);
 }

@@ -55,6 +55,7 @@ pub mod ffi;
 mod init;
 mod os;
 mod pages;
+mod report;
 mod size_class;
 mod slab;
 pub mod stats;
@@ -147,4 +148,18 @@ pub fn thread_arena() -> usize {
 /// Blocks and bytes held in the calling thread's cache.
 pub fn thread_cached() -> (usize, usize) {
     tsd::cached()
+}
+
+/// Writes jemalloc's statistics report (`malloc_stats_print`) to `out`, in
+/// pieces: text, or JSON with `opts` containing `J`; the other letters of
+/// jemalloc's `opts` leave out sections (`g` general information, `m`
+/// merged arenas, `a` each arena, `b` bins, `l` large classes).
+///
+/// ```
+/// let mut report = String::new();
+/// rjem::stats_print("J", &mut |piece| report.push_str(piece));
+/// assert!(report.starts_with("{\"jemalloc\":{"));
+/// ```
+pub fn stats_print(opts: &str, out: &mut dyn FnMut(&str)) {
+    report::print(opts, out)
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 /// Top to bottom; a module may import only modules of later rows.
 const LAYERS: &[&[&str]] = &[
     &["lib", "ffi"],
+    &["report"],
     &["ctl"],
     &["stats"],
     &["api"],

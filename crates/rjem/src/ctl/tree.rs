@@ -5,6 +5,7 @@
 //! of its manual). Where rjem extends one, the leaf's comment says so.
 
 use super::{Error, Node, Type, Value, ARENAS_ALL};
+use crate::api;
 use crate::arena::{self, Arena};
 use crate::background;
 use crate::decay;
@@ -138,6 +139,10 @@ pub(super) static ROOT: Node = Node::Named(&[
             ("resident", total!(resident)),
             ("mapped", total!(mapped)),
             ("retained", total!(retained)),
+            (
+                "zero_reallocs",
+                ro!(Usize, |_idx| Some(api::ZERO_REALLOCS.load(Relaxed))),
+            ),
             (
                 "background_thread",
                 Node::Named(&[
@@ -307,11 +312,12 @@ fn thread_tcache_flush(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
     Ok(Value::Void)
 }
 
-/// The arenas `arena.<i>` names: one, or all for `ARENAS_ALL`. An index
-/// in use but not created yet names none; one past `arenas.narenas`,
-/// nothing (ENOENT), as in jemalloc.
+/// The arenas `arena.<i>` names: one, or all for `ARENAS_ALL` and, as in
+/// jemalloc (Redis's `MEMORY PURGE` relies on it), for `arenas.narenas`
+/// itself. An index in use but not created yet names none; a larger one,
+/// nothing (ENOENT).
 fn arenas_of(i: usize, mut f: impl FnMut(&'static Arena)) -> Result<(), Error> {
-    if i == ARENAS_ALL {
+    if i == ARENAS_ALL || i == narenas_total() {
         arena::all().for_each(f);
         return Ok(());
     }

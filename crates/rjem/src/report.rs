@@ -1,0 +1,742 @@
+//! `malloc_stats_print`: jemalloc 5.3's statistics report, as text or JSON.
+//!
+//! Owns: the layout of the report. Every number comes from the control
+//! tree by name (`ctl`), as jemalloc's own printer reads its `mallctl`s,
+//! so the report and the controls can never disagree. Nothing allocates:
+//! text is formatted into a fixed buffer that is handed to the caller's
+//! sink in pieces.
+//!
+//! Options (jemalloc's letters): `J` JSON instead of text; `g` leaves out
+//! the general information (version, build and run-time settings, size
+//! classes), `m` the merged arena statistics, `a` the per-arena
+//! statistics, `b` the bins, `l` the large classes. `d` (destroyed arenas:
+//! rjem destroys none), `x` (mutexes), `e` (extents) and `h` (HPA) leave
+//! out sections rjem does not print anyway.
+
+use crate::ctl::{self, Value, ARENAS_ALL};
+use core::fmt::{self, Write};
+
+/// Which sections to print.
+#[derive(Clone, Copy)]
+struct Opts {
+    json: bool,
+    general: bool,
+    merged: bool,
+    arenas: bool,
+    bins: bool,
+    large: bool,
+}
+
+impl Opts {
+    fn parse(s: &str) -> Opts {
+        let has = |c| s.contains(c);
+        Opts {
+            json: has('J'),
+            general: !has('g'),
+            merged: !has('m'),
+            arenas: !has('a'),
+            bins: !has('b'),
+            large: !has('l'),
+        }
+    }
+}
+
+/// Text formatted into a fixed buffer and passed to `sink` when full (and
+/// at the end), never cut inside a UTF-8 character.
+struct Out<'a> {
+    buf: [u8; 4096],
+    len: usize,
+    sink: &'a mut dyn FnMut(&str),
+}
+
+impl Out<'_> {
+    fn flush(&mut self) {
+        if self.len > 0 {
+            // Only whole `str`s are ever copied in, so this is UTF-8.
+            if let Ok(s) = core::str::from_utf8(&self.buf[..self.len]) {
+                (self.sink)(s);
+            }
+            self.len = 0;
+        }
+    }
+}
+
+impl Write for Out<'_> {
+    fn write_str(&mut self, mut s: &str) -> fmt::Result {
+        while !s.is_empty() {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            let room = self.buf.len() - self.len;
+            let mut n = s.len().min(room);
+            while !s.is_char_boundary(n) {
+                n -= 1;
+            }
+            if n == 0 {
+                self.flush();
+                continue;
+            }
+            self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.len += n;
+            s = &s[n..];
+        }
+        Ok(())
+    }
+}
+
+/// A control name built on the stack.
+struct Name {
+    buf: [u8; 96],
+    len: usize,
+}
+
+impl Write for Name {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Reads the control named by `args` (Void if it cannot be read).
+fn get(args: fmt::Arguments) -> Value {
+    let mut n = Name {
+        buf: [0; 96],
+        len: 0,
+    };
+    if n.write_fmt(args).is_err() {
+        return Value::Void;
+    }
+    // Only `str`s were written.
+    match core::str::from_utf8(&n.buf[..n.len]) {
+        Ok(name) => ctl::read(name).unwrap_or(Value::Void),
+        Err(_) => Value::Void,
+    }
+}
+
+/// A number from a control (0 if it has none).
+fn num(args: fmt::Arguments) -> u64 {
+    match get(args) {
+        Value::Bool(b) => b as u64,
+        Value::U32(n) => n as u64,
+        Value::U64(n) => n,
+        Value::Usize(n) => n as u64,
+        Value::Isize(n) => n as u64,
+        _ => 0,
+    }
+}
+
+/// A value as JSON (and, strings unquoted aside, as text).
+struct Json(Value);
+
+impl fmt::Display for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Void => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::U32(n) => write!(f, "{n}"),
+            Value::U64(n) => write!(f, "{n}"),
+            Value::Usize(n) => write!(f, "{n}"),
+            Value::Isize(n) => write!(f, "{n}"),
+            Value::Str(s) => {
+                f.write_char('"')?;
+                for c in s.to_str().unwrap_or("").chars() {
+                    match c {
+                        '"' => f.write_str("\\\"")?,
+                        '\\' => f.write_str("\\\\")?,
+                        c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
+                        c => f.write_char(c)?,
+                    }
+                }
+                f.write_char('"')
+            }
+        }
+    }
+}
+
+/// A JSON writer that places the commas: one flag per open level.
+struct Emitter<'o, 'a> {
+    out: &'o mut Out<'a>,
+    first: [bool; 16],
+    depth: usize,
+}
+
+impl Emitter<'_, '_> {
+    fn sep(&mut self) -> fmt::Result {
+        if self.first[self.depth] {
+            self.first[self.depth] = false;
+            Ok(())
+        } else {
+            self.out.write_char(',')
+        }
+    }
+    fn open(&mut self, key: Option<&str>, bracket: char) -> fmt::Result {
+        self.sep()?;
+        if let Some(k) = key {
+            write!(self.out, "\"{k}\":")?;
+        }
+        self.out.write_char(bracket)?;
+        self.depth += 1;
+        self.first[self.depth] = true;
+        Ok(())
+    }
+    fn obj(&mut self, key: &str) -> fmt::Result {
+        self.open(Some(key), '{')
+    }
+    fn item_obj(&mut self) -> fmt::Result {
+        self.open(None, '{')
+    }
+    fn arr(&mut self, key: &str) -> fmt::Result {
+        self.open(Some(key), '[')
+    }
+    fn close(&mut self, bracket: char) -> fmt::Result {
+        self.depth -= 1;
+        self.out.write_char(bracket)
+    }
+    fn kv(&mut self, key: &str, v: Value) -> fmt::Result {
+        self.sep()?;
+        write!(self.out, "\"{key}\":{}", Json(v))
+    }
+}
+
+/// Writes the report for `opts` to `sink`, in pieces.
+pub(crate) fn print(opts: &str, sink: &mut dyn FnMut(&str)) {
+    let o = Opts::parse(opts);
+    let mut out = Out {
+        buf: [0; 4096],
+        len: 0,
+        sink,
+    };
+    // A formatting error only means a value could not be written: the rest
+    // of the report is still useful.
+    let _ = if o.json {
+        json(&o, &mut out)
+    } else {
+        text(&o, &mut out)
+    };
+    out.flush();
+}
+
+const CONFIG: &[&str] = &[
+    "cache_oblivious",
+    "debug",
+    "fill",
+    "lazy_lock",
+    "malloc_conf",
+    "prof",
+    "prof_libgcc",
+    "prof_libunwind",
+    "stats",
+    "utrace",
+    "xmalloc",
+];
+
+/// Totals and arena-independent facts under `stats`.
+const TOTALS: &[&str] = &[
+    "allocated",
+    "active",
+    "metadata",
+    "metadata_thp",
+    "resident",
+    "mapped",
+    "retained",
+];
+
+/// Per-arena counters printed as plain numbers.
+const ARENA_FIELDS: &[&str] = &[
+    "nthreads",
+    "uptime",
+    "dss",
+    "dirty_decay_ms",
+    "muzzy_decay_ms",
+    "pactive",
+    "pdirty",
+    "pmuzzy",
+    "dirty_npurge",
+    "dirty_nmadvise",
+    "dirty_purged",
+    "muzzy_npurge",
+    "muzzy_nmadvise",
+    "muzzy_purged",
+    "mapped",
+    "retained",
+];
+
+const CLASS_FIELDS: &[&str] = &[
+    "allocated",
+    "nmalloc",
+    "ndalloc",
+    "nrequests",
+    "nfills",
+    "nflushes",
+];
+
+const BIN_FIELDS: &[&str] = &[
+    "nmalloc",
+    "ndalloc",
+    "curregs",
+    "nrequests",
+    "nfills",
+    "nflushes",
+    "nslabs",
+    "nreslabs",
+    "curslabs",
+    "nonfull_slabs",
+];
+
+const LEXTENT_FIELDS: &[&str] = &["nmalloc", "ndalloc", "nrequests", "curlextents"];
+
+/// Arena indices to report one by one: those created.
+fn initialized(i: usize) -> bool {
+    get(format_args!("arena.{i}.initialized")) == Value::Bool(true)
+}
+
+/// Whether a merged section says more than the one arena's (jemalloc
+/// prints it when more than one arena is in use).
+fn merge_worth_it(narenas: usize) -> bool {
+    (0..narenas).filter(|&i| initialized(i)).nth(1).is_some()
+}
+
+fn json(o: &Opts, out: &mut Out) -> fmt::Result {
+    let mut e = Emitter {
+        out,
+        first: [true; 16],
+        depth: 0,
+    };
+    e.out.write_char('{')?;
+    e.obj("jemalloc")?;
+    e.kv("version", get(format_args!("version")))?;
+    let narenas = num(format_args!("arenas.narenas")) as usize;
+    if o.general {
+        e.obj("config")?;
+        for c in CONFIG {
+            e.kv(c, get(format_args!("config.{c}")))?;
+        }
+        e.close('}')?;
+        e.obj("opt")?;
+        for opt in ctl::options().filter(|x| x.value.is_some()) {
+            e.kv(opt.name, get(format_args!("opt.{}", opt.name)))?;
+        }
+        e.close('}')?;
+        e.obj("arenas")?;
+        for k in [
+            "narenas",
+            "dirty_decay_ms",
+            "muzzy_decay_ms",
+            "quantum",
+            "page",
+            "tcache_max",
+            "nbins",
+            "nhbins",
+        ] {
+            e.kv(k, get(format_args!("arenas.{k}")))?;
+        }
+        e.arr("bin")?;
+        for j in 0..num(format_args!("arenas.nbins")) {
+            e.item_obj()?;
+            for k in ["size", "nregs", "slab_size", "nshards"] {
+                e.kv(k, get(format_args!("arenas.bin.{j}.{k}")))?;
+            }
+            e.close('}')?;
+        }
+        e.close(']')?;
+        e.kv("nlextents", get(format_args!("arenas.nlextents")))?;
+        e.arr("lextent")?;
+        for j in 0..num(format_args!("arenas.nlextents")) {
+            e.item_obj()?;
+            e.kv("size", get(format_args!("arenas.lextent.{j}.size")))?;
+            e.close('}')?;
+        }
+        e.close(']')?;
+        e.close('}')?;
+    }
+    e.obj("stats")?;
+    for k in TOTALS {
+        e.kv(k, get(format_args!("stats.{k}")))?;
+    }
+    e.kv("zero_reallocs", get(format_args!("stats.zero_reallocs")))?;
+    e.obj("background_thread")?;
+    for k in ["num_threads", "num_runs"] {
+        e.kv(k, get(format_args!("stats.background_thread.{k}")))?;
+    }
+    e.close('}')?;
+    e.close('}')?;
+    e.obj("stats.arenas")?;
+    if o.merged && merge_worth_it(narenas) {
+        e.obj("merged")?;
+        json_arena(o, &mut e, ARENAS_ALL)?;
+        e.close('}')?;
+    }
+    if o.arenas {
+        for i in (0..narenas).filter(|&i| initialized(i)) {
+            let mut key = Name {
+                buf: [0; 96],
+                len: 0,
+            };
+            write!(key, "{i}")?;
+            e.obj(core::str::from_utf8(&key.buf[..key.len]).unwrap_or("?"))?;
+            json_arena(o, &mut e, i)?;
+            e.close('}')?;
+        }
+    }
+    e.close('}')?;
+    e.close('}')?;
+    e.out.write_str("}\n")
+}
+
+fn json_arena(o: &Opts, e: &mut Emitter, i: usize) -> fmt::Result {
+    for k in ARENA_FIELDS {
+        let key = if *k == "uptime" { "uptime_ns" } else { k };
+        e.kv(key, get(format_args!("stats.arenas.{i}.{k}")))?;
+    }
+    for class in ["small", "large"] {
+        e.obj(class)?;
+        for k in CLASS_FIELDS {
+            e.kv(k, get(format_args!("stats.arenas.{i}.{class}.{k}")))?;
+        }
+        e.close('}')?;
+    }
+    if o.bins {
+        e.arr("bins")?;
+        for j in 0..num(format_args!("arenas.nbins")) {
+            e.item_obj()?;
+            for k in BIN_FIELDS {
+                e.kv(k, get(format_args!("stats.arenas.{i}.bins.{j}.{k}")))?;
+            }
+            e.close('}')?;
+        }
+        e.close(']')?;
+    }
+    if o.large {
+        e.arr("lextents")?;
+        for j in 0..num(format_args!("arenas.nlextents")) {
+            e.item_obj()?;
+            for k in LEXTENT_FIELDS {
+                e.kv(k, get(format_args!("stats.arenas.{i}.lextents.{j}.{k}")))?;
+            }
+            e.close('}')?;
+        }
+        e.close(']')?;
+    }
+    Ok(())
+}
+
+fn text(o: &Opts, out: &mut Out) -> fmt::Result {
+    writeln!(out, "___ Begin jemalloc statistics ___")?;
+    let narenas = num(format_args!("arenas.narenas")) as usize;
+    if o.general {
+        writeln!(out, "Version: {}", Json(get(format_args!("version"))))?;
+        writeln!(out, "Build-time option settings")?;
+        for c in CONFIG {
+            writeln!(
+                out,
+                "  config.{c}: {}",
+                Json(get(format_args!("config.{c}")))
+            )?;
+        }
+        writeln!(out, "Run-time option settings")?;
+        for opt in ctl::options().filter(|x| x.value.is_some()) {
+            let v = get(format_args!("opt.{}", opt.name));
+            writeln!(out, "  opt.{}: {}", opt.name, Json(v))?;
+        }
+        writeln!(out, "Arenas: {narenas}")?;
+        writeln!(out, "Quantum size: {}", num(format_args!("arenas.quantum")))?;
+        writeln!(out, "Page size: {}", num(format_args!("arenas.page")))?;
+        writeln!(
+            out,
+            "Maximum thread-cached size class: {}",
+            num(format_args!("arenas.tcache_max"))
+        )?;
+        writeln!(
+            out,
+            "Number of bin size classes: {}",
+            num(format_args!("arenas.nbins"))
+        )?;
+        writeln!(
+            out,
+            "Number of thread-cache bin size classes: {}",
+            num(format_args!("arenas.nhbins"))
+        )?;
+        writeln!(
+            out,
+            "Number of large size classes: {}",
+            num(format_args!("arenas.nlextents"))
+        )?;
+    }
+    let s = |k: &str| num(format_args!("stats.{k}"));
+    writeln!(
+        out,
+        "Allocated: {}, active: {}, metadata: {} (n_thp {}), resident: {}, mapped: {}, retained: {}",
+        s("allocated"),
+        s("active"),
+        s("metadata"),
+        s("metadata_thp"),
+        s("resident"),
+        s("mapped"),
+        s("retained"),
+    )?;
+    writeln!(
+        out,
+        "Count of realloc(non-null-ptr, 0) calls: {}",
+        s("zero_reallocs")
+    )?;
+    writeln!(
+        out,
+        "Background threads: {}, num_runs: {}",
+        s("background_thread.num_threads"),
+        s("background_thread.num_runs"),
+    )?;
+    if o.merged && merge_worth_it(narenas) {
+        writeln!(out, "Merged arenas stats:")?;
+        text_arena(o, out, ARENAS_ALL)?;
+    }
+    if o.arenas {
+        for i in (0..narenas).filter(|&i| initialized(i)) {
+            writeln!(out, "arenas[{i}]:")?;
+            text_arena(o, out, i)?;
+        }
+    }
+    writeln!(out, "--- End jemalloc statistics ---")
+}
+
+/// Events per second over an arena's uptime, as jemalloc prints them.
+fn rate(n: u64, uptime_ns: u64) -> u64 {
+    if uptime_ns < 1_000_000_000 {
+        0
+    } else {
+        n / (uptime_ns / 1_000_000_000)
+    }
+}
+
+fn text_arena(o: &Opts, out: &mut Out, i: usize) -> fmt::Result {
+    let a = |k: &str| num(format_args!("stats.arenas.{i}.{k}"));
+    let up = a("uptime");
+    let page = num(format_args!("arenas.page"));
+    writeln!(out, "assigned threads: {}", a("nthreads"))?;
+    writeln!(out, "uptime: {up}")?;
+    writeln!(
+        out,
+        "dss allocation precedence: {}",
+        Json(get(format_args!("stats.arenas.{i}.dss")))
+    )?;
+    writeln!(
+        out,
+        "decaying:  time       npages       sweeps     madvises       purged"
+    )?;
+    for (state, pages) in [("dirty", "pdirty"), ("muzzy", "pmuzzy")] {
+        let ms = match get(format_args!("stats.arenas.{i}.{state}_decay_ms")) {
+            Value::Isize(ms) => ms,
+            _ => 0,
+        };
+        write!(out, "   {state}: ")?;
+        if ms < 0 {
+            write!(out, "{:>5}", "N/A")?;
+        } else {
+            write!(out, "{ms:>5}")?;
+        }
+        writeln!(
+            out,
+            " {:>12} {:>12} {:>12} {:>12}",
+            a(pages),
+            num(format_args!("stats.arenas.{i}.{state}_npurge")),
+            num(format_args!("stats.arenas.{i}.{state}_nmadvise")),
+            num(format_args!("stats.arenas.{i}.{state}_purged")),
+        )?;
+    }
+    writeln!(
+        out,
+        "                            allocated         nmalloc (#/sec)         ndalloc (#/sec)       nrequests   (#/sec)           nfill   (#/sec)          nflush   (#/sec)"
+    )?;
+    let mut total = [0u64; 6];
+    for class in ["small", "large"] {
+        let v: [u64; 6] = core::array::from_fn(|k| {
+            num(format_args!("stats.arenas.{i}.{class}.{}", CLASS_FIELDS[k]))
+        });
+        for (t, x) in total.iter_mut().zip(v) {
+            *t += x;
+        }
+        class_row(out, class, &v, up)?;
+    }
+    class_row(out, "total", &total, up)?;
+    writeln!(out, "active: {:>28}", a("pactive") * page)?;
+    writeln!(out, "mapped: {:>28}", a("mapped"))?;
+    writeln!(out, "retained: {:>26}", a("retained"))?;
+    if o.bins {
+        text_bins(out, i, up)?;
+    }
+    if o.large {
+        text_large(out, i, up)?;
+    }
+    Ok(())
+}
+
+fn class_row(out: &mut Out, name: &str, v: &[u64; 6], up: u64) -> fmt::Result {
+    // The label, padded to 9 columns.
+    write!(out, "{name}:{:1$}", "", 8usize.saturating_sub(name.len()))?;
+    writeln!(
+        out,
+        "{:>21} {:>15} {:>7} {:>15} {:>7} {:>15} {:>9} {:>15} {:>9} {:>15} {:>9}",
+        v[0],
+        v[1],
+        rate(v[1], up),
+        v[2],
+        rate(v[2], up),
+        v[3],
+        rate(v[3], up),
+        v[4],
+        rate(v[4], up),
+        v[5],
+        rate(v[5], up),
+    )
+}
+
+fn text_bins(out: &mut Out, i: usize, up: u64) -> fmt::Result {
+    writeln!(
+        out,
+        "bins:           size ind    allocated      nmalloc (#/sec)      ndalloc (#/sec)    nrequests   (#/sec)  nshards      curregs     curslabs  nonfull_slabs regs pgs   util       nfills (#/sec)     nflushes (#/sec)       nslabs     nreslabs (#/sec)"
+    )?;
+    let page = num(format_args!("arenas.page"));
+    let mut skipped = false;
+    for j in 0..num(format_args!("arenas.nbins")) {
+        let b = |k: &str| num(format_args!("stats.arenas.{i}.bins.{j}.{k}"));
+        let nslabs = b("nslabs");
+        if nslabs == 0 {
+            skipped = true;
+            continue;
+        }
+        if skipped {
+            writeln!(out, "                     ---")?;
+            skipped = false;
+        }
+        let size = num(format_args!("arenas.bin.{j}.size"));
+        let nregs = num(format_args!("arenas.bin.{j}.nregs"));
+        let slab = num(format_args!("arenas.bin.{j}.slab_size"));
+        let (curregs, curslabs) = (b("curregs"), b("curslabs"));
+        // Utilisation: live regions over the regions of live slabs.
+        let util_milli = (curregs * 1000).checked_div(curslabs * nregs).unwrap_or(0);
+        writeln!(
+            out,
+            "{:>20} {:>3} {:>12} {:>12} {:>7} {:>12} {:>7} {:>12} {:>7} {:>8} {:>12} {:>12} {:>14} {:>4} {:>3} {:>2}.{:03} {:>12} {:>7} {:>12} {:>7} {:>12} {:>12} {:>7}",
+            size,
+            j,
+            curregs * size,
+            b("nmalloc"),
+            rate(b("nmalloc"), up),
+            b("ndalloc"),
+            rate(b("ndalloc"), up),
+            b("nrequests"),
+            rate(b("nrequests"), up),
+            num(format_args!("arenas.bin.{j}.nshards")),
+            curregs,
+            curslabs,
+            b("nonfull_slabs"),
+            nregs,
+            slab / page,
+            util_milli / 1000,
+            util_milli % 1000,
+            b("nfills"),
+            rate(b("nfills"), up),
+            b("nflushes"),
+            rate(b("nflushes"), up),
+            nslabs,
+            b("nreslabs"),
+            rate(b("nreslabs"), up),
+        )?;
+    }
+    if skipped {
+        writeln!(out, "                     ---")?;
+    }
+    Ok(())
+}
+
+fn text_large(out: &mut Out, i: usize, up: u64) -> fmt::Result {
+    writeln!(
+        out,
+        "large:          size ind    allocated      nmalloc (#/sec)      ndalloc (#/sec)    nrequests (#/sec)  curlextents"
+    )?;
+    let nbins = num(format_args!("arenas.nbins"));
+    let mut skipped = false;
+    for j in 0..num(format_args!("arenas.nlextents")) {
+        let l = |k: &str| num(format_args!("stats.arenas.{i}.lextents.{j}.{k}"));
+        let nmalloc = l("nmalloc");
+        if nmalloc == 0 {
+            skipped = true;
+            continue;
+        }
+        if skipped {
+            writeln!(out, "                     ---")?;
+            skipped = false;
+        }
+        let size = num(format_args!("arenas.lextent.{j}.size"));
+        let cur = l("curlextents");
+        writeln!(
+            out,
+            "{:>20} {:>3} {:>12} {:>12} {:>7} {:>12} {:>7} {:>12} {:>7} {:>12}",
+            size,
+            nbins + j,
+            cur * size,
+            nmalloc,
+            rate(nmalloc, up),
+            l("ndalloc"),
+            rate(l("ndalloc"), up),
+            l("nrequests"),
+            rate(l("nrequests"), up),
+            cur,
+        )?;
+    }
+    if skipped {
+        writeln!(out, "                     ---")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::string::String;
+
+    fn report(opts: &str) -> String {
+        let mut s = String::new();
+        let mut pieces = 0;
+        print(opts, &mut |p| {
+            pieces += 1;
+            s.push_str(p)
+        });
+        assert!(pieces >= 1);
+        s
+    }
+
+    #[test]
+    fn text_has_jemallocs_frame() {
+        let s = report("");
+        assert!(s.starts_with("___ Begin jemalloc statistics ___\n"));
+        assert!(s.ends_with("--- End jemalloc statistics ---\n"));
+        assert!(s.contains("Version: \"5.3.0-"));
+        assert!(s.contains("  opt.narenas: "));
+        assert!(s.contains("Allocated: "));
+        assert!(s.contains("arenas[0]:"));
+        let g = report("g");
+        assert!(!g.contains("Version:") && g.contains("Allocated: "));
+    }
+
+    #[test]
+    fn long_reports_come_in_pieces_of_whole_characters() {
+        let mut out_s = String::new();
+        let mut sink = |p: &str| out_s.push_str(p);
+        let mut out = Out {
+            buf: [0; 4096],
+            len: 0,
+            sink: &mut sink,
+        };
+        for _ in 0..3000 {
+            out.write_str("é-").unwrap();
+        }
+        out.flush();
+        assert_eq!(out_s.chars().count(), 6000);
+    }
+}
