@@ -5,11 +5,15 @@
 // until allocation succeeds or there is none, then throw std::bad_alloc (or
 // return nullptr for the nothrow forms).
 #include <cstddef>
+#include <cstdlib>
 #include <new>
+
+#include <unistd.h>
 
 extern "C" {
 void *malloc(std::size_t);
 void *mallocx(std::size_t, int);
+bool rjem_infallible_new(void);
 }
 
 namespace {
@@ -23,6 +27,12 @@ __attribute__((noinline)) void *retry(std::size_t n, std::size_t align, bool not
         std::new_handler h = std::get_new_handler();
         if (!h) {
             if (nothrow) return nullptr;
+            if (rjem_infallible_new()) {
+                static const char msg[] =
+                    "<rjem>: operator new: out of memory (experimental_infallible_new:true)\n";
+                (void)!write(2, msg, sizeof msg - 1);
+                std::abort();
+            }
             throw std::bad_alloc();
         }
         if (nothrow) {

@@ -97,3 +97,10 @@ pub unsafe extern "C" fn malloc_stats_print(
     // SAFETY: the C contract of `malloc_stats_print`.
     unsafe { ffi::malloc_stats_print(write_cb, cbopaque, opts, message) }
 }
+
+/// For the C++ shim (`cxx.cpp`): whether `operator new` aborts instead of
+/// throwing `std::bad_alloc` (`experimental_infallible_new`).
+#[no_mangle]
+pub extern "C" fn rjem_infallible_new() -> bool {
+    ffi::infallible_new()
+}

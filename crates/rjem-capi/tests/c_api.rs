@@ -235,3 +235,67 @@ fn malloc_stats_print_text_json_and_message() {
         text(&cmp.stderr)
     );
 }
+
+#[test]
+fn option_sources_and_c_behaviour_options() {
+    let exe = build("options.c", Link::Shared);
+    let conf = |c: &str| vec![("MALLOC_CONF", c.to_string())];
+    let go = |args: &[&str], env: &[(&str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run(&exe, args, false, &env)
+    };
+    // The program's malloc_conf symbol, then MALLOC_CONF over it.
+    let o = go(&["sources", "3"], &[]);
+    assert!(ok(&o, "malloc_conf symbol").contains("ok"));
+    let o = go(&["sources", "5"], &conf("narenas:5"));
+    assert!(ok(&o, "MALLOC_CONF over the symbol").contains("ok"));
+    // zero_realloc in each mode.
+    for mode in ["free", "alloc"] {
+        let o = go(
+            &["zero_realloc", mode],
+            &conf(&format!("zero_realloc:{mode}")),
+        );
+        assert!(ok(&o, mode).contains("ok"));
+    }
+    let o = go(&["zero_realloc", "abort"], &conf("zero_realloc:abort"));
+    assert_eq!(o.status.code(), None, "zero_realloc:abort must abort");
+    assert!(text(&o.stderr).contains("zero_realloc:abort"));
+    // xmalloc: NULL by default, an abort with a message when set.
+    assert!(ok(&go(&["xmalloc"], &[]), "xmalloc off").contains("ok"));
+    let o = go(&["xmalloc"], &conf("xmalloc:true"));
+    assert_eq!(o.status.code(), None, "xmalloc:true must abort");
+    assert!(text(&o.stderr).contains("out of memory (xmalloc:true)"));
+    // Transparent huge pages, asked for and refused.
+    for (thp, meta) in [
+        ("always", "always"),
+        ("never", "auto"),
+        ("default", "disabled"),
+    ] {
+        let o = go(
+            &["thp", thp, meta],
+            &conf(&format!("thp:{thp},metadata_thp:{meta}")),
+        );
+        assert!(ok(&o, thp).contains("ok"));
+    }
+    // abort:true makes a bad pair fatal, like abort_conf:true.
+    let o = go(&["xmalloc"], &conf("abort:true,narenas:lots"));
+    assert_eq!(o.status.code(), None, "abort:true must abort on a bad pair");
+    // An ignored option says what rjem does instead.
+    let o = go(&["xmalloc"], &conf("junk:true"));
+    assert!(text(&o.stderr).contains("(rjem does not fill blocks), ignored: junk:true"));
+}
+
+#[test]
+fn infallible_new() {
+    let exe = build("infallible.cpp", Link::Shared);
+    let o = run(&exe, &[], false, &[]);
+    assert!(ok(&o, "bad_alloc").contains("bad_alloc"));
+    let o = run(
+        &exe,
+        &[],
+        false,
+        &[("MALLOC_CONF", "experimental_infallible_new:true")],
+    );
+    assert_eq!(o.status.code(), None, "must abort: {}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("experimental_infallible_new:true"));
+}

@@ -17,6 +17,7 @@
 
 use crate::arena;
 use crate::background;
+use crate::conf;
 use crate::emap::{self, Entry};
 use crate::init;
 use crate::os::{self, align_up};
@@ -24,12 +25,12 @@ use crate::size_class::{self as sc, LOOKUP_MAX};
 use crate::tcache::NCACHED_MAX;
 use crate::tsd;
 use core::ptr;
-use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 // Every class a fast path can look up is cached when the cache is on.
 const _: () = assert!(sc::size_to_index_compute(LOOKUP_MAX) < NCACHED_MAX);
 
-/// `realloc(p, 0)` calls, which free `p` (`stats.zero_reallocs`).
+/// `realloc(p, 0)` calls (`stats.zero_reallocs`).
 pub(crate) static ZERO_REALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 /// Where a block is taken from, or given back to.
@@ -361,6 +362,34 @@ fn resize_in_place(
     let e = ent.owner(p);
     let a = arena::get(e.arena())?;
     a.large_resize(e, new_usize, zero).then_some(p)
+}
+
+/// `realloc(p, 0)` as `zero_realloc` says: free `p` and return null (the
+/// default, jemalloc 5.3's), resize it to a minimal block, or abort.
+///
+/// # Safety
+/// `p` must be a live rjem allocation; unless the result equals it, it
+/// must not be used again.
+pub(crate) unsafe fn realloc_zero(p: *mut u8) -> *mut u8 {
+    ZERO_REALLOCS.fetch_add(1, Relaxed);
+    match conf::OPT_ZERO_REALLOC.load(Relaxed) {
+        0 => {
+            // SAFETY: forwarded contract.
+            unsafe { free(p) };
+            ptr::null_mut()
+        }
+        // SAFETY: forwarded contract.
+        1 => unsafe { realloc(p, 1, 1, false, Place::Cached) },
+        _ => os::fatal("realloc(p, 0) with zero_realloc:abort", p as usize),
+    }
+}
+
+/// Out of memory: null, or with `xmalloc:true` a message and abort.
+#[cold]
+pub(crate) fn out_of_memory() {
+    if conf::OPT_XMALLOC.load(Relaxed) {
+        os::fatal("out of memory (xmalloc:true)", 0);
+    }
 }
 
 /// jemalloc's `nallocx`: the usable size a request would get; 0 if none.

@@ -10,6 +10,14 @@
 
 use crate::os;
 use crate::sync::Mutex;
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+/// Option `metadata_thp`: an index into `METADATA_THP_NAMES`. `always`
+/// asks for transparent huge pages on every metadata block, `auto` on
+/// every block after the first (small programs keep small metadata).
+pub(crate) static OPT_METADATA_THP: AtomicU8 = AtomicU8::new(0);
+pub(crate) static METADATA_THP_NAMES: &[&CStr] = &[c"disabled", c"auto", c"always"];
 
 /// Size of each block mapped for metadata. Virtual: pages become resident
 /// only as the bump pointer reaches them.
@@ -43,6 +51,14 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
         let p = os::map(len);
         if p.is_null() {
             return p;
+        }
+        let huge = match OPT_METADATA_THP.load(Relaxed) {
+            2 => true,
+            1 => b.mapped > 0,
+            _ => false,
+        };
+        if huge {
+            os::advise_huge(p, len, true);
         }
         b.cur = p as usize;
         b.end = p as usize + len;

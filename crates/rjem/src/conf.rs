@@ -21,10 +21,12 @@
 
 use crate::arena;
 use crate::background;
+use crate::base;
 use crate::decay;
 use crate::os;
 use crate::pages;
 use crate::tcache;
+use core::ffi::CStr;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
@@ -32,6 +34,21 @@ use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering:
 static OPT_ABORT_CONF: AtomicBool = AtomicBool::new(false);
 /// Option `confirm_conf`: print the settings in force at start-up.
 static OPT_CONFIRM_CONF: AtomicBool = AtomicBool::new(false);
+/// Option `abort`: warnings (an invalid option) abort, as `abort_conf`.
+static OPT_ABORT: AtomicBool = AtomicBool::new(false);
+
+// Options whose behaviour belongs to the entry points (`api`, `ffi`),
+// which sit above this module: their values live here, and those modules
+// read them.
+
+/// Option `xmalloc`: running out of memory aborts instead of returning null.
+pub(crate) static OPT_XMALLOC: AtomicBool = AtomicBool::new(false);
+/// Option `zero_realloc`: an index into `ZERO_REALLOC_NAMES`.
+pub(crate) static OPT_ZERO_REALLOC: AtomicU8 = AtomicU8::new(0);
+static ZERO_REALLOC_NAMES: &[&CStr] = &[c"free", c"alloc", c"abort"];
+/// Option `experimental_infallible_new`: C++ `new` aborts instead of
+/// throwing.
+pub(crate) static OPT_INFALLIBLE_NEW: AtomicBool = AtomicBool::new(false);
 
 /// One option: what it is called, what it takes, where its value lives.
 pub(crate) struct Opt {
@@ -70,9 +87,22 @@ pub(crate) enum Kind {
         cell: &'static AtomicI64,
         default: i64,
     },
+    /// One of a few words; the cell holds the word's index.
+    Choice {
+        cell: &'static AtomicU8,
+        names: &'static [&'static CStr],
+        default: u8,
+    },
+    /// `lg_tcache_max`-style: a base-2 logarithm (at most `max_lg`) stored
+    /// as the power of two in another option's cell. It has no value of
+    /// its own (no `opt.*` name): the option it sets shows it.
+    Lg {
+        cell: &'static AtomicUsize,
+        max_lg: u32,
+    },
     /// A jemalloc 5.3 option this version does not implement: accepted
-    /// with a warning, and otherwise ignored.
-    Ignored,
+    /// with a warning saying what rjem does instead, and otherwise ignored.
+    Ignored { instead: &'static str },
 }
 
 /// What a number above an option's maximum does.
@@ -96,6 +126,8 @@ pub enum Setting {
     Size(usize),
     /// A decay time in milliseconds (an `ssize_t`; -1 = never).
     Ms(isize),
+    /// One of the option's words (a `const char *`).
+    Str(&'static CStr),
 }
 
 impl fmt::Display for Setting {
@@ -106,12 +138,22 @@ impl fmt::Display for Setting {
             Setting::Unsigned(n) => write!(f, "{n}"),
             Setting::Size(n) => write!(f, "{n}"),
             Setting::Ms(n) => write!(f, "{n}"),
+            Setting::Str(w) => f.write_str(w.to_str().unwrap_or("?")),
         }
     }
 }
 
 /// Every option rjem knows, in the order `confirm_conf` prints them.
 pub(crate) static OPTIONS: &[Opt] = &[
+    Opt {
+        name: "abort",
+        doc: "Abort on warnings (for rjem: an invalid option), as abort_conf does.",
+        kind: Kind::Bool {
+            cell: &OPT_ABORT,
+            default: false,
+        },
+        runtime: None,
+    },
     Opt {
         name: "abort_conf",
         doc: "Abort at start-up on an invalid option instead of warning.",
@@ -239,47 +281,123 @@ pub(crate) static OPTIONS: &[Opt] = &[
         },
         runtime: None,
     },
-    ignored("dss"),
-    ignored("percpu_arena"),
-    ignored("metadata_thp"),
-    ignored("thp"),
-    ignored("junk"),
-    ignored("zero"),
-    ignored("zero_realloc"),
-    ignored("stats_print"),
-    ignored("stats_print_opts"),
-    ignored("stats_interval"),
-    ignored("stats_interval_opts"),
-    ignored("prof"),
-    ignored("prof_prefix"),
-    ignored("prof_active"),
-    ignored("prof_thread_active_init"),
-    ignored("lg_prof_sample"),
-    ignored("lg_prof_interval"),
-    ignored("prof_gdump"),
-    ignored("prof_final"),
-    ignored("prof_leak"),
-    ignored("utrace"),
-    ignored("xmalloc"),
-    ignored("lg_tcache_max"),
-    ignored("tcache_nslots_small_min"),
-    ignored("tcache_nslots_small_max"),
-    ignored("tcache_nslots_large"),
-    ignored("lg_tcache_nslots_mul"),
-    ignored("tcache_gc_incr_bytes"),
-    ignored("tcache_gc_delay_bytes"),
-    ignored("lg_tcache_flush_small_div"),
-    ignored("lg_tcache_flush_large_div"),
-    ignored("slab_sizes"),
-    ignored("hpa"),
-    ignored("cache_oblivious"),
+    Opt {
+        name: "lg_tcache_max",
+        doc: "tcache_max as a base-2 logarithm (jemalloc's older name for it).",
+        kind: Kind::Lg {
+            cell: &tcache::OPT_TCACHE_MAX,
+            max_lg: 23,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "xmalloc",
+        doc: "Abort with a message instead of returning NULL when memory runs out.",
+        kind: Kind::Bool {
+            cell: &OPT_XMALLOC,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "zero_realloc",
+        doc: "realloc(p, 0): free frees p and returns NULL; alloc returns a minimal block; abort aborts.",
+        kind: Kind::Choice {
+            cell: &OPT_ZERO_REALLOC,
+            names: ZERO_REALLOC_NAMES,
+            default: 0,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "thp",
+        doc: "Transparent huge pages for heap memory: default leaves the system's setting, always asks for them, never refuses them.",
+        kind: Kind::Choice {
+            cell: &pages::OPT_THP,
+            names: pages::THP_NAMES,
+            default: 0,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "metadata_thp",
+        doc: "Transparent huge pages for metadata: disabled, always, or auto (as always, for metadata blocks after the first).",
+        kind: Kind::Choice {
+            cell: &base::OPT_METADATA_THP,
+            names: base::METADATA_THP_NAMES,
+            default: 0,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "experimental_infallible_new",
+        doc: "C++ operator new aborts with a message instead of throwing std::bad_alloc.",
+        kind: Kind::Bool {
+            cell: &OPT_INFALLIBLE_NEW,
+            default: false,
+        },
+        runtime: None,
+    },
+    ignored("dss", "maps with mmap only (as dss:disabled)"),
+    ignored("percpu_arena", "binds each thread to the least loaded arena"),
+    ignored("junk", "does not fill blocks"),
+    ignored("zero", "does not zero blocks unless asked (calloc, MALLOCX_ZERO)"),
+    ignored("stats_print", "prints statistics only when malloc_stats_print is called"),
+    ignored("stats_print_opts", "prints statistics only when malloc_stats_print is called"),
+    ignored("stats_interval", "prints statistics only when malloc_stats_print is called"),
+    ignored("stats_interval_opts", "prints statistics only when malloc_stats_print is called"),
+    ignored("prof", "has no heap profiler yet"),
+    ignored("prof_prefix", "has no heap profiler yet"),
+    ignored("prof_active", "has no heap profiler yet"),
+    ignored("prof_thread_active_init", "has no heap profiler yet"),
+    ignored("lg_prof_sample", "has no heap profiler yet"),
+    ignored("lg_prof_interval", "has no heap profiler yet"),
+    ignored("prof_gdump", "has no heap profiler yet"),
+    ignored("prof_final", "has no heap profiler yet"),
+    ignored("prof_leak", "has no heap profiler yet"),
+    ignored("utrace", "does not trace"),
+    ignored("tcache_nslots_small_min", "sizes cache bins as jemalloc's defaults"),
+    ignored("tcache_nslots_small_max", "sizes cache bins as jemalloc's defaults"),
+    ignored("tcache_nslots_large", "sizes cache bins as jemalloc's defaults"),
+    ignored("lg_tcache_nslots_mul", "sizes cache bins as jemalloc's defaults"),
+    ignored("tcache_gc_incr_bytes", "runs cache GC every 64 KiB of slow-path traffic"),
+    ignored("tcache_gc_delay_bytes", "runs cache GC every 64 KiB of slow-path traffic"),
+    ignored("lg_tcache_flush_small_div", "flushes half a full cache bin"),
+    ignored("lg_tcache_flush_large_div", "flushes half a full cache bin"),
+    ignored("slab_sizes", "sizes slabs as lcm(class, page)"),
+    ignored("hpa", "uses its page allocator (as hpa:false)"),
+    ignored("cache_oblivious", "does not pad large blocks (as cache_oblivious:false)"),
+    ignored("trust_madvise", "trusts madvise's result"),
+    ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
+    ignored("prof_accum", "has no heap profiler yet"),
+    ignored("prof_leak_error", "has no heap profiler yet"),
+    ignored("prof_sys_thread_name", "has no heap profiler yet"),
+    ignored("prof_time_resolution", "has no heap profiler yet"),
+    ignored("prof_recent_alloc_max", "has no heap profiler yet"),
+    ignored("prof_stats", "has no heap profiler yet"),
+    ignored("hpa_slab_max_alloc", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_hugification_threshold", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_hugify_delay_ms", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_min_purge_interval_ms", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_dirty_mult", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_sec_nshards", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_sec_max_alloc", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_sec_max_bytes", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_sec_bytes_after_flush", "uses its page allocator (as hpa:false)"),
+    ignored("hpa_sec_batch_fill_extra", "uses its page allocator (as hpa:false)"),
+    ignored("lg_san_uaf_align", "has no use-after-free sanitiser yet"),
+    ignored("san_guard_small", "has no guard pages yet"),
+    ignored("san_guard_large", "has no guard pages yet"),
+    ignored("debug_double_free_max_scan", "checks double frees when the cache flushes"),
 ];
 
-const fn ignored(name: &'static str) -> Opt {
+/// A jemalloc option rjem accepts and ignores; `instead` completes "rjem
+/// ..." in the warning.
+const fn ignored(name: &'static str, instead: &'static str) -> Opt {
     Opt {
         name,
         doc: "A jemalloc 5.3 option this version does not implement (accepted with a warning).",
-        kind: Kind::Ignored,
+        kind: Kind::Ignored { instead },
         runtime: None,
     }
 }
@@ -291,8 +409,9 @@ pub(crate) enum Problem {
     InvalidPair,
     /// A known option with a value it cannot take.
     InvalidValue,
-    /// A jemalloc option this version does not implement.
-    Unsupported,
+    /// A jemalloc option this version does not implement; what rjem does
+    /// instead.
+    Unsupported(&'static str),
 }
 
 fn parse_bool(v: &[u8]) -> Option<bool> {
@@ -363,7 +482,16 @@ impl Opt {
                     Err(bad)
                 }
             }
-            Kind::Ignored => Err(Problem::Unsupported),
+            Kind::Choice { names, .. } => names
+                .iter()
+                .find(|n| n.to_bytes() == v)
+                .map(|n| Setting::Str(n))
+                .ok_or(bad),
+            Kind::Lg { max_lg, .. } => match parse_usize(v) {
+                Some(n) if n <= max_lg as usize => Ok(Setting::Size(1 << n)),
+                _ => Err(bad),
+            },
+            Kind::Ignored { instead } => Err(Problem::Unsupported(instead)),
         }
     }
 
@@ -376,7 +504,8 @@ impl Opt {
                 default, unsigned, ..
             } => Some(size_setting(default, unsigned)),
             Kind::Ms { default, .. } => Some(Setting::Ms(default as isize)),
-            Kind::Ignored => None,
+            Kind::Choice { names, default, .. } => Some(Setting::Str(names[default as usize])),
+            Kind::Lg { .. } | Kind::Ignored { .. } => None,
         }
     }
 
@@ -396,6 +525,11 @@ impl Opt {
             (Kind::Size { cell, .. }, Setting::Size(n)) => cell.store(n, Relaxed),
             (Kind::Size { cell, .. }, Setting::Unsigned(n)) => cell.store(n as usize, Relaxed),
             (Kind::Ms { cell, .. }, Setting::Ms(ms)) => cell.store(ms as i64, Relaxed),
+            (Kind::Choice { cell, names, .. }, Setting::Str(w)) => {
+                let i = names.iter().position(|n| *n == w).unwrap_or(0);
+                cell.store(i as u8, Relaxed)
+            }
+            (Kind::Lg { cell, .. }, Setting::Size(n)) => cell.store(n, Relaxed),
             _ => debug_assert!(false, "option {} given a value of another type", self.name),
         }
     }
@@ -411,7 +545,10 @@ impl Opt {
             },
             Kind::Size { cell, unsigned, .. } => size_setting(cell.load(Relaxed), unsigned),
             Kind::Ms { cell, .. } => Setting::Ms(cell.load(Relaxed) as isize),
-            Kind::Ignored => return None,
+            Kind::Choice { cell, names, .. } => {
+                Setting::Str(names[(cell.load(Relaxed) as usize).min(names.len() - 1)])
+            }
+            Kind::Lg { .. } | Kind::Ignored { .. } => return None,
         })
     }
 }
@@ -456,31 +593,51 @@ pub(crate) fn parse(
     }
 }
 
-/// Sets every option from its default and `MALLOC_CONF` (start-up, before
-/// the owners read them). Aborts on a bad pair with `abort_conf:true`.
+/// The option strings, in jemalloc's order (a later setting wins): the
+/// program's `malloc_conf` symbol, the name `/etc/malloc.conf` links to,
+/// and the `MALLOC_CONF` environment variable. `f(label, string)` for each
+/// present.
+fn sources(f: &mut dyn FnMut(&str, &[u8])) {
+    if let Some(s) = os::program_conf() {
+        f("malloc_conf symbol", s);
+    }
+    let mut buf = [0u8; 256];
+    if let Some(s) = os::readlink(c"/etc/malloc.conf", &mut buf) {
+        f("/etc/malloc.conf", s);
+    }
+    if let Some(s) = os::getenv(c"MALLOC_CONF") {
+        f("MALLOC_CONF", s);
+    }
+}
+
+/// Sets every option from its default and the option strings (start-up,
+/// before the owners read them). A bad pair is reported and skipped; with
+/// `abort_conf:true` or `abort:true` it aborts.
 pub(crate) fn boot() {
     for o in OPTIONS {
         if let Some(d) = o.default() {
             o.store(d);
         }
     }
-    let env = os::getenv(c"MALLOC_CONF");
     let mut bad = false;
-    if let Some(s) = env {
+    sources(&mut |_, s| {
         parse(s, &mut |o, v| o.store(v), &mut |p, pair| {
-            let msg: &[u8] = match p {
-                Problem::InvalidPair => b"<rjem>: Invalid conf pair: ",
-                Problem::InvalidValue => b"<rjem>: Invalid conf value: ",
-                Problem::Unsupported => b"<rjem>: Option not supported by this rjem, ignored: ",
+            use fmt::Write;
+            let mut m = os::Msg::new();
+            let pair = core::str::from_utf8(pair).unwrap_or("(not UTF-8)");
+            let _ = match p {
+                Problem::InvalidPair => writeln!(m, "<rjem>: Invalid conf pair: {pair}"),
+                Problem::InvalidValue => writeln!(m, "<rjem>: Invalid conf value: {pair}"),
+                Problem::Unsupported(instead) => writeln!(
+                    m,
+                    "<rjem>: Option not supported by this rjem (rjem {instead}), ignored: {pair}"
+                ),
             };
-            os::write_stderr(msg);
-            os::write_stderr(pair);
-            os::write_stderr(b"\n");
-            bad |= p != Problem::Unsupported;
+            bad |= !matches!(p, Problem::Unsupported(_));
         });
-    }
-    if bad && OPT_ABORT_CONF.load(Relaxed) {
-        os::write_stderr(b"<rjem>: Aborting on invalid MALLOC_CONF (abort_conf:true)\n");
+    });
+    if bad && (OPT_ABORT_CONF.load(Relaxed) || OPT_ABORT.load(Relaxed)) {
+        os::write_stderr(b"<rjem>: Aborting on an invalid option (abort_conf or abort)\n");
         // SAFETY: abort has no preconditions.
         unsafe { libc::abort() }
     }
@@ -494,12 +651,11 @@ pub(crate) fn confirm() {
     if !OPT_CONFIRM_CONF.load(Relaxed) {
         return;
     }
-    let env = os::getenv(c"MALLOC_CONF");
-    {
+    sources(&mut |label, s| {
         let mut m = os::Msg::new();
-        let s = env.map_or("", |s| core::str::from_utf8(s).unwrap_or("(not UTF-8)"));
-        let _ = writeln!(m, "<rjem>: MALLOC_CONF: \"{s}\"");
-    }
+        let s = core::str::from_utf8(s).unwrap_or("(not UTF-8)");
+        let _ = writeln!(m, "<rjem>: {label}: \"{s}\"");
+    });
     for o in OPTIONS {
         let (Some(v), Some(d)) = (o.current(), o.default()) else {
             continue;
@@ -563,7 +719,13 @@ mod tests {
         assert_eq!(errs[0], (Problem::InvalidValue, b"narenas:abc".to_vec()));
         assert_eq!(errs[1], (Problem::InvalidPair, b"bogus:1".to_vec()));
         assert_eq!(errs[2], (Problem::InvalidPair, b"tcache".to_vec()));
-        assert_eq!(errs[3], (Problem::Unsupported, b"junk:true".to_vec()));
+        assert_eq!(
+            errs[3],
+            (
+                Problem::Unsupported("does not fill blocks"),
+                b"junk:true".to_vec()
+            )
+        );
     }
 
     #[test]
@@ -609,6 +771,73 @@ mod tests {
             Err(Problem::InvalidValue),
             "a year and a millisecond"
         );
+    }
+
+    #[test]
+    fn words_and_logarithms() {
+        assert_eq!(one("zero_realloc:alloc"), Ok(Setting::Str(c"alloc")));
+        assert_eq!(one("zero_realloc:Alloc"), Err(Problem::InvalidValue));
+        assert_eq!(one("thp:never"), Ok(Setting::Str(c"never")));
+        assert_eq!(one("metadata_thp:sometimes"), Err(Problem::InvalidValue));
+        // lg_tcache_max sets tcache_max.
+        assert_eq!(one("lg_tcache_max:12"), Ok(Setting::Size(4096)));
+        assert_eq!(one("lg_tcache_max:24"), Err(Problem::InvalidValue));
+        assert!(find(b"lg_tcache_max").unwrap().default().is_none());
+        assert_eq!(
+            one("percpu_arena:percpu"),
+            Err(Problem::Unsupported(
+                "binds each thread to the least loaded arena"
+            ))
+        );
+    }
+
+    #[test]
+    fn every_jemalloc_option_is_known() {
+        // jemalloc 5.3's documented opt.* names, all of which rjem answers
+        // (implemented, or accepted and ignored with a note).
+        for name in [
+            "abort",
+            "confirm_conf",
+            "abort_conf",
+            "cache_oblivious",
+            "metadata_thp",
+            "trust_madvise",
+            "retain",
+            "dss",
+            "narenas",
+            "oversize_threshold",
+            "percpu_arena",
+            "background_thread",
+            "max_background_threads",
+            "dirty_decay_ms",
+            "muzzy_decay_ms",
+            "lg_extent_max_active_fit",
+            "stats_print",
+            "stats_print_opts",
+            "stats_interval",
+            "stats_interval_opts",
+            "junk",
+            "zero",
+            "utrace",
+            "xmalloc",
+            "tcache",
+            "tcache_max",
+            "thp",
+            "prof",
+            "prof_prefix",
+            "prof_active",
+            "prof_thread_active_init",
+            "lg_prof_sample",
+            "prof_accum",
+            "lg_prof_interval",
+            "prof_gdump",
+            "prof_final",
+            "prof_leak",
+            "prof_leak_error",
+            "zero_realloc",
+        ] {
+            assert!(find(name.as_bytes()).is_some(), "{name}");
+        }
     }
 
     #[test]

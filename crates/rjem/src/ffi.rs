@@ -61,8 +61,22 @@ impl Flags {
 
 #[cold]
 fn enomem() -> *mut c_void {
+    api::out_of_memory();
     os::set_errno(libc::ENOMEM);
     ptr::null_mut()
+}
+
+/// Null from a jemalloc-API function (which leaves `errno` alone).
+#[cold]
+fn null() -> *mut c_void {
+    api::out_of_memory();
+    ptr::null_mut()
+}
+
+/// With `experimental_infallible_new`, C++ `new` aborts instead of
+/// throwing (the C++ shim asks before it throws).
+pub fn infallible_new() -> bool {
+    crate::conf::OPT_INFALLIBLE_NEW.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 #[inline(always)]
@@ -109,11 +123,8 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     }
     if size == 0 {
-        api::ZERO_REALLOCS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        // jemalloc 5.3's default (zero_realloc:free).
         // SAFETY: p is live per the C contract.
-        unsafe { api::free(p.cast()) };
-        return ptr::null_mut();
+        return unsafe { api::realloc_zero(p.cast()) }.cast();
     }
     // SAFETY: p is live per the C contract.
     or_enomem(unsafe { api::realloc(p.cast(), size, 1, false, Place::Cached) })
@@ -138,6 +149,7 @@ pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -
     }
     let p = aligned(align, size);
     if p.is_null() {
+        api::out_of_memory();
         return libc::ENOMEM;
     }
     // SAFETY: out is a valid out-pointer per the POSIX contract.
@@ -213,13 +225,19 @@ pub fn mallocx(size: usize, flags: c_int) -> *mut c_void {
         }
     }
     let f = Flags::decode(flags);
-    api::alloc(size, f.align, f.zero, f.place).cast()
+    match api::alloc(size, f.align, f.zero, f.place) {
+        p if p.is_null() => null(),
+        p => p.cast(),
+    }
 }
 
 pub unsafe fn rallocx(p: *mut c_void, size: usize, flags: c_int) -> *mut c_void {
     let f = Flags::decode(flags);
     // SAFETY: p is live per the contract.
-    unsafe { api::realloc(p.cast(), size, f.align, f.zero, f.place).cast() }
+    match unsafe { api::realloc(p.cast(), size, f.align, f.zero, f.place) } {
+        q if q.is_null() => null(),
+        q => q.cast(),
+    }
 }
 
 pub unsafe fn xallocx(p: *mut c_void, size: usize, extra: usize, flags: c_int) -> usize {

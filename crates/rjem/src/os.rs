@@ -166,6 +166,18 @@ fn madv_free_works() -> bool {
     ok
 }
 
+/// Asks for (`on`) or refuses transparent huge pages for a range of our
+/// own mapping. Advice only: a kernel without THP ignores it.
+pub(crate) fn advise_huge(p: *mut u8, size: usize, on: bool) {
+    let advice = if on {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: madvise on a range of our own mapping only changes paging.
+    unsafe { libc::madvise(p.cast(), size, advice) };
+}
+
 /// Forced purge: the pages are released now and read back as zeros.
 pub(crate) fn purge_forced(p: *mut u8, size: usize) -> bool {
     // SAFETY: madvise on a range of our own mapping only changes residency.
@@ -242,6 +254,51 @@ pub(crate) fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
             Some(core::ffi::CStr::from_ptr(p).to_bytes())
         }
     }
+}
+
+/// The target of symbolic link `path` (jemalloc reads options from the
+/// name `/etc/malloc.conf` links to), if it fits in `buf`.
+pub(crate) fn readlink<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    // SAFETY: buf is valid for buf.len() bytes; readlink writes at most that.
+    let n = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 || n as usize >= buf.len() {
+        return None;
+    }
+    Some(&buf[..n as usize])
+}
+
+/// The options string of the program's `malloc_conf` symbol, if it defines
+/// one (linked programs; an executable exports it when linked against
+/// librjem).
+pub(crate) fn program_conf() -> Option<&'static [u8]> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let addr: *const *const core::ffi::c_char;
+        // SAFETY: a weak reference to `malloc_conf`, the `const char *` a
+        // program may define to build options in (as with jemalloc); the
+        // directive sits in the same object as the reference, so the
+        // linker resolves it to address 0 when nothing defines it. This
+        // loads that address from its GOT slot; no memory is written.
+        unsafe {
+            core::arch::asm!(
+                ".weak malloc_conf",
+                "mov {p}, qword ptr [rip + malloc_conf@GOTPCREL]",
+                p = out(reg) addr,
+                options(pure, readonly, nostack),
+            );
+        }
+        if addr.is_null() {
+            return None;
+        }
+        // SAFETY: a defined `malloc_conf` is a `const char *` holding null
+        // or a NUL-terminated string that lives for the whole program.
+        unsafe {
+            let s = *addr;
+            (!s.is_null()).then(|| core::ffi::CStr::from_ptr(s).to_bytes())
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
 }
 
 /// Monotonic time in nanoseconds (vDSO: no system call on Linux).

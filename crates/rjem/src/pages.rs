@@ -37,7 +37,8 @@ use crate::emap::{self, Entry};
 use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, HEAD, SLAB, ZEROED};
 use crate::os;
 use crate::size_class::{self as sc, LARGE_MAXCLASS, NSIZES};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 /// Option `retain`: keep purged address space for reuse (true) or unmap it.
 /// Like every `OPT_*` static, written by `conf::boot` (defaults live in its
@@ -46,6 +47,12 @@ pub(crate) static OPT_RETAIN: AtomicBool = AtomicBool::new(false);
 /// Option `lg_extent_max_active_fit`: a reused dirty or muzzy extent is at
 /// most 2^this times the request, while a closer fit exists.
 pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Option `thp`: an index into `THP_NAMES`. `always` and `never` advise
+/// the kernel on every mapping the page allocators make; `default` leaves
+/// the system's setting.
+pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
+pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never"];
 
 /// How the page allocators report "purge work pending" to the purger thread
 /// without calling it: the purger configures and reads these flags.
@@ -413,6 +420,11 @@ impl Pages {
             }
             self.pool.put(rec);
             return None;
+        }
+        match OPT_THP.load(Relaxed) {
+            1 => os::advise_huge(p, size, true),
+            2 => os::advise_huge(p, size, false),
+            _ => {}
         }
         if size >= self.next_grow {
             self.next_grow = (self.next_grow * 2).min(GROW_MAX);

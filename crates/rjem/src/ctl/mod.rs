@@ -114,6 +114,7 @@ impl From<Setting> for Value {
             Setting::Unsigned(n) => Value::U32(n),
             Setting::Size(n) => Value::Usize(n),
             Setting::Ms(n) => Value::Isize(n),
+            Setting::Str(w) => Value::Str(w),
         }
     }
 }
@@ -458,9 +459,12 @@ pub struct OptionInfo {
     pub name: &'static str,
     /// What it does, in one line.
     pub doc: &'static str,
-    /// Its default; None for jemalloc options rjem accepts but ignores.
+    /// Whether rjem implements it (otherwise it is accepted and ignored).
+    pub implemented: bool,
+    /// Its default; None for ignored options and for aliases of another
+    /// option (`lg_tcache_max`).
     pub default: Option<OptionValue>,
-    /// Its value in force; None for ignored options.
+    /// Its value in force; None where `default` is.
     pub value: Option<OptionValue>,
     /// The control that changes it while the program runs, if any.
     pub runtime: Option<&'static str>,
@@ -473,6 +477,7 @@ pub fn options() -> impl Iterator<Item = OptionInfo> {
     conf::OPTIONS.iter().map(move |o| OptionInfo {
         name: o.name,
         doc: o.doc,
+        implemented: !matches!(o.kind, conf::Kind::Ignored { .. }),
         default: o.default(),
         value: o.current().filter(|_| started),
         runtime: o.runtime,
