@@ -122,7 +122,10 @@ fn mallctl_from_c() {
         (Link::Shared, true),
     ] {
         let exe = build("mallctl.c", link);
-        let out = ok(&run(&exe, &[], preload, &[]), "mallctl");
+        let out = ok(
+            &run(&exe, &[], preload, &[]),
+            &format!("mallctl {exe:?} {preload}"),
+        );
         assert!(out.contains(" passed, 0 failed"), "{out}");
     }
 }

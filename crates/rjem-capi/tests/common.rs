@@ -125,6 +125,10 @@ pub fn build_shared_object(name: &str) -> PathBuf {
 pub fn run(exe: &Path, args: &[&str], preload: bool, env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(exe);
     c.args(args);
+    // Cargo points LD_LIBRARY_PATH at its own output directories, where a
+    // debug librjem_capi.so may lie: the programs must load the one they
+    // were linked against (their rpath), the tested release build.
+    c.env_remove("LD_LIBRARY_PATH");
     if preload {
         c.env("LD_PRELOAD", lib());
     } else {

@@ -100,7 +100,13 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
     };
     let p = match cache {
         Some(c) if c.caches(ind) && align <= g.page => c.alloc(arena, ind),
-        _ if g.is_small(ind) => arena.small_alloc(ind),
+        _ if g.is_small(ind) => {
+            let p = arena.small_alloc(ind);
+            if !p.is_null() {
+                tsd::note_alloc(usize);
+            }
+            p
+        }
         _ => {
             let target = match place {
                 Place::Arena(_) => arena,
@@ -110,6 +116,9 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
                 },
             };
             let p = target.large_alloc(usize, align, zero);
+            if !p.is_null() {
+                tsd::note_alloc(usize);
+            }
             background::start_if_wanted();
             return p;
         }
@@ -246,6 +255,7 @@ fn size_mismatch(p: *mut u8) -> ! {
 fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
     let saved = os::errno();
     if place != Place::Cached || !cache_slow(p, ent) {
+        tsd::note_dalloc(sc::index_to_size(ent.szind()));
         arena::dalloc_direct(p, ent);
     }
     // The cache is consistent again: a purger thread may be created now
@@ -361,7 +371,13 @@ fn resize_in_place(
     }
     let e = ent.owner(p);
     let a = arena::get(e.arena())?;
-    a.large_resize(e, new_usize, zero).then_some(p)
+    if !a.large_resize(e, new_usize, zero) {
+        return None;
+    }
+    // As jemalloc: the old size is freed and the new one allocated.
+    tsd::note_dalloc(old_usize);
+    tsd::note_alloc(new_usize);
+    Some(p)
 }
 
 /// `realloc(p, 0)` as `zero_realloc` says: free `p` and return null (the

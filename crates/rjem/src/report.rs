@@ -206,6 +206,8 @@ impl Emitter<'_, '_> {
 /// Writes the report for `opts` to `sink`, in pieces.
 pub(crate) fn print(opts: &str, sink: &mut dyn FnMut(&str)) {
     let o = Opts::parse(opts);
+    // As jemalloc's report: fresh totals first.
+    let _ = ctl::write("epoch", Value::U64(1));
     let mut out = Out {
         buf: [0; 4096],
         len: 0,

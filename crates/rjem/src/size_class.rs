@@ -83,11 +83,13 @@ static INDEX_TO_SIZE: [usize; NSIZES] = {
     t
 };
 
-static SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8 + 1] = {
-    let mut t = [0u8; LOOKUP_MAX / 8 + 1];
+/// Classes of sizes 1..=LOOKUP_MAX, indexed by `(size - 1) / 8`: the fast
+/// paths already compute `size - 1` for their range check.
+static SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8] = {
+    let mut t = [0u8; LOOKUP_MAX / 8];
     let mut i = 0;
     while i < t.len() {
-        t[i] = size_to_index_compute(i * 8) as u8;
+        t[i] = size_to_index_compute(i * 8 + 8) as u8;
         i += 1;
     }
     t
@@ -99,12 +101,12 @@ pub(crate) fn index_to_size(i: usize) -> usize {
     INDEX_TO_SIZE[i]
 }
 
-/// Class index for a size of at most `LOOKUP_MAX` bytes: one table load
-/// (callers that checked the bound let the compiler drop the index check).
-/// Panics for larger sizes.
+/// Class index for a size from 1 to `LOOKUP_MAX` bytes: one table load
+/// (callers that checked `s - 1 < LOOKUP_MAX` let the compiler reuse
+/// `s - 1` and drop the index check). Panics outside that range.
 #[inline(always)]
 pub(crate) fn lookup_index(s: usize) -> usize {
-    SIZE_TO_INDEX[(s + 7) >> 3] as usize
+    SIZE_TO_INDEX[s.wrapping_sub(1) >> 3] as usize
 }
 
 /// Class index for any size up to `LARGE_MAXCLASS`.
@@ -112,7 +114,8 @@ pub(crate) fn lookup_index(s: usize) -> usize {
 pub(crate) fn size_to_index(s: usize) -> usize {
     debug_assert!(s <= LARGE_MAXCLASS);
     if s <= LOOKUP_MAX {
-        lookup_index(s)
+        // Size 0 is served as size 1.
+        lookup_index(s.max(1))
     } else {
         size_to_index_compute(s)
     }
@@ -367,7 +370,7 @@ mod tests {
 
     #[test]
     fn table_agrees_with_arithmetic() {
-        for s in 0..=LOOKUP_MAX {
+        for s in 1..=LOOKUP_MAX {
             assert_eq!(lookup_index(s), size_to_index_compute(s), "size {s}");
         }
     }

@@ -4,8 +4,12 @@
 //! keep under their own locks, for the whole process (`snapshot`) and per
 //! arena, bin and large class (`arena`, `bin`, `lextent`, which merge all
 //! arenas for `ARENAS_ALL`). Nothing here is on an allocation path; a
-//! snapshot takes each lock briefly, one at a time, so counters read live
-//! (jemalloc refreshes them at `epoch`; rjem's are always current).
+//! snapshot takes each lock briefly, one at a time.
+//!
+//! The process totals behind `stats.allocated` and the like are, as in
+//! jemalloc, one snapshot taken when `epoch` is written (`refresh`), so
+//! that figures read one after another agree with each other; per-arena,
+//! bin and large-class counters are read live.
 //!
 //! Requests (`nrequests`) are counted where a block leaves an arena: a
 //! thread-cache fill counts each block it takes, and cache hits are not
@@ -25,7 +29,26 @@ use crate::init;
 use crate::os;
 use crate::pages::PurgeCounts;
 use crate::size_class as sc;
+use crate::sync::Mutex;
 use core::sync::atomic::Ordering;
+
+/// The totals as of the last `epoch` refresh (None before the first).
+static EPOCH_TOTALS: Mutex<Option<Stats>> = Mutex::new(None);
+
+/// Takes a new snapshot of the totals (`epoch` written).
+pub(crate) fn refresh() {
+    let s = snapshot();
+    *EPOCH_TOTALS.lock() = Some(s);
+}
+
+/// The totals as of the last refresh (taking one if there was none).
+pub(crate) fn epoch_totals() -> Stats {
+    if let Some(s) = *EPOCH_TOTALS.lock() {
+        return s;
+    }
+    refresh();
+    EPOCH_TOTALS.lock().unwrap_or_default()
+}
 
 /// Arena index meaning "all arenas merged" (`MALLCTL_ARENAS_ALL`).
 pub(crate) const ALL: usize = arena::MAX_ARENAS;

@@ -88,9 +88,14 @@ fn slots(g: &Geometry, ind: usize) -> usize {
     }
 }
 
-#[repr(C)]
+/// 32 bytes, so a stack's hot fields share one cache line and indexing
+/// is a shift.
+#[repr(C, align(32))]
 pub(crate) struct CacheBin {
     head: Cell<*mut *mut u8>,
+    /// Blocks this stack handed out: the thread's allocations of the class
+    /// (one increment on the hit path; `thread.allocated` derives the rest).
+    npop: Cell<u64>,
     low_water: Cell<u16>,
     full: Cell<u16>,
     empty: Cell<u16>,
@@ -106,6 +111,7 @@ impl CacheBin {
     const fn zero() -> CacheBin {
         CacheBin {
             head: Cell::new(ptr::null_mut()),
+            npop: Cell::new(0),
             low_water: Cell::new(0),
             full: Cell::new(0),
             empty: Cell::new(0),
@@ -120,6 +126,7 @@ impl CacheBin {
         if lo(h) == self.low_water.get() {
             return None;
         }
+        self.npop.set(self.npop.get().wrapping_add(1));
         // SAFETY: head is above the low-water mark, so it points at a cached
         // item inside this bin's stack storage.
         unsafe {
@@ -137,6 +144,7 @@ impl CacheBin {
         if lo(h) == self.empty.get() {
             return None;
         }
+        self.npop.set(self.npop.get().wrapping_add(1));
         // SAFETY: not empty, so head points at a cached item; the new mark
         // (one slot up) stays within the stack.
         unsafe {
@@ -184,7 +192,7 @@ impl CacheBin {
     }
 }
 
-/// Per-class adaptive state, touched only on slow paths.
+/// Per-class adaptive state and counters, touched only on slow paths.
 #[derive(Clone, Copy)]
 struct BinCtl {
     /// A fill takes `capacity >> (1 + fill_shift)` items: half the stack by
@@ -192,6 +200,26 @@ struct BinCtl {
     fill_shift: u8,
     /// Went empty and was refilled since the last GC of this class.
     refilled: bool,
+    /// Blocks ever put on the stack by fills, and taken off by flushes:
+    /// with `npop` and the stack's count they give the blocks pushed
+    /// (freed by the thread) without counting on the free hit path.
+    nfill: u64,
+    nflush: u64,
+}
+
+/// The thread's allocation counters outside the stacks, and its peak
+/// (`thread.allocated`, `thread.deallocated`, `thread.peak`), in bytes at
+/// usable size.
+#[derive(Clone, Copy)]
+struct Counters {
+    /// Allocated and freed without a stack: uncached classes and places,
+    /// threads without a cache, blocks resized in place.
+    slow_alloc: u64,
+    slow_dalloc: u64,
+    /// allocated - deallocated when `thread.peak.reset` last ran, and the
+    /// highest value seen since, relative to it.
+    net_at_reset: i64,
+    peak: i64,
 }
 
 pub(crate) struct Tcache {
@@ -200,6 +228,7 @@ pub(crate) struct Tcache {
     ctl: [Cell<BinCtl>; NCACHED_MAX],
     nbins: Cell<usize>,
     stack: Cell<*mut u8>,
+    counters: Cell<Counters>,
     gc_bytes: Cell<usize>,
     gc_next: Cell<usize>,
 }
@@ -218,10 +247,18 @@ impl Tcache {
                 Cell::new(BinCtl {
                     fill_shift: 0,
                     refilled: false,
+                    nfill: 0,
+                    nflush: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
             stack: Cell::new(ptr::null_mut()),
+            counters: Cell::new(Counters {
+                slow_alloc: 0,
+                slow_dalloc: 0,
+                net_at_reset: 0,
+                peak: 0,
+            }),
             gc_bytes: Cell::new(0),
             gc_next: Cell::new(0),
         }
@@ -235,10 +272,13 @@ impl Tcache {
             && self.stack.get().is_null()
             && self.gc_bytes.get() == 0
             && self.gc_next.get() == 0
-            && self
-                .ctl
-                .iter()
-                .all(|c| c.get().fill_shift == 0 && !c.get().refilled)
+            && self.counters.get().slow_alloc == 0
+            && self.counters.get().peak == 0
+            && self.ctl.iter().all(|c| {
+                let c = c.get();
+                c.fill_shift == 0 && !c.refilled && c.nfill == 0 && c.nflush == 0
+            })
+            && self.bins.iter().all(|b| b.npop.get() == 0)
     }
 
     /// Whether class `ind` is cached by this (set-up) cache.
@@ -332,20 +372,26 @@ impl Tcache {
         self.gc_tick(size);
         if !g.is_small(ind) {
             // Large classes are not filled in batches.
-            return arena.large_alloc(size, 1, false);
+            let p = arena.large_alloc(size, 1, false);
+            if !p.is_null() {
+                self.note_alloc(size);
+            }
+            return p;
         }
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
-        self.ctl[ind].set(ctl);
         let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
         let out = unsafe { core::slice::from_raw_parts_mut(empty.sub(nfill), nfill) };
         let n = arena.fill(ind, out);
+        ctl.nfill += n as u64;
+        self.ctl[ind].set(ctl);
         if n == 0 {
             return ptr::null_mut();
         }
+        b.npop.set(b.npop.get().wrapping_add(1));
         if n < nfill {
             out.copy_within(0..n, nfill - n);
         }
@@ -380,6 +426,9 @@ impl Tcache {
         // SAFETY: the bottom n items are in [empty - n, empty).
         let items = unsafe { core::slice::from_raw_parts_mut(empty.sub(n), n) };
         flush_items(ind, items);
+        let mut ctl = self.ctl[ind].get();
+        ctl.nflush += n as u64;
+        self.ctl[ind].set(ctl);
         // Move the remaining (newer) items down to the bottom.
         let head = b.head.get();
         let keep = b.count() - n;
@@ -413,6 +462,7 @@ impl Tcache {
     /// Incremental GC of one class: flush 3/4 of the items that were not
     /// used since the last GC, and adapt the fill size.
     fn gc_one(&self, ind: usize) {
+        self.note_peak();
         let b = &self.bins[ind];
         let lw = b.low_water_count();
         let mut ctl = self.ctl[ind].get();
@@ -429,6 +479,69 @@ impl Tcache {
         ctl.refilled = false;
         self.ctl[ind].set(ctl);
         b.reset_low_water();
+    }
+
+    /// Counts `bytes` allocated without a stack. Large allocations (from
+    /// 64 KiB) also sample the peak, as cache GC steps do for the rest.
+    pub(crate) fn note_alloc(&self, bytes: usize) {
+        let mut c = self.counters.get();
+        c.slow_alloc = c.slow_alloc.wrapping_add(bytes as u64);
+        self.counters.set(c);
+        if bytes >= GC_INTERVAL {
+            self.note_peak();
+        }
+    }
+
+    /// Counts `bytes` freed without a stack.
+    pub(crate) fn note_dalloc(&self, bytes: usize) {
+        let mut c = self.counters.get();
+        c.slow_dalloc = c.slow_dalloc.wrapping_add(bytes as u64);
+        self.counters.set(c);
+    }
+
+    /// Bytes the thread allocated and freed so far (`thread.allocated`,
+    /// `thread.deallocated`): exact. Per class, blocks pushed = blocks on
+    /// the stack now - filled + popped + flushed.
+    pub(crate) fn allocated(&self) -> (u64, u64) {
+        let c = self.counters.get();
+        let (mut a, mut d) = (c.slow_alloc, c.slow_dalloc);
+        for (i, (b, ctl)) in self.bins.iter().zip(self.ctl.iter()).enumerate() {
+            let ctl = ctl.get();
+            let pops = b.npop.get();
+            let pushes = (b.count() as u64)
+                .wrapping_add(pops)
+                .wrapping_add(ctl.nflush)
+                .wrapping_sub(ctl.nfill);
+            let size = sc::index_to_size(i) as u64;
+            a = a.wrapping_add(pops.wrapping_mul(size));
+            d = d.wrapping_add(pushes.wrapping_mul(size));
+        }
+        (a, d)
+    }
+
+    /// Records the current allocated - deallocated for the peak (at GC
+    /// steps and reads: the peak is sampled, as jemalloc's is).
+    fn note_peak(&self) {
+        let (a, d) = self.allocated();
+        let mut c = self.counters.get();
+        c.peak = c.peak.max(a.wrapping_sub(d) as i64 - c.net_at_reset);
+        self.counters.set(c);
+    }
+
+    /// `thread.peak.read`: the highest allocated - deallocated seen since
+    /// the last reset (sampled at cache GC steps and at this read).
+    pub(crate) fn peak(&self) -> u64 {
+        self.note_peak();
+        self.counters.get().peak.max(0) as u64
+    }
+
+    /// `thread.peak.reset`.
+    pub(crate) fn reset_peak(&self) {
+        let (a, d) = self.allocated();
+        let mut c = self.counters.get();
+        c.net_at_reset = a.wrapping_sub(d) as i64;
+        c.peak = 0;
+        self.counters.set(c);
     }
 
     /// Items cached in all classes, with their bytes (stats).

@@ -249,6 +249,34 @@ pub(crate) fn set_cache_enabled(on: bool) {
     }
 }
 
+/// Counts `bytes` (a usable size) allocated by this thread outside its
+/// cache's stacks (`thread.allocated`).
+#[inline]
+pub(crate) fn note_alloc(bytes: usize) {
+    get().tcache.note_alloc(bytes)
+}
+
+/// Counts `bytes` freed by this thread outside its cache's stacks.
+#[inline]
+pub(crate) fn note_dalloc(bytes: usize) {
+    get().tcache.note_dalloc(bytes)
+}
+
+/// Bytes this thread allocated and freed so far (exact).
+pub(crate) fn allocated() -> (u64, u64) {
+    get().tcache.allocated()
+}
+
+/// `thread.peak.read`.
+pub(crate) fn peak() -> u64 {
+    get().tcache.peak()
+}
+
+/// `thread.peak.reset`.
+pub(crate) fn reset_peak() {
+    get().tcache.reset_peak()
+}
+
 /// Bytes and blocks this thread's cache holds (stats, tests).
 pub(crate) fn cached() -> (usize, usize) {
     get().tcache.cached()

@@ -297,6 +297,9 @@ fn stats_of_a_private_arena_are_exact() {
 #[test]
 fn process_totals_keep_jemallocs_relations() {
     let keep: Vec<Vec<u8>> = (0..1000).map(|i| vec![1; 10 + i * 37]).collect();
+    // As jemalloc's users do: refresh, then read figures of one snapshot
+    // (other tests allocate meanwhile).
+    ctl::write("epoch", Value::U64(1)).unwrap();
     let allocated = u64_of("stats.allocated");
     let active = u64_of("stats.active");
     let resident = u64_of("stats.resident");
@@ -309,7 +312,12 @@ fn process_totals_keep_jemallocs_relations() {
     // Writing the epoch returns the new one, as in jemalloc.
     let e = u64_of("epoch");
     assert!(matches!(ctl::write("epoch", Value::U64(1)), Ok(Value::U64(n)) if n > e));
+    // Between refreshes the figures stand still.
+    let before = u64_of("stats.allocated");
     drop(keep);
+    assert_eq!(u64_of("stats.allocated"), before);
+    ctl::write("epoch", Value::U64(1)).unwrap();
+    assert_ne!(u64_of("stats.allocated"), before);
 }
 
 #[test]
@@ -329,4 +337,56 @@ fn background_thread_on_and_off() {
     drop(vec![0u8; 4 << 20]);
     assert!(u64_of("stats.arenas.4096.dirty_npurge") > before);
     ctl::set_decay_ms(Target::All, Some(d0), None).unwrap();
+}
+
+#[test]
+fn thread_counters_are_exact() {
+    // A fresh thread, so nothing else allocates on it between reads.
+    std::thread::spawn(|| {
+        let read = || (u64_of("thread.allocated"), u64_of("thread.deallocated"));
+        let (a0, d0) = read();
+        let sizes = [
+            1usize,
+            24,
+            100,
+            1000,
+            3000,
+            14336,
+            20000,
+            40000,
+            1 << 20,
+            9 << 20,
+        ];
+        let usable: u64 = sizes.iter().map(|&n| rjem::nallocx(n, 0) as u64).sum();
+        // Many rounds, so cache fills, flushes and GC all take part.
+        let rounds = 300;
+        for _ in 0..rounds {
+            let blocks: Vec<Vec<u8>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+            drop(blocks);
+        }
+        // The reads themselves allocate nothing; the outer Vec of each
+        // round (10 x 24 = 240 bytes, class 256) is counted too.
+        let outer = rjem::nallocx(sizes.len() * 24, 0) as u64;
+        let (a1, d1) = read();
+        assert_eq!(a1 - a0, rounds * (usable + outer));
+        assert_eq!(d1 - d0, rounds * (usable + outer));
+        // Growing a large block in place counts the old size as freed and
+        // the new one as allocated, as in jemalloc.
+        let mut v: Vec<u8> = Vec::with_capacity(1 << 20);
+        let (a2, d2) = read();
+        v.reserve_exact((2 << 20) - v.len());
+        let (a3, d3) = read();
+        assert_eq!((a3 - a2, d3 - d2), (2 << 20, 1 << 20));
+        drop(v);
+        // The peak: about 10 MiB up, then back.
+        ctl::run("thread.peak.reset").unwrap();
+        let big: Vec<Vec<u8>> = (0..10).map(|_| vec![1u8; 1 << 20]).collect();
+        drop(big);
+        let peak = u64_of("thread.peak.read");
+        assert!(peak >= 10 << 20, "peak {peak}");
+        ctl::run("thread.peak.reset").unwrap();
+        assert!(u64_of("thread.peak.read") < 1 << 20);
+    })
+    .join()
+    .unwrap();
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,21 @@ int main(void) {
     CHECK(mallctlbymib(mib, miblen, &old, &len, NULL, 0) == ENOENT);
     miblen = 1;
     CHECK(mallctlnametomib("arena.0.purge", mib, &miblen) == 0 && miblen == 1);
+
+    /* Per-thread counters: exact, in usable sizes. */
+    uint64_t a0 = 0, a1 = 0, d0 = 0, d1 = 0;
+    size_t len64 = sizeof(a0);
+    CHECK(mallctl("thread.allocated", &a0, &len64, NULL, 0) == 0);
+    CHECK(mallctl("thread.deallocated", &d0, &len64, NULL, 0) == 0);
+    void *blocks[1000];
+    for (int i = 0; i < 1000; i++) blocks[i] = malloc(100);
+    for (int i = 0; i < 1000; i++) free(blocks[i]);
+    CHECK(mallctl("thread.allocated", &a1, &len64, NULL, 0) == 0);
+    CHECK(mallctl("thread.deallocated", &d1, &len64, NULL, 0) == 0);
+    CHECK(a1 - a0 == 1000 * 112 && d1 - d0 == 1000 * 112);
+    CHECK(mallctl("thread.peak.reset", NULL, NULL, NULL, 0) == 0);
+    uint64_t peak = 1;
+    CHECK(mallctl("thread.peak.read", &peak, &len64, NULL, 0) == 0 && peak < 4096);
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;

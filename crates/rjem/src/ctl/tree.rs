@@ -51,7 +51,7 @@ macro_rules! lextent_stat {
 /// A read-only process-wide `stats.*` leaf.
 macro_rules! total {
     ($field:ident) => {
-        ro!(Usize, |_idx| Some(crate::stats::snapshot().$field))
+        ro!(Usize, |_idx| Some(crate::stats::epoch_totals().$field))
     };
 }
 
@@ -92,6 +92,15 @@ pub(super) static ROOT: Node = Node::Named(&[
         "thread",
         Node::Named(&[
             ("arena", Node::Rw(Type::U32, thread_arena)),
+            ("allocated", ro!(U64, |_idx| Some(tsd::allocated().0))),
+            ("deallocated", ro!(U64, |_idx| Some(tsd::allocated().1))),
+            (
+                "peak",
+                Node::Named(&[
+                    ("read", ro!(U64, |_idx| Some(tsd::peak()))),
+                    ("reset", Node::Leaf(Type::Void, thread_peak_reset)),
+                ]),
+            ),
             (
                 "tcache",
                 Node::Named(&[
@@ -429,11 +438,12 @@ fn bin_info(i: usize) -> Option<&'static sc::BinInfo> {
     (i < g.nbins).then(|| &g.bins[i])
 }
 
-/// `epoch`: jemalloc refreshes its statistics when it is written; rjem's
-/// are always current, so the number only counts the refreshes asked for.
+/// `epoch`: writing it refreshes the process totals (`stats.allocated`
+/// and the others under `stats.`) and returns the new epoch.
 fn epoch(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
     static EPOCH: AtomicU64 = AtomicU64::new(1);
     if new.is_some() {
+        stats::refresh();
         EPOCH.fetch_add(1, Relaxed);
     }
     Ok(Value::U64(EPOCH.load(Relaxed)))
@@ -476,6 +486,11 @@ fn thread_arena(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
         tsd::rebind(a);
     }
     Ok(old)
+}
+
+fn thread_peak_reset(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    tsd::reset_peak();
+    Ok(Value::Void)
 }
 
 fn thread_tcache_enabled(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
