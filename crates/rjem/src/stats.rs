@@ -37,8 +37,34 @@ static EPOCH_TOTALS: Mutex<Option<Stats>> = Mutex::new(None);
 
 /// Takes a new snapshot of the totals (`epoch` written).
 pub(crate) fn refresh() {
+    static FORK_HANDLERS: core::sync::atomic::AtomicBool =
+        core::sync::atomic::AtomicBool::new(false);
+    if !FORK_HANDLERS.swap(true, Ordering::Relaxed) {
+        // The snapshot's lock must not be held across fork() by a thread
+        // the child does not have. Registered on first use, outside every
+        // rjem lock (registering may allocate); later handlers run first
+        // in prepare, so this lock is taken before the arenas'.
+        // SAFETY: plain functions that take, release or reset one lock.
+        unsafe {
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+        }
+    }
     let s = snapshot();
     *EPOCH_TOTALS.lock() = Some(s);
+}
+
+extern "C" fn fork_prepare() {
+    EPOCH_TOTALS.lock_raw();
+}
+
+extern "C" fn fork_parent() {
+    // SAFETY: `fork_prepare` took the lock and holds no guard.
+    unsafe { EPOCH_TOTALS.unlock_raw() };
+}
+
+extern "C" fn fork_child() {
+    // SAFETY: the child of a fork whose prepare handler held the lock.
+    unsafe { EPOCH_TOTALS.reset_in_child() };
 }
 
 /// The totals as of the last refresh (taking one if there was none).

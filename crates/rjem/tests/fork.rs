@@ -27,7 +27,7 @@ fn churn(n: usize, seed: usize) -> usize {
 #[test]
 fn fork_while_threads_allocate() {
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
+    let mut workers: Vec<_> = (0..4)
         .map(|t| {
             let stop = stop.clone();
             thread::spawn(move || {
@@ -39,6 +39,18 @@ fn fork_while_threads_allocate() {
             })
         })
         .collect();
+    // One more thread refreshes and reads the statistics all the time, so
+    // forks also land while it holds their locks.
+    let s = stop.clone();
+    workers.push(thread::spawn(move || {
+        let mut n = 1;
+        while !s.load(Ordering::Relaxed) {
+            rjem::ctl::write("epoch", rjem::ctl::Value::U64(1)).unwrap();
+            n += rjem::ctl::read("stats.allocated").is_ok() as usize;
+            let _ = rjem::ctl::read("stats.arenas.4096.small.nmalloc");
+        }
+        n
+    }));
     for _ in 0..20 {
         // SAFETY: the child only allocates (through rjem), spawns threads
         // and leaves with _exit.
@@ -46,6 +58,9 @@ fn fork_while_threads_allocate() {
         assert!(pid >= 0);
         if pid == 0 {
             let ok = std::panic::catch_unwind(|| {
+                // The child reads fresh statistics too.
+                rjem::ctl::write("epoch", rjem::ctl::Value::U64(1)).unwrap();
+                assert!(rjem::ctl::read("stats.allocated").is_ok());
                 let a = churn(5000, 1);
                 let hs: Vec<_> = (0..2)
                     .map(|t| thread::spawn(move || churn(3000, t)))
