@@ -22,7 +22,7 @@ use crate::emap::{self, Entry};
 use crate::init;
 use crate::os::{self, align_up};
 use crate::size_class::{self as sc, LOOKUP_MAX};
-use crate::tcache::NCACHED_MAX;
+use crate::tcache::{self, Tcache, NCACHED_MAX};
 use crate::tsd;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -42,6 +42,9 @@ pub(crate) enum Place {
     Uncached,
     /// Arena `i` (created if needed), bypassing every cache.
     Arena(usize),
+    /// Explicit cache `tc` (`tcache.create`), then the calling thread's
+    /// arena; a cache that does not exist is bypassed.
+    Tcache(usize),
 }
 
 /// The thread-cache hit path for a request whose size, already rounded up to
@@ -87,12 +90,32 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
+    if let Place::Tcache(tc) = place {
+        let arena = tsd::slow().arena();
+        let got = tcache::with_explicit(tc, |c| {
+            (c.caches(ind) && align <= g.page).then(|| c.alloc(arena, ind))
+        });
+        return match got {
+            Some(Some(p)) => {
+                if !p.is_null() {
+                    tsd::note_alloc(usize);
+                    if zero {
+                        // SAFETY: p is a block of `usize` bytes just handed out.
+                        unsafe { ptr::write_bytes(p, 0, usize) };
+                    }
+                }
+                p
+            }
+            // Not a class that cache holds, or no such cache.
+            _ => alloc_slow(size, align, zero, Place::Uncached),
+        };
+    }
     let (arena, cache) = match place {
         Place::Arena(i) => match arena::get_or_create(i) {
             Some(a) => (a, None),
             None => return ptr::null_mut(),
         },
-        Place::Uncached => (tsd::slow().arena(), None),
+        Place::Uncached | Place::Tcache(_) => (tsd::slow().arena(), None),
         Place::Cached => {
             let t = tsd::slow();
             (t.arena(), t.cache())
@@ -254,7 +277,19 @@ fn size_mismatch(p: *mut u8) -> ! {
 #[inline(never)]
 fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
     let saved = os::errno();
-    if place != Place::Cached || !cache_slow(p, ent) {
+    let cached = match place {
+        Place::Cached => cache_slow(p, ent),
+        Place::Tcache(tc) => {
+            let put = tcache::with_explicit(tc, |c| cache_into(c, p, ent)) == Some(true);
+            if put {
+                // An explicit cache's stacks are not the thread's.
+                tsd::note_dalloc(sc::index_to_size(ent.szind()));
+            }
+            put
+        }
+        _ => false,
+    };
+    if !cached {
         tsd::note_dalloc(sc::index_to_size(ent.szind()));
         arena::dalloc_direct(p, ent);
     }
@@ -268,9 +303,12 @@ fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
 /// (and, for large blocks, `p` is the block's start). False otherwise.
 fn cache_slow(p: *mut u8, ent: Entry) -> bool {
     // A live block exists, so rjem is initialised.
-    let Some(c) = tsd::slow().cache() else {
-        return false;
-    };
+    tsd::slow().cache().is_some_and(|c| cache_into(c, p, ent))
+}
+
+/// Caches `p` (entry `ent`) in `c` if `c` holds its class (and, for large
+/// blocks, `p` is the block's start). False otherwise.
+fn cache_into(c: &Tcache, p: *mut u8, ent: Entry) -> bool {
     let ind = ent.szind();
     let whole = ent.is_slab() || ent.extent().is_some_and(|e| e.addr() == p as usize);
     if !(c.caches(ind) && whole) {

@@ -48,11 +48,12 @@ impl Flags {
             align: 1 << lg,
             zero: flags & MALLOCX_ZERO != 0,
             // An explicit arena always bypasses the caches, so placement is
-            // exactly what was asked; so do MALLOCX_TCACHE_NONE and (until
-            // explicit caches exist) MALLOCX_TCACHE(tc).
+            // exactly what was asked. MALLOCX_TCACHE(tc) encodes tc + 2,
+            // MALLOCX_TCACHE_NONE 1.
             place: match (a, tc) {
                 (0, 0) => Place::Cached,
-                (0, _) => Place::Uncached,
+                (0, 1) => Place::Uncached,
+                (0, tc) => Place::Tcache(tc as usize - 2),
                 (a, _) => Place::Arena(a as usize - 1),
             },
         }
@@ -372,6 +373,13 @@ unsafe fn access(
         return errno_of(mib.run());
     }
     if writing && !writable {
+        return libc::EPERM;
+    }
+    let readable = match mib.readable() {
+        Ok(r) => r,
+        Err(e) => return e.errno(),
+    };
+    if !readable && (!oldp.is_null() || !oldlenp.is_null()) {
         return libc::EPERM;
     }
     let reading = !oldp.is_null() && !oldlenp.is_null();

@@ -110,6 +110,8 @@ extern "C" fn fork_prepare() {
     if STATE.load(Ordering::Acquire) != READY {
         return;
     }
+    // Explicit caches' locks come before the bin and page locks.
+    tcache::fork_prepare();
     arena::fork_prepare();
     base::fork_prepare();
     FORK_LOCKED.store(true, Ordering::Relaxed);
@@ -121,6 +123,7 @@ extern "C" fn fork_parent() {
     }
     base::fork_parent();
     arena::fork_parent();
+    tcache::fork_parent();
 }
 
 extern "C" fn fork_child() {
@@ -129,6 +132,7 @@ extern "C" fn fork_child() {
     }
     base::fork_child();
     arena::fork_child();
+    tcache::fork_child();
     tsd::fork_child();
     background::fork_child();
 }

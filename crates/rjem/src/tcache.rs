@@ -28,13 +28,15 @@
 //! disabled or exited cache is represented.
 
 use crate::arena::{self, Arena};
+use crate::base;
 use crate::emap;
 use crate::extent::ERef;
 use crate::os;
 use crate::size_class::{self as sc, Geometry};
+use crate::sync::Mutex;
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::Relaxed};
 
 /// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
 pub(crate) const MAX_LIMIT: usize = 8 << 20;
@@ -555,6 +557,129 @@ impl Tcache {
         }
         (n, bytes)
     }
+}
+
+/// Explicit caches (jemalloc's `tcache.create`), used by any thread through
+/// `MALLOCX_TCACHE(tc)`: ids `0..NEXPLICIT` (the 12 bits of the flag, less
+/// "default" and "none"). Each lives in base memory for good once created
+/// (a destroyed one is reused by a later `create`) and is used under its
+/// own lock, so concurrent use cannot corrupt it (jemalloc leaves that
+/// undefined); its lock is taken before any bin or page lock.
+pub(crate) const NEXPLICIT: usize = (1 << 12) - 2;
+
+struct Explicit {
+    /// Whether the cache is created (not destroyed); guards `cache`.
+    live: Mutex<bool>,
+    cache: Tcache,
+}
+
+// SAFETY: `cache` (Cells, no thread affinity) is only touched by the
+// holder of `live`'s lock.
+unsafe impl Sync for Explicit {}
+
+static EXPLICIT: [AtomicPtr<Explicit>; NEXPLICIT] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; NEXPLICIT];
+/// Serialises `create` and `destroy`.
+static EXPLICIT_LOCK: Mutex<()> = Mutex::new(());
+
+fn explicit(tc: usize) -> Option<&'static Explicit> {
+    let p = EXPLICIT.get(tc)?.load(Relaxed);
+    // SAFETY: published records live in base memory forever.
+    unsafe { p.as_ref() }
+}
+
+/// Creates an explicit cache whose stacks come from `arena`; its id, or
+/// None when all ids are taken or memory ran out.
+pub(crate) fn create_explicit(arena: &Arena) -> Option<usize> {
+    let _g = EXPLICIT_LOCK.lock();
+    let tc = (0..NEXPLICIT).find(|&i| explicit(i).is_none_or(|e| !*e.live.lock()))?;
+    let e = match explicit(tc) {
+        Some(e) => e,
+        None => {
+            let p = base::alloc(core::mem::size_of::<Explicit>(), 64) as *mut Explicit;
+            // SAFETY: zeroed base memory is a valid `Explicit` (an unlocked
+            // lock holding false, an all-zero `Tcache`); it lives forever.
+            let e = unsafe { p.as_ref()? };
+            EXPLICIT[tc].store(p, Relaxed);
+            e
+        }
+    };
+    let mut live = e.live.lock();
+    if !e.cache.setup(arena) {
+        return None;
+    }
+    *live = true;
+    Some(tc)
+}
+
+/// Runs `f` on explicit cache `tc` under its lock; None if it does not
+/// exist (never created, or destroyed).
+pub(crate) fn with_explicit<R>(tc: usize, f: impl FnOnce(&Tcache) -> R) -> Option<R> {
+    let e = explicit(tc)?;
+    let live = e.live.lock();
+    if !*live {
+        return None;
+    }
+    Some(f(&e.cache))
+}
+
+/// Returns every block explicit cache `tc` holds (`tcache.flush`). False
+/// if it does not exist.
+pub(crate) fn flush_explicit(tc: usize) -> bool {
+    with_explicit(tc, |c| {
+        for i in 0..NCACHED_MAX {
+            c.flush(i, usize::MAX);
+        }
+    })
+    .is_some()
+}
+
+/// Flushes and retires explicit cache `tc` (`tcache.destroy`); its id may
+/// be handed out again. False if it does not exist.
+pub(crate) fn destroy_explicit(tc: usize) -> bool {
+    let _g = EXPLICIT_LOCK.lock();
+    let Some(e) = explicit(tc) else {
+        return false;
+    };
+    let mut live = e.live.lock();
+    if !*live {
+        return false;
+    }
+    e.cache.destroy();
+    *live = false;
+    true
+}
+
+/// Fork: explicit caches' locks, before the arenas' (`init` calls these).
+pub(crate) fn fork_prepare() {
+    EXPLICIT_LOCK.lock_raw();
+    for tc in 0..NEXPLICIT {
+        if let Some(e) = explicit(tc) {
+            e.live.lock_raw();
+        }
+    }
+}
+
+pub(crate) fn fork_parent() {
+    for tc in 0..NEXPLICIT {
+        if let Some(e) = explicit(tc) {
+            // SAFETY: `fork_prepare` took this lock and holds no guard.
+            unsafe { e.live.unlock_raw() };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { EXPLICIT_LOCK.unlock_raw() };
+}
+
+pub(crate) fn fork_child() {
+    for tc in 0..NEXPLICIT {
+        if let Some(e) = explicit(tc) {
+            // SAFETY: the child of a fork whose prepare handler held it.
+            unsafe { e.live.reset_in_child() };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { EXPLICIT_LOCK.reset_in_child() };
 }
 
 /// Returns cached blocks of class `ind` to their owning arenas: one lock

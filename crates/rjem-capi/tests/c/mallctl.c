@@ -124,6 +124,34 @@ int main(void) {
     uint64_t peak = 1;
     CHECK(mallctl("thread.peak.read", &peak, &len64, NULL, 0) == 0 && peak < 4096);
 
+    /* Explicit caches: create, use through MALLOCX_TCACHE, flush, destroy,
+     * reuse of the id. */
+    unsigned tc = 0, tc2 = 0;
+    len = sizeof(tc);
+    CHECK(mallctl("tcache.create", &tc, &len, NULL, 0) == 0);
+    void *q[50];
+    for (int i = 0; i < 50; i++) {
+        q[i] = mallocx(64, MALLOCX_TCACHE(tc));
+        CHECK(q[i] != NULL);
+        memset(q[i], i, 64);
+    }
+    for (int i = 0; i < 50; i++) dallocx(q[i], MALLOCX_TCACHE(tc));
+    void *back = mallocx(64, MALLOCX_TCACHE(tc));
+    CHECK(back == q[49]); /* the last block freed into it comes back first */
+    dallocx(back, MALLOCX_TCACHE(tc));
+    CHECK(mallctl("tcache.flush", NULL, NULL, &tc, sizeof(tc)) == 0);
+    len = sizeof(tc);
+    CHECK(mallctl("tcache.flush", &tc2, &len, NULL, 0) == EPERM); /* write-only */
+    CHECK(mallctl("tcache.destroy", NULL, NULL, &tc, sizeof(tc)) == 0);
+    CHECK(mallctl("tcache.destroy", NULL, NULL, &tc, sizeof(tc)) == EFAULT);
+    len = sizeof(tc2);
+    CHECK(mallctl("tcache.create", &tc2, &len, NULL, 0) == 0 && tc2 == tc);
+    CHECK(mallctl("tcache.destroy", NULL, NULL, &tc2, sizeof(tc2)) == 0);
+    /* An id with no cache behind it is bypassed. */
+    void *u = mallocx(64, MALLOCX_TCACHE(4000));
+    CHECK(u != NULL);
+    dallocx(u, MALLOCX_TCACHE(4000));
+
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

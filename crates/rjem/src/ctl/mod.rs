@@ -160,6 +160,8 @@ pub(crate) enum Node {
     Leaf(Type, Handler),
     /// A control that can also be written.
     Rw(Type, Handler),
+    /// A control that can only be written (its handler returns `Void`).
+    Wo(Type, Handler),
 }
 
 /// A control's handler: given the numbers met at indexed nodes along the
@@ -177,6 +179,7 @@ pub struct Mib {
 /// A resolved leaf: its type, handler and the path's indices.
 struct Resolved {
     ty: Type,
+    readable: bool,
     writable: bool,
     handler: Handler,
     idx: [usize; MAX_DEPTH],
@@ -241,6 +244,11 @@ impl Mib {
         self.target().map(|t| t.writable)
     }
 
+    /// Whether the control can be read (not a write-only one).
+    pub fn readable(&self) -> Result<bool, Error> {
+        self.target().map(|t| t.readable)
+    }
+
     /// Reads the control (an action cannot be read: `Permission`).
     pub fn read(&self) -> Result<Value, Error> {
         self.access(None, false)
@@ -266,6 +274,7 @@ impl Mib {
             (Type::Void, true) => {}
             (_, true) => return Err(Error::Invalid),
             _ if new.is_some() && !t.writable => return Err(Error::Permission),
+            _ if new.is_none() && !t.readable => return Err(Error::Permission),
             (ty, false) if new.is_some_and(|v| v.ty() != ty) => return Err(Error::Invalid),
             _ => {}
         }
@@ -299,23 +308,27 @@ impl Mib {
                     idx[0] = c;
                     return Ok(Resolved {
                         ty,
+                        readable: true,
                         writable: false,
                         handler: read_option,
                         idx,
                         nidx: 1,
                     });
                 }
-                Node::Leaf(..) | Node::Rw(..) => return Err(Error::NotFound),
+                Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) => return Err(Error::NotFound),
             };
         }
         match node {
-            Node::Leaf(ty, handler) | Node::Rw(ty, handler) => Ok(Resolved {
-                ty: *ty,
-                writable: matches!(node, Node::Rw(..)),
-                handler: *handler,
-                idx,
-                nidx,
-            }),
+            Node::Leaf(ty, handler) | Node::Rw(ty, handler) | Node::Wo(ty, handler) => {
+                Ok(Resolved {
+                    ty: *ty,
+                    readable: !matches!(node, Node::Wo(..)),
+                    writable: matches!(node, Node::Rw(..) | Node::Wo(..)),
+                    handler: *handler,
+                    idx,
+                    nidx,
+                })
+            }
             _ => Err(Error::NotFound),
         }
     }
@@ -338,7 +351,7 @@ fn child_named(node: &'static Node, word: &str) -> Result<(usize, &'static Node)
             .position(|o| o.name == word && option_type(o).is_some())
             .map(|i| (i, &OPTION_LEAF))
             .ok_or(Error::NotFound),
-        Node::Leaf(..) | Node::Rw(..) => Err(Error::NotFound),
+        Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) => Err(Error::NotFound),
     }
 }
 

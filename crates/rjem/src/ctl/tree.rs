@@ -110,6 +110,14 @@ pub(super) static ROOT: Node = Node::Named(&[
             ),
         ]),
     ),
+    (
+        "tcache",
+        Node::Named(&[
+            ("create", Node::Leaf(Type::U32, tcache_create)),
+            ("flush", Node::Wo(Type::U32, tcache_flush)),
+            ("destroy", Node::Wo(Type::U32, tcache_destroy)),
+        ]),
+    ),
     // Indices up to ARENAS_ALL inclusive.
     ("arena", Node::Indexed(ARENAS_ALL + 1, &ARENA_I)),
     (
@@ -486,6 +494,38 @@ fn thread_arena(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
         tsd::rebind(a);
     }
     Ok(old)
+}
+
+/// `tcache.create`: an explicit cache for `MALLOCX_TCACHE(tc)`; reading
+/// creates it and returns its id.
+fn tcache_create(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    if new.is_some() {
+        return Err(Error::Permission);
+    }
+    let tc = tcache::create_explicit(tsd::slow().arena()).ok_or(Error::Again)?;
+    Ok(Value::U32(tc as u32))
+}
+
+/// The id written to `tcache.flush` or `tcache.destroy`.
+fn tcache_id(new: Option<Value>) -> Result<usize, Error> {
+    match new {
+        Some(Value::U32(tc)) => Ok(tc as usize),
+        _ => Err(Error::Invalid),
+    }
+}
+
+fn tcache_flush(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    if !tcache::flush_explicit(tcache_id(new)?) {
+        return Err(Error::Fault);
+    }
+    Ok(Value::Void)
+}
+
+fn tcache_destroy(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    if !tcache::destroy_explicit(tcache_id(new)?) {
+        return Err(Error::Fault);
+    }
+    Ok(Value::Void)
 }
 
 fn thread_peak_reset(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
