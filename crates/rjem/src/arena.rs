@@ -81,7 +81,7 @@ impl Arena {
     /// Builds arena `ind` in base memory. None when out of memory.
     fn create(ind: usize) -> Option<&'static Arena> {
         let g = sc::geom();
-        let p = base::alloc(core::mem::size_of::<Arena>(), 64) as *mut Arena;
+        let p = base::alloc(core::mem::size_of::<Arena>(), 64, base::Use::Arenas) as *mut Arena;
         if p.is_null() {
             return None;
         }

@@ -23,11 +23,23 @@ pub(crate) static METADATA_THP_NAMES: &[&CStr] = &[c"disabled", c"auto", c"alway
 /// only as the bump pointer reaches them.
 const BLOCK: usize = 2 << 20;
 
+/// What a piece of metadata is for (`stats.metadata_detail.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Use {
+    Arenas = 0,
+    ExtentRecords = 1,
+    SlabBitmaps = 2,
+    ExplicitTcaches = 3,
+}
+
+const NUSES: usize = 4;
+
 struct BaseInner {
     cur: usize,
     end: usize,
-    /// Bytes handed out.
+    /// Bytes handed out, in total and by use.
     allocated: usize,
+    by_use: [usize; NUSES],
     /// Bytes mapped for metadata blocks.
     mapped: usize,
 }
@@ -36,12 +48,18 @@ static BASE: Mutex<BaseInner> = Mutex::new(BaseInner {
     cur: 0,
     end: 0,
     allocated: 0,
+    by_use: [0; NUSES],
     mapped: 0,
 });
 
+/// Bytes handed out for `u`.
+pub(crate) fn allocated_for(u: Use) -> usize {
+    BASE.lock().by_use[u as usize]
+}
+
 /// Allocates `size` zeroed bytes aligned to `align` (a power of two, at most
-/// a page). Returns null when the OS refuses memory.
-pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
+/// a page) for use `u`. Returns null when the OS refuses memory.
+pub(crate) fn alloc(size: usize, align: usize, u: Use) -> *mut u8 {
     let mut b = BASE.lock();
     let mut start = os::align_up(b.cur, align).unwrap_or(usize::MAX);
     if b.cur == 0 || start.saturating_add(size) > b.end {
@@ -67,6 +85,7 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     b.cur = start + size;
     b.allocated += size;
+    b.by_use[u as usize] += size;
     start as *mut u8
 }
 
@@ -94,8 +113,8 @@ mod tests {
 
     #[test]
     fn aligned_zeroed_distinct() {
-        let a = alloc(24, 8);
-        let b = alloc(100, 64);
+        let a = alloc(24, 8, Use::Arenas);
+        let b = alloc(100, 64, Use::Arenas);
         assert!(!a.is_null() && !b.is_null());
         assert_eq!(b as usize % 64, 0);
         assert!(b as usize >= a as usize + 24 || (b as usize) + 100 <= a as usize);
@@ -105,7 +124,7 @@ mod tests {
                 assert_eq!(*b.add(i), 0);
             }
         }
-        let big = alloc(3 << 20, 4096);
+        let big = alloc(3 << 20, 4096, Use::Arenas);
         assert!(!big.is_null());
         let (allocated, mapped) = stats();
         assert!(allocated >= 24 + 100 + (3 << 20) && mapped >= allocated);

@@ -17,7 +17,7 @@
 use crate::extent::{ERef, Extent, NO_CLASS};
 use crate::os;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const LG_KEY: u32 = 12;
 const LEAF_BITS: u32 = 18;
@@ -26,6 +26,14 @@ const LEAF_LEN: usize = 1 << LEAF_BITS;
 
 static ROOT: [AtomicPtr<AtomicU64>; 1 << ROOT_BITS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; 1 << ROOT_BITS];
+/// Leaves mapped (metadata accounting).
+static NLEAVES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes mapped for leaves: address space, resident only where entries
+/// were written (`stats.metadata_detail.pointer_map`).
+pub(crate) fn mapped_bytes() -> usize {
+    NLEAVES.load(Ordering::Relaxed) * LEAF_LEN * 8
+}
 
 const SLAB_BIT: u64 = 1;
 const SZ_SHIFT: u32 = 48;
@@ -159,6 +167,8 @@ pub(crate) fn ensure_range(addr: usize, size: usize) -> bool {
             .is_err()
         {
             os::unmap(leaf as *mut u8, LEAF_LEN * 8);
+        } else {
+            NLEAVES.fetch_add(1, Ordering::Relaxed);
         }
     }
     true

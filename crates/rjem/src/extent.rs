@@ -328,7 +328,11 @@ impl ExtentPool {
     pub(crate) fn get(&mut self) -> Option<ERef> {
         if self.free.is_none() {
             let sz = core::mem::size_of::<Extent>();
-            let p = base::alloc(sz * POOL_BATCH, core::mem::align_of::<Extent>()) as *mut Extent;
+            let p = base::alloc(
+                sz * POOL_BATCH,
+                core::mem::align_of::<Extent>(),
+                base::Use::ExtentRecords,
+            ) as *mut Extent;
             if p.is_null() {
                 return None;
             }

@@ -268,6 +268,15 @@ const ARENA_FIELDS: &[&str] = &[
     "retained",
 ];
 
+/// rjem's breakdown of `metadata` (and the pointer map's address space).
+const METADATA_DETAIL: &[&str] = &[
+    "arenas",
+    "extent_records",
+    "slab_bitmaps",
+    "explicit_tcaches",
+    "pointer_map",
+];
+
 const CLASS_FIELDS: &[&str] = &[
     "allocated",
     "nmalloc",
@@ -361,6 +370,11 @@ fn json(o: &Opts, out: &mut Out) -> fmt::Result {
         e.kv(k, get(format_args!("stats.{k}")))?;
     }
     e.kv("zero_reallocs", get(format_args!("stats.zero_reallocs")))?;
+    e.obj("metadata_detail")?;
+    for k in METADATA_DETAIL {
+        e.kv(k, get(format_args!("stats.metadata_detail.{k}")))?;
+    }
+    e.close('}')?;
     e.obj("background_thread")?;
     for k in ["num_threads", "num_runs"] {
         e.kv(k, get(format_args!("stats.background_thread.{k}")))?;
@@ -480,6 +494,15 @@ fn text(o: &Opts, out: &mut Out) -> fmt::Result {
         s("resident"),
         s("mapped"),
         s("retained"),
+    )?;
+    writeln!(
+        out,
+        "Metadata: arenas: {}, extent records: {}, slab bitmaps: {}, explicit tcaches: {}; pointer map: {} mapped",
+        s("metadata_detail.arenas"),
+        s("metadata_detail.extent_records"),
+        s("metadata_detail.slab_bitmaps"),
+        s("metadata_detail.explicit_tcaches"),
+        s("metadata_detail.pointer_map"),
     )?;
     writeln!(
         out,

@@ -26,7 +26,7 @@ fn bitmap(e: ERef, words: usize) -> &'static mut [u64] {
 /// base memory for the bitmap cannot be had.
 pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> bool {
     if e.bitmap.get().is_null() {
-        let p = base::alloc(words * 8, 8) as *mut u64;
+        let p = base::alloc(words * 8, 8, base::Use::SlabBitmaps) as *mut u64;
         if p.is_null() {
             return false;
         }

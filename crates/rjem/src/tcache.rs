@@ -596,7 +596,11 @@ pub(crate) fn create_explicit(arena: &Arena) -> Option<usize> {
     let e = match explicit(tc) {
         Some(e) => e,
         None => {
-            let p = base::alloc(core::mem::size_of::<Explicit>(), 64) as *mut Explicit;
+            let p = base::alloc(
+                core::mem::size_of::<Explicit>(),
+                64,
+                base::Use::ExplicitTcaches,
+            ) as *mut Explicit;
             // SAFETY: zeroed base memory is a valid `Explicit` (an unlocked
             // lock holding false, an all-zero `Tcache`); it lives forever.
             let e = unsafe { p.as_ref()? };

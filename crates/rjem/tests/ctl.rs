@@ -437,3 +437,37 @@ fn explicit_tcache_shared_by_threads_stays_consistent() {
         Err(Error::Fault)
     );
 }
+
+#[test]
+fn metadata_is_explained() {
+    let keep: Vec<Vec<u8>> = (0..200).map(|i| vec![0u8; 100 + i * 50]).collect();
+    let parts = [
+        "arenas",
+        "extent_records",
+        "slab_bitmaps",
+        "explicit_tcaches",
+    ];
+    // Other tests run alongside: retry until a refresh and the parts agree.
+    let mut last = (0, 0);
+    for _ in 0..50 {
+        ctl::write("epoch", Value::U64(1)).unwrap();
+        let total = u64_of("stats.metadata");
+        let sum: u64 = parts
+            .iter()
+            .map(|p| u64_of(&format!("stats.metadata_detail.{p}")))
+            .sum();
+        if sum == total {
+            assert!(u64_of("stats.metadata_detail.arenas") > 0);
+            assert!(u64_of("stats.metadata_detail.extent_records") > 0);
+            assert!(u64_of("stats.metadata_detail.slab_bitmaps") > 0);
+            assert!(u64_of("stats.metadata_detail.pointer_map") >= 8 << 20 >> 2);
+            drop(keep);
+            return;
+        }
+        last = (sum, total);
+    }
+    panic!(
+        "metadata parts {} never matched the total {}",
+        last.0, last.1
+    );
+}

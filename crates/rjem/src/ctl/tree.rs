@@ -8,7 +8,9 @@ use super::{Error, Node, Type, Value, ARENAS_ALL};
 use crate::api;
 use crate::arena::{self, Arena};
 use crate::background;
+use crate::base;
 use crate::decay;
+use crate::emap;
 use crate::size_class as sc;
 use crate::stats;
 use crate::tcache;
@@ -52,6 +54,13 @@ macro_rules! lextent_stat {
 macro_rules! total {
     ($field:ident) => {
         ro!(Usize, |_idx| Some(crate::stats::epoch_totals().$field))
+    };
+}
+
+/// Metadata bytes for one use (`stats.metadata_detail.*`, read live).
+macro_rules! base_use {
+    ($u:ident) => {
+        ro!(Usize, |_idx| Some(base::allocated_for(base::Use::$u)))
     };
 }
 
@@ -153,6 +162,18 @@ pub(super) static ROOT: Node = Node::Named(&[
             ("active", total!(active)),
             ("metadata", total!(metadata)),
             ("metadata_thp", ro!(Usize, |_idx| Some(0))),
+            // rjem's own: what the metadata is (jemalloc cannot say).
+            (
+                "metadata_detail",
+                Node::Named(&[
+                    ("arenas", base_use!(Arenas)),
+                    ("extent_records", base_use!(ExtentRecords)),
+                    ("slab_bitmaps", base_use!(SlabBitmaps)),
+                    ("explicit_tcaches", base_use!(ExplicitTcaches)),
+                    // Address space; resident only where entries were set.
+                    ("pointer_map", ro!(Usize, |_idx| Some(emap::mapped_bytes()))),
+                ]),
+            ),
             ("resident", total!(resident)),
             ("mapped", total!(mapped)),
             ("retained", total!(retained)),
