@@ -345,6 +345,13 @@ pub(crate) unsafe fn realloc(
 ) -> *mut u8 {
     let ent = emap::lookup_live(p);
     if let Some(q) = resize_in_place(p, ent, new_size, align, zero) {
+        let usize = sc::index_to_size(ent.szind());
+        if sc::geom().usable_size(new_size, align) == Some(usize) {
+            // Same class: still counted as freed and allocated, as in
+            // jemalloc (a resize is counted where it happens).
+            tsd::note_dalloc(usize);
+            tsd::note_alloc(usize);
+        }
         return q;
     }
     let q = alloc(new_size, align, zero, place);

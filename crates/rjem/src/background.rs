@@ -24,7 +24,10 @@
 use crate::arena;
 use crate::os;
 use crate::pages::SIGNAL;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// Freed bytes in one arena that make the default mode start the purger.
 pub(crate) const AUTO_THRESHOLD: usize = 8 << 20;
@@ -94,8 +97,7 @@ pub(crate) fn set_enabled(on: bool) -> bool {
         MODE.store(OFF, Relaxed);
         configure();
         SIGNAL.wanted.store(false, Relaxed);
-        stop();
-        true
+        stop()
     }
 }
 
@@ -114,21 +116,23 @@ pub(crate) fn set_max_threads(n: usize) {
 }
 
 /// Stops the purger thread, if it runs, and waits (at most about two
-/// seconds: a pass sleeps at most one) for it to leave.
-fn stop() {
-    if !STARTED.load(Relaxed) {
-        return;
+/// seconds: a pass sleeps at most one) for it to leave. False if it has
+/// not left by then.
+fn stop() -> bool {
+    if !STARTED.load(Acquire) {
+        return true;
     }
-    STOP.store(true, Relaxed);
+    STOP.store(true, Release);
     for _ in 0..200 {
         if SIGNAL.idle.swap(0, Relaxed) == 1 {
             os::futex_wake(&SIGNAL.idle);
         }
-        if !STARTED.load(Relaxed) {
-            return;
+        if !STARTED.load(Acquire) {
+            return true;
         }
         sleep_ns(10_000_000);
     }
+    false
 }
 
 /// Starts the purger if a free asked for it. Call only where no lock is
@@ -190,7 +194,7 @@ fn start() -> bool {
 }
 
 extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
-    while !STOP.load(Relaxed) {
+    while !STOP.load(Acquire) {
         let now = os::now_ns();
         let mut pending = false;
         let mut next = u64::MAX;
@@ -218,7 +222,7 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
         }
     }
     STOP.store(false, Relaxed);
-    STARTED.store(false, Relaxed);
+    STARTED.store(false, Release);
     core::ptr::null_mut()
 }
 

@@ -100,6 +100,13 @@ pub(crate) enum Kind {
         cell: &'static AtomicUsize,
         max_lg: u32,
     },
+    /// A jemalloc 5.3 option whose setting rjem cannot change: it reads
+    /// back as `value` (what rjem does), a pair asking for that is
+    /// accepted silently, any other value with a warning saying `instead`.
+    Fixed {
+        value: Setting,
+        instead: &'static str,
+    },
     /// A jemalloc 5.3 option this version does not implement: accepted
     /// with a warning saying what rjem does instead, and otherwise ignored.
     Ignored { instead: &'static str },
@@ -338,14 +345,14 @@ pub(crate) static OPTIONS: &[Opt] = &[
         },
         runtime: None,
     },
-    ignored("dss", "maps with mmap only (as dss:disabled)"),
-    ignored("percpu_arena", "binds each thread to the least loaded arena"),
-    ignored("junk", "does not fill blocks"),
-    ignored("zero", "does not zero blocks unless asked (calloc, MALLOCX_ZERO)"),
-    ignored("stats_print", "prints statistics only when malloc_stats_print is called"),
-    ignored("stats_print_opts", "prints statistics only when malloc_stats_print is called"),
-    ignored("stats_interval", "prints statistics only when malloc_stats_print is called"),
-    ignored("stats_interval_opts", "prints statistics only when malloc_stats_print is called"),
+    fixed("dss", Setting::Str(c"disabled"), "maps with mmap only"),
+    fixed("percpu_arena", Setting::Str(c"disabled"), "binds each thread to the least loaded arena"),
+    fixed("junk", Setting::Str(c"false"), "does not fill blocks"),
+    fixed("zero", Setting::Bool(false), "does not zero blocks unless asked (calloc, MALLOCX_ZERO)"),
+    fixed("stats_print", Setting::Bool(false), "prints statistics only when malloc_stats_print is called"),
+    fixed("stats_print_opts", Setting::Str(c""), "prints statistics only when malloc_stats_print is called"),
+    fixed("stats_interval", Setting::Ms(-1), "prints statistics only when malloc_stats_print is called"),
+    fixed("stats_interval_opts", Setting::Str(c""), "prints statistics only when malloc_stats_print is called"),
     ignored("prof", "has no heap profiler yet"),
     ignored("prof_prefix", "has no heap profiler yet"),
     ignored("prof_active", "has no heap profiler yet"),
@@ -365,9 +372,9 @@ pub(crate) static OPTIONS: &[Opt] = &[
     ignored("lg_tcache_flush_small_div", "flushes half a full cache bin"),
     ignored("lg_tcache_flush_large_div", "flushes half a full cache bin"),
     ignored("slab_sizes", "sizes slabs as lcm(class, page)"),
-    ignored("hpa", "uses its page allocator (as hpa:false)"),
-    ignored("cache_oblivious", "does not pad large blocks (as cache_oblivious:false)"),
-    ignored("trust_madvise", "trusts madvise's result"),
+    fixed("hpa", Setting::Bool(false), "uses its page allocator"),
+    fixed("cache_oblivious", Setting::Bool(false), "does not pad large blocks"),
+    fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
     ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
     ignored("prof_accum", "has no heap profiler yet"),
     ignored("prof_leak_error", "has no heap profiler yet"),
@@ -390,6 +397,17 @@ pub(crate) static OPTIONS: &[Opt] = &[
     ignored("san_guard_large", "has no guard pages yet"),
     ignored("debug_double_free_max_scan", "checks double frees when the cache flushes"),
 ];
+
+/// A jemalloc option whose setting is what rjem does (`value`); `instead`
+/// completes "rjem ..." in the warning for any other value.
+const fn fixed(name: &'static str, value: Setting, instead: &'static str) -> Opt {
+    Opt {
+        name,
+        doc: "Fixed in rjem (a jemalloc 5.3 option): other values are accepted with a warning.",
+        kind: Kind::Fixed { value, instead },
+        runtime: None,
+    }
+}
 
 /// A jemalloc option rjem accepts and ignores; `instead` completes "rjem
 /// ..." in the warning.
@@ -491,6 +509,20 @@ impl Opt {
                 Some(n) if n <= max_lg as usize => Ok(Setting::Size(1 << n)),
                 _ => Err(bad),
             },
+            Kind::Fixed { value, instead } => {
+                let same = match value {
+                    Setting::Bool(b) => parse_bool(v) == Some(b),
+                    Setting::Str(w) => w.to_bytes() == v,
+                    Setting::Ms(n) => v == b"-1" && n == -1,
+                    Setting::Size(n) => parse_usize(v) == Some(n),
+                    _ => false,
+                };
+                if same {
+                    Ok(value)
+                } else {
+                    Err(Problem::Unsupported(instead))
+                }
+            }
             Kind::Ignored { instead } => Err(Problem::Unsupported(instead)),
         }
     }
@@ -505,6 +537,7 @@ impl Opt {
             } => Some(size_setting(default, unsigned)),
             Kind::Ms { default, .. } => Some(Setting::Ms(default as isize)),
             Kind::Choice { names, default, .. } => Some(Setting::Str(names[default as usize])),
+            Kind::Fixed { value, .. } => Some(value),
             Kind::Lg { .. } | Kind::Ignored { .. } => None,
         }
     }
@@ -530,6 +563,8 @@ impl Opt {
                 cell.store(i as u8, Relaxed)
             }
             (Kind::Lg { cell, .. }, Setting::Size(n)) => cell.store(n, Relaxed),
+            // It already is what was asked.
+            (Kind::Fixed { .. }, _) => {}
             _ => debug_assert!(false, "option {} given a value of another type", self.name),
         }
     }
@@ -548,6 +583,7 @@ impl Opt {
             Kind::Choice { cell, names, .. } => {
                 Setting::Str(names[(cell.load(Relaxed) as usize).min(names.len() - 1)])
             }
+            Kind::Fixed { value, .. } => value,
             Kind::Lg { .. } | Kind::Ignored { .. } => return None,
         })
     }
@@ -726,6 +762,11 @@ mod tests {
                 b"junk:true".to_vec()
             )
         );
+        // Asking for what rjem does is not a problem.
+        assert_eq!(one("junk:false"), Ok(Setting::Str(c"false")));
+        assert_eq!(one("stats_print:false"), Ok(Setting::Bool(false)));
+        assert_eq!(one("dss:disabled"), Ok(Setting::Str(c"disabled")));
+        assert!(matches!(one("dss:primary"), Err(Problem::Unsupported(_))));
     }
 
     #[test]

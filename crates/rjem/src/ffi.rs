@@ -348,8 +348,10 @@ pub unsafe fn mallctlbymib(
     }
 }
 
-/// One `mallctl` access at the byte level, with jemalloc's rules, checked
-/// in its order before anything changes: an action takes no values
+/// One `mallctl` access at the byte level, with jemalloc's rules, all
+/// checked before anything changes (jemalloc may apply a write and then
+/// fail on the old-value size; rjem changes nothing then): an action takes
+/// no values
 /// (EPERM); a read-only control takes no new value (EPERM); an old-value
 /// buffer of another size gets what fits of the current value, and EINVAL,
 /// and nothing is written; a new value must be exactly the control's size

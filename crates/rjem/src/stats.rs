@@ -12,8 +12,8 @@
 //! bin and large-class counters are read live.
 //!
 //! Requests (`nrequests`) are counted where a block leaves an arena: a
-//! thread-cache fill counts each block it takes, and cache hits are not
-//! counted, to keep the hit path free of counters.
+//! thread-cache fill counts each block it takes; cache hits are counted
+//! per thread (`thread.allocated`), not per arena.
 //!
 //! Meanings follow jemalloc's `stats.*`: `allocated` is the bytes of live
 //! blocks at their usable size (including blocks cached by threads);
@@ -37,16 +37,26 @@ static EPOCH_TOTALS: Mutex<Option<Stats>> = Mutex::new(None);
 
 /// Takes a new snapshot of the totals (`epoch` written).
 pub(crate) fn refresh() {
-    static FORK_HANDLERS: core::sync::atomic::AtomicBool =
-        core::sync::atomic::AtomicBool::new(false);
-    if !FORK_HANDLERS.swap(true, Ordering::Relaxed) {
-        // The snapshot's lock must not be held across fork() by a thread
-        // the child does not have. Registered on first use, outside every
-        // rjem lock (registering may allocate); later handlers run first
-        // in prepare, so this lock is taken before the arenas'.
-        // SAFETY: plain functions that take, release or reset one lock.
-        unsafe {
-            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+    // 0: fork handlers not registered, 1: being registered, 2: done.
+    static FORK_HANDLERS: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+    match FORK_HANDLERS.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {
+            // The snapshot's lock must not be held across fork() by a
+            // thread the child does not have. Registered on first use,
+            // outside every rjem lock (registering may allocate); later
+            // handlers run first in prepare, so this lock is taken before
+            // the arenas'.
+            // SAFETY: plain functions that take, release or reset one lock.
+            unsafe {
+                libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+            }
+            FORK_HANDLERS.store(2, Ordering::Release);
+        }
+        Err(_) => {
+            // No one takes the lock before the handlers are in place.
+            while FORK_HANDLERS.load(Ordering::Acquire) != 2 {
+                core::hint::spin_loop();
+            }
         }
     }
     let s = snapshot();

@@ -4,7 +4,7 @@
 //! stacks, their storage, fill/flush sizing and incremental GC).
 //!
 //! The hot path (`pop`/`push`) is a compare and a load/store on thread-local
-//! memory: no lock, no atomic. Each stack lives in one block of memory
+//! memory, plus one increment of the pop count: no lock, no atomic. Each stack lives in one block of memory
 //! allocated from the thread's arena; it grows downward, so `head` points to
 //! the most recently pushed item and `empty` is one past the bottom. Only the
 //! low 16 bits of positions are compared (a stack spans less than 64 KiB).
@@ -222,6 +222,9 @@ struct Counters {
     /// highest value seen since, relative to it.
     net_at_reset: i64,
     peak: i64,
+    /// Bytes allocated (filled into stacks, or outside them) since the
+    /// peak was last sampled: it is sampled every `GC_INTERVAL` bytes.
+    since_peak: u64,
 }
 
 pub(crate) struct Tcache {
@@ -260,6 +263,7 @@ impl Tcache {
                 slow_dalloc: 0,
                 net_at_reset: 0,
                 peak: 0,
+                since_peak: 0,
             }),
             gc_bytes: Cell::new(0),
             gc_next: Cell::new(0),
@@ -390,6 +394,7 @@ impl Tcache {
         let n = arena.fill(ind, out);
         ctl.nfill += n as u64;
         self.ctl[ind].set(ctl);
+        self.peak_tick(n * size);
         if n == 0 {
             return ptr::null_mut();
         }
@@ -464,7 +469,6 @@ impl Tcache {
     /// Incremental GC of one class: flush 3/4 of the items that were not
     /// used since the last GC, and adapt the fill size.
     fn gc_one(&self, ind: usize) {
-        self.note_peak();
         let b = &self.bins[ind];
         let lw = b.low_water_count();
         let mut ctl = self.ctl[ind].get();
@@ -483,13 +487,26 @@ impl Tcache {
         b.reset_low_water();
     }
 
-    /// Counts `bytes` allocated without a stack. Large allocations (from
-    /// 64 KiB) also sample the peak, as cache GC steps do for the rest.
+    /// Counts `bytes` allocated without a stack.
     pub(crate) fn note_alloc(&self, bytes: usize) {
         let mut c = self.counters.get();
         c.slow_alloc = c.slow_alloc.wrapping_add(bytes as u64);
         self.counters.set(c);
-        if bytes >= GC_INTERVAL {
+        self.peak_tick(bytes);
+    }
+
+    /// Samples the peak once per `GC_INTERVAL` bytes allocated (blocks
+    /// filled into the stacks count when filled), as jemalloc samples it
+    /// at its allocation events.
+    fn peak_tick(&self, bytes: usize) {
+        let mut c = self.counters.get();
+        c.since_peak += bytes as u64;
+        let due = c.since_peak >= GC_INTERVAL as u64;
+        if due {
+            c.since_peak = 0;
+        }
+        self.counters.set(c);
+        if due {
             self.note_peak();
         }
     }
@@ -531,7 +548,7 @@ impl Tcache {
     }
 
     /// `thread.peak.read`: the highest allocated - deallocated seen since
-    /// the last reset (sampled at cache GC steps and at this read).
+    /// the last reset (sampled every 64 KiB allocated and at this read).
     pub(crate) fn peak(&self) -> u64 {
         self.note_peak();
         self.counters.get().peak.max(0) as u64
@@ -583,7 +600,9 @@ static EXPLICIT: [AtomicPtr<Explicit>; NEXPLICIT] =
 static EXPLICIT_LOCK: Mutex<()> = Mutex::new(());
 
 fn explicit(tc: usize) -> Option<&'static Explicit> {
-    let p = EXPLICIT.get(tc)?.load(Relaxed);
+    let p = EXPLICIT
+        .get(tc)?
+        .load(core::sync::atomic::Ordering::Acquire);
     // SAFETY: published records live in base memory forever.
     unsafe { p.as_ref() }
 }
@@ -604,7 +623,7 @@ pub(crate) fn create_explicit(arena: &Arena) -> Option<usize> {
             // SAFETY: zeroed base memory is a valid `Explicit` (an unlocked
             // lock holding false, an all-zero `Tcache`); it lives forever.
             let e = unsafe { p.as_ref()? };
-            EXPLICIT[tc].store(p, Relaxed);
+            EXPLICIT[tc].store(p, core::sync::atomic::Ordering::Release);
             e
         }
     };

@@ -230,7 +230,8 @@ pub(crate) fn rebind(a: &'static Arena) {
 
 /// Whether the calling thread has a working cache (`thread.tcache.enabled`).
 pub(crate) fn cache_enabled() -> bool {
-    get().state.get() == ACTIVE
+    // A thread that has not allocated yet gets its cache now, as it would.
+    slow().state.get() == ACTIVE
 }
 
 /// Turns the calling thread's cache off (flushing it) or back on. On

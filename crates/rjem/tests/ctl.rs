@@ -386,6 +386,11 @@ fn thread_counters_are_exact() {
         assert!(peak >= 10 << 20, "peak {peak}");
         ctl::run("thread.peak.reset").unwrap();
         assert!(u64_of("thread.peak.read") < 1 << 20);
+        // Small blocks too: 5 MiB of 16-byte boxes, freed before the read.
+        let small: Vec<Box<[u8; 16]>> = (0..(5 << 20) / 16).map(|_| Box::new([7; 16])).collect();
+        drop(small);
+        let peak = u64_of("thread.peak.read");
+        assert!(peak >= 5 << 20, "peak {peak}");
     })
     .join()
     .unwrap();

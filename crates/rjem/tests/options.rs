@@ -75,7 +75,7 @@ fn every_implemented_option_reads_as_opt() {
         // jemalloc's C types: narenas is unsigned, decay times ssize_t.
         let want = match o.name {
             "narenas" => Type::U32,
-            "dirty_decay_ms" | "muzzy_decay_ms" => Type::Isize,
+            _ if matches!(value, OptionValue::Ms(_)) => Type::Isize,
             _ if matches!(value, OptionValue::Bool(_) | OptionValue::Unset) => Type::Bool,
             _ if matches!(value, OptionValue::Str(_)) => Type::Str,
             _ => Type::Usize,

@@ -93,7 +93,7 @@ pub(super) static ROOT: Node = Node::Named(&[
             ("prof_libunwind", config!(false)),
             ("stats", config!(true)),
             ("utrace", config!(false)),
-            ("xmalloc", config!(false)),
+            ("xmalloc", config!(true)),
         ]),
     ),
     ("opt", Node::Options),
@@ -346,6 +346,9 @@ fn version(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
 }
 
 fn thread_tcache_flush(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    if !tsd::cache_enabled() {
+        return Err(Error::Fault);
+    }
     tsd::flush();
     Ok(Value::Void)
 }
@@ -531,7 +534,7 @@ fn tcache_create(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
 fn tcache_id(new: Option<Value>) -> Result<usize, Error> {
     match new {
         Some(Value::U32(tc)) => Ok(tc as usize),
-        _ => Err(Error::Invalid),
+        _ => Err(Error::Fault),
     }
 }
 
