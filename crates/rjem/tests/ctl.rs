@@ -476,3 +476,33 @@ fn metadata_is_explained() {
         last.0, last.1
     );
 }
+
+#[test]
+fn typed_controls() {
+    use rjem::ctl::{arenas, epoch, max_background_threads, stats, thread, version, TypedMib};
+    assert!(version::read()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("5.3.0-"));
+    let e = epoch::advance().unwrap();
+    assert!(epoch::advance().unwrap() > e);
+    let allocated = stats::allocated::mib().unwrap();
+    assert!(allocated.read().unwrap() > 0);
+    assert!(stats::resident::read().unwrap() > 0);
+    assert_eq!(arenas::page::read(), Ok(u64_of("arenas.page") as usize));
+    // A private arena for this thread, then back.
+    let a = arenas::create().unwrap();
+    let old = thread::arena::write(a).unwrap();
+    assert_eq!(thread::arena::read(), Ok(a));
+    assert_eq!(thread::arena::write(old), Ok(a));
+    thread::peak::reset().unwrap();
+    assert!(thread::peak::read().unwrap() < 1 << 20);
+    assert!(thread::allocated::read().unwrap() > 0);
+    assert!(max_background_threads::read().unwrap() >= 1);
+    // The type is checked.
+    assert_eq!(
+        TypedMib::<bool>::new("stats.allocated").unwrap().read(),
+        Err(Error::Invalid)
+    );
+}

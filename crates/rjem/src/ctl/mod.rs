@@ -26,6 +26,12 @@
 //! ```
 
 mod tree;
+mod typed;
+
+pub use typed::{
+    arenas, background_thread, epoch, max_background_threads, stats, thread, version, CtlType,
+    TypedMib,
+};
 
 use crate::conf::{self, Setting};
 use crate::decay;

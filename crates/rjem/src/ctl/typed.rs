@@ -1,0 +1,225 @@
+//! Typed access to the controls, in the spirit of `tikv-jemalloc-ctl`: one
+//! module per name with `read`, `write` (where writable) and `mib` (the
+//! name resolved once, for cheap repeated reads).
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: rjem::Rjem = rjem::Rjem;
+//!
+//! use rjem::ctl::{epoch, stats, thread};
+//!
+//! let v = vec![0u8; 1 << 20];
+//! epoch::advance().unwrap();
+//! let allocated = stats::allocated::read().unwrap();
+//! assert!(allocated >= 1 << 20);
+//!
+//! // Resolve once, read often.
+//! let active = stats::active::mib().unwrap();
+//! epoch::advance().unwrap();
+//! assert!(active.read().unwrap() >= allocated);
+//!
+//! assert!(thread::allocated::read().unwrap() >= 1 << 20);
+//! drop(v);
+//! ```
+
+use super::{Error, Mib, Value};
+use core::ffi::CStr;
+use core::marker::PhantomData;
+
+/// A Rust type a control's value converts to and from.
+pub trait CtlType: Sized + Copy {
+    /// The value as this type (None if the control has another type).
+    fn from_value(v: Value) -> Option<Self>;
+    /// This type as a value.
+    fn into_value(self) -> Value;
+}
+
+macro_rules! ctl_type {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl CtlType for $t {
+            fn from_value(v: Value) -> Option<Self> {
+                match v {
+                    Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(self)
+            }
+        }
+    )*};
+}
+
+ctl_type!(bool => Bool, u32 => U32, u64 => U64, usize => Usize, isize => Isize, &'static CStr => Str);
+
+/// A control resolved to its MIB, with its Rust type.
+#[derive(Clone, Copy, Debug)]
+pub struct TypedMib<T> {
+    mib: Mib,
+    ty: PhantomData<T>,
+}
+
+impl<T: CtlType> TypedMib<T> {
+    /// Resolves `name`.
+    pub fn new(name: &str) -> Result<Self, Error> {
+        Ok(TypedMib {
+            mib: Mib::new(name)?,
+            ty: PhantomData,
+        })
+    }
+
+    /// Reads the value.
+    pub fn read(&self) -> Result<T, Error> {
+        T::from_value(self.mib.read()?).ok_or(Error::Invalid)
+    }
+
+    /// Writes `v`; returns the old value where the control has one.
+    pub fn write(&self, v: T) -> Result<Option<T>, Error> {
+        Ok(T::from_value(self.mib.write(v.into_value())?))
+    }
+}
+
+/// One module per control: `read`, `mib`, and `write` when writable.
+macro_rules! leaf {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $t:ty) => {
+        $(#[$doc])*
+        pub mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            /// The control's name.
+            pub const NAME: &str = $path;
+            /// Reads the value.
+            pub fn read() -> Result<$t, Error> {
+                mib()?.read()
+            }
+            /// The name resolved once, for cheap repeated reads.
+            pub fn mib() -> Result<TypedMib<$t>, Error> {
+                TypedMib::new(NAME)
+            }
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, $path:literal, $t:ty, rw) => {
+        $(#[$doc])*
+        pub mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            /// The control's name.
+            pub const NAME: &str = $path;
+            /// Reads the value.
+            pub fn read() -> Result<$t, Error> {
+                mib()?.read()
+            }
+            /// Writes `v` and returns the old value.
+            pub fn write(v: $t) -> Result<$t, Error> {
+                mib()?.write(v)?.ok_or(Error::Invalid)
+            }
+            /// The name resolved once, for cheap repeated reads.
+            pub fn mib() -> Result<TypedMib<$t>, Error> {
+                TypedMib::new(NAME)
+            }
+        }
+    };
+}
+
+/// `epoch`: refreshes the statistics snapshot.
+pub mod epoch {
+    use super::*;
+    /// Refreshes `stats.*` and returns the new epoch.
+    pub fn advance() -> Result<u64, Error> {
+        TypedMib::<u64>::new("epoch")?
+            .write(1)?
+            .ok_or(Error::Invalid)
+    }
+}
+
+leaf!(
+    /// `version`: jemalloc's API version rjem implements.
+    version, "version", &'static CStr
+);
+leaf!(
+    /// `background_thread`: whether the purger thread runs.
+    background_thread, "background_thread", bool, rw
+);
+leaf!(
+    /// `max_background_threads`.
+    max_background_threads, "max_background_threads", usize, rw
+);
+
+/// `stats.*`: process totals as of the last `epoch::advance`.
+pub mod stats {
+    use super::*;
+    leaf!(
+        /// Bytes of live blocks at their usable size.
+        allocated, "stats.allocated", usize
+    );
+    leaf!(
+        /// Bytes of pages in active extents.
+        active, "stats.active", usize
+    );
+    leaf!(
+        /// Bytes of allocator metadata.
+        metadata, "stats.metadata", usize
+    );
+    leaf!(
+        /// An upper bound of the bytes resident.
+        resident, "stats.resident", usize
+    );
+    leaf!(
+        /// Bytes mapped and not retained.
+        mapped, "stats.mapped", usize
+    );
+    leaf!(
+        /// Bytes of address space retained for reuse.
+        retained, "stats.retained", usize
+    );
+}
+
+/// `thread.*`: the calling thread.
+pub mod thread {
+    use super::*;
+    leaf!(
+        /// Bytes this thread allocated so far (usable sizes, exact).
+        allocated, "thread.allocated", u64
+    );
+    leaf!(
+        /// Bytes this thread freed so far.
+        deallocated, "thread.deallocated", u64
+    );
+    leaf!(
+        /// The arena this thread allocates from; writing rebinds it.
+        arena, "thread.arena", u32, rw
+    );
+    /// `thread.peak.*`.
+    pub mod peak {
+        use super::*;
+        /// The highest allocated - deallocated since the last reset.
+        pub fn read() -> Result<u64, Error> {
+            TypedMib::<u64>::new("thread.peak.read")?.read()
+        }
+        /// Starts a new peak measurement.
+        pub fn reset() -> Result<(), Error> {
+            crate::ctl::run("thread.peak.reset")
+        }
+    }
+}
+
+/// `arenas.*` and the arena operations.
+pub mod arenas {
+    use super::*;
+    leaf!(
+        /// Arena indices in use.
+        narenas, "arenas.narenas", u32
+    );
+    leaf!(
+        /// The page size.
+        page, "arenas.page", usize
+    );
+    leaf!(
+        /// The decay time new arenas get.
+        dirty_decay_ms, "arenas.dirty_decay_ms", isize, rw
+    );
+    /// Creates an arena for `MALLOCX_ARENA`; returns its index.
+    pub fn create() -> Result<u32, Error> {
+        TypedMib::<u32>::new("arenas.create")?.read()
+    }
+}
