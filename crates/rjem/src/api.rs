@@ -99,12 +99,8 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
             Some(Some(p)) => {
                 if !p.is_null() {
                     tsd::note_alloc(usize);
-                    if zero {
-                        // SAFETY: p is a block of `usize` bytes just handed out.
-                        unsafe { ptr::write_bytes(p, 0, usize) };
-                    }
                 }
-                p
+                zeroed(p, usize, zero)
             }
             // Not a class that cache holds, or no such cache.
             _ => alloc_slow(size, align, zero, Place::Uncached),
@@ -146,6 +142,13 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
             return p;
         }
     };
+    zeroed(p, usize, zero)
+}
+
+/// `p` (a block of `usize` bytes just handed out, or null), cleared if
+/// `zero`.
+#[inline]
+fn zeroed(p: *mut u8, usize: usize, zero: bool) -> *mut u8 {
     if zero && !p.is_null() {
         // SAFETY: p is a block of `usize` bytes that we just handed out.
         unsafe { ptr::write_bytes(p, 0, usize) };

@@ -619,24 +619,39 @@ fn class_row(out: &mut Out, name: &str, v: &[u64; 6], up: u64) -> fmt::Result {
     )
 }
 
+/// jemalloc's `---` line where table rows were left out (classes never
+/// used).
+#[derive(Default)]
+struct Gap(bool);
+
+impl Gap {
+    fn skip(&mut self) {
+        self.0 = true;
+    }
+    /// Before a printed row, and once after the last one.
+    fn close(&mut self, out: &mut Out) -> fmt::Result {
+        if core::mem::take(&mut self.0) {
+            writeln!(out, "                     ---")?;
+        }
+        Ok(())
+    }
+}
+
 fn text_bins(out: &mut Out, i: usize, up: u64) -> fmt::Result {
     writeln!(
         out,
         "bins:           size ind    allocated      nmalloc (#/sec)      ndalloc (#/sec)    nrequests   (#/sec)  nshards      curregs     curslabs  nonfull_slabs regs pgs   util       nfills (#/sec)     nflushes (#/sec)       nslabs     nreslabs (#/sec)"
     )?;
     let page = num(format_args!("arenas.page"));
-    let mut skipped = false;
+    let mut gap = Gap::default();
     for j in 0..num(format_args!("arenas.nbins")) {
         let b = |k: &str| num(format_args!("stats.arenas.{i}.bins.{j}.{k}"));
         let nslabs = b("nslabs");
         if nslabs == 0 {
-            skipped = true;
+            gap.skip();
             continue;
         }
-        if skipped {
-            writeln!(out, "                     ---")?;
-            skipped = false;
-        }
+        gap.close(out)?;
         let size = num(format_args!("arenas.bin.{j}.size"));
         let nregs = num(format_args!("arenas.bin.{j}.nregs"));
         let slab = num(format_args!("arenas.bin.{j}.slab_size"));
@@ -672,10 +687,7 @@ fn text_bins(out: &mut Out, i: usize, up: u64) -> fmt::Result {
             rate(b("nreslabs"), up),
         )?;
     }
-    if skipped {
-        writeln!(out, "                     ---")?;
-    }
-    Ok(())
+    gap.close(out)
 }
 
 fn text_large(out: &mut Out, i: usize, up: u64) -> fmt::Result {
@@ -684,18 +696,15 @@ fn text_large(out: &mut Out, i: usize, up: u64) -> fmt::Result {
         "large:          size ind    allocated      nmalloc (#/sec)      ndalloc (#/sec)    nrequests (#/sec)  curlextents"
     )?;
     let nbins = num(format_args!("arenas.nbins"));
-    let mut skipped = false;
+    let mut gap = Gap::default();
     for j in 0..num(format_args!("arenas.nlextents")) {
         let l = |k: &str| num(format_args!("stats.arenas.{i}.lextents.{j}.{k}"));
         let nmalloc = l("nmalloc");
         if nmalloc == 0 {
-            skipped = true;
+            gap.skip();
             continue;
         }
-        if skipped {
-            writeln!(out, "                     ---")?;
-            skipped = false;
-        }
+        gap.close(out)?;
         let size = num(format_args!("arenas.lextent.{j}.size"));
         let cur = l("curlextents");
         writeln!(
@@ -713,10 +722,7 @@ fn text_large(out: &mut Out, i: usize, up: u64) -> fmt::Result {
             cur,
         )?;
     }
-    if skipped {
-        writeln!(out, "                     ---")?;
-    }
-    Ok(())
+    gap.close(out)
 }
 
 #[cfg(test)]

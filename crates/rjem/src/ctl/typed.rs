@@ -79,9 +79,9 @@ impl<T: CtlType> TypedMib<T> {
     }
 }
 
-/// One module per control: `read`, `mib`, and `write` when writable.
+/// One module per control: `read`, `mib`, and `write` when marked `rw`.
 macro_rules! leaf {
-    ($(#[$doc:meta])* $name:ident, $path:literal, $t:ty) => {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $t:ty $(, $rw:ident)?) => {
         $(#[$doc])*
         pub mod $name {
             #[allow(unused_imports)]
@@ -96,27 +96,13 @@ macro_rules! leaf {
             pub fn mib() -> Result<TypedMib<$t>, Error> {
                 TypedMib::new(NAME)
             }
+            $(leaf!(@$rw $t);)?
         }
     };
-    ($(#[$doc:meta])* $name:ident, $path:literal, $t:ty, rw) => {
-        $(#[$doc])*
-        pub mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            /// The control's name.
-            pub const NAME: &str = $path;
-            /// Reads the value.
-            pub fn read() -> Result<$t, Error> {
-                mib()?.read()
-            }
-            /// Writes `v` and returns the old value.
-            pub fn write(v: $t) -> Result<$t, Error> {
-                mib()?.write(v)?.ok_or(Error::Invalid)
-            }
-            /// The name resolved once, for cheap repeated reads.
-            pub fn mib() -> Result<TypedMib<$t>, Error> {
-                TypedMib::new(NAME)
-            }
+    (@rw $t:ty) => {
+        /// Writes `v` and returns the old value.
+        pub fn write(v: $t) -> Result<$t, Error> {
+            mib()?.write(v)?.ok_or(Error::Invalid)
         }
     };
 }
