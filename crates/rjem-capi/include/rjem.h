@@ -13,6 +13,7 @@
 #define RJEM_H_
 
 #include <stddef.h>
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,6 +57,40 @@ int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t ne
 int mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
 int mallctlbymib(const size_t *mib, size_t miblen, void *oldp, size_t *oldlenp, void *newp,
                  size_t newlen);
+
+/* Extent hooks (arenas.create, arena.<i>.extent_hooks): the functions an
+ * arena calls to get, purge and return its pages. All but alloc return
+ * true for failure or refusal; a NULL function refuses. rjem keeps every
+ * extent committed, never merges extents from different alloc calls, and
+ * calls hooks with the arena's page lock held (see the README). */
+typedef struct extent_hooks_s extent_hooks_t;
+typedef void *(extent_alloc_t)(extent_hooks_t *, void *new_addr, size_t size, size_t alignment,
+                               bool *zero, bool *commit, unsigned arena_ind);
+typedef bool(extent_dalloc_t)(extent_hooks_t *, void *addr, size_t size, bool committed,
+                              unsigned arena_ind);
+typedef void(extent_destroy_t)(extent_hooks_t *, void *addr, size_t size, bool committed,
+                               unsigned arena_ind);
+typedef bool(extent_commit_t)(extent_hooks_t *, void *addr, size_t size, size_t offset,
+                              size_t length, unsigned arena_ind);
+typedef bool(extent_decommit_t)(extent_hooks_t *, void *addr, size_t size, size_t offset,
+                                size_t length, unsigned arena_ind);
+typedef bool(extent_purge_t)(extent_hooks_t *, void *addr, size_t size, size_t offset,
+                             size_t length, unsigned arena_ind);
+typedef bool(extent_split_t)(extent_hooks_t *, void *addr, size_t size, size_t size_a,
+                             size_t size_b, bool committed, unsigned arena_ind);
+typedef bool(extent_merge_t)(extent_hooks_t *, void *addr_a, size_t size_a, void *addr_b,
+                             size_t size_b, bool committed, unsigned arena_ind);
+struct extent_hooks_s {
+    extent_alloc_t *alloc;
+    extent_dalloc_t *dalloc;
+    extent_destroy_t *destroy;
+    extent_commit_t *commit;
+    extent_decommit_t *decommit;
+    extent_purge_t *purge_lazy;
+    extent_purge_t *purge_forced;
+    extent_split_t *split;
+    extent_merge_t *merge;
+};
 
 /* jemalloc's statistics report, text or (opts containing 'J') JSON, in
  * pieces to write_cb; with a null write_cb, to malloc_message if the

@@ -130,6 +130,34 @@ fn mallctl_from_c() {
     }
 }
 
+#[test]
+fn extent_hooks_and_arena_lifecycle() {
+    // The same program passes on jemalloc 5.3 (Debian's libjemalloc2, with
+    // ORACLE=1 for the one check jemalloc crashes on).
+    for (link, preload) in [
+        (Link::Shared, false),
+        (Link::Static, false),
+        (Link::Shared, true),
+    ] {
+        let exe = build("extent_hooks.c", link);
+        let out = ok(
+            &run(&exe, &[], preload, &[]),
+            &format!("extent_hooks {exe:?} {preload}"),
+        );
+        assert!(out.contains(" passed, 0 failed"), "{out}");
+    }
+    // Without retain, pages leave through the hooks as soon as they are
+    // purged; with decay off, only destroy gives them back.
+    let exe = build("extent_hooks.c", Link::Shared);
+    for conf in ["retain:false", "dirty_decay_ms:-1,muzzy_decay_ms:-1"] {
+        let out = ok(
+            &run(&exe, &[], false, &[("MALLOC_CONF", conf)]),
+            &format!("extent_hooks with {conf}"),
+        );
+        assert!(out.contains(" passed, 0 failed"), "{conf}: {out}");
+    }
+}
+
 /// jemalloc keys that rjem's report leaves out, each for a stated reason:
 /// options rjem does not implement yet (listed as ignored in the README),
 /// profiling (no profiler yet), mutex statistics, extent and HPA sections,

@@ -11,15 +11,22 @@
 //! whose decay times are 0, so their pages go back as soon as they are
 //! freed.
 //!
-//! Invariants: arenas are created once, never destroyed, and live in base
-//! memory (`&'static Arena`); an extent belongs to one arena for life, and
-//! memory is always returned to the arena that owns it, whichever thread
-//! frees it. Arena `i` is published in `ARENAS[i]` only when fully built.
+//! Also owns manual arenas (`arenas.create`, above the huge arena's index),
+//! optionally with custom extent hooks, and their reset and destruction.
+//!
+//! Invariants: arenas live in base memory (`&'static Arena`); automatic
+//! arenas are never destroyed. A destroyed manual arena's structure stays
+//! valid and is kept for the next arena created at its index; its counters
+//! are added to the graveyard (`MALLCTL_ARENAS_DESTROYED`). An extent
+//! belongs to one arena for life, and memory is always returned to the
+//! arena that owns it, whichever thread frees it. Arena `i` is published in
+//! `ARENAS[i]` only when fully built.
 
 use crate::base;
 use crate::bin::{Bin, BinCtx};
+use crate::ehooks::Ehooks;
 use crate::emap::Entry;
-use crate::extent::ERef;
+use crate::extent::{ERef, SLAB};
 use crate::os;
 use crate::pages::{self, Pages, PurgePolicy};
 use crate::size_class::{self as sc, NBINS_MAX, NSIZES};
@@ -46,6 +53,11 @@ pub(crate) static OPT_OVERSIZE_THRESHOLD: AtomicUsize = AtomicUsize::new(0);
 
 static ARENAS: [AtomicPtr<Arena>; MAX_ARENAS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; MAX_ARENAS];
+/// Destroyed manual arenas, by index, kept for reuse (under `ARENAS_LOCK`).
+static SPARE: [AtomicPtr<Arena>; MAX_ARENAS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_ARENAS];
+/// An arena that never allocates: the sum of destroyed arenas' counters.
+static GRAVE: AtomicPtr<Arena> = AtomicPtr::new(ptr::null_mut());
 /// Serialises arena creation and thread binding.
 static ARENAS_LOCK: Mutex<()> = Mutex::new(());
 
@@ -74,36 +86,41 @@ pub(crate) struct Arena {
     pub(crate) pages: Mutex<Pages>,
     pub(crate) large: LargeStats,
     /// When the arena was created (`os::now_ns`), for its uptime.
-    pub(crate) created_ns: u64,
+    pub(crate) created_ns: AtomicU64,
 }
 
 impl Arena {
-    /// Builds arena `ind` in base memory. None when out of memory.
-    fn create(ind: usize) -> Option<&'static Arena> {
+    /// Builds arena `ind` in base memory (or takes the spare structure a
+    /// destroyed arena `ind` left), with `hooks` if given. None when out
+    /// of memory.
+    fn create(ind: usize, hooks: Option<Ehooks>) -> Option<&'static Arena> {
+        let spare = SPARE[ind].swap(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: spare arenas live in base memory forever.
+        let a = match unsafe { spare.as_ref() } {
+            Some(a) => a,
+            None => Self::build(ind)?,
+        };
+        a.created_ns.store(os::now_ns(), Ordering::Relaxed);
+        if let Some(h) = hooks {
+            a.pages.lock().set_hooks(h.for_arena(ind));
+        }
+        Some(a)
+    }
+
+    /// A new arena structure in base memory.
+    fn build(ind: usize) -> Option<&'static Arena> {
         let g = sc::geom();
         let p = base::alloc(core::mem::size_of::<Arena>(), 64, base::Use::Arenas) as *mut Arena;
         if p.is_null() {
             return None;
         }
-        let lg_fit = pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT.load(Ordering::Relaxed) as u32;
-        // The huge arena purges at once.
-        let (dirty_decay_ms, muzzy_decay_ms) = if is_huge(ind) {
-            (0, 0)
-        } else {
-            default_decay_ms()
-        };
-        let policy = PurgePolicy {
-            dirty_decay_ms,
-            muzzy_decay_ms,
-            retain: pages::OPT_RETAIN.load(Ordering::Relaxed),
-        };
+        let (lg_fit, policy) = page_policy(ind);
         // SAFETY: base memory is zeroed and exclusively ours. A zeroed Arena
         // is a valid value (unlocked mutexes, empty bins and heaps, zero
         // counters); we then overwrite the fields that need other values
         // before publishing it. Base memory lives forever.
         unsafe {
             ptr::addr_of_mut!((*p).ind).write(ind);
-            ptr::addr_of_mut!((*p).created_ns).write(os::now_ns());
             ptr::addr_of_mut!((*p).pages)
                 .write(Mutex::new(Pages::new(ind, g.page, lg_fit, policy)));
             Some(&*p)
@@ -239,6 +256,23 @@ impl Arena {
     }
 }
 
+/// The page allocator's settings for a new arena `ind`: (lg of the fit
+/// cap, purge policy). The huge arena purges at once.
+fn page_policy(ind: usize) -> (u32, PurgePolicy) {
+    let lg_fit = pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT.load(Ordering::Relaxed) as u32;
+    let (dirty_decay_ms, muzzy_decay_ms) = if is_huge(ind) {
+        (0, 0)
+    } else {
+        default_decay_ms()
+    };
+    let policy = PurgePolicy {
+        dirty_decay_ms,
+        muzzy_decay_ms,
+        retain: pages::OPT_RETAIN.load(Ordering::Relaxed),
+    };
+    (lg_fit, policy)
+}
+
 /// Resolves the options and creates arena 0 (start-up). False when out of
 /// memory.
 pub(crate) fn boot() -> bool {
@@ -320,7 +354,9 @@ pub(crate) fn get(i: usize) -> Option<&'static Arena> {
     unsafe { p.as_ref() }
 }
 
-/// Arena `i`, creating it if needed (for `MALLOCX_ARENA` and arena 0).
+/// Arena `i`, creating it (with default hooks) if needed, as jemalloc
+/// does for `MALLOCX_ARENA` (and for arena 0 at start-up). Above the huge
+/// arena's index, that is a manual arena.
 pub(crate) fn get_or_create(i: usize) -> Option<&'static Arena> {
     if let Some(a) = get(i) {
         return Some(a);
@@ -332,7 +368,7 @@ pub(crate) fn get_or_create(i: usize) -> Option<&'static Arena> {
     if let Some(a) = get(i) {
         return Some(a);
     }
-    let a = Arena::create(i)?;
+    let a = Arena::create(i, None)?;
     ARENAS[i].store(a as *const Arena as *mut Arena, Ordering::Release);
     Some(a)
 }
@@ -360,7 +396,7 @@ pub(crate) fn choose() -> Option<&'static Arena> {
     }
     let busy = best.is_none_or(|b| b.nthreads.load(Ordering::Relaxed) > 0);
     if let (true, Some(i)) = (busy, first_free) {
-        if let Some(a) = Arena::create(i) {
+        if let Some(a) = Arena::create(i, None) {
             ARENAS[i].store(a as *const Arena as *mut Arena, Ordering::Release);
             best = Some(a);
         }
@@ -375,15 +411,114 @@ pub(crate) fn bind(a: &Arena) {
     a.nthreads.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Creates an arena at the lowest free index above the automatic arenas
-/// and the huge arena (`arenas.create`). None when none is free or memory
-/// ran out.
-pub(crate) fn create() -> Option<&'static Arena> {
+/// Creates a manual arena at the lowest free index above the automatic
+/// arenas and the huge arena (`arenas.create`), with custom `hooks` if
+/// given. None when no index is free or memory ran out.
+pub(crate) fn create(hooks: Option<Ehooks>) -> Option<&'static Arena> {
     let _g = ARENAS_LOCK.lock();
     let i = (narenas() + 1..MAX_ARENAS).find(|&i| get(i).is_none())?;
-    let a = Arena::create(i)?;
+    let a = Arena::create(i, hooks)?;
     ARENAS[i].store(a as *const Arena as *mut Arena, Ordering::Release);
     Some(a)
+}
+
+/// Whether `i` is an automatic arena's index or the huge arena's (those
+/// are never reset nor destroyed).
+pub(crate) fn is_auto(i: usize) -> bool {
+    i <= narenas()
+}
+
+/// Why a manual arena cannot be reset or destroyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No such arena, or an automatic one.
+    NotManual,
+    /// Threads are bound to it (`thread.arena`); destroy only.
+    InUse,
+    /// Out of memory for the graveyard's counters; destroy only.
+    NoMemory,
+}
+
+/// Discards every allocation of manual arena `i` (`arena.<i>.reset`):
+/// its slabs and large extents become free pages, counted as freed.
+/// Blocks of the arena that thread caches still hold must have been
+/// flushed by the caller, and nothing may use the arena meanwhile.
+pub(crate) fn reset(i: usize) -> Result<(), Refusal> {
+    let _g = ARENAS_LOCK.lock();
+    let a = get(i).filter(|_| !is_auto(i)).ok_or(Refusal::NotManual)?;
+    discard_all(a);
+    Ok(())
+}
+
+fn discard_all(a: &Arena) {
+    let nbins = sc::geom().nbins;
+    for b in &a.bins[..nbins] {
+        b.0.lock().discard();
+    }
+    let mut pages = a.pages.lock();
+    while let Some(e) = pages.first_active() {
+        if !e.has(SLAB) {
+            a.large.ndalloc[e.szind()].fetch_add(1, Ordering::Relaxed);
+        }
+        pages.dalloc(e);
+    }
+}
+
+/// Destroys manual arena `i` (`arena.<i>.destroy`): discards its
+/// allocations as `reset` does, gives all its memory back (through its
+/// hooks' `destroy`), adds its counters to the graveyard, and frees its
+/// index for `create`. Refused while threads are bound to it.
+pub(crate) fn destroy(i: usize) -> Result<(), Refusal> {
+    let _g = ARENAS_LOCK.lock();
+    let a = get(i).filter(|_| !is_auto(i)).ok_or(Refusal::NotManual)?;
+    if a.nthreads.load(Ordering::Relaxed) > 0 {
+        return Err(Refusal::InUse);
+    }
+    let grave = graveyard_or_build().ok_or(Refusal::NoMemory)?;
+    discard_all(a);
+    let nbins = sc::geom().nbins;
+    for (b, gb) in a.bins[..nbins].iter().zip(&grave.bins) {
+        let mut b = b.0.lock();
+        gb.0.lock().stats.add(&b.stats);
+        *b = Bin::new();
+    }
+    for ind in 0..NSIZES {
+        for (c, gc) in [
+            (&a.large.nmalloc[ind], &grave.large.nmalloc[ind]),
+            (&a.large.ndalloc[ind], &grave.large.ndalloc[ind]),
+        ] {
+            gc.fetch_add(c.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+    let n = a.large.nflushes.swap(0, Ordering::Relaxed);
+    grave.large.nflushes.fetch_add(n, Ordering::Relaxed);
+    let (lg_fit, policy) = page_policy(i);
+    let old = a.pages.lock().destroy_all(lg_fit, policy);
+    let mut gp = grave.pages.lock();
+    gp.stats.dirty.add(&old.dirty);
+    gp.stats.muzzy.add(&old.muzzy);
+    drop(gp);
+    ARENAS[i].store(ptr::null_mut(), Ordering::Release);
+    SPARE[i].store(a as *const Arena as *mut Arena, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The graveyard: destroyed arenas' counters (`MALLCTL_ARENAS_DESTROYED`);
+/// None until an arena has been destroyed.
+pub(crate) fn graveyard() -> Option<&'static Arena> {
+    // SAFETY: the graveyard lives in base memory forever.
+    unsafe { GRAVE.load(Ordering::Acquire).as_ref() }
+}
+
+fn graveyard_or_build() -> Option<&'static Arena> {
+    if let Some(g) = graveyard() {
+        return Some(g);
+    }
+    // Built under ARENAS_LOCK (held by `destroy`); index MAX_ARENAS names no
+    // arena, so nothing can reach its pages.
+    let g = Arena::build(MAX_ARENAS)?;
+    GRAVE.store(g as *const Arena as *mut Arena, Ordering::Release);
+    Some(g)
 }
 
 /// Unbinds a thread from `a`.
@@ -407,7 +542,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Arena> {
 /// Fork: take every arena lock (bins before pages, as everywhere).
 pub(crate) fn fork_prepare() {
     ARENAS_LOCK.lock_raw();
-    for a in all() {
+    for a in all().chain(graveyard()) {
         for b in &a.bins {
             b.0.lock_raw();
         }
@@ -416,7 +551,7 @@ pub(crate) fn fork_prepare() {
 }
 
 pub(crate) fn fork_parent() {
-    for a in all() {
+    for a in all().chain(graveyard()) {
         // SAFETY: `fork_prepare` took these locks and holds no guard.
         unsafe {
             a.pages.unlock_raw();
@@ -430,7 +565,7 @@ pub(crate) fn fork_parent() {
 }
 
 pub(crate) fn fork_child() {
-    for a in all() {
+    for a in all().chain(graveyard()) {
         // SAFETY: the child of a fork whose prepare handler held these.
         unsafe {
             a.pages.reset_in_child();

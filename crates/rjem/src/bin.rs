@@ -158,6 +158,16 @@ impl Bin {
         }
     }
 
+    /// Forgets every slab and counts every region handed out as returned
+    /// (`arena.<i>.reset`; the caller gives the slabs' pages back).
+    pub(crate) fn discard(&mut self) {
+        self.slabcur = None;
+        self.nonfull = ExtentHeap::new();
+        self.stats.ndalloc += self.stats.curregs as u64;
+        self.stats.curregs = 0;
+        self.stats.curslabs = 0;
+    }
+
     /// The counters, with the slabs that are neither full nor empty.
     pub(crate) fn stats(&self) -> BinStats {
         BinStats {

@@ -363,7 +363,10 @@ unsafe fn access(
     newp: *mut c_void,
     newlen: usize,
 ) -> c_int {
-    let (ty, writable) = match mib.ty().and_then(|t| Ok((t, mib.writable()?))) {
+    let (ty, wty, writable) = match mib
+        .ty()
+        .and_then(|t| Ok((t, mib.write_ty()?, mib.writable()?)))
+    {
         Ok(t) => t,
         Err(e) => return e.errno(),
     };
@@ -372,7 +375,8 @@ unsafe fn access(
         if !oldp.is_null() || !oldlenp.is_null() || writing {
             return libc::EPERM;
         }
-        return errno_of(mib.run());
+        // SAFETY: C callers take on jemalloc's contracts themselves.
+        return errno_of(unsafe { mib.run_unchecked() });
     }
     if writing && !writable {
         return libc::EPERM;
@@ -397,17 +401,19 @@ unsafe fn access(
     }
     let new = if newp.is_null() {
         None
-    } else if newlen != ty.size() {
+    } else if newlen != wty.size() {
         return libc::EINVAL;
     } else {
         // SAFETY: newp holds newlen == size-of-type bytes per the contract.
-        match unsafe { read_value(ty, newp) } {
+        match unsafe { read_value(wty, newp) } {
             Some(v) => Some(v),
             // No string control is writable.
             None => return libc::EPERM,
         }
     };
-    let v = match mib.access(new, false) {
+    // A C caller takes on jemalloc's contracts itself: unsafe controls
+    // are open to it.
+    let v = match mib.access(new, false, true) {
         Ok(v) => v,
         Err(e) => return e.errno(),
     };
@@ -446,6 +452,7 @@ unsafe fn read_value(ty: Type, p: *const c_void) -> Option<Value> {
             Type::U64 => Value::U64(p.cast::<u64>().read_unaligned()),
             Type::Usize => Value::Usize(p.cast::<usize>().read_unaligned()),
             Type::Isize => Value::Isize(p.cast::<isize>().read_unaligned()),
+            Type::Ptr => Value::Ptr(p.cast::<*mut c_void>().read_unaligned()),
             Type::Str => return None,
         })
     }
@@ -462,6 +469,7 @@ fn encode(v: Value, buf: &mut [u8; 8]) -> usize {
         Value::Usize(x) => buf.copy_from_slice(&x.to_ne_bytes()),
         Value::Isize(x) => buf.copy_from_slice(&x.to_ne_bytes()),
         Value::Str(s) => buf.copy_from_slice(&(s.as_ptr() as usize).to_ne_bytes()),
+        Value::Ptr(p) => buf.copy_from_slice(&(p as usize).to_ne_bytes()),
     }
     n
 }

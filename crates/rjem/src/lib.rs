@@ -48,6 +48,7 @@ mod bin;
 mod conf;
 pub mod ctl;
 mod decay;
+mod ehooks;
 mod emap;
 mod extent;
 #[doc(hidden)]

@@ -33,6 +33,7 @@
 //! their extents; the pointer map boundary entries follow `emap`'s rules.
 
 use crate::decay::Decay;
+use crate::ehooks::{Ehooks, Purged};
 use crate::emap::{self, Entry};
 use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, HEAD, SLAB, ZEROED};
 use crate::os;
@@ -223,6 +224,8 @@ pub(crate) struct Pages {
     page: usize,
     pub(crate) lg_max_fit: u32,
     next_grow: usize,
+    /// The largest growth step (`arena.<i>.retain_grow_limit`).
+    grow_limit: usize,
     pub(crate) dirty: Eset,
     pub(crate) muzzy: Eset,
     pub(crate) retained: Eset,
@@ -233,6 +236,11 @@ pub(crate) struct Pages {
     retain: bool,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
+    /// How pages are obtained, purged and given back.
+    hooks: Ehooks,
+    /// Every active extent (slabs and large), through the FIFO links that
+    /// free extents use: what `arena.<i>.reset` discards.
+    active: ExtentList,
 }
 
 impl Pages {
@@ -250,7 +258,10 @@ impl Pages {
             decay_muzzy: Decay::new(policy.muzzy_decay_ms),
             retain: policy.retain,
             next_decay_ns: 0,
+            hooks: Ehooks::default_for(arena),
+            active: ExtentList::new(),
             next_grow: GROW_MIN,
+            grow_limit: GROW_MAX,
             dirty: Eset::new(),
             muzzy: Eset::new(),
             retained: Eset::new(),
@@ -287,6 +298,61 @@ impl Pages {
         emap::set_range(e.end() - self.page, self.page, Entry::free(e));
     }
 
+    /// The hooks this page allocator calls (`arena.<i>.extent_hooks`).
+    pub(crate) fn hooks(&self) -> Ehooks {
+        self.hooks
+    }
+
+    /// Replaces the hooks: later growth, purging, splits and merges use
+    /// `hooks`, whichever hooks obtained the memory.
+    pub(crate) fn set_hooks(&mut self, hooks: Ehooks) {
+        self.hooks = hooks;
+    }
+
+    /// The largest step by which growth maps address space.
+    pub(crate) fn grow_limit(&self) -> usize {
+        self.grow_limit
+    }
+
+    /// Sets the growth limit to `n` rounded down to pages; false (nothing
+    /// changed) if that is less than a page.
+    pub(crate) fn set_grow_limit(&mut self, n: usize) -> bool {
+        let n = n / self.page * self.page;
+        if n == 0 {
+            return false;
+        }
+        self.grow_limit = n;
+        true
+    }
+
+    /// The oldest active extent (slab or large), if any.
+    pub(crate) fn first_active(&self) -> Option<ERef> {
+        self.active.first()
+    }
+
+    /// Gives every free extent back through the hooks' `destroy` and
+    /// starts over with `policy` (arena destruction; there must be no
+    /// active extent left). Records return to the pool, which is kept.
+    /// Returns the purge counters of the life that ended.
+    pub(crate) fn destroy_all(&mut self, lg_max_fit: u32, policy: PurgePolicy) -> PageStats {
+        debug_assert!(self.active.first().is_none());
+        for state in [State::Dirty, State::Muzzy, State::Retained] {
+            while let Some(e) = self.set(state).oldest() {
+                self.set(state).remove(e);
+                emap::set_range(e.addr(), self.page, Entry::EMPTY);
+                emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
+                self.hooks.destroy(e.addr() as *mut u8, e.size());
+                self.stats.mapped -= e.size();
+                self.pool.put(e);
+            }
+        }
+        let pool = core::mem::take(&mut self.pool);
+        let old = self.stats;
+        *self = Pages::new(self.arena, self.page, lg_max_fit, policy);
+        self.pool = pool;
+        old
+    }
+
     /// Registers an active extent: all pages for a slab, boundaries for large.
     pub(crate) fn register_active(&self, e: ERef, szind: usize, slab: bool) {
         e.set_szind(szind);
@@ -308,10 +374,28 @@ impl Pages {
     /// The caller registers it with `register_active`.
     pub(crate) fn alloc(&mut self, size: usize, align: usize) -> Option<(ERef, bool)> {
         let need = size.checked_add(align - self.page)?;
-        let fit = self.lg_max_fit;
         // Resident memory first, within the fit cap; then resident memory
         // beyond the cap (splitting a big free extent beats faulting in new
         // pages); then retained address space; then the OS.
+        let got = self.find(need, size, align).or_else(|| {
+            // The OS refused more address space (RLIMIT_AS, overcommit):
+            // purge every freed page, which merges them into retained
+            // extents (or unmaps them with retain:false), and try once more.
+            if self.dirty.bytes + self.muzzy.bytes == 0 {
+                return None;
+            }
+            self.purge_all();
+            self.find(need, size, align)
+        });
+        if let Some((e, _)) = got {
+            self.active.push_back(e);
+        }
+        got
+    }
+
+    /// One pass of `alloc`'s search: free extents by state, then growth.
+    fn find(&mut self, need: usize, size: usize, align: usize) -> Option<(ERef, bool)> {
+        let fit = self.lg_max_fit;
         for (state, lg) in [
             (State::Dirty, fit),
             (State::Muzzy, fit),
@@ -321,24 +405,18 @@ impl Pages {
         ] {
             if let Some(e) = self.set(state).first_fit(need, lg) {
                 self.set(state).remove(e);
-                return self.carve(e, size, align);
+                // A refused split (custom hooks) leaves `e` where it was.
+                if let Some(got) = self.carve(e, size, align) {
+                    return Some(got);
+                }
             }
         }
-        if let Some(e) = self.grow(need) {
-            return self.carve(e, size, align);
-        }
-        // The OS refused more address space (RLIMIT_AS, overcommit): purge
-        // every freed page, which merges them into retained extents (or
-        // unmaps them with retain:false), and try once more.
-        if self.dirty.bytes + self.muzzy.bytes == 0 {
-            return None;
-        }
-        self.purge_all();
-        if let Some(e) = self.retained.first_fit(need, 64) {
-            self.retained.remove(e);
-            return self.carve(e, size, align);
-        }
         let e = self.grow(need)?;
+        if let Some(got) = self.carve(e, size, align) {
+            return Some(got);
+        }
+        // Hooks that refuse to split: map exactly what is asked.
+        let e = self.map_new(size, align.max(self.page))?;
         self.carve(e, size, align)
     }
 
@@ -352,8 +430,12 @@ impl Pages {
         let trail = e.size() - lead - size;
         let lead_rec = if lead > 0 { self.pool.get() } else { None };
         let trail_rec = if trail > 0 { self.pool.get() } else { None };
-        if (lead > 0 && lead_rec.is_none()) || (trail > 0 && trail_rec.is_none()) {
-            // Out of metadata: undo.
+        if (lead > 0 && lead_rec.is_none())
+            || (trail > 0 && trail_rec.is_none())
+            || (lead > 0 && !self.hooks.split(e.addr(), lead, e.size() - lead))
+            || (trail > 0 && !self.hooks.split(start, size, trail))
+        {
+            // Out of metadata, or the hooks refused a split: undo.
             if let Some(r) = lead_rec {
                 self.pool.put(r);
             }
@@ -395,10 +477,9 @@ impl Pages {
     /// already removed from the retained set, ready to carve.
     fn grow(&mut self, need: usize) -> Option<ERef> {
         let need = os::align_up(need, self.page)?;
-        let rec = self.pool.get()?;
         // Without retain, map only what is needed: it is unmapped when purged.
-        let mut size = if self.retain {
-            need.max(self.next_grow)
+        let size = if self.retain {
+            need.max(self.next_grow.min(self.grow_limit))
         } else {
             need
         };
@@ -409,34 +490,52 @@ impl Pages {
         } else {
             self.page
         };
-        let mut p = os::map_aligned(size, align);
-        if p.is_null() && size > need {
-            size = need;
-            p = os::map(size);
+        let e = match self.map_new(size, align) {
+            None if size > need => self.map_new(need, self.page)?,
+            e => e?,
+        };
+        if e.size() >= self.next_grow {
+            self.next_grow = (self.next_grow * 2).min(self.grow_limit.max(GROW_MIN));
         }
-        if p.is_null() || !emap::ensure_range(p as usize, size) {
-            if !p.is_null() {
-                os::unmap(p, size);
+        Some(e)
+    }
+
+    /// Maps exactly `size` bytes aligned to `align` (both page multiples)
+    /// through the hooks, as a retained extent in no set, or None.
+    fn map_new(&mut self, size: usize, align: usize) -> Option<ERef> {
+        let rec = self.pool.get()?;
+        let got = self.hooks.alloc(size, align);
+        let Some((p, zeroed)) = got.filter(|&(p, _)| emap::ensure_range(p as usize, size)) else {
+            if let Some((p, _)) = got {
+                if !self.hooks.dalloc(p, size) {
+                    self.hooks.destroy(p, size);
+                }
             }
             self.pool.put(rec);
             return None;
-        }
-        match OPT_THP.load(Relaxed) {
-            1 => os::advise_huge(p, size, true),
-            2 => os::advise_huge(p, size, false),
-            _ => {}
-        }
-        if size >= self.next_grow {
-            self.next_grow = (self.next_grow * 2).min(GROW_MAX);
+        };
+        if self.hooks.is_default() {
+            match OPT_THP.load(Relaxed) {
+                1 => os::advise_huge(p, size, true),
+                2 => os::advise_huge(p, size, false),
+                _ => {}
+            }
         }
         self.stats.mapped += size;
-        rec.init(p as usize, size, self.arena, State::Retained, HEAD | ZEROED);
+        let flags = HEAD | if zeroed { ZEROED } else { 0 };
+        rec.init(p as usize, size, self.arena, State::Retained, flags);
         self.register_free(rec);
         Some(rec)
     }
 
     /// Returns active extent `e` to the dirty set, merging with neighbours.
     pub(crate) fn dalloc(&mut self, e: ERef) {
+        self.active.remove(e);
+        self.release(e);
+    }
+
+    /// `dalloc` of an active extent that is in no list.
+    fn release(&mut self, e: ERef) {
         debug_assert_eq!(e.state(), State::Active);
         self.stats.active_bytes -= e.size();
         if e.has(SLAB) && e.size() > 2 * self.page {
@@ -545,7 +644,11 @@ impl Pages {
         // Left neighbour: same mapping unless `e` starts one.
         if !e.has(HEAD) {
             if let Some(l) = emap::lookup(e.addr() - page).extent() {
-                if l.arena() == self.arena && l.state() == state && l.end() == e.addr() {
+                if l.arena() == self.arena
+                    && l.state() == state
+                    && l.end() == e.addr()
+                    && self.hooks.merge(l.addr(), l.size(), e.addr(), e.size())
+                {
                     self.set(state).remove(l);
                     // Both pages at the seam become interior.
                     emap::set_range(l.end() - page, page, Entry::EMPTY);
@@ -560,7 +663,11 @@ impl Pages {
         }
         // Right neighbour: same mapping unless it starts one.
         if let Some(r) = emap::lookup(e.end()).extent() {
-            if r.arena() == self.arena && r.state() == state && r.addr() == e.end() && !r.has(HEAD)
+            if r.arena() == self.arena
+                && r.state() == state
+                && r.addr() == e.end()
+                && !r.has(HEAD)
+                && self.hooks.merge(e.addr(), e.size(), r.addr(), r.size())
             {
                 self.set(state).remove(r);
                 emap::set_range(e.end() - page, page, Entry::EMPTY);
@@ -579,15 +686,18 @@ impl Pages {
     /// Shrinks active large extent `e` to `new_size` bytes in place, freeing
     /// the tail. False only when out of metadata.
     pub(crate) fn shrink(&mut self, e: ERef, new_size: usize) -> bool {
+        let tail = e.size() - new_size;
+        if !self.hooks.split(e.addr(), new_size, tail) {
+            return false;
+        }
         let Some(t) = self.pool.get() else {
             return false;
         };
-        let tail = e.size() - new_size;
         t.init(e.addr() + new_size, tail, self.arena, State::Active, 0);
         e.set_range(e.addr(), new_size);
         self.register_active(e, e.szind(), false);
-        // `dalloc` subtracts the tail from the active bytes.
-        self.dalloc(t);
+        // `release` subtracts the tail from the active bytes.
+        self.release(t);
         true
     }
 
@@ -608,6 +718,14 @@ impl Pages {
         let state = r.state();
         self.set(state).remove(r);
         let (mid, zeroed) = self.carve(r, extra, self.page)?;
+        if !self.hooks.merge(e.addr(), e.size(), mid.addr(), mid.size()) {
+            // Refused (custom hooks): `mid` goes back where it came from.
+            self.stats.active_bytes -= mid.size();
+            mid.set_state(state);
+            mid.set_flag(ZEROED, zeroed);
+            self.insert_free(mid);
+            return None;
+        }
         // Absorb `mid` into `e`: the seam's pages become interior.
         emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
         emap::set_range(mid.addr(), self.page, Entry::EMPTY);
@@ -616,6 +734,28 @@ impl Pages {
         // `carve` already counted the extra bytes as active.
         self.pool.put(mid);
         Some(zeroed)
+    }
+
+    /// The purge counters of pages leaving state `from`.
+    fn counts(&mut self, from: State) -> &mut PurgeCounts {
+        if from == State::Dirty {
+            &mut self.stats.dirty
+        } else {
+            &mut self.stats.muzzy
+        }
+    }
+
+    /// Gives free extent `e` (in no set) back through the hooks' `dalloc`;
+    /// false if they opted out (it stays the caller's).
+    fn forget(&mut self, e: ERef) -> bool {
+        if !self.hooks.dalloc(e.addr() as *mut u8, e.size()) {
+            return false;
+        }
+        emap::set_range(e.addr(), self.page, Entry::EMPTY);
+        emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
+        self.stats.mapped -= e.size();
+        self.pool.put(e);
+        true
     }
 
     /// Purges up to `limit` bytes of the oldest extents of `from`, moving
@@ -631,7 +771,7 @@ impl Pages {
             // Purge only what is needed: a large coalesced extent is split,
             // its low part (reused first) staying in `from`.
             let want = (limit - done).saturating_add(self.page - 1) / self.page * self.page;
-            if want < e.size() {
+            if want < e.size() && self.hooks.split(e.addr(), e.size() - want, want) {
                 if let Some(t) = self.pool.get() {
                     let keep = e.size() - want;
                     // The kept low part inherits the mapping start.
@@ -647,38 +787,32 @@ impl Pages {
             }
             let (p, n) = (e.addr() as *mut u8, e.size());
             let pages = (n / self.page) as u64;
+            done += n;
+            self.counts(from).purged += pages;
+            // Pages bound for retained go back instead, if the hooks take
+            // them (retain:false, or custom hooks with a `dalloc`).
+            let gives_back = self.hooks.gives_back(self.retain);
+            if to == State::Retained && gives_back && self.forget(e) {
+                continue;
+            }
+            self.counts(from).nmadvise += 1;
             let outcome = if to == State::Muzzy {
-                os::purge_lazy(p, n)
-            } else if os::purge_forced(p, n) {
-                os::Purged::Zeroed
+                self.hooks.purge_lazy(p, n)
             } else {
-                os::Purged::Failed
+                self.hooks.purge_forced(p, n)
             };
-            let counts = if from == State::Dirty {
-                &mut self.stats.dirty
-            } else {
-                &mut self.stats.muzzy
-            };
-            counts.nmadvise += 1;
-            counts.purged += pages;
-            let to = if outcome == os::Purged::Lazy {
+            let now = if outcome == Purged::Lazy {
                 State::Muzzy
             } else {
                 // Pages that could not be purged (mlocked) keep their data.
-                e.set_flag(ZEROED, outcome == os::Purged::Zeroed);
+                e.set_flag(ZEROED, outcome == Purged::Zeroed);
                 State::Retained
             };
-            done += n;
-            if to == State::Retained && !self.retain {
-                // retain:false: give the address space back as well.
-                emap::set_range(e.addr(), self.page, Entry::EMPTY);
-                emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
-                os::unmap(p, n);
-                self.stats.mapped -= n;
-                self.pool.put(e);
+            // A lazy purge that fell back to a forced one.
+            if now == State::Retained && to == State::Muzzy && gives_back && self.forget(e) {
                 continue;
             }
-            e.set_state(to);
+            e.set_state(now);
             self.insert_free(e);
         }
         if done > 0 {

@@ -142,6 +142,7 @@ impl fmt::Display for Json {
             Value::U64(n) => write!(f, "{n}"),
             Value::Usize(n) => write!(f, "{n}"),
             Value::Isize(n) => write!(f, "{n}"),
+            Value::Ptr(p) => write!(f, "\"{p:p}\""),
             Value::Str(s) => {
                 f.write_char('"')?;
                 for c in s.to_str().unwrap_or("").chars() {

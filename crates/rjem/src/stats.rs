@@ -89,8 +89,7 @@ pub(crate) fn epoch_totals() -> Stats {
 /// Arena index meaning "all arenas merged" (`MALLCTL_ARENAS_ALL`).
 pub(crate) const ALL: usize = arena::MAX_ARENAS;
 /// Arena index meaning "destroyed arenas merged"
-/// (`MALLCTL_ARENAS_DESTROYED`); rjem never destroys an arena, so these
-/// counters stay zero.
+/// (`MALLCTL_ARENAS_DESTROYED`): the graveyard's counters.
 pub(crate) const DESTROYED: usize = arena::MAX_ARENAS + 1;
 
 /// Process-wide totals, in bytes unless noted (see the module doc).
@@ -204,7 +203,12 @@ fn arenas_of(i: usize) -> Option<impl Iterator<Item = &'static Arena>> {
             (i, i + 1)
         }
     };
-    Some((lo..hi).filter_map(arena::get))
+    let grave = if i == DESTROYED {
+        arena::graveyard()
+    } else {
+        None
+    };
+    Some((lo..hi).filter_map(arena::get).chain(grave))
 }
 
 /// `stats.arenas.<i>.*` for arena `i`, `ALL` or `DESTROYED`.
@@ -215,7 +219,9 @@ pub(crate) fn arena(i: usize) -> Option<ArenaTotals> {
     (t.dirty_decay_ms, t.muzzy_decay_ms) = arena::default_decay_ms();
     for a in arenas_of(i)? {
         t.nthreads += a.nthreads.load(Ordering::Relaxed);
-        t.uptime_ns = t.uptime_ns.max(now.saturating_sub(a.created_ns));
+        t.uptime_ns = t
+            .uptime_ns
+            .max(now.saturating_sub(a.created_ns.load(Ordering::Relaxed)));
         for (ind, b) in a.bins[..g.nbins].iter().enumerate() {
             let s = b.0.lock().stats;
             t.small.allocated += s.curregs * g.bins[ind].size;

@@ -236,6 +236,11 @@ pub(crate) struct Tcache {
     counters: Cell<Counters>,
     gc_bytes: Cell<usize>,
     gc_next: Cell<usize>,
+    /// `thread.allocatedp` / `deallocatedp`: copies of the counters that a
+    /// program may read through a pointer, kept up to date (see `publish`)
+    /// once `publishing` is set by the first request for them.
+    published: [Cell<u64>; 2],
+    publishing: Cell<bool>,
 }
 
 impl Default for Tcache {
@@ -267,6 +272,8 @@ impl Tcache {
             }),
             gc_bytes: Cell::new(0),
             gc_next: Cell::new(0),
+            published: [const { Cell::new(0) }; 2],
+            publishing: Cell::new(false),
         }
     }
 
@@ -399,6 +406,7 @@ impl Tcache {
             return ptr::null_mut();
         }
         b.npop.set(b.npop.get().wrapping_add(1));
+        self.publish();
         if n < nfill {
             out.copy_within(0..n, nfill - n);
         }
@@ -420,6 +428,7 @@ impl Tcache {
         self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
         let ok = b.push(p);
         debug_assert!(ok);
+        self.publish();
     }
 
     /// Returns the `n` oldest (bottom) items of class `ind` to their arenas.
@@ -493,6 +502,7 @@ impl Tcache {
         c.slow_alloc = c.slow_alloc.wrapping_add(bytes as u64);
         self.counters.set(c);
         self.peak_tick(bytes);
+        self.publish();
     }
 
     /// Samples the peak once per `GC_INTERVAL` bytes allocated (blocks
@@ -516,6 +526,29 @@ impl Tcache {
         let mut c = self.counters.get();
         c.slow_dalloc = c.slow_dalloc.wrapping_add(bytes as u64);
         self.counters.set(c);
+        self.publish();
+    }
+
+    /// Pointers to the published copies of (allocated, deallocated), kept
+    /// up to date from now on: refreshed at every cache fill and full-stack
+    /// free, every allocation and free outside the stacks, and every
+    /// `thread.allocated` read. Between those, blocks served by the stacks
+    /// are not counted yet: jemalloc's counters are exact at every call,
+    /// and keeping them so would cost the fast path two instructions.
+    pub(crate) fn published_counters(&self) -> (*mut u64, *mut u64) {
+        self.publishing.set(true);
+        self.publish();
+        (self.published[0].as_ptr(), self.published[1].as_ptr())
+    }
+
+    /// Refreshes the published counters, if a program asked for them.
+    #[inline]
+    pub(crate) fn publish(&self) {
+        if self.publishing.get() {
+            let (a, d) = self.allocated();
+            self.published[0].set(a);
+            self.published[1].set(d);
+        }
     }
 
     /// Bytes the thread allocated and freed so far (`thread.allocated`,

@@ -265,7 +265,15 @@ pub(crate) fn note_dalloc(bytes: usize) {
 
 /// Bytes this thread allocated and freed so far (exact).
 pub(crate) fn allocated() -> (u64, u64) {
-    get().tcache.allocated()
+    let t = &get().tcache;
+    t.publish();
+    t.allocated()
+}
+
+/// `thread.allocatedp` / `deallocatedp`: pointers to this thread's
+/// published counters, valid for the thread's life.
+pub(crate) fn published_counters() -> (*mut u64, *mut u64) {
+    get().tcache.published_counters()
 }
 
 /// `thread.peak.read`.

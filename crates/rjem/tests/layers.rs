@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["arena"],
     &["bin"],
     &["slab", "pages"],
-    &["decay", "emap"],
+    &["decay", "emap", "ehooks"],
     &["extent"],
     &["base"],
     &["size_class", "sync"],

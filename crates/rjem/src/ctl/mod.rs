@@ -63,6 +63,8 @@ pub enum Type {
     Isize,
     /// `const char *`.
     Str,
+    /// A pointer (`void *`, `uint64_t *`, `extent_hooks_t *`).
+    Ptr,
 }
 
 impl Type {
@@ -72,7 +74,7 @@ impl Type {
             Type::Void => 0,
             Type::Bool => 1,
             Type::U32 => 4,
-            Type::U64 | Type::Usize | Type::Isize | Type::Str => 8,
+            Type::U64 | Type::Usize | Type::Isize | Type::Str | Type::Ptr => 8,
         }
     }
 }
@@ -94,7 +96,16 @@ pub enum Value {
     Isize(isize),
     /// A `const char *` that lives for the whole program.
     Str(&'static CStr),
+    /// A pointer. Reading one is safe; what it may be used for is the
+    /// control's contract (writing one needs `write_unchecked`).
+    Ptr(*mut core::ffi::c_void),
 }
+
+// SAFETY: a `Value` is plain data; a `Ptr` is an address, only
+// dereferenced by code that states its own contract.
+unsafe impl Send for Value {}
+// SAFETY: as above; a `Value` has no interior mutability.
+unsafe impl Sync for Value {}
 
 impl Value {
     /// The type of this value.
@@ -107,6 +118,7 @@ impl Value {
             Value::Usize(_) => Type::Usize,
             Value::Isize(_) => Type::Isize,
             Value::Str(_) => Type::Str,
+            Value::Ptr(_) => Type::Ptr,
         }
     }
 }
@@ -139,6 +151,10 @@ pub enum Error {
     /// A value the control cannot take, such as a decay time out of range,
     /// or an arena that cannot be used (`EFAULT`, as jemalloc).
     Fault,
+    /// The control can break memory safety (it discards allocations or
+    /// installs code to call): use `write_unchecked` / `run_unchecked`
+    /// (C callers never see this; `EPERM`).
+    Unsafe,
 }
 
 impl Error {
@@ -150,6 +166,7 @@ impl Error {
             Error::Permission => libc::EPERM,
             Error::Again => libc::EAGAIN,
             Error::Fault => libc::EFAULT,
+            Error::Unsafe => libc::EPERM,
         }
     }
 }
@@ -168,6 +185,12 @@ pub(crate) enum Node {
     Rw(Type, Handler),
     /// A control that can only be written (its handler returns `Void`).
     Wo(Type, Handler),
+    /// A control read as the first type and written as the second in the
+    /// same call (`arenas.lookup`: a pointer in, an arena index out).
+    Query(Type, Type, Handler),
+    /// `node`, whose writes and actions can break memory safety: from
+    /// Rust, only through `write_unchecked` / `run_unchecked`.
+    Unsafe(&'static Node),
 }
 
 /// A control's handler: given the numbers met at indexed nodes along the
@@ -185,6 +208,10 @@ pub struct Mib {
 /// A resolved leaf: its type, handler and the path's indices.
 struct Resolved {
     ty: Type,
+    /// The type of a written value (`ty` but for `Node::Query`).
+    wty: Type,
+    /// Writes and actions need `unchecked` access.
+    unsafe_: bool,
     readable: bool,
     writable: bool,
     handler: Handler,
@@ -245,6 +272,12 @@ impl Mib {
         self.target().map(|t| t.ty)
     }
 
+    /// The type of a value written to the control: its type, except for
+    /// queries such as `arenas.lookup` (written a pointer, read a number).
+    pub fn write_ty(&self) -> Result<Type, Error> {
+        self.target().map(|t| t.wty)
+    }
+
     /// Whether the control can be written.
     pub fn writable(&self) -> Result<bool, Error> {
         self.target().map(|t| t.writable)
@@ -257,23 +290,53 @@ impl Mib {
 
     /// Reads the control (an action cannot be read: `Permission`).
     pub fn read(&self) -> Result<Value, Error> {
-        self.access(None, false)
+        self.access(None, false, false)
     }
 
-    /// Writes `v` (exactly the control's type, else `Invalid`) and returns
-    /// the old value.
+    /// Writes `v` (exactly the control's write type, else `Invalid`) and
+    /// returns the old value. Controls that can break memory safety
+    /// answer `Unsafe`: see `write_unchecked`.
     pub fn write(&self, v: Value) -> Result<Value, Error> {
-        self.access(Some(v), false)
+        self.access(Some(v), false, false)
     }
 
-    /// Runs an action (a `Void` control; others: `Invalid`).
+    /// Runs an action (a `Void` control; others: `Invalid`). Actions that
+    /// can break memory safety answer `Unsafe`: see `run_unchecked`.
     pub fn run(&self) -> Result<(), Error> {
-        self.access(None, true).map(|_| ())
+        self.access(None, true, false).map(|_| ())
+    }
+
+    /// `write`, also for controls that can break memory safety
+    /// (`arena.<i>.extent_hooks`, `arenas.create` with hooks).
+    ///
+    /// # Safety
+    /// The control's contract, as jemalloc documents it: for extent hooks,
+    /// `v` points to an `extent_hooks_t` whose functions keep jemalloc's
+    /// conventions and which stays valid while any arena uses it.
+    pub unsafe fn write_unchecked(&self, v: Value) -> Result<Value, Error> {
+        self.access(Some(v), false, true)
+    }
+
+    /// `run`, also for actions that can break memory safety.
+    ///
+    /// # Safety
+    /// The action's contract, as jemalloc documents it: for
+    /// `arena.<i>.reset` and `arena.<i>.destroy`, no block of the arena is
+    /// used again, no thread cache (other than the caller's, which is
+    /// flushed first) holds one, and no other thread uses the arena
+    /// meanwhile.
+    pub unsafe fn run_unchecked(&self) -> Result<(), Error> {
+        self.access(None, true, true).map(|_| ())
     }
 
     /// One access: runs an action (`run`), or reads, or writes `new` and
-    /// returns the old value.
-    pub(crate) fn access(&self, new: Option<Value>, run: bool) -> Result<Value, Error> {
+    /// returns the old value; `unchecked` allows unsafe controls.
+    pub(crate) fn access(
+        &self,
+        new: Option<Value>,
+        run: bool,
+        unchecked: bool,
+    ) -> Result<Value, Error> {
         let t = self.target()?;
         match (t.ty, run) {
             (Type::Void, false) => return Err(Error::Permission),
@@ -281,8 +344,11 @@ impl Mib {
             (_, true) => return Err(Error::Invalid),
             _ if new.is_some() && !t.writable => return Err(Error::Permission),
             _ if new.is_none() && !t.readable => return Err(Error::Permission),
-            (ty, false) if new.is_some_and(|v| v.ty() != ty) => return Err(Error::Invalid),
+            (_, false) if new.is_some_and(|v| v.ty() != t.wty) => return Err(Error::Invalid),
             _ => {}
+        }
+        if t.unsafe_ && (run || new.is_some()) && !unchecked {
+            return Err(Error::Unsafe);
         }
         if !init::ensure() {
             return Err(Error::Again);
@@ -294,7 +360,12 @@ impl Mib {
         let mut node = &tree::ROOT;
         let mut idx = [0; MAX_DEPTH];
         let mut nidx = 0;
+        let mut unsafe_ = false;
         for &c in self.components() {
+            while let Node::Unsafe(inner) = node {
+                unsafe_ = true;
+                node = inner;
+            }
             node = match node {
                 Node::Named(children) => &children.get(c).ok_or(Error::NotFound)?.1,
                 Node::Indexed(bound, child) => {
@@ -314,6 +385,8 @@ impl Mib {
                     idx[0] = c;
                     return Ok(Resolved {
                         ty,
+                        wty: ty,
+                        unsafe_: false,
                         readable: true,
                         writable: false,
                         handler: read_option,
@@ -321,28 +394,38 @@ impl Mib {
                         nidx: 1,
                     });
                 }
-                Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) => return Err(Error::NotFound),
+                Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) | Node::Query(..) => {
+                    return Err(Error::NotFound)
+                }
+                Node::Unsafe(_) => unreachable!("unwrapped above"),
             };
         }
-        match node {
-            Node::Leaf(ty, handler) | Node::Rw(ty, handler) | Node::Wo(ty, handler) => {
-                Ok(Resolved {
-                    ty: *ty,
-                    readable: !matches!(node, Node::Wo(..)),
-                    writable: matches!(node, Node::Rw(..) | Node::Wo(..)),
-                    handler: *handler,
-                    idx,
-                    nidx,
-                })
-            }
-            _ => Err(Error::NotFound),
+        while let Node::Unsafe(inner) = node {
+            unsafe_ = true;
+            node = inner;
         }
+        let (ty, wty, handler) = match node {
+            Node::Leaf(ty, h) | Node::Rw(ty, h) | Node::Wo(ty, h) => (*ty, *ty, *h),
+            Node::Query(ty, wty, h) => (*ty, *wty, *h),
+            _ => return Err(Error::NotFound),
+        };
+        Ok(Resolved {
+            ty,
+            wty,
+            unsafe_,
+            readable: !matches!(node, Node::Wo(..)),
+            writable: matches!(node, Node::Rw(..) | Node::Wo(..) | Node::Query(..)),
+            handler,
+            idx,
+            nidx,
+        })
     }
 }
 
 /// The child of `node` called `word`, and its MIB component.
 fn child_named(node: &'static Node, word: &str) -> Result<(usize, &'static Node), Error> {
     match node {
+        Node::Unsafe(inner) => child_named(inner, word),
         Node::Named(children) => children
             .iter()
             .position(|(n, _)| *n == word)
@@ -357,7 +440,7 @@ fn child_named(node: &'static Node, word: &str) -> Result<(usize, &'static Node)
             .position(|o| o.name == word && option_type(o).is_some())
             .map(|i| (i, &OPTION_LEAF))
             .ok_or(Error::NotFound),
-        Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) => Err(Error::NotFound),
+        Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) | Node::Query(..) => Err(Error::NotFound),
     }
 }
 
@@ -390,6 +473,24 @@ pub fn write(name: &str, v: Value) -> Result<Value, Error> {
 /// Runs action `name` (a `Void` control such as `thread.tcache.flush`).
 pub fn run(name: &str) -> Result<(), Error> {
     Mib::new(name)?.run()
+}
+
+/// `write` for controls that can break memory safety.
+///
+/// # Safety
+/// See `Mib::write_unchecked`.
+pub unsafe fn write_unchecked(name: &str, v: Value) -> Result<Value, Error> {
+    // SAFETY: forwarded contract.
+    unsafe { Mib::new(name)?.write_unchecked(v) }
+}
+
+/// `run` for actions that can break memory safety.
+///
+/// # Safety
+/// See `Mib::run_unchecked`.
+pub unsafe fn run_unchecked(name: &str) -> Result<(), Error> {
+    // SAFETY: forwarded contract.
+    unsafe { Mib::new(name)?.run_unchecked() }
 }
 
 /// Target arenas an operation applies to.

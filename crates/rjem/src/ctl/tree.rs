@@ -10,6 +10,7 @@ use crate::arena::{self, Arena};
 use crate::background;
 use crate::base;
 use crate::decay;
+use crate::ehooks::Ehooks;
 use crate::emap;
 use crate::size_class as sc;
 use crate::stats;
@@ -103,6 +104,17 @@ pub(super) static ROOT: Node = Node::Named(&[
             ("arena", Node::Rw(Type::U32, thread_arena)),
             ("allocated", ro!(U64, |_idx| Some(tsd::allocated().0))),
             ("deallocated", ro!(U64, |_idx| Some(tsd::allocated().1))),
+            // Pointers to the thread's counters, refreshed at every cache
+            // fill, flush and uncached allocation or free once asked for
+            // (see `tcache::Tcache::publish`).
+            (
+                "allocatedp",
+                ro!(Ptr, |_idx| Some(tsd::published_counters().0.cast())),
+            ),
+            (
+                "deallocatedp",
+                ro!(Ptr, |_idx| Some(tsd::published_counters().1.cast())),
+            ),
             (
                 "peak",
                 Node::Named(&[
@@ -152,7 +164,12 @@ pub(super) static ROOT: Node = Node::Named(&[
                 ro!(U32, |_idx| Some((sc::NSIZES - sc::geom().nbins) as u32)),
             ),
             ("lextent", Node::Indexed(sc::NSIZES, &ARENAS_LEXTENT_I)),
-            ("create", Node::Rw(Type::U32, arenas_create)),
+            // Written the new arena's extent hooks, if any.
+            (
+                "create",
+                Node::Unsafe(&Node::Query(Type::U32, Type::Ptr, arenas_create)),
+            ),
+            ("lookup", Node::Query(Type::U32, Type::Ptr, arenas_lookup)),
         ]),
     ),
     (
@@ -314,6 +331,19 @@ pub(super) static ARENA_I: Node = Node::Named(&[
     ),
     ("purge", Node::Leaf(Type::Void, arena_purge)),
     ("decay", Node::Leaf(Type::Void, arena_decay)),
+    ("reset", Node::Unsafe(&Node::Leaf(Type::Void, arena_reset))),
+    (
+        "destroy",
+        Node::Unsafe(&Node::Leaf(Type::Void, arena_destroy)),
+    ),
+    (
+        "extent_hooks",
+        Node::Unsafe(&Node::Rw(Type::Ptr, arena_extent_hooks)),
+    ),
+    (
+        "retain_grow_limit",
+        Node::Rw(Type::Usize, arena_retain_grow_limit),
+    ),
     (
         "dirty_decay_ms",
         Node::Rw(Type::Isize, arena_dirty_decay_ms),
@@ -565,13 +595,107 @@ fn thread_tcache_enabled(_: &[usize], new: Option<Value>) -> Result<Value, Error
     Ok(old)
 }
 
-/// `arenas.create`: a new arena, used through `MALLOCX_ARENA`; reading
-/// returns its index.
-fn arenas_create(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
-    if new.is_some() {
-        // Custom extent hooks are not supported yet.
-        return Err(Error::Invalid);
+/// Extent hooks from a written pointer: null or rjem's own table mean the
+/// default hooks.
+fn hooks_of(v: Option<Value>) -> Option<Ehooks> {
+    match v {
+        Some(Value::Ptr(p)) if !p.is_null() => {
+            // SAFETY: only reached through `write_unchecked` or C's mallctl,
+            // whose callers take on the extent-hooks contract.
+            Some(unsafe { Ehooks::custom(p.cast(), 0) })
+        }
+        _ => None,
     }
-    let a: &Arena = arena::create().ok_or(Error::Again)?;
+}
+
+/// `arenas.create`: a new manual arena, used through `MALLOCX_ARENA` or
+/// `thread.arena`, with the extent hooks written, if any; reads its
+/// index.
+fn arenas_create(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    let a: &Arena = arena::create(hooks_of(new)).ok_or(Error::Again)?;
     Ok(Value::U32(a.ind as u32))
+}
+
+/// `arenas.lookup`: the arena that owns the pointer written (EINVAL if
+/// rjem did not allocate it).
+fn arenas_lookup(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    let Some(Value::Ptr(p)) = new else {
+        return Err(Error::Invalid);
+    };
+    let e = emap::lookup(p as usize).extent().ok_or(Error::Invalid)?;
+    let a = arena::get(e.arena()).ok_or(Error::Invalid)?;
+    Ok(Value::U32(a.ind as u32))
+}
+
+/// An arena that `reset`/`destroy` may name: one created arena.
+fn manual(i: usize) -> Result<usize, Error> {
+    if i == ARENAS_ALL || i >= arena::MAX_ARENAS {
+        return Err(Error::Fault);
+    }
+    Ok(i)
+}
+
+/// `arena.<i>.reset`: discards every allocation of manual arena `i`. The
+/// calling thread's cache is flushed first (other threads' caches must not
+/// hold blocks of the arena: jemalloc's contract).
+fn arena_reset(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    let i = manual(idx[0])?;
+    tsd::flush();
+    arena::reset(i).map_err(refusal)?;
+    Ok(Value::Void)
+}
+
+/// `arena.<i>.destroy`: `reset`, then all of the arena's memory goes back
+/// and its index is free for `arenas.create`; its counters move to
+/// `stats.arenas.<MALLCTL_ARENAS_DESTROYED>`.
+fn arena_destroy(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    let i = manual(idx[0])?;
+    tsd::flush();
+    arena::destroy(i).map_err(refusal)?;
+    Ok(Value::Void)
+}
+
+fn refusal(r: arena::Refusal) -> Error {
+    match r {
+        arena::Refusal::NotManual | arena::Refusal::InUse => Error::Fault,
+        arena::Refusal::NoMemory => Error::Again,
+    }
+}
+
+/// Arena `i` for a control of one arena: created on demand if automatic;
+/// EFAULT for an index with no arena.
+fn one_arena(i: usize) -> Result<&'static Arena, Error> {
+    if i == ARENAS_ALL {
+        return Err(Error::Fault);
+    }
+    arena::get(i)
+        .or_else(|| arena::get_or_create(i))
+        .ok_or(Error::Fault)
+}
+
+/// `arena.<i>.extent_hooks`: reads the arena's hooks table (rjem's own
+/// for default hooks, which a custom hook may call); writes new ones.
+fn arena_extent_hooks(idx: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    let a = one_arena(idx[0])?;
+    let mut pages = a.pages.lock();
+    let old = pages.hooks().table();
+    if new.is_some() {
+        let h = hooks_of(new).unwrap_or(Ehooks::default_for(0));
+        pages.set_hooks(h.for_arena(a.ind));
+    }
+    Ok(Value::Ptr(old.cast()))
+}
+
+/// `arena.<i>.retain_grow_limit`: the largest step by which the arena
+/// grows its address space (rounded down to pages; at least a page).
+fn arena_retain_grow_limit(idx: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    let a = one_arena(idx[0])?;
+    let mut pages = a.pages.lock();
+    let old = pages.grow_limit();
+    if let Some(Value::Usize(n)) = new {
+        if !pages.set_grow_limit(n) {
+            return Err(Error::Fault);
+        }
+    }
+    Ok(Value::Usize(old))
 }
