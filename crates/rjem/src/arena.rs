@@ -87,6 +87,9 @@ pub(crate) struct Arena {
     pub(crate) large: LargeStats,
     /// When the arena was created (`os::now_ns`), for its uptime.
     pub(crate) created_ns: AtomicU64,
+    /// Bytes of blocks rjem allocated here for itself: thread-cache stacks
+    /// (`stats.arenas.<i>.internal`; also counted as allocated).
+    pub(crate) internal: AtomicUsize,
 }
 
 impl Arena {
@@ -336,6 +339,32 @@ pub(crate) fn set_decay_ms_all(dirty: Option<i64>, muzzy: Option<i64>) {
     }
 }
 
+/// Allocates an internal block of usable size `usize` (a class, at least
+/// `align`-aligned) from `a`, counted as its `internal` bytes. Null when
+/// out of memory.
+pub(crate) fn alloc_internal(a: &Arena, usize: usize, align: usize) -> *mut u8 {
+    let ind = sc::size_to_index(usize);
+    let p = if sc::geom().is_small(ind) {
+        a.small_alloc(ind)
+    } else {
+        a.large_alloc(usize, align, false)
+    };
+    if !p.is_null() {
+        a.internal.fetch_add(usize, Ordering::Relaxed);
+    }
+    p
+}
+
+/// Frees an internal block from `alloc_internal`.
+pub(crate) fn dalloc_internal(p: *mut u8) {
+    let ent = crate::emap::lookup_live(p);
+    if let Some(a) = get(ent.owner(p).arena()) {
+        let usize = sc::index_to_size(ent.szind());
+        a.internal.fetch_sub(usize, Ordering::Relaxed);
+    }
+    dalloc_direct(p, ent);
+}
+
 /// Frees live block `p` (pointer-map entry `ent`) straight to the arena
 /// that owns it, bypassing every cache. Fatal if `p` is not a block start.
 pub(crate) fn dalloc_direct(p: *mut u8, ent: Entry) {
@@ -404,6 +433,16 @@ pub(crate) fn choose() -> Option<&'static Arena> {
     let a = best?;
     a.nthreads.fetch_add(1, Ordering::Relaxed);
     Some(a)
+}
+
+/// The arena table lock's profile (`stats.mutexes.arenas`, rjem's);
+/// `reset` clears it.
+pub(crate) fn lock_stats(reset: bool) -> crate::sync::LockStats {
+    let s = ARENAS_LOCK.stats();
+    if reset {
+        ARENAS_LOCK.reset_stats();
+    }
+    s
 }
 
 /// Binds one more thread to `a`.

@@ -53,6 +53,8 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Passes the purger made (stats, tests).
 static PASSES: AtomicU64 = AtomicU64::new(0);
+/// Time the purger spent between passes (asleep), in ns.
+static SLEPT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// The free-side trigger for the mode in force.
 fn start_at() -> usize {
@@ -155,6 +157,12 @@ pub(crate) fn passes() -> u64 {
     PASSES.load(Relaxed)
 }
 
+/// The average time between two purger passes, in ns
+/// (`stats.background_thread.run_interval`); 0 before the second pass.
+pub(crate) fn run_interval_ns() -> u64 {
+    SLEPT_NS.load(Relaxed) / PASSES.load(Relaxed).max(1)
+}
+
 /// Starts the purger thread unless it runs already. False if it cannot;
 /// threads then decay inline.
 fn start() -> bool {
@@ -194,8 +202,12 @@ fn start() -> bool {
 }
 
 extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    let mut last_end = 0;
     while !STOP.load(Acquire) {
         let now = os::now_ns();
+        if last_end != 0 {
+            SLEPT_NS.fetch_add(now.saturating_sub(last_end), Relaxed);
+        }
         let mut pending = false;
         let mut next = u64::MAX;
         for a in arena::all() {
@@ -207,6 +219,7 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
             }
         }
         PASSES.fetch_add(1, Relaxed);
+        last_end = os::now_ns();
         if pending {
             // At least 10 ms between passes: decay epochs are finer than
             // that for short decay times, and purging in batches is cheaper.

@@ -98,10 +98,11 @@ impl Bin {
         let mut pages = cx.pages.lock();
         let (e, _) = pages.alloc(cx.info.slab_size, cx.page)?;
         pages.register_active(e, cx.ind, true);
-        if !slab::init(e, cx.info, cx.words) {
+        let Some(bitmap) = slab::init(e, cx.info, cx.words) else {
             pages.dalloc(e);
             return None;
-        }
+        };
+        pages.stats.bitmap_bytes += bitmap;
         self.stats.nslabs += 1;
         self.stats.curslabs += 1;
         Some(e)

@@ -310,6 +310,8 @@ impl ExtentList {
 /// Free list of unused records, refilled from base in batches.
 pub(crate) struct ExtentPool {
     free: Option<ERef>,
+    /// Base memory taken for records so far.
+    pub(crate) bytes: usize,
 }
 
 const POOL_BATCH: usize = 64;
@@ -322,7 +324,10 @@ impl Default for ExtentPool {
 
 impl ExtentPool {
     pub(crate) const fn new() -> Self {
-        ExtentPool { free: None }
+        ExtentPool {
+            free: None,
+            bytes: 0,
+        }
     }
 
     pub(crate) fn get(&mut self) -> Option<ERef> {
@@ -336,6 +341,7 @@ impl ExtentPool {
             if p.is_null() {
                 return None;
             }
+            self.bytes += sz * POOL_BATCH;
             for i in 0..POOL_BATCH {
                 // SAFETY: base memory is zeroed, aligned and exclusively ours;
                 // an all-zero Extent is a valid value (null/None links, zero

@@ -104,6 +104,8 @@ pub(crate) struct Eset {
     /// Bytes in this set.
     pub(crate) bytes: usize,
     pub(crate) count: usize,
+    /// Bytes per heap (extents whose floor size class is the index).
+    heap_bytes: [usize; NSIZES],
 }
 
 impl Eset {
@@ -114,12 +116,19 @@ impl Eset {
             fifo: ExtentList::new(),
             bytes: 0,
             count: 0,
+            heap_bytes: [0; NSIZES],
         }
+    }
+
+    /// Extents and bytes whose floor size class is `ind`.
+    pub(crate) fn class_counts(&self, ind: usize) -> (usize, usize) {
+        (self.heaps[ind].len(), self.heap_bytes[ind])
     }
 
     fn insert(&mut self, e: ERef) {
         let i = sc::floor_index(e.size());
         self.heaps[i].insert(e);
+        self.heap_bytes[i] += e.size();
         self.nonempty[i / 64] |= 1 << (i % 64);
         self.fifo.push_back(e);
         self.bytes += e.size();
@@ -129,6 +138,7 @@ impl Eset {
     fn remove(&mut self, e: ERef) {
         let i = sc::floor_index(e.size());
         self.heaps[i].remove(e);
+        self.heap_bytes[i] -= e.size();
         if self.heaps[i].is_empty() {
             self.nonempty[i / 64] &= !(1 << (i % 64));
         }
@@ -204,6 +214,9 @@ pub(crate) struct PageStats {
     pub(crate) mapped: usize,
     /// Bytes in active extents.
     pub(crate) active_bytes: usize,
+    /// Slab bitmaps attached to this page allocator's records (kept for
+    /// the records' life).
+    pub(crate) bitmap_bytes: usize,
     /// Purging of dirty pages (to muzzy, or straight to retained).
     pub(crate) dirty: PurgeCounts,
     /// Purging of muzzy pages (to retained).
@@ -269,6 +282,7 @@ impl Pages {
             stats: PageStats {
                 mapped: 0,
                 active_bytes: 0,
+                bitmap_bytes: 0,
                 dirty: PurgeCounts {
                     npurge: 0,
                     nmadvise: 0,
@@ -325,6 +339,12 @@ impl Pages {
         true
     }
 
+    /// Base memory this page allocator holds: extent records and their
+    /// slab bitmaps.
+    pub(crate) fn metadata_bytes(&self) -> usize {
+        self.pool.bytes + self.stats.bitmap_bytes
+    }
+
     /// The oldest active extent (slab or large), if any.
     pub(crate) fn first_active(&self) -> Option<ERef> {
         self.active.first()
@@ -349,7 +369,9 @@ impl Pages {
         let pool = core::mem::take(&mut self.pool);
         let old = self.stats;
         *self = Pages::new(self.arena, self.page, lg_max_fit, policy);
+        // The records, with their bitmaps, stay this page allocator's.
         self.pool = pool;
+        self.stats.bitmap_bytes = old.bitmap_bytes;
         old
     }
 

@@ -8,10 +8,10 @@
 //!
 //! Options (jemalloc's letters): `J` JSON instead of text; `g` leaves out
 //! the general information (version, build and run-time settings, size
-//! classes), `m` the merged arena statistics, `a` the per-arena
-//! statistics, `b` the bins, `l` the large classes. `d` (destroyed arenas:
-//! rjem destroys none), `x` (mutexes), `e` (extents) and `h` (HPA) leave
-//! out sections rjem does not print anyway.
+//! classes), `m` the merged arena statistics, `d` the destroyed arenas'
+//! statistics, `a` the per-arena statistics, `b` the bins, `l` the large
+//! classes, `x` the lock statistics, `e` the free extents per size. `h`
+//! (HPA) leaves out a section rjem has no use for.
 
 use crate::ctl::{self, Value, ARENAS_ALL};
 use core::fmt::{self, Write};
@@ -25,6 +25,9 @@ struct Opts {
     arenas: bool,
     bins: bool,
     large: bool,
+    destroyed: bool,
+    mutex: bool,
+    extents: bool,
 }
 
 impl Opts {
@@ -37,6 +40,9 @@ impl Opts {
             arenas: !has('a'),
             bins: !has('b'),
             large: !has('l'),
+            destroyed: !has('d'),
+            mutex: !has('x'),
+            extents: !has('e'),
         }
     }
 }
@@ -267,6 +273,37 @@ const ARENA_FIELDS: &[&str] = &[
     "muzzy_purged",
     "mapped",
     "retained",
+    "base",
+    "internal",
+    "metadata_thp",
+    "tcache_bytes",
+    "tcache_stashed_bytes",
+    "resident",
+    "abandoned_vm",
+];
+
+/// A lock's profile, in jemalloc's order.
+const LOCK_FIELDS: &[&str] = &[
+    "num_ops",
+    "num_wait",
+    "num_spin_acq",
+    "num_owner_switch",
+    "total_wait_time",
+    "max_wait_time",
+    "max_num_thds",
+];
+
+/// Process-wide locks (`stats.mutexes.*`).
+const GLOBAL_LOCKS: &[&str] = &["ctl", "arenas", "base", "tcaches"];
+
+/// Free extents of one page-size class, by state.
+const EXTENT_FIELDS: &[&str] = &[
+    "ndirty",
+    "nmuzzy",
+    "nretained",
+    "dirty_bytes",
+    "muzzy_bytes",
+    "retained_bytes",
 ];
 
 /// rjem's breakdown of `metadata` (and the pointer map's address space).
@@ -301,6 +338,32 @@ const BIN_FIELDS: &[&str] = &[
 ];
 
 const LEXTENT_FIELDS: &[&str] = &["nmalloc", "ndalloc", "nrequests", "curlextents"];
+
+/// Whether any arena was destroyed (its counters are in the graveyard).
+fn any_destroyed() -> bool {
+    let n = |k: &str| num(format_args!("stats.arenas.{}.{k}.nmalloc", ARENAS_ALL + 1));
+    n("small") + n("large") > 0
+}
+
+/// Page-size classes: the size classes that are whole pages, in order.
+fn page_classes() -> impl Iterator<Item = u64> {
+    let page = num(format_args!("arenas.page"));
+    let nbins = num(format_args!("arenas.nbins"));
+    let nl = num(format_args!("arenas.nlextents"));
+    (0..nbins)
+        .map(|j| num(format_args!("arenas.bin.{j}.size")))
+        .chain((0..nl).map(|j| num(format_args!("arenas.lextent.{j}.size"))))
+        .filter(move |s| s % page == 0)
+}
+
+/// Writes a lock's profile as a JSON object named `key`.
+fn json_lock(e: &mut Emitter, key: &str, prefix: fmt::Arguments) -> fmt::Result {
+    e.obj(key)?;
+    for k in LOCK_FIELDS {
+        e.kv(k, get(format_args!("{prefix}.{k}")))?;
+    }
+    e.close('}')
+}
 
 /// Arena indices to report one by one: those created.
 fn initialized(i: usize) -> bool {
@@ -377,15 +440,27 @@ fn json(o: &Opts, out: &mut Out) -> fmt::Result {
     }
     e.close('}')?;
     e.obj("background_thread")?;
-    for k in ["num_threads", "num_runs"] {
+    for k in ["num_threads", "num_runs", "run_interval"] {
         e.kv(k, get(format_args!("stats.background_thread.{k}")))?;
     }
     e.close('}')?;
+    if o.mutex {
+        e.obj("mutexes")?;
+        for l in GLOBAL_LOCKS {
+            json_lock(&mut e, l, format_args!("stats.mutexes.{l}"))?;
+        }
+        e.close('}')?;
+    }
     e.close('}')?;
     e.obj("stats.arenas")?;
     if o.merged && merge_worth_it(narenas) {
         e.obj("merged")?;
         json_arena(o, &mut e, ARENAS_ALL)?;
+        e.close('}')?;
+    }
+    if o.destroyed && any_destroyed() {
+        e.obj("destroyed")?;
+        json_arena(o, &mut e, ARENAS_ALL + 1)?;
         e.close('}')?;
     }
     if o.arenas {
@@ -417,12 +492,31 @@ fn json_arena(o: &Opts, e: &mut Emitter, i: usize) -> fmt::Result {
         }
         e.close('}')?;
     }
+    if o.mutex {
+        e.obj("mutexes")?;
+        json_lock(e, "pages", format_args!("stats.arenas.{i}.mutexes.pages"))?;
+        e.close('}')?;
+    }
     if o.bins {
         e.arr("bins")?;
         for j in 0..num(format_args!("arenas.nbins")) {
             e.item_obj()?;
             for k in BIN_FIELDS {
                 e.kv(k, get(format_args!("stats.arenas.{i}.bins.{j}.{k}")))?;
+            }
+            if o.mutex {
+                json_lock(e, "mutex", format_args!("stats.arenas.{i}.bins.{j}.mutex"))?;
+            }
+            e.close('}')?;
+        }
+        e.close(']')?;
+    }
+    if o.extents {
+        e.arr("extents")?;
+        for j in 0..page_classes().count() {
+            e.item_obj()?;
+            for k in EXTENT_FIELDS {
+                e.kv(k, get(format_args!("stats.arenas.{i}.extents.{j}.{k}")))?;
             }
             e.close('}')?;
         }
@@ -512,13 +606,24 @@ fn text(o: &Opts, out: &mut Out) -> fmt::Result {
     )?;
     writeln!(
         out,
-        "Background threads: {}, num_runs: {}",
+        "Background threads: {}, num_runs: {}, run_interval: {} ns",
         s("background_thread.num_threads"),
         s("background_thread.num_runs"),
+        s("background_thread.run_interval"),
     )?;
+    if o.mutex {
+        lock_header(out)?;
+        for l in GLOBAL_LOCKS {
+            lock_row(out, l, format_args!("stats.mutexes.{l}"), 0)?;
+        }
+    }
     if o.merged && merge_worth_it(narenas) {
         writeln!(out, "Merged arenas stats:")?;
         text_arena(o, out, ARENAS_ALL)?;
+    }
+    if o.destroyed && any_destroyed() {
+        writeln!(out, "Destroyed arenas stats:")?;
+        text_arena(o, out, ARENAS_ALL + 1)?;
     }
     if o.arenas {
         for i in (0..narenas).filter(|&i| initialized(i)) {
@@ -589,15 +694,91 @@ fn text_arena(o: &Opts, out: &mut Out, i: usize) -> fmt::Result {
     }
     class_row(out, "total", &total, up)?;
     writeln!(out, "active: {:>28}", a("pactive") * page)?;
-    writeln!(out, "mapped: {:>28}", a("mapped"))?;
-    writeln!(out, "retained: {:>26}", a("retained"))?;
+    for k in [
+        "mapped",
+        "retained",
+        "base",
+        "internal",
+        "metadata_thp",
+        "tcache_bytes",
+        "tcache_stashed_bytes",
+        "resident",
+        "abandoned_vm",
+    ] {
+        writeln!(out, "{k}: {:>1$}", a(k), 34 - k.len())?;
+    }
+    if o.mutex {
+        lock_header(out)?;
+        lock_row(
+            out,
+            "pages",
+            format_args!("stats.arenas.{i}.mutexes.pages"),
+            up,
+        )?;
+    }
     if o.bins {
         text_bins(out, i, up)?;
     }
     if o.large {
         text_large(out, i, up)?;
     }
+    if o.extents {
+        text_extents(out, i)?;
+    }
     Ok(())
+}
+
+fn lock_header(out: &mut Out) -> fmt::Result {
+    writeln!(
+        out,
+        "mutexes:             n_lock_ops (#/sec)     n_waiting (#/sec)    n_spin_acq (#/sec)  n_owner_switch (#/sec)  total_wait_ns (#/sec)    max_wait_ns  max_n_thds"
+    )
+}
+
+/// One lock's row; rates over `up` ns (0: the process's locks, no rate).
+fn lock_row(out: &mut Out, name: &str, prefix: fmt::Arguments, up: u64) -> fmt::Result {
+    let v: [u64; 7] = core::array::from_fn(|k| num(format_args!("{prefix}.{}", LOCK_FIELDS[k])));
+    writeln!(
+        out,
+        "{name:<20} {:>12} {:>7} {:>12} {:>7} {:>12} {:>7} {:>14} {:>7} {:>14} {:>7} {:>14} {:>11}",
+        v[0],
+        rate(v[0], up),
+        v[1],
+        rate(v[1], up),
+        v[2],
+        rate(v[2], up),
+        v[3],
+        rate(v[3], up),
+        v[4],
+        rate(v[4], up),
+        v[5],
+        v[6],
+    )
+}
+
+fn text_extents(out: &mut Out, i: usize) -> fmt::Result {
+    writeln!(
+        out,
+        "extents:        size ind       ndirty        dirty       nmuzzy        muzzy    nretained     retained       ntotal        total"
+    )?;
+    let mut gap = Gap::default();
+    for (j, size) in page_classes().enumerate() {
+        let x = |k: &str| num(format_args!("stats.arenas.{i}.extents.{j}.{k}"));
+        let (nd, nm, nr) = (x("ndirty"), x("nmuzzy"), x("nretained"));
+        if nd + nm + nr == 0 {
+            gap.skip();
+            continue;
+        }
+        gap.close(out)?;
+        let (bd, bm, br) = (x("dirty_bytes"), x("muzzy_bytes"), x("retained_bytes"));
+        writeln!(
+            out,
+            "{size:>20} {j:>3} {nd:>12} {bd:>12} {nm:>12} {bm:>12} {nr:>12} {br:>12} {:>12} {:>12}",
+            nd + nm + nr,
+            bd + bm + br,
+        )?;
+    }
+    gap.close(out)
 }
 
 fn class_row(out: &mut Out, name: &str, v: &[u64; 6], up: u64) -> fmt::Result {

@@ -22,15 +22,18 @@ fn bitmap(e: ERef, words: usize) -> &'static mut [u64] {
     unsafe { core::slice::from_raw_parts_mut(e.bitmap.get(), words) }
 }
 
-/// Prepares active extent `e` as an empty slab of class `info`. False when
-/// base memory for the bitmap cannot be had.
-pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> bool {
+/// Prepares active extent `e` as an empty slab of class `info`. Returns
+/// the bytes of bitmap attached to the record now (0 when it had one), or
+/// None when base memory for the bitmap cannot be had.
+pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> Option<usize> {
+    let mut attached = 0;
     if e.bitmap.get().is_null() {
         let p = base::alloc(words * 8, 8, base::Use::SlabBitmaps) as *mut u64;
         if p.is_null() {
-            return false;
+            return None;
         }
         e.bitmap.set(p);
+        attached = words * 8;
     }
     let bm = bitmap(e, words);
     let full = info.nregs / 64;
@@ -44,7 +47,7 @@ pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> bool {
         };
     }
     e.nfree.set(info.nregs as u32);
-    true
+    Some(attached)
 }
 
 /// Takes up to `out.len()` free regions, lowest addresses first. Returns how
@@ -102,7 +105,7 @@ mod tests {
             let info = &g.bins[ind];
             let e = pool.get().unwrap();
             e.init(1 << 30, info.slab_size, 0, State::Active, 0);
-            assert!(init(e, info, g.bitmap_words));
+            assert!(init(e, info, g.bitmap_words).is_some());
             let mut out = std::vec![core::ptr::null_mut(); info.nregs + 5];
             let n = alloc_batch(e, info, g.bitmap_words, &mut out);
             assert_eq!(n, info.nregs);

@@ -23,13 +23,15 @@
 //! not yet purged.
 
 use crate::arena::{self, Arena};
+use crate::background;
 use crate::base;
 use crate::bin::BinStats;
 use crate::init;
 use crate::os;
 use crate::pages::PurgeCounts;
 use crate::size_class as sc;
-use crate::sync::Mutex;
+use crate::sync::{LockStats, Mutex};
+use crate::tcache;
 use core::sync::atomic::Ordering;
 
 /// The totals as of the last `epoch` refresh (None before the first).
@@ -187,6 +189,19 @@ pub(crate) struct ArenaTotals {
     pub(crate) muzzy: PurgeCounts,
     pub(crate) small: ClassTotals,
     pub(crate) large: ClassTotals,
+    /// Metadata the arena holds: its structure, its extent records and
+    /// their slab bitmaps (`base`).
+    pub(crate) base: usize,
+    /// Thread-cache stacks allocated from the arena (`internal`).
+    pub(crate) internal: usize,
+    /// Metadata, active and dirty pages: an upper bound of what is
+    /// resident (`resident`).
+    pub(crate) resident: usize,
+    /// Bytes in the thread caches that fill from the arena, as of each
+    /// class's last fill, flush or GC (`tcache_bytes`).
+    pub(crate) tcache_bytes: usize,
+    /// The arena's page lock (`mutexes.pages`, rjem's).
+    pub(crate) pages_lock: LockStats,
 }
 
 /// The arenas index `i` stands for: one, all, or none (destroyed). None
@@ -241,6 +256,10 @@ pub(crate) fn arena(i: usize) -> Option<ArenaTotals> {
         if a.ind == i {
             (t.dirty_decay_ms, t.muzzy_decay_ms) = (p.decay_dirty.ms(), p.decay_muzzy.ms());
         }
+        t.pages_lock.add(&p.lock_stats());
+        t.base += core::mem::size_of::<Arena>() + p.metadata_bytes();
+        t.internal += a.internal.load(Ordering::Relaxed);
+        t.resident += (p.stats.active_bytes + p.dirty.bytes) / g.page * g.page;
         t.pactive += p.stats.active_bytes / g.page;
         t.pdirty += p.dirty.bytes / g.page;
         t.pmuzzy += p.muzzy.bytes / g.page;
@@ -251,7 +270,104 @@ pub(crate) fn arena(i: usize) -> Option<ArenaTotals> {
     }
     t.small.nrequests = t.small.nmalloc;
     t.large.nrequests = t.large.nmalloc;
+    t.resident += t.base;
+    t.tcache_bytes = match i {
+        ALL => tcache::cached_bytes(None),
+        DESTROYED => 0,
+        _ => tcache::cached_bytes(Some(i)),
+    };
     Some(t)
+}
+
+/// `stats.arenas.<i>.bins.<j>.mutex.*`: the lock of small class `j`.
+pub(crate) fn bin_lock(i: usize, j: usize) -> Option<LockStats> {
+    if j >= sc::geom().nbins {
+        return None;
+    }
+    let mut s = LockStats::default();
+    for a in arenas_of(i)? {
+        s.add(&a.bins[j].0.stats());
+    }
+    Some(s)
+}
+
+/// Free extents of one page-size class: counts and bytes by state
+/// (`stats.arenas.<i>.extents.<j>.*`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ExtentCounts {
+    pub(crate) ndirty: usize,
+    pub(crate) nmuzzy: usize,
+    pub(crate) nretained: usize,
+    pub(crate) dirty_bytes: usize,
+    pub(crate) muzzy_bytes: usize,
+    pub(crate) retained_bytes: usize,
+}
+
+/// `stats.arenas.<i>.extents.<j>.*`: free extents whose size rounds down
+/// to page-size class `j` (jemalloc's `pszind`: the `j`-th size class
+/// that is whole pages; None past the last).
+pub(crate) fn extents(i: usize, j: usize) -> Option<ExtentCounts> {
+    let page = sc::geom().page;
+    // Size classes whose extents count for page class j: from its class
+    // up to the next page class.
+    let mut classes = (0..sc::NSIZES).filter(|&c| sc::index_to_size(c) % page == 0);
+    let lo = classes.nth(j)?;
+    let hi = classes.next().unwrap_or(sc::NSIZES);
+    let mut t = ExtentCounts::default();
+    for a in arenas_of(i)? {
+        let p = a.pages.lock();
+        for c in lo..hi {
+            let (n, b) = p.dirty.class_counts(c);
+            t.ndirty += n;
+            t.dirty_bytes += b;
+            let (n, b) = p.muzzy.class_counts(c);
+            t.nmuzzy += n;
+            t.muzzy_bytes += b;
+            let (n, b) = p.retained.class_counts(c);
+            t.nretained += n;
+            t.retained_bytes += b;
+        }
+    }
+    Some(t)
+}
+
+/// Process-wide locks (`stats.mutexes.<name>`): jemalloc's `ctl` (here
+/// the epoch snapshot's lock) and rjem's own.
+pub(crate) const GLOBAL_LOCKS: &[&str] = &["ctl", "arenas", "base", "tcaches"];
+
+/// The profile of global lock `GLOBAL_LOCKS[k]`; `reset` clears it.
+pub(crate) fn global_lock(k: usize, reset: bool) -> Option<LockStats> {
+    Some(match k {
+        0 => {
+            let s = EPOCH_TOTALS.stats();
+            if reset {
+                EPOCH_TOTALS.reset_stats();
+            }
+            s
+        }
+        1 => arena::lock_stats(reset),
+        2 => base::lock_stats(reset),
+        3 => tcache::lock_stats(reset),
+        _ => return None,
+    })
+}
+
+/// `stats.mutexes.reset`: clears every lock's profile.
+pub(crate) fn reset_lock_stats() {
+    for k in 0..GLOBAL_LOCKS.len() {
+        global_lock(k, true);
+    }
+    for a in arena::all() {
+        for b in &a.bins {
+            b.0.reset_stats();
+        }
+        a.pages.reset_stats();
+    }
+}
+
+/// `stats.background_thread.run_interval`, in ns.
+pub(crate) fn background_run_interval_ns() -> u64 {
+    background::run_interval_ns()
 }
 
 fn large_counts(a: &Arena, ind: usize) -> (u64, u64) {

@@ -5,6 +5,11 @@
 //! constructible, so it can live in statics and in metadata carved from base
 //! pages, and it can be reset in a child after `fork()`.
 //!
+//! Each lock keeps jemalloc's mutex profile (`LockStats`: acquisitions,
+//! waits, spins, owner switches, wait times, most waiters), written by the
+//! holder after it acquires, so counting costs a few plain instructions per
+//! acquisition and a clock read only when a thread had to sleep.
+//!
 //! Invariants: a `MutexGuard` is the only way to reach the protected value;
 //! `lock_raw` and the unsafe `unlock_raw`/`reset_in_child` exist solely for
 //! the fork handlers, which take every lock before `fork()` and release
@@ -15,12 +20,62 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, Ordering};
 
+/// One lock's profile (jemalloc's `mutex_prof_data_t`), or several merged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LockStats {
+    /// Acquisitions.
+    pub(crate) num_ops: u64,
+    /// Acquisitions that had to sleep.
+    pub(crate) num_wait: u64,
+    /// Acquisitions that found the lock taken and got it by spinning.
+    pub(crate) num_spin_acq: u64,
+    /// Acquisitions by another thread than the previous one.
+    pub(crate) num_owner_switch: u64,
+    /// Time spent asleep waiting, in total and at most once, in ns.
+    pub(crate) total_wait_ns: u64,
+    pub(crate) max_wait_ns: u64,
+    /// Most threads waiting at once.
+    pub(crate) max_num_thds: u32,
+}
+
+impl LockStats {
+    /// Adds `o` (merging locks: counts add up, maxima are the larger).
+    pub(crate) fn add(&mut self, o: &LockStats) {
+        self.num_ops += o.num_ops;
+        self.num_wait += o.num_wait;
+        self.num_spin_acq += o.num_spin_acq;
+        self.num_owner_switch += o.num_owner_switch;
+        self.total_wait_ns += o.total_wait_ns;
+        self.max_wait_ns = self.max_wait_ns.max(o.max_wait_ns);
+        self.max_num_thds = self.max_num_thds.max(o.max_num_thds);
+    }
+}
+
+/// The profile and the last owner, written only by the lock's holder.
+struct Prof {
+    stats: LockStats,
+    last_owner: usize,
+}
+
+/// How an acquisition went.
+enum Acquired {
+    /// At once.
+    Free,
+    /// After spinning.
+    Spun,
+    /// After sleeping `ns`, with `waiters` threads waiting (itself too).
+    Waited { ns: u64, waiters: u32 },
+}
+
 const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;
 
 pub(crate) struct Mutex<T> {
     state: AtomicU32,
+    /// Threads asleep on the lock (for `max_num_thds`).
+    sleepers: AtomicU32,
+    prof: UnsafeCell<Prof>,
     value: UnsafeCell<T>,
 }
 
@@ -37,6 +92,19 @@ impl<T> Mutex<T> {
     pub(crate) const fn new(value: T) -> Self {
         Mutex {
             state: AtomicU32::new(UNLOCKED),
+            sleepers: AtomicU32::new(0),
+            prof: UnsafeCell::new(Prof {
+                stats: LockStats {
+                    num_ops: 0,
+                    num_wait: 0,
+                    num_spin_acq: 0,
+                    num_owner_switch: 0,
+                    total_wait_ns: 0,
+                    max_wait_ns: 0,
+                    max_num_thds: 0,
+                },
+                last_owner: 0,
+            }),
             value: UnsafeCell::new(value),
         }
     }
@@ -50,17 +118,41 @@ impl<T> Mutex<T> {
     /// Acquires the lock without producing a guard (fork prepare handler).
     #[inline]
     pub(crate) fn lock_raw(&self) {
-        if self
-            .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_contended();
+        let how = self.acquire();
+        // SAFETY: the lock is held: only its holder touches the profile.
+        let p = unsafe { &mut *self.prof.get() };
+        p.stats.num_ops += 1;
+        let me = os::thread_id();
+        if p.last_owner != me {
+            p.stats.num_owner_switch += (p.last_owner != 0) as u64;
+            p.last_owner = me;
+        }
+        match how {
+            Acquired::Free => {}
+            Acquired::Spun => p.stats.num_spin_acq += 1,
+            Acquired::Waited { ns, waiters } => {
+                p.stats.num_wait += 1;
+                p.stats.total_wait_ns += ns;
+                p.stats.max_wait_ns = p.stats.max_wait_ns.max(ns);
+                p.stats.max_num_thds = p.stats.max_num_thds.max(waiters);
+            }
         }
     }
 
+    #[inline]
+    fn acquire(&self) -> Acquired {
+        if self
+            .state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Acquired::Free;
+        }
+        self.lock_contended()
+    }
+
     #[cold]
-    fn lock_contended(&self) {
+    fn lock_contended(&self) -> Acquired {
         // Spin a little while the holder is running (no sleepers yet).
         for _ in 0..100 {
             match self.state.load(Ordering::Relaxed) {
@@ -70,7 +162,7 @@ impl<T> Mutex<T> {
                         .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                     {
-                        return;
+                        return Acquired::Spun;
                     }
                 }
                 LOCKED => core::hint::spin_loop(),
@@ -79,9 +171,39 @@ impl<T> Mutex<T> {
         }
         // Sleep. Once a thread may have slept, it only ever acquires in the
         // CONTENDED state, so its unlock wakes the next sleeper.
+        let start = os::now_ns();
+        let mut waiters = 0;
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
+            let n = self.sleepers.fetch_add(1, Ordering::Relaxed) + 1;
+            waiters = waiters.max(n);
             os::futex_wait(&self.state, CONTENDED, None);
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
+        if waiters == 0 {
+            // The lock came free between the spin and the first swap.
+            return Acquired::Spun;
+        }
+        let ns = os::now_ns().saturating_sub(start);
+        Acquired::Waited { ns, waiters }
+    }
+
+    /// This lock's profile so far (taking the lock briefly, uncounted).
+    pub(crate) fn stats(&self) -> LockStats {
+        self.acquire();
+        // SAFETY: the lock is held.
+        let s = unsafe { (*self.prof.get()).stats };
+        // SAFETY: taken just above, without a guard.
+        unsafe { self.unlock_raw() };
+        s
+    }
+
+    /// Clears this lock's profile (`stats.mutexes.reset`).
+    pub(crate) fn reset_stats(&self) {
+        self.acquire();
+        // SAFETY: the lock is held.
+        unsafe { (*self.prof.get()).stats = LockStats::default() };
+        // SAFETY: taken just above, without a guard.
+        unsafe { self.unlock_raw() };
     }
 
     /// Releases a lock taken with `lock_raw` (fork parent handler).
@@ -103,6 +225,15 @@ impl<T> Mutex<T> {
     /// `lock_raw`: no guard for it exists in the child.
     pub(crate) unsafe fn reset_in_child(&self) {
         self.state.store(UNLOCKED, Ordering::Relaxed);
+        self.sleepers.store(0, Ordering::Relaxed);
+    }
+}
+
+impl<T> MutexGuard<'_, T> {
+    /// The profile of the held lock (no extra acquisition).
+    pub(crate) fn lock_stats(&self) -> LockStats {
+        // SAFETY: the guard proves the lock is held.
+        unsafe { (*self.m.prof.get()).stats }
     }
 }
 
@@ -152,5 +283,12 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(*M.lock(), 200_000);
+        let s = M.stats();
+        assert_eq!(s.num_ops, 200_001, "the stats read is not counted");
+        assert!(s.num_owner_switch >= 3, "four threads took turns");
+        assert!(s.num_wait <= s.num_ops && s.max_wait_ns <= s.total_wait_ns);
+        assert!(s.num_wait == 0 || s.max_num_thds >= 1);
+        M.reset_stats();
+        assert_eq!(M.stats(), LockStats::default());
     }
 }

@@ -207,6 +207,8 @@ struct BinCtl {
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
+    /// Items on the stack when `cached` was last brought up to date.
+    published: u32,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -241,6 +243,16 @@ pub(crate) struct Tcache {
     /// once `publishing` is set by the first request for them.
     published: [Cell<u64>; 2],
     publishing: Cell<bool>,
+    /// Bytes on the stacks, as of each class's last fill, flush or GC
+    /// (`stats.arenas.<i>.tcache_bytes`), and the arena the cache fills
+    /// from, plus one (0: none): written by the owner, read by `stats`
+    /// through the registry.
+    cached: AtomicUsize,
+    arena_ind: AtomicUsize,
+    /// Registry links (under `REGISTRY`'s lock).
+    reg_next: Cell<*const Tcache>,
+    reg_prev: Cell<*const Tcache>,
+    registered: Cell<bool>,
 }
 
 impl Default for Tcache {
@@ -259,6 +271,7 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
+                    published: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
@@ -274,6 +287,11 @@ impl Tcache {
             gc_next: Cell::new(0),
             published: [const { Cell::new(0) }; 2],
             publishing: Cell::new(false),
+            cached: AtomicUsize::new(0),
+            arena_ind: AtomicUsize::new(0),
+            reg_next: Cell::new(ptr::null()),
+            reg_prev: Cell::new(ptr::null()),
+            registered: Cell::new(false),
         }
     }
 
@@ -301,8 +319,10 @@ impl Tcache {
     }
 
     /// Allocates the stacks from `arena`. False when out of memory (the
-    /// cache then stays disabled for this thread).
-    pub(crate) fn setup(&self, arena: &Arena) -> bool {
+    /// cache then stays disabled for this thread). With `register`, the
+    /// cache joins the registry `cached_bytes` reads: only for caches that
+    /// are certain to be destroyed before their memory goes away.
+    pub(crate) fn setup(&self, arena: &Arena, register: bool) -> bool {
         let g = sc::geom();
         let n = NCACHED.load(Relaxed);
         let total: usize = (0..n).map(|i| slots(g, i)).sum();
@@ -313,11 +333,7 @@ impl Tcache {
         let Some(u) = g.usable_size(bytes, 64) else {
             return false;
         };
-        let mem = if g.is_small(sc::size_to_index(u)) {
-            arena.small_alloc(sc::size_to_index(u))
-        } else {
-            arena.large_alloc(u, 64, false)
-        };
+        let mem = arena::alloc_internal(arena, u, 64);
         if mem.is_null() {
             return false;
         }
@@ -334,7 +350,32 @@ impl Tcache {
         }
         self.stack.set(mem);
         self.nbins.set(n);
+        self.set_arena(arena);
+        if register {
+            self.registered.set(true);
+            join(self);
+        }
         true
+    }
+
+    /// The arena this cache fills from now (for `tcache_bytes`).
+    pub(crate) fn set_arena(&self, arena: &Arena) {
+        self.arena_ind.store(arena.ind + 1, Relaxed);
+    }
+
+    /// Brings `cached` up to date for class `ind`.
+    #[inline]
+    fn sync_cached(&self, ind: usize) {
+        let mut ctl = self.ctl[ind].get();
+        let now = self.bins[ind].count() as u32;
+        if now != ctl.published {
+            let size = sc::index_to_size(ind);
+            let c = self.cached.load(Relaxed);
+            let c = c + now as usize * size - ctl.published as usize * size;
+            self.cached.store(c, Relaxed);
+            ctl.published = now;
+            self.ctl[ind].set(ctl);
+        }
     }
 
     /// Flushes everything and frees the stacks; the cache becomes disabled.
@@ -351,8 +392,11 @@ impl Tcache {
         }
         self.nbins.set(0);
         let mem = self.stack.replace(ptr::null_mut());
+        if self.registered.replace(false) {
+            leave(self);
+        }
         if !mem.is_null() {
-            arena::dalloc_direct(mem, emap::lookup_live(mem));
+            arena::dalloc_internal(mem);
         }
     }
 
@@ -401,6 +445,14 @@ impl Tcache {
         let n = arena.fill(ind, out);
         ctl.nfill += n as u64;
         self.ctl[ind].set(ctl);
+        // The n filled, less the one about to be popped.
+        let mut c = self.ctl[ind].get();
+        let size = sc::index_to_size(ind);
+        let now = n.saturating_sub(1);
+        let cached = self.cached.load(Relaxed) + now * size - c.published as usize * size;
+        self.cached.store(cached, Relaxed);
+        c.published = now as u32;
+        self.ctl[ind].set(c);
         self.peak_tick(n * size);
         if n == 0 {
             return ptr::null_mut();
@@ -436,6 +488,7 @@ impl Tcache {
         let b = &self.bins[ind];
         let n = n.min(b.count());
         if n == 0 {
+            self.sync_cached(ind);
             return;
         }
         let empty = b.empty_ptr();
@@ -453,6 +506,7 @@ impl Tcache {
             ptr::copy(head, head.add(n), keep);
             b.head.set(head.add(n));
         }
+        self.sync_cached(ind);
         if b.low_water_count() > keep {
             b.reset_low_water();
         }
@@ -480,9 +534,12 @@ impl Tcache {
     fn gc_one(&self, ind: usize) {
         let b = &self.bins[ind];
         let lw = b.low_water_count();
-        let mut ctl = self.ctl[ind].get();
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
+        }
+        // Read after the flush, which updates the counters.
+        let mut ctl = self.ctl[ind].get();
+        if lw > 0 {
             // Unused items: fill less next time.
             if b.capacity() >> (ctl.fill_shift + 2) >= 1 {
                 ctl.fill_shift += 1;
@@ -494,6 +551,7 @@ impl Tcache {
         ctl.refilled = false;
         self.ctl[ind].set(ctl);
         b.reset_low_water();
+        self.sync_cached(ind);
     }
 
     /// Counts `bytes` allocated without a stack.
@@ -632,6 +690,16 @@ static EXPLICIT: [AtomicPtr<Explicit>; NEXPLICIT] =
 /// Serialises `create` and `destroy`.
 static EXPLICIT_LOCK: Mutex<()> = Mutex::new(());
 
+/// The explicit caches' lock profile (`stats.mutexes.tcaches`, rjem's);
+/// `reset` clears it.
+pub(crate) fn lock_stats(reset: bool) -> crate::sync::LockStats {
+    let s = EXPLICIT_LOCK.stats();
+    if reset {
+        EXPLICIT_LOCK.reset_stats();
+    }
+    s
+}
+
 fn explicit(tc: usize) -> Option<&'static Explicit> {
     let p = EXPLICIT
         .get(tc)?
@@ -661,7 +729,7 @@ pub(crate) fn create_explicit(arena: &Arena) -> Option<usize> {
         }
     };
     let mut live = e.live.lock();
-    if !e.cache.setup(arena) {
+    if !e.cache.setup(arena, true) {
         return None;
     }
     *live = true;
@@ -707,6 +775,59 @@ pub(crate) fn destroy_explicit(tc: usize) -> bool {
 }
 
 /// Fork: explicit caches' locks, before the arenas' (`init` calls these).
+/// Every set-up cache (threads' and explicit ones), for `tcache_bytes`.
+struct Registry {
+    head: *const Tcache,
+}
+
+// SAFETY: the pointers are only followed under the registry's lock, to
+// caches that unregister (under it) before they go away.
+unsafe impl Send for Registry {}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { head: ptr::null() });
+
+fn join(c: &Tcache) {
+    let mut r = REGISTRY.lock();
+    c.reg_prev.set(ptr::null());
+    c.reg_next.set(r.head);
+    // SAFETY: a registered cache is alive (it unregisters first).
+    if let Some(h) = unsafe { r.head.as_ref() } {
+        h.reg_prev.set(c);
+    }
+    r.head = c;
+}
+
+fn leave(c: &Tcache) {
+    let mut r = REGISTRY.lock();
+    let (p, n) = (c.reg_prev.get(), c.reg_next.get());
+    // SAFETY: neighbours in the registry are alive, as above.
+    unsafe {
+        match p.as_ref() {
+            Some(p) => p.reg_next.set(n),
+            None => r.head = n,
+        }
+        if let Some(n) = n.as_ref() {
+            n.reg_prev.set(p);
+        }
+    }
+}
+
+/// Bytes held by the caches filling from arena `ind` (`None`: all), as of
+/// each class's last fill, flush or GC.
+pub(crate) fn cached_bytes(ind: Option<usize>) -> usize {
+    let r = REGISTRY.lock();
+    let mut sum = 0;
+    let mut c = r.head;
+    // SAFETY: registered caches are alive while the lock is held.
+    while let Some(t) = unsafe { c.as_ref() } {
+        if ind.is_none_or(|i| t.arena_ind.load(Relaxed) == i + 1) {
+            sum += t.cached.load(Relaxed);
+        }
+        c = t.reg_next.get();
+    }
+    sum
+}
+
 pub(crate) fn fork_prepare() {
     EXPLICIT_LOCK.lock_raw();
     for tc in 0..NEXPLICIT {
@@ -714,6 +835,7 @@ pub(crate) fn fork_prepare() {
             e.live.lock_raw();
         }
     }
+    REGISTRY.lock_raw();
 }
 
 pub(crate) fn fork_parent() {
@@ -724,7 +846,10 @@ pub(crate) fn fork_parent() {
         }
     }
     // SAFETY: as above.
-    unsafe { EXPLICIT_LOCK.unlock_raw() };
+    unsafe {
+        EXPLICIT_LOCK.unlock_raw();
+        REGISTRY.unlock_raw();
+    }
 }
 
 pub(crate) fn fork_child() {
@@ -735,7 +860,10 @@ pub(crate) fn fork_child() {
         }
     }
     // SAFETY: as above.
-    unsafe { EXPLICIT_LOCK.reset_in_child() };
+    unsafe {
+        EXPLICIT_LOCK.reset_in_child();
+        REGISTRY.reset_in_child();
+    }
 }
 
 /// Returns cached blocks of class `ind` to their owning arenas: one lock

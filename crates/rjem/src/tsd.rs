@@ -174,7 +174,10 @@ fn setup(t: &Tsd) {
         return;
     };
     t.arena.set(Some(a));
-    let cached = tcache::enabled() && t.tcache.setup(a);
+    // Without a thread-exit key the cache is never destroyed, so it must
+    // not join the registry of caches.
+    let exits = KEY.load(Ordering::Relaxed) != NO_KEY;
+    let cached = tcache::enabled() && t.tcache.setup(a, exits);
     t.state.set(if cached { ACTIVE } else { NOCACHE });
     // A non-null value makes the key's destructor run at thread exit.
     let k = KEY.load(Ordering::Relaxed);
@@ -226,6 +229,7 @@ pub(crate) fn rebind(a: &'static Arena) {
     if let Some(old) = t.arena.replace(Some(a)) {
         arena::release(old);
     }
+    t.tcache.set_arena(a);
 }
 
 /// Whether the calling thread has a working cache (`thread.tcache.enabled`).
@@ -243,7 +247,11 @@ pub(crate) fn set_cache_enabled(on: bool) {
             t.tcache.destroy();
             t.state.set(NOCACHE);
         }
-        (NOCACHE, true) if tcache::enabled() && t.tcache.setup(t.arena()) => {
+        (NOCACHE, true)
+            if tcache::enabled()
+                && t.tcache
+                    .setup(t.arena(), KEY.load(Ordering::Relaxed) != NO_KEY) =>
+        {
             t.state.set(ACTIVE);
         }
         _ => {}

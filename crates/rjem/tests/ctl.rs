@@ -539,6 +539,8 @@ fn unsafe_controls_need_unchecked_access() {
 
 #[test]
 fn manual_arena_lifecycle() {
+    // Frees pages while purge tests measure dirty pages.
+    let _g = DECAY.lock().unwrap();
     use rjem::ffi::{dallocx, mallocx};
     const TCACHE_NONE: i32 = (-1 + 2) << 8;
     let arena_flag = |i: u32| ((i as i32) + 1) << 20;
@@ -640,6 +642,101 @@ fn published_thread_counters_follow_the_thread() {
             panic!()
         };
         assert_eq!(read().0, a);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn thread_counters_stay_exact_when_cache_gc_flushes() {
+    // Regression: a GC pass that flushed idle cached blocks used to lose
+    // the flush from the counters, so thread.deallocated fell behind.
+    std::thread::spawn(|| {
+        let read = || (u64_of("thread.allocated"), u64_of("thread.deallocated"));
+        let (a0, d0) = read();
+        for round in 0..50 {
+            // Blocks of one class left idle in the cache...
+            let idle: Vec<Box<[u8; 100]>> = (0..300).map(|_| Box::new([round; 100])).collect();
+            drop(idle);
+            // ...while other classes keep the slow paths (and GC) busy.
+            for _ in 0..40 {
+                let v: Vec<Vec<u8>> = (0..64).map(|_| Vec::with_capacity(3000)).collect();
+                drop(v);
+            }
+        }
+        let (a1, d1) = read();
+        assert!(a1 - a0 > 50 * 40 * 64 * 3000);
+        assert_eq!(a1 - a0, d1 - d0, "everything allocated was freed");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn locks_extents_and_arena_metadata() {
+    // Frees pages while purge tests measure dirty pages.
+    let _g = DECAY.lock().unwrap();
+    use rjem::ffi::{dallocx, mallocx};
+    const TCACHE_NONE: i32 = (-1 + 2) << 8;
+    let Ok(Value::U32(ind)) = ctl::read("arenas.create") else {
+        panic!("arenas.create")
+    };
+    let flags = ((ind as i32) + 1) << 20 | TCACHE_NONE;
+    // SAFETY: valid sizes; every block is freed once.
+    unsafe {
+        let blocks: Vec<_> = (1..200).map(|i| mallocx(i * 700, flags)).collect();
+        for (n, p) in blocks.iter().enumerate() {
+            if n % 3 != 0 {
+                dallocx(*p, TCACHE_NONE);
+            }
+        }
+        ctl::epoch::advance().unwrap();
+        let a = |k: &str| u64_of(&format!("stats.arenas.{ind}.{k}"));
+        assert!(a("mutexes.pages.num_ops") > 0);
+        assert!(a("bins.7.mutex.num_ops") > 0 || a("bins.20.mutex.num_ops") > 0);
+        // The free extents per size add up to the arena's page counts.
+        let page = u64_of("arenas.page");
+        let (mut dirty, mut muzzy, mut retained) = (0, 0, 0);
+        for j in 0.. {
+            let Ok(Value::Usize(d)) =
+                ctl::read(&format!("stats.arenas.{ind}.extents.{j}.dirty_bytes"))
+            else {
+                break;
+            };
+            dirty += d as u64;
+            muzzy += a(&format!("extents.{j}.muzzy_bytes"));
+            retained += a(&format!("extents.{j}.retained_bytes"));
+        }
+        assert!(dirty > 0);
+        assert_eq!(dirty, a("pdirty") * page);
+        assert_eq!(muzzy, a("pmuzzy") * page);
+        assert_eq!(retained, a("retained"));
+        assert!(a("base") > 0);
+        assert!(a("resident") >= a("base") + a("pactive") * page);
+        for (n, p) in blocks.iter().enumerate() {
+            if n % 3 == 0 {
+                dallocx(*p, TCACHE_NONE);
+            }
+        }
+    }
+    // Process-wide locks, and their reset.
+    assert!(u64_of("stats.mutexes.base.num_ops") > 0);
+    ctl::run("stats.mutexes.reset").unwrap();
+    assert!(u64_of("stats.mutexes.arenas.num_ops") <= 1);
+    // Bytes a thread's cache holds count for the arena it fills from,
+    // until it is flushed.
+    std::thread::spawn(move || {
+        ctl::write("thread.arena", Value::U32(ind)).unwrap();
+        let held: Vec<Box<[u8; 100]>> = (0..10).map(|_| Box::new([1; 100])).collect();
+        // Named once: reading allocates nothing, so it fills no cache.
+        let name = format!("stats.arenas.{ind}.tcache_bytes");
+        let cached = || u64_of(&name);
+        assert!(cached() >= 112, "the fill's spare blocks");
+        // The stacks came from the thread's first arena.
+        assert!(u64_of(&format!("stats.arenas.{}.internal", ctl::ARENAS_ALL)) > 0);
+        drop(held);
+        ctl::run("thread.tcache.flush").unwrap();
+        assert_eq!(cached(), 0);
     })
     .join()
     .unwrap();

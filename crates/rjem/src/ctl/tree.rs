@@ -51,6 +51,35 @@ macro_rules! lextent_stat {
     };
 }
 
+/// A lock's profile (`mutex_prof_data` leaves) from `$e`, an
+/// `Option<LockStats>` of the path's indices `$idx`.
+macro_rules! lock_leaves {
+    (|$idx:ident| $e:expr) => {
+        Node::Named(&[
+            ("num_ops", ro!(U64, |$idx| $e.map(|s| s.num_ops))),
+            ("num_wait", ro!(U64, |$idx| $e.map(|s| s.num_wait))),
+            ("num_spin_acq", ro!(U64, |$idx| $e.map(|s| s.num_spin_acq))),
+            (
+                "num_owner_switch",
+                ro!(U64, |$idx| $e.map(|s| s.num_owner_switch)),
+            ),
+            (
+                "total_wait_time",
+                ro!(U64, |$idx| $e.map(|s| s.total_wait_ns)),
+            ),
+            ("max_wait_time", ro!(U64, |$idx| $e.map(|s| s.max_wait_ns))),
+            ("max_num_thds", ro!(U32, |$idx| $e.map(|s| s.max_num_thds))),
+        ])
+    };
+}
+
+/// A read-only `stats.arenas.<i>.extents.<j>.*` leaf.
+macro_rules! extent_stat {
+    (|$t:ident| $e:expr) => {
+        ro!(Usize, |idx| stats::extents(idx[0], idx[1]).map(|$t| $e))
+    };
+}
+
 /// A read-only process-wide `stats.*` leaf.
 macro_rules! total {
     ($field:ident) => {
@@ -206,6 +235,21 @@ pub(super) static ROOT: Node = Node::Named(&[
                         ro!(Usize, |_idx| Some(background::running() as usize)),
                     ),
                     ("num_runs", ro!(U64, |_idx| Some(background::passes()))),
+                    (
+                        "run_interval",
+                        ro!(U64, |_idx| Some(stats::background_run_interval_ns())),
+                    ),
+                ]),
+            ),
+            // jemalloc's `ctl`, and rjem's own process-wide locks.
+            (
+                "mutexes",
+                Node::Named(&[
+                    ("ctl", lock_leaves!(|_idx| stats::global_lock(0, false))),
+                    ("arenas", lock_leaves!(|_idx| stats::global_lock(1, false))),
+                    ("base", lock_leaves!(|_idx| stats::global_lock(2, false))),
+                    ("tcaches", lock_leaves!(|_idx| stats::global_lock(3, false))),
+                    ("reset", Node::Leaf(Type::Void, mutexes_reset)),
                 ]),
             ),
             // ARENAS_ALL merges every arena; ARENAS_ALL + 1 the destroyed.
@@ -264,6 +308,35 @@ static STATS_ARENAS_I: Node = Node::Named(&[
     ("muzzy_npurge", arena_stat!(U64, |t| t.muzzy.npurge)),
     ("muzzy_nmadvise", arena_stat!(U64, |t| t.muzzy.nmadvise)),
     ("muzzy_purged", arena_stat!(U64, |t| t.muzzy.purged)),
+    ("base", arena_stat!(Usize, |t| t.base)),
+    ("internal", arena_stat!(Usize, |t| t.internal)),
+    ("metadata_thp", arena_stat!(Usize, |_t| 0)),
+    ("resident", arena_stat!(Usize, |t| t.resident)),
+    ("abandoned_vm", arena_stat!(Usize, |_t| 0)),
+    ("tcache_bytes", arena_stat!(Usize, |t| t.tcache_bytes)),
+    ("tcache_stashed_bytes", arena_stat!(Usize, |_t| 0)),
+    // rjem's page lock stands for jemalloc's extent, decay and large locks.
+    (
+        "mutexes",
+        Node::Named(&[(
+            "pages",
+            lock_leaves!(|idx| stats::arena(idx[0]).map(|t| t.pages_lock)),
+        )]),
+    ),
+    (
+        "extents",
+        Node::Indexed(
+            sc::NSIZES,
+            &Node::Named(&[
+                ("ndirty", extent_stat!(|t| t.ndirty)),
+                ("nmuzzy", extent_stat!(|t| t.nmuzzy)),
+                ("nretained", extent_stat!(|t| t.nretained)),
+                ("dirty_bytes", extent_stat!(|t| t.dirty_bytes)),
+                ("muzzy_bytes", extent_stat!(|t| t.muzzy_bytes)),
+                ("retained_bytes", extent_stat!(|t| t.retained_bytes)),
+            ]),
+        ),
+    ),
     (
         "small",
         Node::Named(&[
@@ -301,6 +374,7 @@ static STATS_ARENAS_I: Node = Node::Named(&[
                 ("nreslabs", bin_stat!(U64, |s| s.nreslabs)),
                 ("curslabs", bin_stat!(Usize, |s| s.curslabs)),
                 ("nonfull_slabs", bin_stat!(Usize, |s| s.nonfull_slabs)),
+                ("mutex", lock_leaves!(|idx| stats::bin_lock(idx[0], idx[1]))),
             ]),
         ),
     ),
@@ -373,6 +447,12 @@ fn decay_ms(v: Value) -> Result<i64, Error> {
 
 fn version(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
     ro(new, Value::Str(c"5.3.0-0-rjem"))
+}
+
+/// `stats.mutexes.reset`: clears every lock's profile.
+fn mutexes_reset(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    stats::reset_lock_stats();
+    Ok(Value::Void)
 }
 
 fn thread_tcache_flush(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
