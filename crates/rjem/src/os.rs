@@ -3,7 +3,8 @@
 //!
 //! Owns: every system call rjem makes. Nothing here allocates, takes a lock
 //! or touches allocator state, so it is safe to call from any context
-//! (initialisation, fork handlers, thread-exit destructors).
+//! (initialisation, fork handlers, thread-exit destructors). Also the
+//! small helpers options need below `conf`: `parse_usize` and `BootStr`.
 //!
 //! Invariants: mappings are returned page-aligned and below 2^48 (the pointer
 //! map's address space); a failed call reports failure, never panics.
@@ -33,6 +34,64 @@ pub(crate) fn page_size() -> usize {
     } else {
         p as usize
     }
+}
+
+/// Longest text a `BootStr` holds (without its NUL).
+pub(crate) const BOOT_STR_MAX: usize = 255;
+
+/// A NUL-terminated string fixed at start-up: a text option's value
+/// (`conf` writes it, its owner reads it).
+pub(crate) struct BootStr(core::cell::UnsafeCell<[u8; BOOT_STR_MAX + 1]>);
+
+// SAFETY: written only by `set`, whose contract excludes concurrent access.
+unsafe impl Sync for BootStr {}
+
+impl BootStr {
+    pub(crate) const fn new() -> BootStr {
+        BootStr(core::cell::UnsafeCell::new([0; BOOT_STR_MAX + 1]))
+    }
+
+    /// The text (without its NUL).
+    pub(crate) fn get(&'static self) -> &'static core::ffi::CStr {
+        // SAFETY: `set` keeps a NUL within the buffer and runs only while
+        // nothing reads (its contract).
+        let b: &'static [u8; BOOT_STR_MAX + 1] = unsafe { &*self.0.get() };
+        core::ffi::CStr::from_bytes_until_nul(b).unwrap_or(c"")
+    }
+
+    /// Replaces the text; false (unchanged) if `s` is longer than
+    /// `BOOT_STR_MAX` or holds a NUL.
+    ///
+    /// # Safety
+    /// Only during start-up, by the initialising thread, while no other
+    /// thread can read the value.
+    pub(crate) unsafe fn set(&self, s: &[u8]) -> bool {
+        if s.len() > BOOT_STR_MAX || s.contains(&0) {
+            return false;
+        }
+        // SAFETY: exclusive access per the contract.
+        let b = unsafe { &mut *self.0.get() };
+        b[..s.len()].copy_from_slice(s);
+        b[s.len()] = 0;
+        true
+    }
+}
+
+/// Parses a decimal (or 0x hex) unsigned integer; None on overflow.
+pub(crate) fn parse_usize(v: &[u8]) -> Option<usize> {
+    let (digits, radix) = match v {
+        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
+        _ => (v, 10),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: usize = 0;
+    for &c in digits {
+        let d = (c as char).to_digit(radix)? as usize;
+        n = n.checked_mul(radix as usize)?.checked_add(d)?;
+    }
+    Some(n)
 }
 
 /// Number of CPUs this process may run on. Uses `sched_getaffinity`, which,

@@ -183,6 +183,7 @@ fn size_class_tables() {
         let nregs = u64_of(&format!("arenas.bin.{j}.nregs")) as usize;
         let slab = u64_of(&format!("arenas.bin.{j}.slab_size")) as usize;
         assert!(size > last && rjem::nallocx(size, 0) == size);
+        // Without slab_sizes, slabs hold whole regions.
         assert_eq!(slab, size * nregs, "class {size}: slabs hold whole regions");
         last = size;
     }
