@@ -208,7 +208,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "narenas",
-        doc: "Automatic arenas threads are spread over; 0 (the default) means 4 x CPUs.",
+        doc: "Automatic arenas threads are spread over; 0 (the default) means 4 x CPUs; with percpu_arena at least one per CPU (or core).",
         kind: Kind::Size {
             cell: &arena::OPT_NARENAS,
             default: 0,
@@ -373,6 +373,16 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "percpu_arena",
+        doc: "percpu: one arena per CPU, each thread using its current CPU's; phycpu: one per physical core (CPUs c and c + n/2 share); disabled: threads spread over narenas arenas.",
+        kind: Kind::Choice {
+            cell: &arena::OPT_PERCPU_ARENA,
+            names: arena::PERCPU_NAMES,
+            default: 0,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "slab_sizes",
         doc: "Slab pages of small classes: begin-end:pages segments, separated by a vertical bar, later ones winning; clamped to hold 1 to page/8 regions.",
         kind: Kind::Text {
@@ -383,7 +393,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     fixed("dss", Setting::Str(c"disabled"), "maps with mmap only"),
-    fixed("percpu_arena", Setting::Str(c"disabled"), "binds each thread to the least loaded arena"),
     fixed("junk", Setting::Str(c"false"), "does not fill blocks"),
     fixed("zero", Setting::Bool(false), "does not zero blocks unless asked (calloc, MALLOCX_ZERO)"),
     fixed("stats_print", Setting::Bool(false), "prints statistics only when malloc_stats_print is called"),
@@ -948,12 +957,8 @@ mod tests {
         assert_eq!(one("lg_tcache_max:12"), Ok(Setting::Size(4096)));
         assert_eq!(one("lg_tcache_max:24"), Err(Problem::InvalidValue));
         assert!(find(b"lg_tcache_max").unwrap().default().is_none());
-        assert_eq!(
-            one("percpu_arena:percpu"),
-            Err(Problem::Unsupported(
-                "binds each thread to the least loaded arena"
-            ))
-        );
+        assert_eq!(one("percpu_arena:phycpu"), Ok(Setting::Str(c"phycpu")));
+        assert_eq!(one("percpu_arena:cpu"), Err(Problem::InvalidValue));
     }
 
     #[test]

@@ -110,6 +110,33 @@ pub(crate) fn ncpus() -> usize {
     1
 }
 
+/// One more than the highest CPU this process may run on (CPU ids run
+/// from 0; with an affinity mask such as `taskset -c 2,3` this exceeds
+/// `ncpus()`). No allocation, like `ncpus`.
+pub(crate) fn cpu_id_limit() -> usize {
+    // SAFETY: cpu_set_t is plain data; the call writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let bits = 8 * core::mem::size_of::<libc::cpu_set_t>();
+            if let Some(top) = (0..bits).rev().find(|&c| libc::CPU_ISSET(c, &set)) {
+                return top + 1;
+            }
+        }
+    }
+    1
+}
+
+/// The CPU the calling thread is running on, if the system says
+/// (`sched_getcpu`: glibc reads it from the thread's rseq area or the
+/// vDSO, without allocating).
+#[inline]
+pub(crate) fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
+}
+
 /// Maps `size` bytes of fresh, zeroed, read-write anonymous memory.
 /// Returns null on failure (or if the kernel placed it above `VA_BITS`).
 pub(crate) fn map(size: usize) -> *mut u8 {

@@ -505,11 +505,15 @@ fn config_malloc_conf(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
 }
 
 /// `thread.arena`: the calling thread's arena; writing rebinds it to an
-/// existing arena or an automatic one (created if needed).
+/// existing arena or an automatic one (created if needed). With
+/// `percpu_arena` the per-CPU arenas cannot be chosen (EPERM, as jemalloc).
 fn thread_arena(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
     let old = Value::U32(tsd::slow().arena().ind as u32);
     if let Some(Value::U32(i)) = new {
         let i = i as usize;
+        if i < arena::percpu_limit() {
+            return Err(Error::Permission);
+        }
         let a = match arena::get(i) {
             Some(a) => a,
             None if i < arena::narenas() => arena::get_or_create(i).ok_or(Error::Again)?,
