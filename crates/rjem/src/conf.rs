@@ -51,6 +51,20 @@ static ZERO_REALLOC_NAMES: &[&CStr] = &[c"free", c"alloc", c"abort"];
 /// throwing.
 pub(crate) static OPT_INFALLIBLE_NEW: AtomicBool = AtomicBool::new(false);
 
+/// Option `stats_print`: the report (`report`) is printed at exit.
+pub(crate) static OPT_STATS_PRINT: AtomicBool = AtomicBool::new(false);
+/// Options `stats_print_opts` and `stats_interval_opts`: the report's
+/// letters for the exit and interval reports (`stats_interval` itself is
+/// `tcache`'s, which counts the bytes).
+pub(crate) static OPT_STATS_PRINT_OPTS: BootStr = BootStr::new();
+pub(crate) static OPT_STATS_INTERVAL_OPTS: BootStr = BootStr::new();
+/// The letters `malloc_stats_print` knows (jemalloc's); others are dropped.
+const STATS_LETTERS: &[u8] = b"Jgmdablxeh";
+
+fn any_text(_: &[u8]) -> bool {
+    true
+}
+
 /// One option: what it is called, what it takes, where its value lives.
 pub(crate) struct Opt {
     pub(crate) name: &'static str,
@@ -373,6 +387,45 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "stats_print",
+        doc: "Print the statistics (malloc_stats_print) on stderr at exit.",
+        kind: Kind::Bool {
+            cell: &OPT_STATS_PRINT,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "stats_print_opts",
+        doc: "malloc_stats_print's option letters for stats_print (for example J: JSON).",
+        kind: Kind::Text {
+            cell: &OPT_STATS_PRINT_OPTS,
+            valid: any_text,
+            join: Join::Letters(STATS_LETTERS),
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "stats_interval",
+        doc: "Print the statistics on stderr each time a thread has allocated about this many bytes (-1: never).",
+        kind: Kind::I64 {
+            cell: &tcache::OPT_STATS_INTERVAL,
+            default: -1,
+            min: -1,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "stats_interval_opts",
+        doc: "malloc_stats_print's option letters for stats_interval.",
+        kind: Kind::Text {
+            cell: &OPT_STATS_INTERVAL_OPTS,
+            valid: any_text,
+            join: Join::Letters(STATS_LETTERS),
+        },
+        runtime: None,
+    },
+    Opt {
         name: "percpu_arena",
         doc: "percpu: one arena per CPU, each thread using its current CPU's; phycpu: one per physical core (CPUs c and c + n/2 share); disabled: threads spread over narenas arenas.",
         kind: Kind::Choice {
@@ -395,10 +448,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
     fixed("dss", Setting::Str(c"disabled"), "maps with mmap only"),
     fixed("junk", Setting::Str(c"false"), "does not fill blocks"),
     fixed("zero", Setting::Bool(false), "does not zero blocks unless asked (calloc, MALLOCX_ZERO)"),
-    fixed("stats_print", Setting::Bool(false), "prints statistics only when malloc_stats_print is called"),
-    fixed("stats_print_opts", Setting::Str(c""), "prints statistics only when malloc_stats_print is called"),
-    fixed("stats_interval", Setting::Ms(-1), "prints statistics only when malloc_stats_print is called"),
-    fixed("stats_interval_opts", Setting::Str(c""), "prints statistics only when malloc_stats_print is called"),
     ignored("prof", "has no heap profiler yet"),
     ignored("prof_prefix", "has no heap profiler yet"),
     ignored("prof_active", "has no heap profiler yet"),

@@ -82,6 +82,10 @@ fn init_once() -> bool {
     // `slab_sizes` shapes it.
     unsafe { sc::boot(page) };
     tcache::boot();
+    if conf::OPT_STATS_PRINT.load(Ordering::Relaxed) {
+        // The report registers its exit handler when it next polls.
+        tcache::REPORT_DUE.fetch_or(tcache::REPORT_AT_EXIT, Ordering::Relaxed);
+    }
     background::boot();
     if !arena::boot() {
         return false;
