@@ -102,7 +102,7 @@ pub(crate) enum Kind {
         cell: &'static AtomicI64,
         default: i64,
     },
-    /// A signed 64-bit number (decimal) of at least `min`.
+    /// A signed 64-bit number (decimal, or 0x hex) of at least `min`.
     I64 {
         cell: &'static AtomicI64,
         default: i64,
@@ -542,7 +542,7 @@ pub(crate) enum Parsed<'a> {
     Text(&'a [u8]),
 }
 
-/// A signed decimal number; None on overflow.
+/// A signed number (decimal, or 0x hex after any sign); None on overflow.
 fn parse_i64(v: &[u8]) -> Option<i64> {
     match v {
         [b'-', rest @ ..] => i64::try_from(parse_usize(rest)?).ok()?.checked_neg(),

@@ -137,12 +137,17 @@ fn segments_from_several_pairs_add_up() {
         check_geometry(SEED);
         return;
     }
-    // Two pairs: the second adds its segments after the first's.
+    // Two pairs: the second adds its segments after the first's, and
+    // confirm_conf shows the value in force.
     let err = child(
         "segments_from_several_pairs_add_up",
-        "slab_sizes:1-4096:17,slab_sizes:100-200:1|128-128:2",
+        "slab_sizes:1-4096:17,slab_sizes:100-200:1|128-128:2,confirm_conf:true",
     );
-    assert!(!err.contains("<rjem>"), "{err}");
+    assert!(
+        err.contains(&format!("<rjem>: -- slab_sizes:{SEED}\n")),
+        "{err}"
+    );
+    assert!(!err.contains("Invalid"), "{err}");
 }
 
 #[test]
