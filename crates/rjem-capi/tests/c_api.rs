@@ -169,7 +169,6 @@ const NOT_YET: &[&str] = &[
     "jemalloc.opt.abort",
     "jemalloc.opt.cache_oblivious",
     "jemalloc.opt.dss",
-    "jemalloc.opt.percpu_arena",
     "jemalloc.opt.hpa",
     "jemalloc.opt.metadata_thp",
     "jemalloc.opt.mutex_max_spin",
@@ -183,13 +182,11 @@ const NOT_YET: &[&str] = &[
     "jemalloc.opt.thp",
     "jemalloc.opt.prof",
     "jemalloc.opt.lg_prof",
-    "jemalloc.opt.stats_",
     "jemalloc.opt.zero_realloc",
     "jemalloc.prof.",
     "jemalloc.stats.mutexes.background_thread",
     "jemalloc.stats.mutexes.max_per_bg_thd",
     "jemalloc.stats.mutexes.prof",
-    "jemalloc.stats.arenas.<i>.extent_avail",
     "jemalloc.stats.arenas.<i>.mutexes.large",
     "jemalloc.stats.arenas.<i>.mutexes.extent_avail",
     "jemalloc.stats.arenas.<i>.mutexes.extents_",
@@ -330,4 +327,69 @@ fn infallible_new() {
     );
     assert_eq!(o.status.code(), None, "must abort: {}", text(&o.stdout));
     assert!(text(&o.stderr).contains("experimental_infallible_new:true"));
+}
+
+/// Counts the reports in `s` (text or JSON).
+fn reports(s: &str) -> usize {
+    s.matches("___ Begin jemalloc statistics ___").count() + s.matches("{\"jemalloc\":{").count()
+}
+
+#[test]
+fn stats_print_at_exit_and_every_interval() {
+    let exe = build("stats_auto.c", Link::None);
+    let go = |conf: &str, mib: &str| {
+        let o = run(&exe, &[mib], true, &[("MALLOC_CONF", conf)]);
+        let out = ok(&o, conf);
+        (out, text(&o.stderr))
+    };
+    // Nothing unasked by default.
+    let (out, err) = go("", "1");
+    assert!(out.contains("stats_interval -1"), "{out}");
+    assert_eq!(reports(&err), 0, "{err}");
+    // stats_print: one text report at exit, after the program's output.
+    let (out, err) = go("stats_print:true", "1");
+    assert!(out.contains("allocated "), "{out}");
+    assert_eq!(reports(&err), 1, "{err}");
+    assert!(
+        err.starts_with("___ Begin jemalloc statistics ___\n"),
+        "{err}"
+    );
+    assert!(err.ends_with("--- End jemalloc statistics ---\n"), "{err}");
+    assert!(err.contains("opt.stats_print: true"), "{err}");
+    // stats_print_opts: its letters (J: JSON that parses; g: no general
+    // section), each kept once.
+    let (_, err) = go(
+        "stats_print:true,stats_print_opts:Jg,stats_print_opts:gZ",
+        "1",
+    );
+    assert_eq!(reports(&err), 1, "{err}");
+    let parse = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; d=json.load(sys.stdin)['jemalloc']; assert 'opt' not in d and 'stats' in d, d.keys()",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(err.as_bytes())?;
+            c.wait()
+        })
+        .expect("python3");
+    assert!(
+        parse.success(),
+        "not JSON without the general section:\n{err}"
+    );
+    // stats_interval: a report each time a thread allocated about 1 MiB
+    // (counted as blocks leave the arenas, so roughly).
+    let (out, err) = go("stats_interval:1048576,stats_interval_opts:gal", "10");
+    assert!(out.contains("stats_interval 1048576"), "{out}");
+    let n = reports(&err);
+    assert!((5..=20).contains(&n), "{n} reports for 10 MiB:\n{err}");
+    assert!(!err.contains("Version:"), "the opts apply: {err}");
+    // Both: the interval reports, then the exit one.
+    let (_, err) = go("stats_interval:4194304,stats_print:true", "10");
+    let n = reports(&err);
+    assert!((2..=6).contains(&n), "{n} reports:\n{err}");
+    assert!(err.ends_with("--- End jemalloc statistics ---\n"), "{err}");
 }

@@ -4,7 +4,11 @@
 //! page allocator (for slabs and large extents) and large-allocation
 //! counters; and thread binding: a thread is bound at first use to the arena
 //! with the fewest bound threads (an arena not yet created counts as empty),
-//! among `narenas` (default 4 x CPUs).
+//! among `narenas` (default 4 x CPUs). With `percpu_arena`, a thread uses
+//! instead the arena of the CPU it runs on (`percpu`: arena = CPU;
+//! `phycpu`: the two hyperthreads of a core, CPUs c and c + n/2, share
+//! one), and `narenas` is at least the number of those arenas; the
+//! binding follows the thread's CPU on slow paths (`percpu_index`).
 //!
 //! Also owns the huge arena: requests of `oversize_threshold` bytes and more
 //! that bypass the thread cache are placed in one arena (index `narenas`)
@@ -31,8 +35,9 @@ use crate::os;
 use crate::pages::{self, Pages, PurgePolicy};
 use crate::size_class::{self as sc, NBINS_MAX, NSIZES};
 use crate::sync::Mutex;
+use core::ffi::CStr;
 use core::ptr;
-use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Arena indices stay below this (jemalloc's `MALLCTL_ARENAS_ALL`).
 pub(crate) const MAX_ARENAS: usize = 4096;
@@ -50,6 +55,17 @@ pub(crate) static OPT_MUZZY_DECAY_MS: AtomicI64 = AtomicI64::new(0);
 /// Option `oversize_threshold`: uncached large requests of at least this
 /// many bytes go to the huge arena; 0 disables it.
 pub(crate) static OPT_OVERSIZE_THRESHOLD: AtomicUsize = AtomicUsize::new(0);
+
+/// Option `percpu_arena`: an index into `PERCPU_NAMES` (`boot` turns it
+/// back to disabled where the CPU cannot be read).
+pub(crate) static OPT_PERCPU_ARENA: AtomicU8 = AtomicU8::new(PERCPU_DISABLED);
+pub(crate) static PERCPU_NAMES: &[&CStr] = &[c"disabled", c"percpu", c"phycpu"];
+const PERCPU_DISABLED: u8 = 0;
+const PHYCPU: u8 = 2;
+/// With `percpu_arena`: CPU ids are below this (`os::cpu_id_limit`), and
+/// arenas `0..PERCPU_LIMIT` are the per-CPU ones (set by `boot`).
+static NCPU_IDS: AtomicUsize = AtomicUsize::new(0);
+static PERCPU_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 static ARENAS: [AtomicPtr<Arena>; MAX_ARENAS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; MAX_ARENAS];
@@ -279,6 +295,23 @@ fn page_policy(ind: usize) -> (u32, PurgePolicy) {
 /// Resolves the options and creates arena 0 (start-up). False when out of
 /// memory.
 pub(crate) fn boot() -> bool {
+    let mode = OPT_PERCPU_ARENA.load(Ordering::Relaxed);
+    if mode != PERCPU_DISABLED && os::current_cpu().is_none() {
+        os::write_stderr(b"<rjem>: percpu_arena: the current CPU cannot be read; disabled\n");
+        OPT_PERCPU_ARENA.store(PERCPU_DISABLED, Ordering::Relaxed);
+    } else if mode != PERCPU_DISABLED {
+        // As jemalloc: one arena per CPU, or per pair of hyperthreads; an
+        // explicit `narenas` may only add arenas (used by no CPU).
+        let n = os::cpu_id_limit().min(NARENAS_MAX);
+        let limit = if mode == PHYCPU && n > 1 {
+            n.div_ceil(2)
+        } else {
+            n
+        };
+        NCPU_IDS.store(n, Ordering::Relaxed);
+        PERCPU_LIMIT.store(limit, Ordering::Relaxed);
+        OPT_NARENAS.fetch_max(limit, Ordering::Relaxed);
+    }
     if OPT_NARENAS.load(Ordering::Relaxed) == 0 {
         OPT_NARENAS.store((4 * os::ncpus()).min(NARENAS_MAX), Ordering::Relaxed);
     }
@@ -402,10 +435,42 @@ pub(crate) fn get_or_create(i: usize) -> Option<&'static Arena> {
     Some(a)
 }
 
-/// Binds the calling thread: the least-loaded of the automatic arenas. An
-/// idle arena that exists is reused before a new one is created; a new one
-/// is created before two threads share one.
+/// With `percpu_arena`, the arenas `0..percpu_limit()` belong to CPUs
+/// (0 when disabled): a thread bound to one follows its CPU, a thread
+/// bound elsewhere (`thread.arena`) stays.
+pub(crate) fn percpu_limit() -> usize {
+    PERCPU_LIMIT.load(Ordering::Relaxed)
+}
+
+/// With `percpu_arena`, the arena of the CPU the calling thread runs on
+/// (jemalloc's `percpu_arena_choose`); None when disabled.
+#[inline]
+pub(crate) fn percpu_index() -> Option<usize> {
+    let limit = percpu_limit();
+    if limit == 0 {
+        return None;
+    }
+    let cpu = os::current_cpu()?;
+    let half = NCPU_IDS.load(Ordering::Relaxed) / 2;
+    let i = if OPT_PERCPU_ARENA.load(Ordering::Relaxed) == PHYCPU && cpu >= half {
+        cpu - half
+    } else {
+        cpu
+    };
+    // A CPU outside the affinity mask seen at start-up still gets one.
+    Some(i % limit)
+}
+
+/// Binds the calling thread: with `percpu_arena` its CPU's arena;
+/// otherwise the least-loaded of the automatic arenas. An idle arena that
+/// exists is reused before a new one is created; a new one is created
+/// before two threads share one.
 pub(crate) fn choose() -> Option<&'static Arena> {
+    if let Some(i) = percpu_index() {
+        let a = get_or_create(i)?;
+        bind(a);
+        return Some(a);
+    }
     let n = narenas();
     let _g = ARENAS_LOCK.lock();
     let mut best: Option<&'static Arena> = None;

@@ -312,6 +312,8 @@ pub(crate) struct ExtentPool {
     free: Option<ERef>,
     /// Base memory taken for records so far.
     pub(crate) bytes: usize,
+    /// Records on the free list.
+    pub(crate) avail: usize,
 }
 
 const POOL_BATCH: usize = 64;
@@ -327,6 +329,7 @@ impl ExtentPool {
         ExtentPool {
             free: None,
             bytes: 0,
+            avail: 0,
         }
     }
 
@@ -351,12 +354,14 @@ impl ExtentPool {
             }
         }
         let e = self.free?;
+        self.avail -= 1;
         self.free = e.next.get();
         e.next.set(None);
         Some(e)
     }
 
     pub(crate) fn put(&mut self, e: ERef) {
+        self.avail += 1;
         e.next.set(self.free);
         self.free = Some(e);
     }

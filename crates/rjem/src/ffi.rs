@@ -103,7 +103,9 @@ pub fn malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
-    or_enomem(api::alloc_slow(size, 1, false, Place::Cached))
+    let p = api::alloc_slow(size, 1, false, Place::Cached);
+    report::poll();
+    or_enomem(p)
 }
 
 #[inline(always)]
@@ -114,7 +116,11 @@ pub unsafe fn free(p: *mut c_void) {
 
 pub fn calloc(n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => or_enomem(api::alloc_slow(total, 1, true, Place::Cached)),
+        Some(total) => {
+            let p = api::alloc_slow(total, 1, true, Place::Cached);
+            report::poll();
+            or_enomem(p)
+        }
         None => enomem(),
     }
 }
@@ -128,7 +134,9 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return unsafe { api::realloc_zero(p.cast()) }.cast();
     }
     // SAFETY: p is live per the C contract.
-    or_enomem(unsafe { api::realloc(p.cast(), size, 1, false, Place::Cached) })
+    let q = unsafe { api::realloc(p.cast(), size, 1, false, Place::Cached) };
+    report::poll();
+    or_enomem(q)
 }
 
 pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
@@ -141,7 +149,9 @@ pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void
 
 /// Aligned allocation shared by the C11/POSIX/obsolete variants.
 fn aligned(align: usize, size: usize) -> *mut u8 {
-    api::alloc_slow(size, align, false, Place::Cached)
+    let p = api::alloc_slow(size, align, false, Place::Cached);
+    report::poll();
+    p
 }
 
 pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
@@ -226,7 +236,9 @@ pub fn mallocx(size: usize, flags: c_int) -> *mut c_void {
         }
     }
     let f = Flags::decode(flags);
-    match api::alloc(size, f.align, f.zero, f.place) {
+    let p = api::alloc(size, f.align, f.zero, f.place);
+    report::poll();
+    match p {
         p if p.is_null() => null(),
         p => p.cast(),
     }
@@ -235,7 +247,9 @@ pub fn mallocx(size: usize, flags: c_int) -> *mut c_void {
 pub unsafe fn rallocx(p: *mut c_void, size: usize, flags: c_int) -> *mut c_void {
     let f = Flags::decode(flags);
     // SAFETY: p is live per the contract.
-    match unsafe { api::realloc(p.cast(), size, f.align, f.zero, f.place) } {
+    let q = unsafe { api::realloc(p.cast(), size, f.align, f.zero, f.place) };
+    report::poll();
+    match q {
         q if q.is_null() => null(),
         q => q.cast(),
     }

@@ -2,8 +2,8 @@
 //! every layer to set it up.
 //!
 //! Owns: lazy, thread-safe initialisation, run once on the first slow-path
-//! call of any thread (others wait for it): the page geometry, then the
-//! options (`conf` stores each into its owner), then each owner derives its
+//! call of any thread (others wait for it): the options (`conf` stores
+//! each into its owner), the page geometry, then each owner derives its
 //! settings (`tcache`, `background`, `arena`, which also creates arena 0),
 //! the thread-exit key and the fork handlers. It calls no libc function
 //! that allocates.
@@ -76,11 +76,16 @@ fn init_once() -> bool {
         os::write_stderr(b"<rjem>: unsupported page size (4 KiB to 64 KiB supported)\n");
         return false;
     }
-    // SAFETY: only the initialising thread runs here, and no other thread
-    // reads the geometry before READY is published.
-    unsafe { sc::boot(page) };
     conf::boot();
+    // SAFETY: only the initialising thread runs here, and no other thread
+    // reads the geometry before READY is published. After the options:
+    // `slab_sizes` shapes it.
+    unsafe { sc::boot(page) };
     tcache::boot();
+    if conf::OPT_STATS_PRINT.load(Ordering::Relaxed) {
+        // The report registers its exit handler when it next polls.
+        tcache::REPORT_DUE.fetch_or(tcache::REPORT_AT_EXIT, Ordering::Relaxed);
+    }
     background::boot();
     if !arena::boot() {
         return false;

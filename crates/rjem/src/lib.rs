@@ -82,7 +82,7 @@ unsafe impl GlobalAlloc for Rjem {
         // A Layout's size rounded up to its alignment cannot overflow.
         match api::cache_alloc(layout.pad_to_align().size()) {
             Some(p) => p,
-            None => api::alloc_slow(layout.size(), layout.align(), false, Place::Cached),
+            None => alloc_slow(layout.size(), layout.align(), false),
         }
     }
 
@@ -102,15 +102,27 @@ unsafe impl GlobalAlloc for Rjem {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        api::alloc_slow(layout.size(), layout.align(), true, Place::Cached)
+        alloc_slow(layout.size(), layout.align(), true)
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: ptr is live with `layout`; new_size is non-zero and does
         // not overflow isize when rounded to the alignment (caller's duty).
-        unsafe { api::realloc(ptr, new_size, layout.align(), false, Place::Cached) }
+        let p = unsafe { api::realloc(ptr, new_size, layout.align(), false, Place::Cached) };
+        report::poll();
+        p
     }
+}
+
+/// The Rust front's allocation slow path (also where the statistics
+/// options get their turn, `report::poll`).
+#[cold]
+#[inline(never)]
+fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let p = api::alloc_slow(size, align, zero, Place::Cached);
+    report::poll();
+    p
 }
 
 /// Usable size of a live allocation: at least what was asked, often more.

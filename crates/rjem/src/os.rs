@@ -3,7 +3,8 @@
 //!
 //! Owns: every system call rjem makes. Nothing here allocates, takes a lock
 //! or touches allocator state, so it is safe to call from any context
-//! (initialisation, fork handlers, thread-exit destructors).
+//! (initialisation, fork handlers, thread-exit destructors). Also the
+//! small helpers options need below `conf`: `parse_usize` and `BootStr`.
 //!
 //! Invariants: mappings are returned page-aligned and below 2^48 (the pointer
 //! map's address space); a failed call reports failure, never panics.
@@ -35,6 +36,64 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
+/// Longest text a `BootStr` holds (without its NUL).
+pub(crate) const BOOT_STR_MAX: usize = 255;
+
+/// A NUL-terminated string fixed at start-up: a text option's value
+/// (`conf` writes it, its owner reads it).
+pub(crate) struct BootStr(core::cell::UnsafeCell<[u8; BOOT_STR_MAX + 1]>);
+
+// SAFETY: written only by `set`, whose contract excludes concurrent access.
+unsafe impl Sync for BootStr {}
+
+impl BootStr {
+    pub(crate) const fn new() -> BootStr {
+        BootStr(core::cell::UnsafeCell::new([0; BOOT_STR_MAX + 1]))
+    }
+
+    /// The text (without its NUL).
+    pub(crate) fn get(&'static self) -> &'static core::ffi::CStr {
+        // SAFETY: `set` keeps a NUL within the buffer and runs only while
+        // nothing reads (its contract).
+        let b: &'static [u8; BOOT_STR_MAX + 1] = unsafe { &*self.0.get() };
+        core::ffi::CStr::from_bytes_until_nul(b).unwrap_or(c"")
+    }
+
+    /// Replaces the text; false (unchanged) if `s` is longer than
+    /// `BOOT_STR_MAX` or holds a NUL.
+    ///
+    /// # Safety
+    /// Only during start-up, by the initialising thread, while no other
+    /// thread can read the value.
+    pub(crate) unsafe fn set(&self, s: &[u8]) -> bool {
+        if s.len() > BOOT_STR_MAX || s.contains(&0) {
+            return false;
+        }
+        // SAFETY: exclusive access per the contract.
+        let b = unsafe { &mut *self.0.get() };
+        b[..s.len()].copy_from_slice(s);
+        b[s.len()] = 0;
+        true
+    }
+}
+
+/// Parses a decimal (or 0x hex) unsigned integer; None on overflow.
+pub(crate) fn parse_usize(v: &[u8]) -> Option<usize> {
+    let (digits, radix) = match v {
+        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
+        _ => (v, 10),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: usize = 0;
+    for &c in digits {
+        let d = (c as char).to_digit(radix)? as usize;
+        n = n.checked_mul(radix as usize)?.checked_add(d)?;
+    }
+    Some(n)
+}
+
 /// Number of CPUs this process may run on. Uses `sched_getaffinity`, which,
 /// unlike `sysconf(_SC_NPROCESSORS_ONLN)`, does not open files or allocate.
 pub(crate) fn ncpus() -> usize {
@@ -49,6 +108,33 @@ pub(crate) fn ncpus() -> usize {
         }
     }
     1
+}
+
+/// One more than the highest CPU this process may run on (CPU ids run
+/// from 0; with an affinity mask such as `taskset -c 2,3` this exceeds
+/// `ncpus()`). No allocation, like `ncpus`.
+pub(crate) fn cpu_id_limit() -> usize {
+    // SAFETY: cpu_set_t is plain data; the call writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let bits = 8 * core::mem::size_of::<libc::cpu_set_t>();
+            if let Some(top) = (0..bits).rev().find(|&c| libc::CPU_ISSET(c, &set)) {
+                return top + 1;
+            }
+        }
+    }
+    1
+}
+
+/// The CPU the calling thread is running on, if the system says
+/// (`sched_getcpu`: glibc reads it from the thread's rseq area or the
+/// vDSO, without allocating).
+#[inline]
+pub(crate) fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu has no preconditions.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
 }
 
 /// Maps `size` bytes of fresh, zeroed, read-write anonymous memory.

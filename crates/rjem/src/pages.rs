@@ -345,6 +345,12 @@ impl Pages {
         self.pool.bytes + self.stats.bitmap_bytes
     }
 
+    /// Unused extent records this page allocator holds
+    /// (`stats.arenas.<i>.extent_avail`).
+    pub(crate) fn records_avail(&self) -> usize {
+        self.pool.avail
+    }
+
     /// The oldest active extent (slab or large), if any.
     pub(crate) fn first_active(&self) -> Option<ERef> {
         self.active.first()

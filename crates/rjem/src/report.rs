@@ -12,9 +12,61 @@
 //! statistics, `a` the per-arena statistics, `b` the bins, `l` the large
 //! classes, `x` the lock statistics, `e` the free extents per size. `h`
 //! (HPA) leaves out a section rjem has no use for.
+//!
+//! Also the options that print it unasked: `stats_print` (at exit) and
+//! `stats_interval` (every so many bytes a thread allocates). The thread
+//! layer counts the bytes and raises `tcache::REPORT_DUE`; the fronts call
+//! `poll` on their allocation slow paths (never on a hit), which prints
+//! there, on the allocating thread, holding no allocator lock.
 
+use crate::conf;
 use crate::ctl::{self, Value, ARENAS_ALL};
+use crate::os;
+use crate::tcache::{REPORT_AT_EXIT, REPORT_DUE, REPORT_INTERVAL};
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// Does what `tcache::REPORT_DUE` asks, if anything: registers the exit
+/// report (`stats_print`), prints an interval report (`stats_interval`).
+/// For the fronts' allocation slow paths: one load when there is nothing.
+#[inline]
+pub(crate) fn poll() {
+    if REPORT_DUE.load(Relaxed) != 0 {
+        poll_due();
+    }
+}
+
+/// An interval report is being printed (another one due meanwhile is
+/// skipped rather than interleaved).
+static PRINTING: AtomicBool = AtomicBool::new(false);
+
+#[cold]
+#[inline(never)]
+fn poll_due() {
+    let due = REPORT_DUE.swap(0, Relaxed);
+    if due & REPORT_AT_EXIT != 0 {
+        // SAFETY: `at_exit` is a plain function that neither unwinds nor
+        // allocates. glibc's atexit may allocate: `REPORT_DUE` is already
+        // clear, so that allocation's own poll does nothing.
+        unsafe { libc::atexit(at_exit) };
+    }
+    if due & REPORT_INTERVAL != 0 && !PRINTING.swap(true, Relaxed) {
+        to_stderr(conf::OPT_STATS_INTERVAL_OPTS.get());
+        PRINTING.store(false, Relaxed);
+    }
+}
+
+extern "C" fn at_exit() {
+    to_stderr(conf::OPT_STATS_PRINT_OPTS.get());
+}
+
+/// Prints the report with option letters `opts` on stderr (as jemalloc's
+/// `malloc_stats_print(NULL, NULL, opts)` without a `malloc_message`).
+fn to_stderr(opts: &core::ffi::CStr) {
+    print(opts.to_str().unwrap_or(""), &mut |s| {
+        os::write_stderr(s.as_bytes())
+    });
+}
 
 /// Which sections to print.
 #[derive(Clone, Copy)]
@@ -273,6 +325,7 @@ const ARENA_FIELDS: &[&str] = &[
     "muzzy_purged",
     "mapped",
     "retained",
+    "extent_avail",
     "base",
     "internal",
     "metadata_thp",
@@ -697,6 +750,7 @@ fn text_arena(o: &Opts, out: &mut Out, i: usize) -> fmt::Result {
     for k in [
         "mapped",
         "retained",
+        "extent_avail",
         "base",
         "internal",
         "metadata_thp",

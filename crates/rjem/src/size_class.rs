@@ -14,11 +14,19 @@
 //! The process's `Geometry` is fixed once at start-up (`boot`) and read
 //! through `geom()` by every layer above.
 //!
-//! Invariants: `index_to_size(size_to_index(s)) >= s`; every small class's
-//! slab holds a whole number of regions (slab = lcm(class, page)); a class
-//! chosen for alignment `a <= page` has a size that is a multiple of `a`.
+//! Slab sizes: by default the fewest pages holding a whole number of
+//! regions (lcm(class, page)). Option `slab_sizes`
+//! (`begin-end:pages|...`, later segments win) gives every small class
+//! whose size is in [begin, end] slabs of `pages` pages, clamped as
+//! jemalloc clamps: at least one region, at most `slab_maxregs` regions.
+//! Such a slab may end in a tail shorter than a region, never handed out.
+//!
+//! Invariants: `index_to_size(size_to_index(s)) >= s`; a small class's
+//! slab is whole pages holding `nregs = slab_size / size` regions
+//! (`1 <= nregs <= slab_maxregs`); a class chosen for alignment
+//! `a <= page` has a size that is a multiple of `a`.
 
-use crate::os::align_up;
+use crate::os::{align_up, parse_usize, BootStr};
 use core::cell::UnsafeCell;
 
 /// Number of size classes (small and large), as jemalloc's `SC_NSIZES`.
@@ -140,12 +148,13 @@ pub(crate) fn floor_index(s: usize) -> usize {
 pub(crate) struct BinInfo {
     /// Region size in bytes (the class size).
     pub(crate) size: usize,
-    /// Bytes per slab: lcm(size, page), the fewest pages with no waste.
+    /// Bytes per slab: whole pages; by default lcm(size, page), the fewest
+    /// pages with no waste (see `slab_sizes`).
     pub(crate) slab_size: usize,
-    /// Regions per slab.
+    /// Regions per slab: `slab_size / size`.
     pub(crate) nregs: usize,
     /// `ceil(2^32 / size)`: region index = (offset * magic) >> 32, exact for
-    /// offsets that are multiples of `size` within a slab.
+    /// offsets that are multiples of `size` below 2^32 (a slab is smaller).
     pub(crate) div_magic: u64,
 }
 
@@ -176,7 +185,7 @@ pub(crate) struct Geometry {
     pub(crate) small_maxclass: usize,
     /// Smallest large class (4 pages).
     pub(crate) large_minclass: usize,
-    /// u64 words in a slab bitmap (enough for the class with most regions).
+    /// u64 words in a slab bitmap (`slab_maxregs(page)` bits).
     pub(crate) bitmap_words: usize,
     pub(crate) bins: [BinInfo; NBINS_MAX],
 }
@@ -190,22 +199,25 @@ const fn gcd(mut a: usize, mut b: usize) -> usize {
     a
 }
 
+/// Most regions in a slab: the smallest class on one page (jemalloc's
+/// `SLAB_MAXREGS`, 512 with 4 KiB pages), the bits of a slab bitmap.
+pub(crate) const fn slab_maxregs(page: usize) -> usize {
+    page / index_to_size_const(0)
+}
+
 impl Geometry {
-    /// Geometry for a page size between 4 KiB and 64 KiB (a power of two).
+    /// Geometry for a page size between 4 KiB and 64 KiB (a power of two),
+    /// with the default slab sizes.
     pub(crate) const fn new(page: usize) -> Geometry {
         assert!(page.is_power_of_two());
         assert!(page >= 1 << LG_MIN_PAGE && page <= 1 << LG_MAX_PAGE);
         let nbins = small_count(page);
         let mut bins = [BinInfo::EMPTY; NBINS_MAX];
-        let mut maxregs = 0;
         let mut i = 0;
         while i < nbins {
             let size = index_to_size_const(i);
             let slab_size = size / gcd(size, page) * page;
             let nregs = slab_size / size;
-            if nregs > maxregs {
-                maxregs = nregs;
-            }
             bins[i] = BinInfo {
                 size,
                 slab_size,
@@ -219,9 +231,24 @@ impl Geometry {
             nbins,
             small_maxclass: index_to_size_const(nbins - 1),
             large_minclass: index_to_size_const(nbins),
-            bitmap_words: maxregs.div_ceil(64),
+            bitmap_words: slab_maxregs(page).div_ceil(64),
             bins,
         }
+    }
+
+    /// Geometry for `page` with option `slab_sizes` applied (`spec` as
+    /// `valid_slab_sizes` accepts; the empty string leaves the defaults).
+    pub(crate) fn with_slab_sizes(page: usize, spec: &[u8]) -> Geometry {
+        let mut g = Geometry::new(page);
+        for (begin, end, pages) in segments(spec).map_while(|s| s) {
+            for b in &mut g.bins[..g.nbins] {
+                if (begin..=end).contains(&b.size) {
+                    b.slab_size = slab_pages(b.size, page, pages) * page;
+                    b.nregs = b.slab_size / b.size;
+                }
+            }
+        }
+        g
     }
 
     #[inline]
@@ -256,6 +283,41 @@ impl Geometry {
     }
 }
 
+/// Slab pages for regions of `size` bytes when `want` are asked for:
+/// clamped to hold at least one region and at most `slab_maxregs`.
+fn slab_pages(size: usize, page: usize, want: usize) -> usize {
+    let min = size.div_ceil(page);
+    let max = slab_maxregs(page) * size / page;
+    want.clamp(min, max)
+}
+
+/// Option `slab_sizes` (`begin-end:pages|...`, or empty for the defaults),
+/// set by `conf::boot`; `boot` applies it.
+pub(crate) static OPT_SLAB_SIZES: BootStr = BootStr::new();
+
+/// The `(begin, end, pages)` segments of a `slab_sizes` value, in order;
+/// a malformed segment yields None.
+fn segments(v: &[u8]) -> impl Iterator<Item = Option<(usize, usize, usize)>> + '_ {
+    v.split(|&c| c == b'|')
+        .filter(move |_| !v.is_empty())
+        .map(|seg| {
+            let colon = seg.iter().position(|&c| c == b':')?;
+            let (range, pages) = (&seg[..colon], &seg[colon + 1..]);
+            let dash = range.iter().position(|&c| c == b'-')?;
+            Some((
+                parse_usize(&range[..dash])?,
+                parse_usize(&range[dash + 1..])?,
+                parse_usize(pages)?,
+            ))
+        })
+}
+
+/// Whether `v` is a well-formed `slab_sizes` value: one or more
+/// `begin-end:pages` segments separated by `|` (numbers decimal or `0x`).
+pub(crate) fn valid_slab_sizes(v: &[u8]) -> bool {
+    !v.is_empty() && segments(v).all(|s| s.is_some())
+}
+
 struct GeomCell(UnsafeCell<Geometry>);
 // SAFETY: written only by `boot`, whose contract excludes concurrent readers.
 unsafe impl Sync for GeomCell {}
@@ -270,19 +332,22 @@ pub(crate) fn geom() -> &'static Geometry {
     unsafe { &*GEOM.0.get() }
 }
 
-/// Fixes the geometry for the system's `page` size.
+/// Fixes the geometry for the system's `page` size and option
+/// `slab_sizes` (so after `conf::boot`).
 ///
 /// # Safety
 /// Only during start-up, by the initialising thread, before the allocator
 /// is published as ready (so no other thread reads `geom()` meanwhile).
 pub(crate) unsafe fn boot(page: usize) {
+    let g = Geometry::with_slab_sizes(page, OPT_SLAB_SIZES.get().to_bytes());
     // SAFETY: the caller guarantees exclusive access.
-    unsafe { *GEOM.0.get() = Geometry::new(page) }
+    unsafe { *GEOM.0.get() = g }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
 
     /// jemalloc 5.3 with 4 KiB pages, from `arenas.bin.<i>.*`:
     /// (size, slab pages, regions).
@@ -429,6 +494,82 @@ mod tests {
         }
         let g = Geometry::new(16384);
         assert_eq!(g.large_minclass, 65536);
+    }
+
+    #[test]
+    fn slab_sizes_parse() {
+        assert!(valid_slab_sizes(b"1-4096:17|100-200:1|128-128:2"));
+        assert!(valid_slab_sizes(b"0x10-0x40:3"));
+        assert!(valid_slab_sizes(b"64-8:1"), "an empty range is allowed");
+        for bad in [
+            &b""[..],
+            b"1-4096",
+            b"1:17",
+            b"1-4096:",
+            b"-4096:1",
+            b"1-4096:17|",
+            b"1-4096:17||2-3:1",
+            b"a-b:c",
+            b"1-2:3x",
+            b"1-99999999999999999999999:1",
+        ] {
+            assert!(
+                !valid_slab_sizes(bad),
+                "{}",
+                std::str::from_utf8(bad).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn slab_sizes_as_jemalloc_clamps_them() {
+        // The example from jemalloc's sources, at 4 KiB pages.
+        let g = Geometry::with_slab_sizes(4096, b"1-4096:17|100-200:1|128-128:2");
+        let d = Geometry::new(4096);
+        for (i, b) in g.bins[..g.nbins].iter().enumerate() {
+            let pages = match b.size {
+                // At most 512 regions: size * 512 / page pages.
+                8 => 1,
+                16 => 2,
+                32 => 4,
+                48 => 6,
+                64 => 8,
+                80 => 10,
+                96 => 12,
+                112 | 160 | 192 => 1,
+                128 => 2,
+                144..=4096 => 17,
+                _ => d.bins[i].slab_size / 4096,
+            };
+            assert_eq!(b.slab_size, pages * 4096, "class {}", b.size);
+            assert_eq!(b.nregs, b.slab_size / b.size, "class {}", b.size);
+            assert!(b.nregs >= 1 && b.nregs <= slab_maxregs(4096));
+            assert!(b.nregs.div_ceil(64) <= g.bitmap_words);
+        }
+        // 17 pages of 4096-byte regions: 17 regions, no tail; of 3072: 22
+        // regions and a 2048-byte tail.
+        assert_eq!(g.bins[28].nregs, 17);
+        assert_eq!(g.bins[26].size, 3072);
+        assert_eq!(g.bins[26].nregs, 22);
+        // Too few pages for one region: rounded up. 0 pages likewise.
+        let g = Geometry::with_slab_sizes(4096, b"14336-14336:1|10240-10240:0");
+        assert_eq!(g.bins[35].slab_size, 4 * 4096);
+        assert_eq!(g.bins[35].nregs, 1);
+        assert_eq!(g.bins[33].slab_size, 3 * 4096);
+        // Huge requests stop at slab_maxregs regions.
+        let g = Geometry::with_slab_sizes(65536, b"1-100000:100000");
+        for b in &g.bins[..g.nbins] {
+            assert!(b.nregs <= slab_maxregs(65536));
+            assert!(b.size > 100000 || b.nregs > slab_maxregs(65536) / 2);
+            assert_eq!(b.slab_size % 65536, 0);
+        }
+        // Region arithmetic stays exact in long slabs.
+        let g = Geometry::with_slab_sizes(4096, b"1-100000:1000");
+        for b in &g.bins[..g.nbins] {
+            for r in [0, 1, b.nregs / 2, b.nregs - 1] {
+                assert_eq!(b.region_of(r * b.size), (r, true));
+            }
+        }
     }
 
     #[test]

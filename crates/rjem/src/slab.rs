@@ -74,8 +74,12 @@ pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut
 /// Returns region `p` to the slab; returns the new free count.
 pub(crate) fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> u32 {
     let off = (p as usize).wrapping_sub(e.addr());
+    // The slab may end in a tail shorter than a region (`slab_sizes`).
+    if off >= info.nregs * info.size {
+        os::fatal("free of a pointer that is not a region start", p as usize);
+    }
     let (idx, exact) = info.region_of(off);
-    if off >= info.slab_size || !exact {
+    if !exact {
         os::fatal("free of a pointer that is not a region start", p as usize);
     }
     let bm = bitmap(e, words);
@@ -123,5 +127,25 @@ mod tests {
             assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut one), 1);
             assert_eq!(one[0] as usize, 1 << 30);
         }
+    }
+
+    #[test]
+    fn slabs_with_a_tail() {
+        // 3072-byte regions in 17 pages: 22 regions, then 2048 bytes unused.
+        let g = Geometry::with_slab_sizes(4096, b"3072-3072:17");
+        let info = &g.bins[26];
+        assert_eq!((info.size, info.nregs), (3072, 22));
+        let mut pool = ExtentPool::new();
+        let e = pool.get().unwrap();
+        e.init(1 << 30, info.slab_size, 0, State::Active, 0);
+        assert!(init(e, info, g.bitmap_words).is_some());
+        let mut out = std::vec![core::ptr::null_mut(); 30];
+        assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut out), 22);
+        assert_eq!(out[21] as usize, (1 << 30) + 21 * 3072);
+        assert_eq!(e.nfree.get(), 0);
+        for &p in &out[..22] {
+            free(e, info, g.bitmap_words, p);
+        }
+        assert_eq!(e.nfree.get(), 22);
     }
 }

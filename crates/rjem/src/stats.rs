@@ -202,6 +202,8 @@ pub(crate) struct ArenaTotals {
     pub(crate) tcache_bytes: usize,
     /// The arena's page lock (`mutexes.pages`, rjem's).
     pub(crate) pages_lock: LockStats,
+    /// Unused extent records ready for reuse (`extent_avail`).
+    pub(crate) extent_avail: usize,
 }
 
 /// The arenas index `i` stands for: one, all, or none (destroyed). None
@@ -259,6 +261,7 @@ pub(crate) fn arena(i: usize) -> Option<ArenaTotals> {
         t.pages_lock.add(&p.lock_stats());
         t.base += core::mem::size_of::<Arena>() + p.metadata_bytes();
         t.internal += a.internal.load(Ordering::Relaxed);
+        t.extent_avail += p.records_avail();
         t.resident += (p.stats.active_bytes + p.dirty.bytes) / g.page * g.page;
         t.pactive += p.stats.active_bytes / g.page;
         t.pdirty += p.dirty.bytes / g.page;

@@ -22,6 +22,10 @@
 //! stayed unused since its last GC (below its low-water mark) is flushed,
 //! and its fill size adapts.
 //!
+//! Also counts each thread's allocated bytes for `stats_interval`, on the
+//! slow path with the peak sampling, and raises `REPORT_DUE` for the report
+//! (which sits above and polls it).
+//!
 //! Invariants: items in a stack are live blocks of exactly that class,
 //! owned by any arena; a stack with zero capacity (head == low_water ==
 //! full == empty) always takes the slow path, which is how an uninitialised,
@@ -36,7 +40,9 @@ use crate::size_class::{self as sc, Geometry};
 use crate::sync::Mutex;
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 
 /// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
 pub(crate) const MAX_LIMIT: usize = 8 << 20;
@@ -52,6 +58,19 @@ pub(crate) static OPT_TCACHE: AtomicBool = AtomicBool::new(false);
 pub(crate) static OPT_TCACHE_MAX: AtomicUsize = AtomicUsize::new(0);
 /// Classes `0..NCACHED` are cached (fixed by `boot`).
 static NCACHED: AtomicUsize = AtomicUsize::new(0);
+/// Option `stats_interval`: print the statistics every time a thread has
+/// allocated about this many bytes; -1 never (jemalloc's int64_t).
+pub(crate) static OPT_STATS_INTERVAL: AtomicI64 = AtomicI64::new(-1);
+/// `stats_interval` in bytes, 0 when off (fixed by `boot`).
+static STATS_INTERVAL: AtomicU64 = AtomicU64::new(0);
+
+/// Work waiting for the statistics report (`report::poll` reads and
+/// clears it on the fronts' slow paths): `REPORT_AT_EXIT` (raised by
+/// `init` for `stats_print`: register the exit report), `REPORT_INTERVAL`
+/// (a thread allocated `stats_interval` bytes).
+pub(crate) static REPORT_DUE: AtomicU8 = AtomicU8::new(0);
+pub(crate) const REPORT_AT_EXIT: u8 = 1;
+pub(crate) const REPORT_INTERVAL: u8 = 2;
 
 /// Derives the cached classes from the options (start-up, after the
 /// geometry is fixed).
@@ -69,6 +88,9 @@ pub(crate) fn boot() {
         0
     };
     NCACHED.store(n.min(NCACHED_MAX), Relaxed);
+    // As jemalloc, 0 means every allocation.
+    let every = OPT_STATS_INTERVAL.load(Relaxed);
+    STATS_INTERVAL.store(if every < 0 { 0 } else { every.max(1) as u64 }, Relaxed);
 }
 
 /// Classes `0..ncached()` are cached (`arenas.nhbins`).
@@ -227,6 +249,9 @@ struct Counters {
     /// Bytes allocated (filled into stacks, or outside them) since the
     /// peak was last sampled: it is sampled every `GC_INTERVAL` bytes.
     since_peak: u64,
+    /// Bytes allocated (as for the peak) since the last `stats_interval`
+    /// report this thread asked for.
+    since_report: u64,
 }
 
 pub(crate) struct Tcache {
@@ -282,6 +307,7 @@ impl Tcache {
                 net_at_reset: 0,
                 peak: 0,
                 since_peak: 0,
+                since_report: 0,
             }),
             gc_bytes: Cell::new(0),
             gc_next: Cell::new(0),
@@ -565,10 +591,19 @@ impl Tcache {
 
     /// Samples the peak once per `GC_INTERVAL` bytes allocated (blocks
     /// filled into the stacks count when filled), as jemalloc samples it
-    /// at its allocation events.
+    /// at its allocation events; counts the same bytes for
+    /// `stats_interval`.
     fn peak_tick(&self, bytes: usize) {
         let mut c = self.counters.get();
         c.since_peak += bytes as u64;
+        let every = STATS_INTERVAL.load(Relaxed);
+        if every != 0 {
+            c.since_report += bytes as u64;
+            if c.since_report >= every {
+                c.since_report = 0;
+                REPORT_DUE.fetch_or(REPORT_INTERVAL, Relaxed);
+            }
+        }
         let due = c.since_peak >= GC_INTERVAL as u64;
         if due {
             c.since_peak = 0;

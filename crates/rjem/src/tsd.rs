@@ -157,15 +157,38 @@ pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
 }
 
 /// Slow-path entry: makes sure this thread is set up (bound to an arena,
-/// with a cache when enabled). Call only once rjem is initialised.
+/// with a cache when enabled) and, with `percpu_arena`, bound to the arena
+/// of the CPU it runs on now (jemalloc also re-checks on slow paths only).
+/// Call only once rjem is initialised.
 pub(crate) fn slow() -> &'static Tsd {
     let t = get();
     if t.state.get() == UNINIT && !t.busy.get() {
         t.busy.set(true);
         setup(t);
         t.busy.set(false);
+    } else if arena::percpu_limit() != 0 {
+        follow_cpu(t);
     }
     t
+}
+
+/// With `percpu_arena`: moves the binding to the current CPU's arena,
+/// unless the thread was bound outside the per-CPU arenas on purpose.
+fn follow_cpu(t: &Tsd) {
+    let (Some(cur), Some(i)) = (t.arena.get(), arena::percpu_index()) else {
+        return;
+    };
+    if cur.ind == i
+        || cur.ind >= arena::percpu_limit()
+        || !matches!(t.state.get(), ACTIVE | NOCACHE)
+    {
+        return;
+    }
+    if let Some(a) = arena::get_or_create(i) {
+        arena::bind(a);
+        t.arena.set(Some(a));
+        arena::release(cur);
+    }
 }
 
 #[cold]

@@ -161,6 +161,12 @@ fn thread_cache_flush() {
     assert!(rjem::thread_cached().0 > 0);
     ctl::run("thread.tcache.flush").unwrap();
     assert_eq!(rjem::thread_cached(), (0, 0));
+    // thread.idle flushes too (and runs the arena's decay).
+    let v: Vec<Box<[u8; 64]>> = (0..100).map(|_| Box::new([7; 64])).collect();
+    drop(v);
+    assert!(rjem::thread_cached().0 > 0);
+    ctl::run("thread.idle").unwrap();
+    assert_eq!(rjem::thread_cached(), (0, 0));
 }
 
 fn u64_of(name: &str) -> u64 {
@@ -183,6 +189,7 @@ fn size_class_tables() {
         let nregs = u64_of(&format!("arenas.bin.{j}.nregs")) as usize;
         let slab = u64_of(&format!("arenas.bin.{j}.slab_size")) as usize;
         assert!(size > last && rjem::nallocx(size, 0) == size);
+        // Without slab_sizes, slabs hold whole regions.
         assert_eq!(slab, size * nregs, "class {size}: slabs hold whole regions");
         last = size;
     }

@@ -72,10 +72,11 @@ fn every_implemented_option_reads_as_opt() {
         n += 1;
         let v = ctl::read(&name).unwrap();
         assert_eq!(v, Value::from(value), "{name}");
-        // jemalloc's C types: narenas is unsigned, decay times ssize_t.
+        // jemalloc's C types: narenas is unsigned, decay times ssize_t,
+        // stats_interval int64_t.
         let want = match o.name {
             "narenas" => Type::U32,
-            _ if matches!(value, OptionValue::Ms(_)) => Type::Isize,
+            _ if matches!(value, OptionValue::Ms(_) | OptionValue::I64(_)) => Type::Isize,
             _ if matches!(value, OptionValue::Bool(_) | OptionValue::Unset) => Type::Bool,
             _ if matches!(value, OptionValue::Str(_)) => Type::Str,
             _ => Type::Usize,
@@ -130,4 +131,47 @@ fn confirm_conf_prints_the_settings_in_force() {
         lines,
         ctl::options().filter(|o| o.default.is_some()).count()
     );
+}
+
+#[test]
+fn stats_options_print_from_rust_programs() {
+    if std::env::var_os("RJEM_STATS_CHILD").is_some() {
+        assert_eq!(ctl::read("opt.stats_print"), Ok(Value::Bool(true)));
+        assert_eq!(ctl::read("opt.stats_print_opts"), Ok(Value::Str(c"Jg")));
+        assert_eq!(ctl::read("opt.stats_interval"), Ok(Value::Isize(1 << 20)));
+        assert_eq!(
+            ctl::read("opt.stats_interval_opts"),
+            Ok(Value::Str(c"gmal"))
+        );
+        // About 4 MiB in large blocks: the Rust front's slow path polls.
+        for _ in 0..64 {
+            drop(std::hint::black_box(vec![1u8; 64 << 10]));
+        }
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stats_options_print_from_rust_programs",
+            "--test-threads=1",
+        ])
+        .env("RJEM_STATS_CHILD", "1")
+        .env(
+            "MALLOC_CONF",
+            "stats_print:true,stats_print_opts:Jg,stats_interval:1048576,stats_interval_opts:gmal",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The interval reports (text, general section left out), then the
+    // exit report (JSON) last.
+    let n = err.matches("___ Begin jemalloc statistics ___").count();
+    assert!((3..=8).contains(&n), "{n} interval reports:\n{err}");
+    assert!(!err.contains("Version:"), "{err}");
+    let json = err
+        .rfind("{\"jemalloc\":{")
+        .expect("an exit report in JSON");
+    assert!(err[json..].trim_end().ends_with('}'), "{err}");
+    assert_eq!(err.matches("{\"jemalloc\":{").count(), 1);
 }

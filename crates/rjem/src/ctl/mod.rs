@@ -132,6 +132,7 @@ impl From<Setting> for Value {
             Setting::Unsigned(n) => Value::U32(n),
             Setting::Size(n) => Value::Usize(n),
             Setting::Ms(n) => Value::Isize(n),
+            Setting::I64(n) => Value::Isize(n as isize),
             Setting::Str(w) => Value::Str(w),
         }
     }

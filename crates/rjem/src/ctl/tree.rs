@@ -158,6 +158,7 @@ pub(super) static ROOT: Node = Node::Named(&[
                     ("flush", Node::Leaf(Type::Void, thread_tcache_flush)),
                 ]),
             ),
+            ("idle", Node::Leaf(Type::Void, thread_idle)),
         ]),
     ),
     (
@@ -308,6 +309,7 @@ static STATS_ARENAS_I: Node = Node::Named(&[
     ("muzzy_npurge", arena_stat!(U64, |t| t.muzzy.npurge)),
     ("muzzy_nmadvise", arena_stat!(U64, |t| t.muzzy.nmadvise)),
     ("muzzy_purged", arena_stat!(U64, |t| t.muzzy.purged)),
+    ("extent_avail", arena_stat!(Usize, |t| t.extent_avail)),
     ("base", arena_stat!(Usize, |t| t.base)),
     ("internal", arena_stat!(Usize, |t| t.internal)),
     ("metadata_thp", arena_stat!(Usize, |_t| 0)),
@@ -406,6 +408,13 @@ pub(super) static ARENA_I: Node = Node::Named(&[
     ("purge", Node::Leaf(Type::Void, arena_purge)),
     ("decay", Node::Leaf(Type::Void, arena_decay)),
     ("reset", Node::Unsafe(&Node::Leaf(Type::Void, arena_reset))),
+    // Read-only in rjem: it maps with mmap only.
+    (
+        "dss",
+        ro!(Str, |idx| (idx[0] == ARENAS_ALL
+            || arena::get(idx[0]).is_some())
+        .then_some(c"disabled")),
+    ),
     (
         "destroy",
         Node::Unsafe(&Node::Leaf(Type::Void, arena_destroy)),
@@ -452,6 +461,14 @@ fn version(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
 /// `stats.mutexes.reset`: clears every lock's profile.
 fn mutexes_reset(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
     stats::reset_lock_stats();
+    Ok(Value::Void)
+}
+
+/// `thread.idle`: the thread expects to sleep a while: its cache goes back
+/// to the arenas, and the arena it uses runs decay now.
+fn thread_idle(_: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    tsd::flush();
+    tsd::slow().arena().decay();
     Ok(Value::Void)
 }
 
@@ -615,11 +632,15 @@ fn config_malloc_conf(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
 }
 
 /// `thread.arena`: the calling thread's arena; writing rebinds it to an
-/// existing arena or an automatic one (created if needed).
+/// existing arena or an automatic one (created if needed). With
+/// `percpu_arena` the per-CPU arenas cannot be chosen (EPERM, as jemalloc).
 fn thread_arena(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
     let old = Value::U32(tsd::slow().arena().ind as u32);
     if let Some(Value::U32(i)) = new {
         let i = i as usize;
+        if i < arena::percpu_limit() {
+            return Err(Error::Permission);
+        }
         let a = match arena::get(i) {
             Some(a) => a,
             None if i < arena::narenas() => arena::get_or_create(i).ok_or(Error::Again)?,
