@@ -748,3 +748,32 @@ fn locks_extents_and_arena_metadata() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn typed_arena_operations_and_thread_counters() {
+    use rjem::ctl::{arena, arenas, thread};
+    let _g = DECAY.lock().unwrap();
+    let b = Box::new([5u8; 300]);
+    let mine = thread::arena::read().unwrap();
+    assert_eq!(arenas::lookup(&*b as *const [u8; 300]), Ok(mine));
+    assert_eq!(arenas::lookup(&mine as *const u32), Err(Error::Invalid));
+    let i = arenas::create().unwrap();
+    arena::purge(i).unwrap();
+    // SAFETY: nothing was allocated from the new arena.
+    unsafe {
+        arena::reset(i).unwrap();
+        arena::destroy(i).unwrap();
+        assert_eq!(arena::destroy(i), Err(Error::Fault));
+        assert_eq!(arena::reset(0), Err(Error::Fault));
+    }
+    std::thread::spawn(|| {
+        let a = thread::allocatedp::read().unwrap();
+        let d = thread::deallocatedp::read().unwrap();
+        let (a0, d0) = (a.get(), d.get());
+        drop(vec![0u8; 2 << 20]);
+        assert!(a.get() >= a0 + (2 << 20) && d.get() >= d0 + (2 << 20));
+    })
+    .join()
+    .unwrap();
+    drop(b);
+}

@@ -29,8 +29,8 @@ mod tree;
 mod typed;
 
 pub use typed::{
-    arenas, background_thread, epoch, max_background_threads, stats, thread, version, CtlType,
-    TypedMib,
+    arena, arenas, background_thread, epoch, max_background_threads, stats, thread, version,
+    CtlType, TypedMib,
 };
 
 use crate::conf::{self, Setting};
@@ -221,8 +221,8 @@ struct Resolved {
 }
 
 impl Mib {
-    /// Resolves `name` (a whole name or a prefix of one, such as
-    /// `arena.0`, to be completed with `push`).
+    /// Resolves `name` (a whole name; a prefix such as `arena.0` resolves
+    /// too, for `components`).
     pub fn new(name: &str) -> Result<Mib, Error> {
         let mut mib = Mib {
             comps: [0; MAX_DEPTH],

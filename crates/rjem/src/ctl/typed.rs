@@ -175,6 +175,56 @@ pub mod thread {
         /// The arena this thread allocates from; writing rebinds it.
         arena, "thread.arena", u32, rw
     );
+    /// A counter of the calling thread read through a pointer
+    /// (`thread.allocatedp`, `thread.deallocatedp`): cheap to read
+    /// often. It is refreshed at every cache fill and flush and every
+    /// allocation or free outside the cache (blocks served by the cache
+    /// since then are not counted yet); `allocated::read` is exact.
+    /// Tied to the thread that asked for it (neither `Send` nor `Sync`).
+    #[derive(Debug)]
+    pub struct ThreadCounter {
+        p: *const u64,
+        _thread: PhantomData<*const ()>,
+    }
+
+    impl ThreadCounter {
+        /// The counter's value now.
+        pub fn get(&self) -> u64 {
+            // SAFETY: `p` points at the calling thread's counter (this
+            // value cannot leave the thread), valid while the thread runs;
+            // only this thread writes it.
+            unsafe { self.p.read_volatile() }
+        }
+    }
+
+    fn counter(name: &str) -> Result<ThreadCounter, Error> {
+        match crate::ctl::read(name)? {
+            Value::Ptr(p) if !p.is_null() => Ok(ThreadCounter {
+                p: p.cast(),
+                _thread: PhantomData,
+            }),
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    /// `thread.allocatedp`: bytes allocated, through a pointer.
+    pub mod allocatedp {
+        use super::*;
+        /// The calling thread's counter.
+        pub fn read() -> Result<ThreadCounter, Error> {
+            counter("thread.allocatedp")
+        }
+    }
+
+    /// `thread.deallocatedp`: bytes freed, through a pointer.
+    pub mod deallocatedp {
+        use super::*;
+        /// The calling thread's counter.
+        pub fn read() -> Result<ThreadCounter, Error> {
+            counter("thread.deallocatedp")
+        }
+    }
+
     /// `thread.peak.*`.
     pub mod peak {
         use super::*;
@@ -207,5 +257,54 @@ pub mod arenas {
     /// Creates an arena for `MALLOCX_ARENA`; returns its index.
     pub fn create() -> Result<u32, Error> {
         TypedMib::<u32>::new("arenas.create")?.read()
+    }
+
+    /// `arenas.lookup`: the arena that owns `p` (`Invalid` if rjem did
+    /// not allocate it). Only looks the address up: any pointer is fine.
+    pub fn lookup<T>(p: *const T) -> Result<u32, Error> {
+        match crate::ctl::write("arenas.lookup", Value::Ptr(p.cast_mut().cast()))? {
+            Value::U32(i) => Ok(i),
+            _ => Err(Error::Invalid),
+        }
+    }
+}
+
+/// `arena.<i>.*`: operations on one arena.
+pub mod arena {
+    use super::*;
+    use crate::ctl::Mib;
+
+    /// `name` (an `arena.0.*` name) for arena `i`.
+    fn mib(i: u32, name: &str) -> Result<Mib, Error> {
+        let mut m = Mib::new(name)?;
+        m.set_index(1, i as usize);
+        Ok(m)
+    }
+
+    /// `arena.<i>.purge`: purges the arena's free pages now.
+    pub fn purge(i: u32) -> Result<(), Error> {
+        mib(i, "arena.0.purge")?.run()
+    }
+
+    /// `arena.<i>.reset`: discards every allocation of manual arena `i`
+    /// (the caller's cache is flushed first).
+    ///
+    /// # Safety
+    /// No block of the arena is used again, no other thread's cache (or
+    /// explicit cache) holds one, and no other thread uses the arena
+    /// meanwhile.
+    pub unsafe fn reset(i: u32) -> Result<(), Error> {
+        // SAFETY: forwarded contract.
+        unsafe { mib(i, "arena.0.reset")?.run_unchecked() }
+    }
+
+    /// `arena.<i>.destroy`: `reset`, then the arena's memory goes back and
+    /// its index is free again.
+    ///
+    /// # Safety
+    /// As for `reset`.
+    pub unsafe fn destroy(i: u32) -> Result<(), Error> {
+        // SAFETY: forwarded contract.
+        unsafe { mib(i, "arena.0.destroy")?.run_unchecked() }
     }
 }
