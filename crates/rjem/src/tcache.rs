@@ -359,7 +359,12 @@ impl Tcache {
         let Some(u) = g.usable_size(bytes, 64) else {
             return false;
         };
-        let mem = arena::alloc_internal(arena, u, 64);
+        // Never from a manual arena: its reset would discard the stacks.
+        let home = match arena::get(0) {
+            Some(a0) if !arena::is_auto(arena.ind) => a0,
+            _ => arena,
+        };
+        let mem = arena::alloc_internal(home, u, 64);
         if mem.is_null() {
             return false;
         }

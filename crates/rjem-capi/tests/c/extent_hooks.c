@@ -106,6 +106,10 @@ static void *wrap_alloc(extent_hooks_t *h, void *new_addr, size_t size, size_t a
                         bool *commit, unsigned ind) {
     (void)h;
     wrap_alloc_n++;
+    /* A hook may allocate (the calling thread's arena is not this one). */
+    void *x = malloc(100 + wrap_alloc_n);
+    if (x == NULL) return NULL;
+    free(x);
     return def->alloc(def, new_addr, size, align, zero, commit, ind);
 }
 static bool wrap_dalloc(extent_hooks_t *h, void *addr, size_t size, bool c, unsigned ind) {
