@@ -777,3 +777,28 @@ fn typed_arena_operations_and_thread_counters() {
     .unwrap();
     drop(b);
 }
+
+#[test]
+fn reset_leaves_thread_caches_of_former_users_intact() {
+    let _g = DECAY.lock().unwrap();
+    let i = rjem::ctl::arenas::create().unwrap();
+    std::thread::spawn(move || {
+        // The cache is set up again while the thread uses the manual
+        // arena: its stacks must not come from that arena.
+        ctl::write("thread.tcache.enabled", Value::Bool(false)).unwrap();
+        let old = ctl::write("thread.arena", Value::U32(i)).unwrap();
+        ctl::write("thread.tcache.enabled", Value::Bool(true)).unwrap();
+        assert_eq!(u64_of(&format!("stats.arenas.{i}.internal")), 0);
+        let v: Vec<Box<[u8; 48]>> = (0..1000).map(|_| Box::new([3; 48])).collect();
+        drop(v);
+        ctl::write("thread.arena", old).unwrap();
+        // SAFETY: this thread's blocks of arena i were flushed (by the
+        // reset itself, first) and are not used again.
+        unsafe { rjem::ctl::arena::reset(i).unwrap() };
+        // The cache keeps working over its stacks.
+        let w: Vec<Box<[u8; 48]>> = (0..5000).map(|k| Box::new([k as u8; 48])).collect();
+        assert!(w.iter().enumerate().all(|(k, b)| b[47] == k as u8));
+    })
+    .join()
+    .unwrap();
+}
