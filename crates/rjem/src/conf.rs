@@ -318,7 +318,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "oversize_threshold",
-        doc: "Uncached requests of at least this many bytes go to a huge arena that purges at once; 0: never.",
+        doc: "Uncached requests of at least this many bytes go to a separate huge arena; 0: never.",
         kind: Kind::Size {
             cell: &arena::OPT_OVERSIZE_THRESHOLD,
             default: 8 << 20,

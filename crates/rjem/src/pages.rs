@@ -230,6 +230,10 @@ pub(crate) struct PurgePolicy {
     pub(crate) muzzy_decay_ms: i64,
     /// Keep purged address space (true) or unmap it (false).
     pub(crate) retain: bool,
+    /// Dirty pages are kept to at most 1/`dirty_share` of the active ones,
+    /// or the extent just freed if larger (0: no such cap; the decay curve
+    /// alone decides).
+    pub(crate) dirty_share: usize,
 }
 
 pub(crate) struct Pages {
@@ -247,6 +251,7 @@ pub(crate) struct Pages {
     pub(crate) decay_dirty: Decay,
     pub(crate) decay_muzzy: Decay,
     retain: bool,
+    dirty_share: usize,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
     /// How pages are obtained, purged and given back.
@@ -270,6 +275,7 @@ impl Pages {
             decay_dirty: Decay::new(policy.dirty_decay_ms),
             decay_muzzy: Decay::new(policy.muzzy_decay_ms),
             retain: policy.retain,
+            dirty_share: policy.dirty_share,
             next_decay_ns: 0,
             hooks: Ehooks::default_for(arena),
             active: ExtentList::new(),
@@ -573,8 +579,18 @@ impl Pages {
         e.set_flag(SLAB, false);
         e.set_flag(ZEROED, false);
         e.set_state(State::Dirty);
+        let freed = e.size();
         self.insert_free(e);
         self.maybe_decay();
+        if self.dirty_share > 0 {
+            // The block just freed always stays (a program reusing one big
+            // buffer keeps it hot).
+            let cap = (self.stats.active_bytes / self.dirty_share).max(freed);
+            if self.dirty.bytes > cap {
+                // The oldest go first: what was freed last stays hot.
+                self.purge(State::Dirty, self.dirty_target(), self.dirty.bytes - cap);
+            }
+        }
         SIGNAL.note_dirty(self.dirty.bytes);
     }
 
@@ -863,6 +879,7 @@ mod tests {
         dirty_decay_ms: -1,
         muzzy_decay_ms: -1,
         retain: true,
+        dirty_share: 0,
     };
 
     fn pages() -> Box<Pages> {
@@ -995,6 +1012,45 @@ mod tests {
         assert!(z);
         p.register_active(b, 37, false);
         p.dalloc(b);
+    }
+
+    #[test]
+    fn dirty_share_caps_dirty_pages_but_keeps_the_last_free() {
+        let mut p = Box::new(Pages::new(
+            7,
+            os::page_size(),
+            6,
+            PurgePolicy {
+                dirty_share: 1,
+                ..KEEP
+            },
+        ));
+        let ps = p.page;
+        let blocks: std::vec::Vec<ERef> = (0..6)
+            .map(|_| {
+                let (e, _) = p.alloc(64 * ps, ps).unwrap();
+                p.register_active(e, 60, false);
+                e
+            })
+            .collect();
+        // Free four of six, one at a time: dirty never exceeds active
+        // (2 x 64 pages at the end) or the block just freed.
+        for &e in &blocks[..4] {
+            p.dalloc(e);
+            assert!(p.dirty.bytes <= p.stats.active_bytes.max(64 * ps));
+        }
+        assert!(p.dirty.bytes >= 64 * ps, "the last free stays");
+        p.dalloc(blocks[4]);
+        p.dalloc(blocks[5]);
+        // All freed: the last block stays dirty, for reuse.
+        assert_eq!(p.stats.active_bytes, 0);
+        assert!(p.dirty.bytes >= 64 * ps);
+        let before = p.stats.mapped;
+        let (e, zeroed) = p.alloc(64 * ps, ps).unwrap();
+        assert!(!zeroed, "reused a dirty (resident) extent");
+        assert_eq!(p.stats.mapped, before);
+        p.register_active(e, 60, false);
+        p.dalloc(e);
     }
 
     #[test]

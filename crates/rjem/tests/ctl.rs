@@ -802,3 +802,26 @@ fn reset_leaves_thread_caches_of_former_users_intact() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn freed_huge_blocks_stay_for_reuse() {
+    let _g = DECAY.lock().unwrap();
+    // The huge arena (index opt.narenas) decays like the others: a freed
+    // 24 MiB block is not purged at once, and the next one reuses it.
+    let Ok(Value::U32(huge)) = ctl::read("opt.narenas") else {
+        panic!("opt.narenas")
+    };
+    let v = vec![1u8; 24 << 20];
+    let p = v.as_ptr();
+    assert_eq!(rjem::ctl::arenas::lookup(p), Ok(huge));
+    drop(v);
+    let pdirty = u64_of(&format!("stats.arenas.{huge}.pdirty"));
+    assert!(
+        pdirty * u64_of("arenas.page") >= 24 << 20,
+        "pdirty {pdirty}"
+    );
+    let mapped = u64_of(&format!("stats.arenas.{huge}.mapped"));
+    let w = vec![2u8; 24 << 20];
+    assert_eq!(u64_of(&format!("stats.arenas.{huge}.mapped")), mapped);
+    assert_eq!(w.as_ptr(), p, "the same pages, still resident");
+}
