@@ -582,10 +582,10 @@ impl Pages {
         let freed = e.size();
         self.insert_free(e);
         self.maybe_decay();
-        if self.dirty_share > 0 {
-            // The block just freed always stays (a program reusing one big
-            // buffer keeps it hot).
-            let cap = (self.stats.active_bytes / self.dirty_share).max(freed);
+        // The block just freed always stays (a program reusing one big
+        // buffer keeps it hot).
+        if let Some(cap) = self.stats.active_bytes.checked_div(self.dirty_share) {
+            let cap = cap.max(freed);
             if self.dirty.bytes > cap {
                 // The oldest go first: what was freed last stays hot.
                 self.purge(State::Dirty, self.dirty_target(), self.dirty.bytes - cap);
