@@ -92,8 +92,11 @@ static INDEX_TO_SIZE: [usize; NSIZES] = {
 };
 
 /// Classes of sizes 1..=LOOKUP_MAX, indexed by `(size - 1) / 8`: the fast
-/// paths already compute `size - 1` for their range check.
-static SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8] = {
+/// paths already compute `size - 1` for their range check. A `const`, not
+/// a `static`: inlined into a program's own crate, a constant size folds to
+/// its class and a variable one indexes a local copy (docs/benchmarks.md,
+/// Rust without LTO).
+const SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8] = {
     let mut t = [0u8; LOOKUP_MAX / 8];
     let mut i = 0;
     while i < t.len() {

@@ -62,25 +62,43 @@ pub fn per_op(program: &Path, mode: &str, n: u64, preload: Option<&Path>) -> Res
     Ok((full as f64 - base as f64) / n as f64)
 }
 
-/// `cells[a][m]`: allocator `a`, mode `m`.
+/// The modes of the Rust fast-path program
+/// (`bench/rust-default-profile`).
+pub const RUST_MODES: &[(&str, &str)] = &[
+    (
+        "pair",
+        "alloc + write + dealloc of an opaque 32-byte Layout",
+    ),
+    ("box", "Box::new of a 32-byte value, dropped"),
+];
+
+/// `cells[a][m]`: allocator (or build) `a`, mode `modes[m]`.
 pub struct Counts {
     pub allocators: Vec<&'static str>,
+    pub modes: &'static [(&'static str, &'static str)],
     pub cells: Vec<Vec<Result<f64, String>>>,
     pub n: u64,
 }
 
 impl Counts {
     pub fn terminal(&self) -> String {
+        let w = self
+            .allocators
+            .iter()
+            .map(|a| a.len())
+            .max()
+            .unwrap_or(0)
+            .max(10);
         let mut s = format!(
-            "\ninstructions per operation (callgrind, N = {}):\n{:<10}",
+            "\ninstructions per operation (callgrind, N = {}):\n{:<w$}",
             self.n, "allocator"
         );
-        for (m, _) in MODES {
+        for (m, _) in self.modes {
             let _ = write!(s, "  {m:>8}");
         }
         s.push('\n');
         for (a, name) in self.allocators.iter().enumerate() {
-            let _ = write!(s, "{name:<10}");
+            let _ = write!(s, "{name:<w$}");
             for c in &self.cells[a] {
                 match c {
                     Ok(v) => {
@@ -96,7 +114,7 @@ impl Counts {
         for (a, name) in self.allocators.iter().enumerate() {
             for (m, c) in self.cells[a].iter().enumerate() {
                 if let Err(e) = c {
-                    let _ = writeln!(s, "FAILED: {name} {}: {e}", MODES[m].0);
+                    let _ = writeln!(s, "FAILED: {name} {}: {e}", self.modes[m].0);
                 }
             }
         }
@@ -106,12 +124,12 @@ impl Counts {
     pub fn markdown(&self) -> String {
         let mut s = format!(
             "| allocator | {} |\n|---|{}\n",
-            MODES
+            self.modes
                 .iter()
                 .map(|(m, what)| format!("{m}: {what}"))
                 .collect::<Vec<_>>()
                 .join(" | "),
-            "---|".repeat(MODES.len())
+            "---|".repeat(self.modes.len())
         );
         for (a, name) in self.allocators.iter().enumerate() {
             let cells: Vec<String> = self.cells[a]
@@ -127,6 +145,11 @@ impl Counts {
     }
 
     pub fn json(&self) -> String {
+        document(self.n, &self.rows())
+    }
+
+    /// One row of JSON per (allocator, mode).
+    fn rows(&self) -> Vec<String> {
         let mut rows = Vec::new();
         for (a, name) in self.allocators.iter().enumerate() {
             for (m, c) in self.cells[a].iter().enumerate() {
@@ -137,18 +160,28 @@ impl Counts {
                 rows.push(format!(
                     "    {{\"allocator\": {}, \"mode\": {}, \"instructions_per_op\": {v}}}",
                     q(name),
-                    q(MODES[m].0)
+                    q(self.modes[m].0)
                 ));
             }
         }
-        format!(
-            "{{\n  \"n\": {},\n  \"instructions\": [\n{}\n  ]\n}}\n",
-            self.n,
-            rows.join(",\n")
-        )
+        rows
     }
 
     pub fn ok(&self) -> bool {
         self.cells.iter().flatten().all(Result::is_ok)
     }
+}
+
+/// The rows of both tables (C, then Rust builds) in one JSON document.
+pub fn merge_json(c: &Counts, rust: &Counts) -> String {
+    let mut rows = c.rows();
+    rows.extend(rust.rows());
+    document(c.n, &rows)
+}
+
+fn document(n: u64, rows: &[String]) -> String {
+    format!(
+        "{{\n  \"n\": {n},\n  \"instructions\": [\n{}\n  ]\n}}\n",
+        rows.join(",\n")
+    )
 }

@@ -837,6 +837,39 @@ fn install() -> ExitCode {
     }
 }
 
+/// Builds `bench/rust-default-profile` with Cargo's default release
+/// profile, or with fat LTO and one codegen unit (as this workspace builds),
+/// each in its own target directory.
+fn build_rust_fastpath(env: &Env, lto: bool) -> Result<PathBuf, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let tag = if lto { "lto" } else { "default" };
+    let target = env.cache.join(format!("rust-fastpath-{tag}"));
+    let mut c = Command::new(&cargo);
+    c.args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(env.root.join("bench/rust-default-profile/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .stdin(Stdio::null());
+    // Whatever the caller's environment says, each build gets its profile.
+    for k in ["LTO", "CODEGEN_UNITS", "PANIC", "OPT_LEVEL"] {
+        c.env_remove(format!("CARGO_PROFILE_RELEASE_{k}"));
+    }
+    if lto {
+        c.env("CARGO_PROFILE_RELEASE_LTO", "fat")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
+    }
+    let out = c.output().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let last: Vec<&str> = text.lines().rev().take(3).collect();
+        return Err(format!(
+            "building the Rust fast-path program ({tag}) failed: {}",
+            last.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    Ok(target.join("release/rjem-fastpath-default-profile"))
+}
+
 /// `--instructions`: callgrind counts per hot-path operation.
 fn run_instructions(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> ExitCode {
     if first_line("valgrind", &["--version"], None).is_none() {
@@ -877,10 +910,42 @@ fn run_instructions(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &
     }
     let counts = instructions::Counts {
         allocators: names,
+        modes: instructions::MODES,
         cells,
         n,
     };
     print!("{}", counts.terminal());
+    // rjem as a Rust program's global allocator, built as users build it:
+    // Cargo's default release profile, and fat LTO.
+    let rust = if o.no_rust || !allocators.contains(&"rjem") {
+        None
+    } else {
+        let mut names = Vec::new();
+        let mut cells = Vec::new();
+        for (name, lto) in [
+            ("rjem, no LTO (Cargo default)", false),
+            ("rjem, fat LTO", true),
+        ] {
+            eprintln!("rjem bench: building the Rust fast-path program ({name})...");
+            let row = match build_rust_fastpath(env, lto) {
+                Ok(prog) => instructions::RUST_MODES
+                    .iter()
+                    .map(|(mode, _)| instructions::per_op(&prog, mode, n, None))
+                    .collect(),
+                Err(e) => vec![Err(e); instructions::RUST_MODES.len()],
+            };
+            names.push(name);
+            cells.push(row);
+        }
+        let counts = instructions::Counts {
+            allocators: names,
+            modes: instructions::RUST_MODES,
+            cells,
+            n,
+        };
+        print!("\nRust, #[global_allocator] rjem:{}", counts.terminal());
+        Some(counts)
+    };
     let json_path = o
         .json
         .clone()
@@ -888,13 +953,21 @@ fn run_instructions(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &
     let md_path =
         o.md.clone()
             .unwrap_or_else(|| out_dir.join("instructions.md"));
-    for (path, text) in [(&json_path, counts.json()), (&md_path, counts.markdown())] {
+    let (mut json, mut md) = (counts.json(), counts.markdown());
+    if let Some(r) = &rust {
+        md.push_str("\nRust, `#[global_allocator] rjem`:\n\n");
+        md.push_str(&r.markdown());
+        // Two JSON documents would not parse as one: the Rust rows join
+        // the C ones under their build's name.
+        json = instructions::merge_json(&counts, r);
+    }
+    for (path, text) in [(&json_path, json), (&md_path, md)] {
         if let Err(e) = std::fs::write(path, text) {
             return error(&format!("cannot write {}: {e}", path.display()));
         }
     }
     println!("\nwrote {} and {}", md_path.display(), json_path.display());
-    if counts.ok() {
+    if counts.ok() && rust.as_ref().is_none_or(|r| r.ok()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
