@@ -629,6 +629,7 @@ fn graveyard_or_build() -> Option<&'static Arena> {
     // Built under ARENAS_LOCK (held by `destroy`); index MAX_ARENAS names no
     // arena, so nothing can reach its pages.
     let g = Arena::build(MAX_ARENAS)?;
+    g.created_ns.store(os::now_ns(), Ordering::Relaxed);
     GRAVE.store(g as *const Arena as *mut Arena, Ordering::Release);
     Some(g)
 }

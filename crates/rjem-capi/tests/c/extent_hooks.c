@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -120,6 +121,8 @@ static bool wrap_dalloc(extent_hooks_t *h, void *addr, size_t size, bool c, unsi
 static void wrap_destroy(extent_hooks_t *h, void *addr, size_t size, bool c, unsigned ind) {
     (void)h;
     wrap_gone_n++;
+    void *x = malloc(48); /* allocating inside a destroy hook */
+    free(x);
     def->destroy(def, addr, size, c, ind);
 }
 static extent_hooks_t wrap_hooks = {wrap_alloc, wrap_dalloc, wrap_destroy, NULL, NULL,
@@ -141,6 +144,13 @@ static bool rigid_split(extent_hooks_t *h, void *addr, size_t size, size_t a, si
 }
 static extent_hooks_t rigid_hooks = {rigid_alloc, NULL, NULL, NULL, NULL,
                                      NULL,        NULL, rigid_split, NULL};
+
+/* Destroys arena *(unsigned *)arg from a thread that has not allocated. */
+static void *destroy_from_fresh_thread(void *arg) {
+    char name[64];
+    snprintf(name, sizeof(name), "arena.%u.destroy", *(unsigned *)arg);
+    return (void *)(intptr_t)mallctl(name, NULL, NULL, NULL, 0);
+}
 
 /* ---- helpers ---- */
 static void fill(unsigned char *p, size_t n) {
@@ -328,7 +338,10 @@ int main(void) {
         dallocx(blocks[i], MALLOCX_TCACHE_NONE);
     }
     CHECK(ok);
-    CHECK(arena_do(c, "destroy") == 0);
+    pthread_t t;
+    void *r = (void *)1;
+    CHECK(pthread_create(&t, NULL, destroy_from_fresh_thread, &c) == 0);
+    CHECK(pthread_join(t, &r) == 0 && r == NULL);
     CHECK(wrap_gone_n > 0);
 
     /* Hooks that refuse to split: every extent is mapped to measure. */

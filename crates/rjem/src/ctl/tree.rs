@@ -741,6 +741,9 @@ fn manual(i: usize) -> Result<usize, Error> {
 /// hold blocks of the arena: jemalloc's contract).
 fn arena_reset(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
     let i = manual(idx[0])?;
+    // Bound now, so that a hook that allocates does not need the arena
+    // table's lock, which reset holds.
+    tsd::slow();
     tsd::flush();
     arena::reset(i).map_err(refusal)?;
     Ok(Value::Void)
@@ -751,6 +754,8 @@ fn arena_reset(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
 /// `stats.arenas.<MALLCTL_ARENAS_DESTROYED>`.
 fn arena_destroy(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
     let i = manual(idx[0])?;
+    // As in `arena_reset`: destroy calls hooks with the table's lock held.
+    tsd::slow();
     tsd::flush();
     arena::destroy(i).map_err(refusal)?;
     Ok(Value::Void)
