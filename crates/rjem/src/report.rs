@@ -323,6 +323,10 @@ const ARENA_FIELDS: &[&str] = &[
     "muzzy_npurge",
     "muzzy_nmadvise",
     "muzzy_purged",
+];
+
+/// Per-arena memory figures, in bytes (text: one line each).
+const ARENA_MEMORY: &[&str] = &[
     "mapped",
     "retained",
     "extent_avail",
@@ -534,7 +538,7 @@ fn json(o: &Opts, out: &mut Out) -> fmt::Result {
 }
 
 fn json_arena(o: &Opts, e: &mut Emitter, i: usize) -> fmt::Result {
-    for k in ARENA_FIELDS {
+    for k in ARENA_FIELDS.iter().chain(ARENA_MEMORY) {
         let key = if *k == "uptime" { "uptime_ns" } else { k };
         e.kv(key, get(format_args!("stats.arenas.{i}.{k}")))?;
     }
@@ -747,18 +751,7 @@ fn text_arena(o: &Opts, out: &mut Out, i: usize) -> fmt::Result {
     }
     class_row(out, "total", &total, up)?;
     writeln!(out, "active: {:>28}", a("pactive") * page)?;
-    for k in [
-        "mapped",
-        "retained",
-        "extent_avail",
-        "base",
-        "internal",
-        "metadata_thp",
-        "tcache_bytes",
-        "tcache_stashed_bytes",
-        "resident",
-        "abandoned_vm",
-    ] {
+    for k in ARENA_MEMORY {
         writeln!(out, "{k}: {:>1$}", a(k), 34 - k.len())?;
     }
     if o.mutex {

@@ -3,30 +3,11 @@
 //! read once per process); the child pins threads to each CPU in turn.
 
 use rjem::ctl::{self, Error, Value};
-use std::process::Command;
+mod common;
+use common::{child, in_child};
 
 #[global_allocator]
 static GLOBAL: rjem::Rjem = rjem::Rjem;
-
-fn child(name: &str, conf: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1", "--nocapture"])
-        .env("RJEM_PERCPU_CHILD", "1")
-        .env("MALLOC_CONF", conf)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} with {conf}: {}\n{err}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    err
-}
-
-fn in_child() -> bool {
-    std::env::var_os("RJEM_PERCPU_CHILD").is_some()
-}
 
 fn u32_of(name: &str) -> usize {
     match ctl::read(name) {

@@ -6,7 +6,8 @@
 //! with `MALLOC_CONF` set (the child runs one test, selected by name).
 
 use rjem::ctl::{self, Value};
-use std::process::Command;
+mod common;
+use common::{child, in_child};
 
 #[global_allocator]
 static GLOBAL: rjem::Rjem = rjem::Rjem;
@@ -20,28 +21,6 @@ fn num(name: &str) -> usize {
         Ok(Value::U32(n)) => n as usize,
         other => panic!("{name}: {other:?}"),
     }
-}
-
-/// Runs test `name` of this binary in a child with `conf` as MALLOC_CONF;
-/// returns its stderr after checking it passed.
-fn child(name: &str, conf: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--test-threads=1", "--nocapture"])
-        .env("RJEM_SLAB_CHILD", "1")
-        .env("MALLOC_CONF", conf)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} with {conf}: {}\n{err}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    err
-}
-
-fn in_child() -> bool {
-    std::env::var_os("RJEM_SLAB_CHILD").is_some()
 }
 
 /// Expected slab pages of class `size`: the segments of `spec` in order,

@@ -740,24 +740,24 @@ fn manual(i: usize) -> Result<usize, Error> {
 /// calling thread's cache is flushed first (other threads' caches must not
 /// hold blocks of the arena: jemalloc's contract).
 fn arena_reset(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
-    let i = manual(idx[0])?;
-    // Bound now, so that a hook that allocates does not need the arena
-    // table's lock, which reset holds.
-    tsd::slow();
-    tsd::flush();
-    arena::reset(i).map_err(refusal)?;
-    Ok(Value::Void)
+    discard(idx, arena::reset)
 }
 
 /// `arena.<i>.destroy`: `reset`, then all of the arena's memory goes back
 /// and its index is free for `arenas.create`; its counters move to
 /// `stats.arenas.<MALLCTL_ARENAS_DESTROYED>`.
 fn arena_destroy(idx: &[usize], _: Option<Value>) -> Result<Value, Error> {
+    discard(idx, arena::destroy)
+}
+
+/// Reset or destroy (`op`) of manual arena `idx[0]`.
+fn discard(idx: &[usize], op: fn(usize) -> Result<(), arena::Refusal>) -> Result<Value, Error> {
     let i = manual(idx[0])?;
-    // As in `arena_reset`: destroy calls hooks with the table's lock held.
+    // Bound now, so that a hook that allocates does not need the arena
+    // table's lock, which `op` holds while it calls hooks.
     tsd::slow();
     tsd::flush();
-    arena::destroy(i).map_err(refusal)?;
+    op(i).map_err(refusal)?;
     Ok(Value::Void)
 }
 
