@@ -7,7 +7,7 @@
 //! report is (Ir(N) - Ir(0)) / N: the loop's own few instructions
 //! included, start-up and exit excluded.
 
-use super::report::q;
+use super::report::{q, versions_json, versions_markdown, versions_text};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -78,6 +78,9 @@ pub struct Counts {
     pub modes: &'static [(&'static str, &'static str)],
     pub cells: Vec<Vec<Result<f64, String>>>,
     pub n: u64,
+    /// (allocator, version and origin), shown above the table when not
+    /// empty.
+    pub versions: Vec<(String, String)>,
 }
 
 impl Counts {
@@ -89,7 +92,12 @@ impl Counts {
             .max()
             .unwrap_or(0)
             .max(10);
-        let mut s = format!(
+        let mut s = String::new();
+        if !self.versions.is_empty() {
+            let _ = write!(s, "\n{}", versions_text(&self.versions));
+        }
+        let _ = write!(
+            s,
             "\ninstructions per operation (callgrind, N = {}):\n{:<w$}",
             self.n, "allocator"
         );
@@ -122,7 +130,12 @@ impl Counts {
     }
 
     pub fn markdown(&self) -> String {
-        let mut s = format!(
+        let mut s = String::new();
+        if !self.versions.is_empty() {
+            let _ = writeln!(s, "{}", versions_markdown(&self.versions));
+        }
+        let _ = write!(
+            s,
             "| allocator | {} |\n|---|{}\n",
             self.modes
                 .iter()
@@ -145,7 +158,7 @@ impl Counts {
     }
 
     pub fn json(&self) -> String {
-        document(self.n, &self.rows())
+        document(self.n, &self.versions, &self.rows())
     }
 
     /// One row of JSON per (allocator, mode).
@@ -176,12 +189,13 @@ impl Counts {
 pub fn merge_json(c: &Counts, rust: &Counts) -> String {
     let mut rows = c.rows();
     rows.extend(rust.rows());
-    document(c.n, &rows)
+    document(c.n, &c.versions, &rows)
 }
 
-fn document(n: u64, rows: &[String]) -> String {
+fn document(n: u64, versions: &[(String, String)], rows: &[String]) -> String {
     format!(
-        "{{\n  \"n\": {n},\n  \"instructions\": [\n{}\n  ]\n}}\n",
+        "{{\n  \"n\": {n},\n  \"versions\": {},\n  \"instructions\": [\n{}\n  ]\n}}\n",
+        versions_json(versions),
         rows.join(",\n")
     )
 }
