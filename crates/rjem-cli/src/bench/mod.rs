@@ -1106,6 +1106,46 @@ mod tests {
     }
 
     #[test]
+    fn debian_versions() {
+        assert_eq!(debian_upstream("2.0.9+ds-2"), "2.0.9");
+        assert_eq!(debian_upstream("5.3.0-1"), "5.3.0");
+        assert_eq!(debian_upstream("1:2.10-1~bpo12+1"), "2.10");
+        assert_eq!(debian_upstream("2.10"), "2.10");
+    }
+
+    /// A peer built from source is preloaded from the cache once built, and
+    /// skipped with a note saying how to build it until then; its version
+    /// comes from what --install wrote.
+    #[test]
+    fn source_peers_come_from_the_cache() {
+        let dir = std::env::temp_dir().join(format!("rjem-peers-test-{}", std::process::id()));
+        let env = Env {
+            root: dir.clone(),
+            cache: dir.clone(),
+            rjem_lib: None,
+        };
+        for p in peers::PEERS {
+            let e = c_preload(&env, p.name).unwrap_err();
+            assert!(e.contains("not built") && e.contains("--install"), "{e}");
+            assert!(allocator_version(&env, p.name).starts_with("not built"));
+        }
+        std::fs::create_dir_all(peers::dir(&dir)).unwrap();
+        let lib = peers::lib_path(&dir, "snmalloc");
+        std::fs::write(&lib, "").unwrap();
+        std::fs::write(peers::dir(&dir).join("snmalloc.version"), "snmalloc X\n").unwrap();
+        assert_eq!(c_preload(&env, "snmalloc").unwrap(), Some(lib));
+        assert_eq!(allocator_version(&env, "snmalloc"), "snmalloc X");
+        assert!(c_preload(&env, "mimalloc3").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Debian's mimalloc runs Rust as the system build with its library
+        // preloaded; the current ones through their crates.
+        assert_eq!(rust_build("mimalloc"), ("system", true));
+        assert_eq!(rust_build("mimalloc3"), ("mimalloc3", false));
+        assert_eq!(rust_build("mimalloc2"), ("mimalloc2", false));
+        assert_eq!(rust_build("snmalloc"), ("snmalloc", false));
+    }
+
+    #[test]
     fn every_workload_has_both_scales() {
         for w in WORKLOADS {
             assert!(!w.quick.is_empty() && !w.full.is_empty(), "{}", w.name);
@@ -1136,7 +1176,13 @@ mod tests {
                 vec![cell(vec![s(2.0, 400)]), cell(vec![s(1.0, 100)])],
             ],
             baseline: "jemalloc",
-            meta: Meta::default(),
+            meta: Meta {
+                versions: vec![
+                    ("rjem".into(), "rjem 0.1.0".into()),
+                    ("jemalloc".into(), "jemalloc 5.3.0 (Debian \"x\")".into()),
+                ],
+                ..Meta::default()
+            },
             notes: vec![],
         };
         assert_eq!(res.ratio(0, 0, Metric::Wall), Some(0.5));
@@ -1145,6 +1191,22 @@ mod tests {
         assert!((g.time - 1.0).abs() < 1e-12 && (g.rss - std::f64::consts::SQRT_2).abs() < 1e-9);
         let json = res.json();
         assert!(json.contains("\"time_ratio_to_jemalloc\": 0.5"), "{json}");
+        assert!(
+            json.contains(
+                "\"versions\": {\"rjem\": \"rjem 0.1.0\", \"jemalloc\": \"jemalloc 5.3.0 (Debian \\\"x\\\")\"},"
+            ),
+            "{json}"
+        );
+        let md = res.markdown(None);
+        assert!(
+            md.contains("- jemalloc: jemalloc 5.3.0 (Debian \"x\")"),
+            "{md}"
+        );
+        let term = res.terminal();
+        assert!(
+            term.contains("allocators:\n  rjem      rjem 0.1.0\n  jemalloc  jemalloc 5.3.0"),
+            "{term}"
+        );
         assert!(res.svg().starts_with("<svg"));
     }
 }

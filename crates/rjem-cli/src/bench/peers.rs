@@ -465,6 +465,16 @@ mod tests {
         );
     }
 
+    #[test]
+    fn missing_tools_are_a_clear_error() {
+        let e = tool_version("/nonexistent/cargo", "cargo ($CARGO)").unwrap_err();
+        assert!(
+            e.starts_with("cannot run cargo ($CARGO) '/nonexistent/cargo'"),
+            "{e}"
+        );
+        assert!(tool_version("false", "false").is_err());
+    }
+
     /// Every allocator built here has a Rust-workload feature of the same
     /// name (see rust_build) and its crate in the lock file.
     #[test]
