@@ -40,7 +40,18 @@ fn collected(program: &Path, mode: &str, n: u64, preload: Option<&Path>) -> Resu
         .map_err(|e| format!("cannot run valgrind: {e}"))?;
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        // The program's own messages (valgrind prefixes its lines with
+        // "==PID==") say why; valgrind's tail otherwise.
+        let own: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("==") && !l.trim().is_empty())
+            .collect();
+        let lines = if own.is_empty() {
+            err.lines().collect()
+        } else {
+            own
+        };
+        let tail: Vec<&str> = lines.into_iter().rev().take(5).collect();
         return Err(format!(
             "{} {mode} {n} failed under callgrind: {}",
             program.display(),

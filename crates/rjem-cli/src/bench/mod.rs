@@ -49,7 +49,9 @@ CPU time and peak RSS per workload and allocator with ratios to jemalloc and
 their geometric means: a table here, and results.md, bench.svg and
 results.json in --out (default target/bench in the source tree).
 
-  --quick            reduced scales: about a minute instead of about six
+  --quick            reduced scales: about 25 s of runs per allocator (plus
+                     building the Rust workloads once), about a sixth of
+                     the full suite
   --runs N           runs per workload and allocator (default 5)
   --only W,..        these workloads only (--list shows them)
   --allocators A,..  of glibc, rjem, jemalloc, mimalloc3, mimalloc2, snmalloc,
