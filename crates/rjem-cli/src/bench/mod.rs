@@ -44,10 +44,10 @@ usage: rjem bench [--quick] [--runs N] [--only W,..] [--allocators A,..]
 Runs the benchmark suite under glibc, rjem, Debian's jemalloc 5.3, mimalloc
 2.0.9 and tcmalloc, and current mimalloc v3, v2 and snmalloc built from
 source (those installed or built; see --install), interleaved, and reports
-median wall time,
-CPU time and peak RSS per workload and allocator with ratios to jemalloc and
-their geometric means: a table here, and results.md, bench.svg and
-results.json in --out (default target/bench in the source tree).
+median wall time, CPU time and peak RSS per workload and allocator with
+ratios to jemalloc and their geometric means, and each allocator's version:
+a table here, and results.md, bench.svg and results.json in --out (default
+target/bench in the source tree).
 
   --quick            reduced scales: about 25 s of runs per allocator (plus
                      building the Rust workloads once), about a sixth of
@@ -455,6 +455,26 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> Ex
     let mut notes: Vec<String> = Vec::new();
 
     // Prepare: compile C workloads, build Rust ones, find libraries.
+    // The C runs of a peer built from source and its Rust runs should use
+    // the same crate version (--install builds from the locked one).
+    let has_rust = workloads.iter().any(|w| w.kind == Kind::Rust);
+    for a in allocators.iter().filter(|_| has_c && has_rust) {
+        let Some(p) = peers::find(a) else { continue };
+        let (Some(built), Some(locked)) =
+            (peers::version(&env.cache, a), locked_version(env, p.krate))
+        else {
+            continue;
+        };
+        if !built.contains(&format!("{} {locked} ", p.krate))
+            && !built.ends_with(&format!("{} {locked})", p.krate))
+        {
+            notes.push(format!(
+                "{a}: the C library is {built}, but the Rust workloads lock {} {locked}; \
+                 rjem bench --install rebuilds it",
+                p.krate
+            ));
+        }
+    }
     let mut c_libs = Vec::new();
     for a in allocators {
         let r = c_preload(env, a);
