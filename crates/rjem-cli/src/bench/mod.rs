@@ -465,9 +465,7 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> Ex
         else {
             continue;
         };
-        if !built.contains(&format!("{} {locked} ", p.krate))
-            && !built.ends_with(&format!("{} {locked})", p.krate))
-        {
+        if !built_from(&built, p.krate, &locked) {
             notes.push(format!(
                 "{a}: the C library is {built}, but the Rust workloads lock {} {locked}; \
                  rjem bench --install rebuilds it",
@@ -804,6 +802,15 @@ fn locked_version(env: &Env, krate: &str) -> Option<String> {
     None
 }
 
+/// Whether a peer's version line ("mimalloc 3.3.2 (sources of
+/// libmimalloc-sys 0.1.49)") names `krate` at exactly `version`.
+fn built_from(built: &str, krate: &str, version: &str) -> bool {
+    let key = format!("{krate} {version}");
+    built.match_indices(&key).any(|(i, _)| {
+        !built[i + key.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.')
+    })
+}
+
 /// What each allocator is (version and origin), for every report.
 fn versions(env: &Env, allocators: &[&str]) -> Vec<(String, String)> {
     allocators
@@ -1125,6 +1132,17 @@ mod tests {
         let d = now_utc();
         assert_eq!(d.len(), "2026-11-22 04:10 UTC".len(), "{d}");
         assert!(d.starts_with("20"), "{d}");
+    }
+
+    #[test]
+    fn peer_crate_versions() {
+        let m = "mimalloc 3.3.2 (sources of libmimalloc-sys 0.1.49)";
+        assert!(built_from(m, "libmimalloc-sys", "0.1.49"));
+        assert!(!built_from(m, "libmimalloc-sys", "0.1.4"));
+        assert!(!built_from(m, "libmimalloc-sys", "0.1.50"));
+        let s = "snmalloc from snmalloc-sys 0.7.6 (microsoft/snmalloc commit f126f1c94d62)";
+        assert!(built_from(s, "snmalloc-sys", "0.7.6"));
+        assert!(!built_from(s, "snmalloc-sys", "0.7"));
     }
 
     #[test]
