@@ -1,8 +1,10 @@
 //! Rust workloads for `rjem bench`, run through `#[global_allocator]`.
 //!
 //! One program, built once per allocator crate (feature `rjem`, `jemalloc`
-//! for tikv-jemallocator, `mimalloc`, or `system` for Rust's default, which
-//! is glibc's malloc here). Usage:
+//! for tikv-jemallocator, `mimalloc3` or `mimalloc2` for the mimalloc crate
+//! with its bundled mimalloc v3 or v2, `snmalloc` for snmalloc-rs, or
+//! `system` for Rust's default, which is glibc's malloc here, or whatever
+//! malloc is preloaded). Usage:
 //!
 //! ```text
 //! rust-workloads WORKLOAD SCALE     run WORKLOAD at SCALE (1 = quick unit)
@@ -30,15 +32,19 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::thread;
 
-#[cfg(any(
-    all(feature = "rjem", feature = "jemalloc"),
-    all(feature = "rjem", feature = "mimalloc"),
-    all(feature = "rjem", feature = "system"),
-    all(feature = "jemalloc", feature = "mimalloc"),
-    all(feature = "jemalloc", feature = "system"),
-    all(feature = "mimalloc", feature = "system"),
-))]
-compile_error!("choose exactly one allocator feature");
+// Exactly one allocator feature: `mimalloc2` turns on the `mimalloc` crate
+// with its `v2` feature, so it may come with `mimalloc3`'s dependency but
+// not with the feature itself.
+const _: () = assert!(
+    (cfg!(feature = "rjem") as u8
+        + cfg!(feature = "jemalloc") as u8
+        + cfg!(feature = "mimalloc3") as u8
+        + cfg!(feature = "mimalloc2") as u8
+        + cfg!(feature = "snmalloc") as u8
+        + cfg!(feature = "system") as u8)
+        == 1,
+    "choose exactly one allocator feature"
+);
 
 #[cfg(feature = "rjem")]
 #[global_allocator]
@@ -52,13 +58,21 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(feature = "jemalloc")]
 const ALLOCATOR: &str = "jemalloc (tikv-jemallocator)";
 
-#[cfg(feature = "mimalloc")]
+#[cfg(any(feature = "mimalloc3", feature = "mimalloc2"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-#[cfg(feature = "mimalloc")]
-const ALLOCATOR: &str = "mimalloc";
+#[cfg(feature = "mimalloc3")]
+const ALLOCATOR: &str = "mimalloc v3 (mimalloc crate)";
+#[cfg(feature = "mimalloc2")]
+const ALLOCATOR: &str = "mimalloc v2 (mimalloc crate, feature v2)";
 
-#[cfg(not(any(feature = "rjem", feature = "jemalloc", feature = "mimalloc")))]
+#[cfg(feature = "snmalloc")]
+#[global_allocator]
+static GLOBAL: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
+#[cfg(feature = "snmalloc")]
+const ALLOCATOR: &str = "snmalloc (snmalloc-rs)";
+
+#[cfg(feature = "system")]
 const ALLOCATOR: &str = "system";
 
 /// A small deterministic generator (splitmix64): every allocator sees the

@@ -36,6 +36,9 @@ for r in d["results"]:
     assert " ok: " in r["output"], r
 assert got == want, got
 assert d["baseline"] == "glibc"
+assert set(d["versions"]) == {"glibc", "rjem"}, d["versions"]
+assert d["versions"]["glibc"].startswith("glibc 2."), d["versions"]
+assert d["versions"]["rjem"].startswith("rjem "), d["versions"]
 for a in ("glibc", "rjem"):
     g = d["geomean"][a]
     assert g["time_ratio_to_glibc"] > 0 and g["rss_ratio_to_glibc"] > 0, g
@@ -85,6 +88,11 @@ fn quick_suite_runs_and_reports() {
     );
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
     assert!(md.contains("| larson |") && md.contains("![time and memory ratios"));
+    assert!(
+        md.contains("- glibc: glibc 2.") && md.contains("- rjem: rjem "),
+        "{md}"
+    );
+    assert!(out.contains("allocators:\n  glibc  glibc 2."), "{out}");
     let svg = std::fs::read_to_string(dir.join("bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -98,6 +106,11 @@ fn bad_usage_is_explained() {
     let o = bench(&["--allocators", "hoard"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("unknown allocator 'hoard'"));
+    let o = bench(&["--help"]);
+    assert!(o.status.success());
+    for a in ["mimalloc3", "mimalloc2", "snmalloc", "tcmalloc"] {
+        assert!(text(&o.stdout).contains(a), "{a} not in --help");
+    }
     let o = bench(&["--list"]);
     assert!(o.status.success());
     for w in [

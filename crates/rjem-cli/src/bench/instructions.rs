@@ -7,7 +7,7 @@
 //! report is (Ir(N) - Ir(0)) / N: the loop's own few instructions
 //! included, start-up and exit excluded.
 
-use super::report::q;
+use super::report::{q, versions_json, versions_markdown, versions_text};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,7 +40,18 @@ fn collected(program: &Path, mode: &str, n: u64, preload: Option<&Path>) -> Resu
         .map_err(|e| format!("cannot run valgrind: {e}"))?;
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        // The program's own messages (valgrind prefixes its lines with
+        // "==PID==") say why; valgrind's tail otherwise.
+        let own: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("==") && !l.trim().is_empty())
+            .collect();
+        let lines = if own.is_empty() {
+            err.lines().collect()
+        } else {
+            own
+        };
+        let tail: Vec<&str> = lines.into_iter().rev().take(5).collect();
         return Err(format!(
             "{} {mode} {n} failed under callgrind: {}",
             program.display(),
@@ -78,6 +89,9 @@ pub struct Counts {
     pub modes: &'static [(&'static str, &'static str)],
     pub cells: Vec<Vec<Result<f64, String>>>,
     pub n: u64,
+    /// (allocator, version and origin), shown above the table when not
+    /// empty.
+    pub versions: Vec<(String, String)>,
 }
 
 impl Counts {
@@ -89,7 +103,12 @@ impl Counts {
             .max()
             .unwrap_or(0)
             .max(10);
-        let mut s = format!(
+        let mut s = String::new();
+        if !self.versions.is_empty() {
+            let _ = write!(s, "\n{}", versions_text(&self.versions));
+        }
+        let _ = write!(
+            s,
             "\ninstructions per operation (callgrind, N = {}):\n{:<w$}",
             self.n, "allocator"
         );
@@ -122,7 +141,12 @@ impl Counts {
     }
 
     pub fn markdown(&self) -> String {
-        let mut s = format!(
+        let mut s = String::new();
+        if !self.versions.is_empty() {
+            let _ = writeln!(s, "{}", versions_markdown(&self.versions));
+        }
+        let _ = write!(
+            s,
             "| allocator | {} |\n|---|{}\n",
             self.modes
                 .iter()
@@ -145,7 +169,7 @@ impl Counts {
     }
 
     pub fn json(&self) -> String {
-        document(self.n, &self.rows())
+        document(self.n, &self.versions, &self.rows())
     }
 
     /// One row of JSON per (allocator, mode).
@@ -176,12 +200,13 @@ impl Counts {
 pub fn merge_json(c: &Counts, rust: &Counts) -> String {
     let mut rows = c.rows();
     rows.extend(rust.rows());
-    document(c.n, &rows)
+    document(c.n, &c.versions, &rows)
 }
 
-fn document(n: u64, rows: &[String]) -> String {
+fn document(n: u64, versions: &[(String, String)], rows: &[String]) -> String {
     format!(
-        "{{\n  \"n\": {n},\n  \"instructions\": [\n{}\n  ]\n}}\n",
+        "{{\n  \"n\": {n},\n  \"versions\": {},\n  \"instructions\": [\n{}\n  ]\n}}\n",
+        versions_json(versions),
         rows.join(",\n")
     )
 }

@@ -1,12 +1,15 @@
 //! `rjem bench`: the side-by-side allocator benchmark suite.
 //!
 //! Runs every workload (see [`workloads`]) under glibc, rjem and, where
-//! installed, jemalloc 5.3, mimalloc and tcmalloc. C workloads
+//! installed, Debian's jemalloc 5.3, mimalloc 2.0.9 and tcmalloc, and
+//! current mimalloc v3 and v2 and snmalloc built from the sources their
+//! crates.io crates bundle ([`peers`]). C workloads
 //! (`bench/workloads/*.c`) are compiled once into `target/bench/bin` and
 //! run with the allocator in `LD_PRELOAD`; Rust workloads
 //! (`bench/rust-workloads`) are built once per allocator crate (rjem,
-//! tikv-jemallocator, mimalloc, the system allocator; tcmalloc's Rust runs
-//! preload it into the system build). Runs are interleaved, the allocator
+//! tikv-jemallocator, mimalloc v3, mimalloc v2, snmalloc-rs, the system
+//! allocator; the Rust runs of Debian's mimalloc and of tcmalloc preload
+//! them into the system build). Runs are interleaved, the allocator
 //! order rotating each round, so machine drift hits every allocator alike.
 //! Reported per workload and allocator: the median wall time, CPU time and
 //! peak RSS, each allocator's ratio to jemalloc and the geometric means of
@@ -14,9 +17,10 @@
 //!
 //! `--instructions` instead counts instructions per hot-path operation
 //! with callgrind ([`instructions`]); `--install` installs the comparison
-//! allocators from Debian's packages.
+//! allocators from Debian's packages and builds the current ones.
 
 mod instructions;
+mod peers;
 mod report;
 mod run;
 mod workloads;
@@ -37,16 +41,21 @@ usage: rjem bench [--quick] [--runs N] [--only W,..] [--allocators A,..]
        rjem bench --instructions [--allocators A,..] [--n N] [--out DIR]
        rjem bench --list | --install
 
-Runs the benchmark suite under glibc, rjem, jemalloc, mimalloc and tcmalloc
-(those installed; see --install), interleaved, and reports median wall time,
-CPU time and peak RSS per workload and allocator with ratios to jemalloc and
-their geometric means: a table here, and results.md, bench.svg and
-results.json in --out (default target/bench in the source tree).
+Runs the benchmark suite under glibc, rjem, Debian's jemalloc 5.3, mimalloc
+2.0.9 and tcmalloc, and current mimalloc v3, v2 and snmalloc built from
+source (those installed or built; see --install), interleaved, and reports
+median wall time, CPU time and peak RSS per workload and allocator with
+ratios to jemalloc and their geometric means, and each allocator's version:
+a table here, and results.md, bench.svg and results.json in --out (default
+target/bench in the source tree).
 
-  --quick            reduced scales: about a minute instead of about six
+  --quick            reduced scales: about 25 s of runs per allocator (plus
+                     building the Rust workloads once), about a sixth of
+                     the full suite
   --runs N           runs per workload and allocator (default 5)
   --only W,..        these workloads only (--list shows them)
-  --allocators A,..  of glibc, rjem, jemalloc, mimalloc, tcmalloc
+  --allocators A,..  of glibc, rjem, jemalloc, mimalloc3, mimalloc2, snmalloc,
+                     mimalloc (Debian's 2.0.9), tcmalloc
   --baseline A       ratios to A (default jemalloc, else the first selected)
   --json, --md, --svg FILE   where each report goes (default: in --out)
   --lib PATH         librjem.so to preload (default: $RJEM_LIB, or next to rjem)
@@ -56,22 +65,38 @@ results.json in --out (default target/bench in the source tree).
                      per cross-thread free, with valgrind's callgrind
                      (--n N operations, default 1000000)
   --install          apt-get install libjemalloc2 libmimalloc2.0
-                     libtcmalloc-minimal4 valgrind (as root)
+                     libtcmalloc-minimal4 valgrind (as root; otherwise says
+                     how), then build mimalloc3, mimalloc2 and snmalloc from
+                     the sources of the crates libmimalloc-sys and
+                     snmalloc-sys (fetched by cargo from crates.io) into
+                     target/bench/peers (needs cargo, cc and c++, not root);
+                     same as bench/install-peers.sh
 
 Exit status: 0 if every workload verified its results, 1 if any failed,
 2 on bad usage or missing prerequisites.";
 
 /// The allocators, in report order.
-pub const ALLOCATORS: &[&str] = &["glibc", "rjem", "jemalloc", "mimalloc", "tcmalloc"];
+pub const ALLOCATORS: &[&str] = &[
+    "glibc",
+    "rjem",
+    "jemalloc",
+    "mimalloc3",
+    "mimalloc2",
+    "snmalloc",
+    "mimalloc",
+    "tcmalloc",
+];
 
-/// Debian's shared libraries of the comparison allocators.
-const PEER_LIBS: &[(&str, &str, &str)] = &[
-    ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
-    ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+/// Debian's shared libraries of the comparison allocators: (allocator,
+/// library, package, upstream project).
+const PEER_LIBS: &[(&str, &str, &str, &str)] = &[
+    ("jemalloc", "libjemalloc.so.2", "libjemalloc2", "jemalloc"),
+    ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0", "mimalloc"),
     (
         "tcmalloc",
         "libtcmalloc_minimal.so.4",
         "libtcmalloc-minimal4",
+        "gperftools tcmalloc_minimal",
     ),
 ];
 const LIB_DIRS: &[&str] = &[
@@ -178,9 +203,6 @@ pub fn main(args: &[OsString]) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    if o.install {
-        return install();
-    }
     let allocators: Vec<&'static str> = match &o.allocators {
         None => ALLOCATORS.to_vec(),
         Some(v) => {
@@ -225,6 +247,9 @@ pub fn main(args: &[OsString]) -> ExitCode {
             .find(|p| p.is_file())
             .map(|p| p.canonicalize().unwrap_or(p)),
     };
+    if o.install {
+        return install(&env);
+    }
     if o.instructions {
         return run_instructions(&env, &allocators, &o, &out_dir);
     }
@@ -258,7 +283,7 @@ fn source_root() -> Option<PathBuf> {
 
 /// Debian's library of a peer allocator, if installed.
 fn peer_lib(name: &str) -> Option<PathBuf> {
-    let (_, file, _) = PEER_LIBS.iter().find(|p| p.0 == name)?;
+    let (_, file, _, _) = PEER_LIBS.iter().find(|p| p.0 == name)?;
     LIB_DIRS
         .iter()
         .map(|d| Path::new(d).join(file))
@@ -275,6 +300,7 @@ fn c_preload(env: &Env, alloc: &str) -> Result<Option<PathBuf>, String> {
              --lib or set RJEM_LIB)"
                 .to_string()
         }),
+        _ if peers::find(alloc).is_some() => peers::lib(&env.cache, alloc).map(Some),
         _ => {
             let pkg = PEER_LIBS.iter().find(|p| p.0 == alloc).map_or("", |p| p.2);
             peer_lib(alloc).map(Some).ok_or_else(|| {
@@ -321,15 +347,19 @@ fn compile_c(env: &Env, src: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-/// The Rust build (cargo feature) that serves `alloc`, and the library to
-/// preload into it (tcmalloc has no crate here: the system build runs with
-/// tcmalloc preloaded, which replaces malloc underneath Rust's System).
+/// The Rust build (cargo feature) that serves `alloc`, and whether its
+/// Debian library is preloaded into it. tcmalloc has no crate here, and the
+/// mimalloc crate bundles current mimalloc, not Debian's 2.0.9: for those
+/// the system build runs with the library preloaded, which replaces malloc
+/// underneath Rust's System.
 fn rust_build(alloc: &str) -> (&'static str, bool) {
     match alloc {
         "rjem" => ("rjem", false),
         "jemalloc" => ("jemalloc", false),
-        "mimalloc" => ("mimalloc", false),
-        "tcmalloc" => ("system", true),
+        "mimalloc3" => ("mimalloc3", false),
+        "mimalloc2" => ("mimalloc2", false),
+        "snmalloc" => ("snmalloc", false),
+        "mimalloc" | "tcmalloc" => ("system", true),
         _ => ("system", false),
     }
 }
@@ -425,6 +455,24 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> Ex
     let mut notes: Vec<String> = Vec::new();
 
     // Prepare: compile C workloads, build Rust ones, find libraries.
+    // The C runs of a peer built from source and its Rust runs should use
+    // the same crate version (--install builds from the locked one).
+    let has_rust = workloads.iter().any(|w| w.kind == Kind::Rust);
+    for a in allocators.iter().filter(|_| has_c && has_rust) {
+        let Some(p) = peers::find(a) else { continue };
+        let (Some(built), Some(locked)) =
+            (peers::version(&env.cache, a), locked_version(env, p.krate))
+        else {
+            continue;
+        };
+        if !built_from(&built, p.krate, &locked) {
+            notes.push(format!(
+                "{a}: the C library is {built}, but the Rust workloads lock {} {locked}; \
+                 rjem bench --install rebuilds it",
+                p.krate
+            ));
+        }
+    }
     let mut c_libs = Vec::new();
     for a in allocators {
         let r = c_preload(env, a);
@@ -463,12 +511,19 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> Ex
             }
             rust_bins.push(r);
         }
-        if allocators.contains(&"tcmalloc") && rust_bins.iter().all(Result::is_ok) {
-            notes.push(
-                "Rust workloads on tcmalloc: the system-allocator build with \
-                 libtcmalloc_minimal preloaded (there is no tcmalloc crate in the suite)"
-                    .into(),
-            );
+        for (a, r) in allocators.iter().zip(&rust_bins) {
+            let why = match *a {
+                "tcmalloc" => "there is no tcmalloc crate in the suite",
+                "mimalloc" => "the mimalloc crate bundles current mimalloc, not Debian's",
+                _ => continue,
+            };
+            if r.is_ok() {
+                let lib = PEER_LIBS.iter().find(|p| p.0 == *a).map_or("", |p| p.1);
+                notes.push(format!(
+                    "Rust workloads on {a}: the system-allocator build with Debian's {lib} \
+                     preloaded ({why})"
+                ));
+            }
         }
     }
     let mut cells: Vec<Vec<Cell>> = Vec::new();
@@ -575,6 +630,7 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> Ex
             suite: if o.quick { "quick" } else { "full" },
             runs,
             machine: machine_info(env),
+            versions: versions(env, allocators),
         },
         notes,
     };
@@ -746,6 +802,64 @@ fn locked_version(env: &Env, krate: &str) -> Option<String> {
     None
 }
 
+/// Whether a peer's version line ("mimalloc 3.3.2 (sources of
+/// libmimalloc-sys 0.1.49)") names `krate` at exactly `version`.
+fn built_from(built: &str, krate: &str, version: &str) -> bool {
+    let key = format!("{krate} {version}");
+    built.match_indices(&key).any(|(i, _)| {
+        !built[i + key.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.')
+    })
+}
+
+/// What each allocator is (version and origin), for every report.
+fn versions(env: &Env, allocators: &[&str]) -> Vec<(String, String)> {
+    allocators
+        .iter()
+        .map(|a| (a.to_string(), allocator_version(env, a)))
+        .collect()
+}
+
+fn glibc_version() -> String {
+    // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn allocator_version(env: &Env, alloc: &str) -> String {
+    if alloc == "glibc" {
+        return format!("glibc {} malloc", glibc_version());
+    }
+    if alloc == "rjem" {
+        let commit = first_line("git", &["rev-parse", "--short", "HEAD"], Some(&env.root));
+        return format!(
+            "rjem {}{}",
+            env!("CARGO_PKG_VERSION"),
+            commit.map_or(String::new(), |c| format!(" (this tree, commit {c})"))
+        );
+    }
+    if peers::find(alloc).is_some() {
+        return peers::version(&env.cache, alloc).unwrap_or_else(|| {
+            "not built (rjem bench --install builds it; the Rust workloads use its crate)".into()
+        });
+    }
+    let Some((_, _, pkg, project)) = PEER_LIBS.iter().find(|p| p.0 == alloc) else {
+        return "unknown".into();
+    };
+    match first_line("dpkg-query", &["-W", "-f=${Version}", pkg], None) {
+        Some(v) => format!("{project} {} (Debian {pkg} {v})", debian_upstream(&v)),
+        None if peer_lib(alloc).is_some() => format!("{project} (not from a Debian package)"),
+        None => format!("not installed (Debian package {pkg})"),
+    }
+}
+
+/// The upstream part of a Debian version: "2.0.9+ds-2" -> "2.0.9".
+fn debian_upstream(v: &str) -> &str {
+    let v = v.split_once(':').map_or(v, |(_, r)| r);
+    let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
+    v.split(['+', '~']).next().unwrap_or(v)
+}
+
 /// Machine and software facts for the reports.
 fn machine_info(env: &Env) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = Vec::new();
@@ -766,39 +880,36 @@ fn machine_info(env: &Env) -> Vec<(String, String)> {
             format!("{:.1} GiB", k as f64 / 1048576.0)
         });
     v.push(("memory".into(), mem));
-    // SAFETY: uname fills a zeroed struct; gnu_get_libc_version returns a
-    // static NUL-terminated string.
-    let (kernel, glibc) = unsafe {
+    // SAFETY: uname fills a zeroed struct.
+    let kernel = unsafe {
         let mut u: libc::utsname = std::mem::zeroed();
-        let k = if libc::uname(&mut u) == 0 {
+        if libc::uname(&mut u) == 0 {
             std::ffi::CStr::from_ptr(u.release.as_ptr())
                 .to_string_lossy()
                 .into_owned()
         } else {
             "unknown".into()
-        };
-        let g = std::ffi::CStr::from_ptr(libc::gnu_get_libc_version())
-            .to_string_lossy()
-            .into_owned();
-        (k, g)
+        }
     };
     v.push(("kernel".into(), format!("Linux {kernel}")));
-    v.push(("glibc".into(), glibc));
-    for (name, _, pkg) in PEER_LIBS {
-        if let Some(ver) = first_line("dpkg-query", &["-W", "-f=${Version}", pkg], None) {
-            v.push((name.to_string(), format!("{pkg} {ver}")));
-        }
-    }
+    v.push(("glibc".into(), glibc_version()));
     if let Some(r) = first_line("rustc", &["--version"], None) {
         v.push(("rustc".into(), r));
     }
     if let Some(c) = first_line("cc", &["--version"], None) {
         v.push(("cc".into(), c));
     }
-    let crates: Vec<String> = ["tikv-jemalloc-sys", "libmimalloc-sys", "serde_json"]
-        .iter()
-        .filter_map(|k| locked_version(env, k).map(|v| format!("{k} {v}")))
-        .collect();
+    let crates: Vec<String> = [
+        "tikv-jemalloc-sys",
+        "mimalloc",
+        "libmimalloc-sys",
+        "snmalloc-rs",
+        "snmalloc-sys",
+        "serde_json",
+    ]
+    .iter()
+    .filter_map(|k| locked_version(env, k).map(|v| format!("{k} {v}")))
+    .collect();
     if !crates.is_empty() {
         v.push(("Rust crates".into(), crates.join(", ")));
     }
@@ -808,32 +919,67 @@ fn machine_info(env: &Env) -> Vec<(String, String)> {
     v
 }
 
-/// `--install`: the comparison allocators and valgrind from Debian.
-fn install() -> ExitCode {
-    let cmd = format!(
-        "apt-get update && apt-get install -y {}",
-        PEER_PACKAGES.join(" ")
-    );
+/// Whether a Debian package is installed.
+fn dpkg_installed(pkg: &str) -> bool {
+    first_line("dpkg-query", &["-W", "-f=${Status}", pkg], None)
+        .is_some_and(|s| s.ends_with(" installed"))
+}
+
+/// `--install`: the comparison allocators and valgrind from Debian (as
+/// root; otherwise it says how), then the current mimalloc and snmalloc
+/// built from source (no root needed). Same as `bench/install-peers.sh`.
+fn install(env: &Env) -> ExitCode {
+    let mut ok = true;
+    let missing: Vec<&str> = PEER_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    let apt = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+    if missing.is_empty() {
+        eprintln!(
+            "rjem bench: Debian packages already installed: {}",
+            PEER_PACKAGES.join(" ")
+        );
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("rjem bench: --install needs root; run:\n  sudo sh -c '{cmd}'");
-        return ExitCode::from(2);
-    }
-    eprintln!("rjem bench: {cmd}");
-    let ok = Command::new("apt-get")
-        .arg("update")
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("apt-get")
-            .args(["install", "-y"])
-            .args(PEER_PACKAGES)
-            .env("DEBIAN_FRONTEND", "noninteractive")
+    } else if unsafe { libc::geteuid() } == 0 {
+        eprintln!("rjem bench: {apt}");
+        let done = Command::new("apt-get")
+            .arg("update")
             .status()
-            .is_ok_and(|s| s.success());
+            .is_ok_and(|s| s.success())
+            && Command::new("apt-get")
+                .args(["install", "-y"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success());
+        if !done {
+            eprintln!("rjem bench: apt-get failed");
+            ok = false;
+        }
+    } else {
+        eprintln!(
+            "rjem bench: the Debian packages {} need root; run:\n  sudo sh -c '{apt}'",
+            missing.join(" ")
+        );
+        ok = false;
+    }
+    match peers::install(&env.root, &env.cache) {
+        Ok(built) => {
+            for b in built {
+                println!("{:<10} {}: {}", b.name, b.path.display(), b.version);
+            }
+        }
+        Err(e) => {
+            eprintln!("rjem bench: building the current peers: {e}");
+            ok = false;
+        }
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
-        error("apt-get failed")
+        ExitCode::from(2)
     }
 }
 
@@ -909,6 +1055,7 @@ fn run_instructions(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &
         eprint!("\r\x1b[K");
     }
     let counts = instructions::Counts {
+        versions: versions(env, &names),
         allocators: names,
         modes: instructions::MODES,
         cells,
@@ -942,6 +1089,7 @@ fn run_instructions(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &
             modes: instructions::RUST_MODES,
             cells,
             n,
+            versions: Vec::new(),
         };
         print!("\nRust, #[global_allocator] rjem:{}", counts.terminal());
         Some(counts)
@@ -987,6 +1135,57 @@ mod tests {
     }
 
     #[test]
+    fn peer_crate_versions() {
+        let m = "mimalloc 3.3.2 (sources of libmimalloc-sys 0.1.49)";
+        assert!(built_from(m, "libmimalloc-sys", "0.1.49"));
+        assert!(!built_from(m, "libmimalloc-sys", "0.1.4"));
+        assert!(!built_from(m, "libmimalloc-sys", "0.1.50"));
+        let s = "snmalloc from snmalloc-sys 0.7.6 (microsoft/snmalloc commit f126f1c94d62)";
+        assert!(built_from(s, "snmalloc-sys", "0.7.6"));
+        assert!(!built_from(s, "snmalloc-sys", "0.7"));
+    }
+
+    #[test]
+    fn debian_versions() {
+        assert_eq!(debian_upstream("2.0.9+ds-2"), "2.0.9");
+        assert_eq!(debian_upstream("5.3.0-1"), "5.3.0");
+        assert_eq!(debian_upstream("1:2.10-1~bpo12+1"), "2.10");
+        assert_eq!(debian_upstream("2.10"), "2.10");
+    }
+
+    /// A peer built from source is preloaded from the cache once built, and
+    /// skipped with a note saying how to build it until then; its version
+    /// comes from what --install wrote.
+    #[test]
+    fn source_peers_come_from_the_cache() {
+        let dir = std::env::temp_dir().join(format!("rjem-peers-test-{}", std::process::id()));
+        let env = Env {
+            root: dir.clone(),
+            cache: dir.clone(),
+            rjem_lib: None,
+        };
+        for p in peers::PEERS {
+            let e = c_preload(&env, p.name).unwrap_err();
+            assert!(e.contains("not built") && e.contains("--install"), "{e}");
+            assert!(allocator_version(&env, p.name).starts_with("not built"));
+        }
+        std::fs::create_dir_all(peers::dir(&dir)).unwrap();
+        let lib = peers::lib_path(&dir, "snmalloc");
+        std::fs::write(&lib, "").unwrap();
+        std::fs::write(peers::dir(&dir).join("snmalloc.version"), "snmalloc X\n").unwrap();
+        assert_eq!(c_preload(&env, "snmalloc").unwrap(), Some(lib));
+        assert_eq!(allocator_version(&env, "snmalloc"), "snmalloc X");
+        assert!(c_preload(&env, "mimalloc3").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Debian's mimalloc runs Rust as the system build with its library
+        // preloaded; the current ones through their crates.
+        assert_eq!(rust_build("mimalloc"), ("system", true));
+        assert_eq!(rust_build("mimalloc3"), ("mimalloc3", false));
+        assert_eq!(rust_build("mimalloc2"), ("mimalloc2", false));
+        assert_eq!(rust_build("snmalloc"), ("snmalloc", false));
+    }
+
+    #[test]
     fn every_workload_has_both_scales() {
         for w in WORKLOADS {
             assert!(!w.quick.is_empty() && !w.full.is_empty(), "{}", w.name);
@@ -1017,7 +1216,13 @@ mod tests {
                 vec![cell(vec![s(2.0, 400)]), cell(vec![s(1.0, 100)])],
             ],
             baseline: "jemalloc",
-            meta: Meta::default(),
+            meta: Meta {
+                versions: vec![
+                    ("rjem".into(), "rjem 0.1.0".into()),
+                    ("jemalloc".into(), "jemalloc 5.3.0 (Debian \"x\")".into()),
+                ],
+                ..Meta::default()
+            },
             notes: vec![],
         };
         assert_eq!(res.ratio(0, 0, Metric::Wall), Some(0.5));
@@ -1026,6 +1231,22 @@ mod tests {
         assert!((g.time - 1.0).abs() < 1e-12 && (g.rss - std::f64::consts::SQRT_2).abs() < 1e-9);
         let json = res.json();
         assert!(json.contains("\"time_ratio_to_jemalloc\": 0.5"), "{json}");
+        assert!(
+            json.contains(
+                "\"versions\": {\"rjem\": \"rjem 0.1.0\", \"jemalloc\": \"jemalloc 5.3.0 (Debian \\\"x\\\")\"},"
+            ),
+            "{json}"
+        );
+        let md = res.markdown(None);
+        assert!(
+            md.contains("- jemalloc: jemalloc 5.3.0 (Debian \"x\")"),
+            "{md}"
+        );
+        let term = res.terminal();
+        assert!(
+            term.contains("allocators:\n  rjem      rjem 0.1.0\n  jemalloc  jemalloc 5.3.0"),
+            "{term}"
+        );
         assert!(res.svg().starts_with("<svg"));
     }
 }

@@ -62,6 +62,36 @@ pub struct Meta {
     pub runs: usize,
     /// (label, value) pairs describing the machine and software.
     pub machine: Vec<(String, String)>,
+    /// (allocator, what it is: version and origin), in report order.
+    pub versions: Vec<(String, String)>,
+}
+
+/// The allocators' versions as indented lines for the terminal.
+pub fn versions_text(versions: &[(String, String)]) -> String {
+    let w = versions.iter().map(|v| v.0.len()).max().unwrap_or(0);
+    let mut s = String::from("allocators:\n");
+    for (a, v) in versions {
+        let _ = writeln!(s, "  {a:<w$}  {v}");
+    }
+    s
+}
+
+/// The allocators' versions as a Markdown list.
+pub fn versions_markdown(versions: &[(String, String)]) -> String {
+    let mut s = String::from("Allocators:\n\n");
+    for (a, v) in versions {
+        let _ = writeln!(s, "- {a}: {v}");
+    }
+    s
+}
+
+/// The allocators' versions as a JSON object.
+pub fn versions_json(versions: &[(String, String)]) -> String {
+    let v: Vec<String> = versions
+        .iter()
+        .map(|(a, v)| format!("{}: {}", q(a), q(v)))
+        .collect();
+    format!("{{{}}}", v.join(", "))
 }
 
 pub struct Results {
@@ -229,7 +259,7 @@ impl Results {
 
     /// Plain-text tables for the terminal.
     pub fn terminal(&self) -> String {
-        let mut s = String::new();
+        let mut s = format!("\n{}", versions_text(&self.meta.versions));
         for (m, title) in Self::TABLES {
             let _ = writeln!(s, "\n{title} (ratio to {}):", self.baseline);
             let rows = self.rows(m);
@@ -290,6 +320,7 @@ impl Results {
             let _ = writeln!(s, "- {k}: {v}");
         }
         s.push('\n');
+        let _ = writeln!(s, "{}", versions_markdown(&self.meta.versions));
         if let Some(path) = chart {
             let _ = writeln!(
                 s,
@@ -365,6 +396,7 @@ impl Results {
         let _ = writeln!(s, "  \"machine\": {{{}}},", machine.join(", "));
         let allocs: Vec<String> = self.allocators.iter().map(|a| q(a)).collect();
         let _ = writeln!(s, "  \"allocators\": [{}],", allocs.join(", "));
+        let _ = writeln!(s, "  \"versions\": {},", versions_json(&self.meta.versions));
         let notes: Vec<String> = self.notes.iter().map(|n| q(n)).collect();
         let _ = writeln!(s, "  \"notes\": [{}],", notes.join(", "));
         s.push_str("  \"results\": [\n");
@@ -602,9 +634,12 @@ fn color(name: &str, index: usize) -> &'static str {
         "rjem" => "#d62728",
         "jemalloc" => "#1f77b4",
         "glibc" => "#7f7f7f",
-        "mimalloc" => "#2ca02c",
+        "mimalloc" => "#98df8a",
+        "mimalloc3" => "#2ca02c",
+        "mimalloc2" => "#17becf",
+        "snmalloc" => "#ff7f0e",
         "tcmalloc" => "#9467bd",
-        _ => ["#8c564b", "#e377c2", "#17becf", "#bcbd22"][index % 4],
+        _ => ["#8c564b", "#e377c2", "#bcbd22"][index % 3],
     }
 }
 
