@@ -192,9 +192,7 @@ impl Arena {
         let cx = self.bin_ctx(ind);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nflushes += 1;
-        for (p, s) in items {
-            bin.dalloc(&cx, s, p);
-        }
+        bin.dalloc_batch(&cx, items);
     }
 
     /// A large allocation of usable size `usize` (a large class) aligned to

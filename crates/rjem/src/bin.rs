@@ -133,20 +133,60 @@ impl Bin {
 
     /// Returns region `p` of slab `s` (a slab of this bin's class and arena).
     pub(crate) fn dalloc(&mut self, cx: &BinCtx, s: ERef, p: *mut u8) {
-        let nfree = slab::free(s, cx.info, cx.words, p) as usize;
+        slab::mark_free(s, cx.info, cx.words, p);
         self.stats.ndalloc += 1;
         self.stats.curregs -= 1;
+        self.slab_freed(cx, s, 1);
+    }
+
+    /// Returns several regions, each with its slab (all of this bin's class
+    /// and arena). Consecutive regions of one slab (the common case: a
+    /// cache flush returns blocks in the order they were freed) update the
+    /// slab's count and place once.
+    pub(crate) fn dalloc_batch(
+        &mut self,
+        cx: &BinCtx,
+        items: impl Iterator<Item = (*mut u8, ERef)>,
+    ) {
+        let mut total = 0;
+        let mut run: Option<(ERef, u32)> = None;
+        for (p, s) in items {
+            slab::mark_free(s, cx.info, cx.words, p);
+            total += 1;
+            match &mut run {
+                Some((rs, n)) if ptr::eq(*rs, s) => *n += 1,
+                _ => {
+                    if let Some((rs, n)) = run.replace((s, 1)) {
+                        self.slab_freed(cx, rs, n);
+                    }
+                }
+            }
+        }
+        if let Some((rs, n)) = run {
+            self.slab_freed(cx, rs, n);
+        }
+        self.stats.ndalloc += total as u64;
+        self.stats.curregs -= total;
+    }
+
+    /// `n` regions of slab `s` were just marked free: updates its count and
+    /// moves it where it now belongs.
+    fn slab_freed(&mut self, cx: &BinCtx, s: ERef, n: u32) {
+        let before = s.nfree.get();
+        let nfree = before + n;
+        s.nfree.set(nfree);
         let is_cur = self.slabcur.is_some_and(|c| ptr::eq(c, s));
-        if nfree == cx.info.nregs {
-            // Empty: back to the page allocator.
+        if nfree as usize == cx.info.nregs {
+            // Empty: back to the page allocator. It was in `nonfull` unless
+            // it was current or full before these frees.
             if is_cur {
                 self.slabcur = None;
-            } else if cx.info.nregs > 1 {
+            } else if before > 0 {
                 self.nonfull.remove(s);
             }
             self.stats.curslabs -= 1;
             cx.pages.lock().dalloc(s);
-        } else if nfree == 1 && !is_cur {
+        } else if before == 0 && !is_cur {
             // Was full: it becomes a candidate again; keep the lowest current.
             match self.slabcur {
                 Some(c) if s.addr() < c.addr() => {
@@ -175,5 +215,70 @@ impl Bin {
             nonfull_slabs: self.nonfull.len() + self.slabcur.is_some() as usize,
             ..self.stats
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emap;
+    use crate::pages::PurgePolicy;
+    use crate::size_class::Geometry;
+    extern crate std;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    #[test]
+    fn batches_of_frees_per_slab() {
+        let g = Geometry::new(crate::os::page_size());
+        let policy = PurgePolicy {
+            dirty_decay_ms: -1,
+            muzzy_decay_ms: -1,
+            retain: true,
+            dirty_share: 0,
+        };
+        // Box keeps the large struct off the test thread's stack.
+        let pages = Box::new(Mutex::new(Pages::new(9, g.page, 6, policy)));
+        let ind = 3;
+        let info = &g.bins[ind];
+        let cx = BinCtx {
+            ind,
+            info,
+            words: g.bitmap_words,
+            page: g.page,
+            pages: &pages,
+        };
+        let mut bin = Bin::new();
+        let n = info.nregs;
+        let mut out = std::vec![ptr::null_mut(); 3 * n];
+        assert_eq!(bin.fill(&cx, &mut out), 3 * n, "three full slabs");
+        let items: Vec<(*mut u8, ERef)> = out
+            .iter()
+            .map(|&p| (p, emap::lookup(p as usize).extent().unwrap()))
+            .collect();
+        // A full slab emptied by one batch goes straight back (it was in
+        // no list).
+        bin.dalloc_batch(&cx, items[..n].iter().copied());
+        assert_eq!((bin.stats.curslabs, bin.stats.curregs), (2, 2 * n));
+        // Half of the second and the third slab, alternating between them
+        // (runs of one): both become non-full.
+        let (second, third) = (&items[n..2 * n], &items[2 * n..]);
+        let half = |k: usize| {
+            second
+                .iter()
+                .zip(third)
+                .skip(k)
+                .step_by(2)
+                .flat_map(|(a, b)| [*a, *b])
+        };
+        bin.dalloc_batch(&cx, half(0));
+        assert_eq!(bin.stats().nonfull_slabs, 2);
+        assert_eq!(bin.stats.curregs, 2 * n - 2 * n.div_ceil(2));
+        // The other half empties both.
+        bin.dalloc_batch(&cx, half(1));
+        assert_eq!((bin.stats.curslabs, bin.stats.curregs), (0, 0));
+        assert_eq!(bin.stats.ndalloc, 3 * n as u64);
+        assert!(bin.slabcur.is_none() && bin.nonfull.is_empty());
+        assert_eq!(pages.lock().stats.active_bytes, 0);
     }
 }

@@ -71,8 +71,21 @@ pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut
     n
 }
 
-/// Returns region `p` to the slab; returns the new free count.
+/// Returns region `p` to the slab; returns the new free count (the bins
+/// count groups of frees themselves, with `mark_free`).
+#[cfg(test)]
 pub(crate) fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> u32 {
+    mark_free(e, info, words, p);
+    let n = e.nfree.get() + 1;
+    e.nfree.set(n);
+    n
+}
+
+/// Marks region `p` free in the bitmap, leaving the free count to the
+/// caller (who counts a group of frees of one slab once). Fatal for a
+/// pointer that is not a region start, or a region already free.
+#[inline]
+pub(crate) fn mark_free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) {
     let off = (p as usize).wrapping_sub(e.addr());
     // The slab may end in a tail shorter than a region (`slab_sizes`).
     if off >= info.nregs * info.size {
@@ -88,9 +101,6 @@ pub(crate) fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> u32 {
         os::fatal("double free", p as usize);
     }
     bm[w] |= b;
-    let n = e.nfree.get() + 1;
-    e.nfree.set(n);
-    n
 }
 
 #[cfg(test)]

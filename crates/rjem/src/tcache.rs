@@ -915,6 +915,9 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
     for chunk in items.chunks_mut(CHUNK) {
         let mut exts: [Option<ERef>; CHUNK] = [None; CHUNK];
         let large = !sc::geom().is_small(ind);
+        // Whether every item belongs to one arena (the common case).
+        let mut first_arena = None;
+        let mut uniform = true;
         for (slot, &p) in exts.iter_mut().zip(chunk.iter()) {
             let e = check(p, emap::lookup(p as usize), ind);
             if large && e.addr() != p as usize {
@@ -923,9 +926,24 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
                     p as usize,
                 );
             }
+            uniform &= *first_arena.get_or_insert(e.arena()) == e.arena();
             *slot = Some(e);
         }
-        flush_resolved(ind, large, chunk, &mut exts[..chunk.len()]);
+        let exts = &mut exts[..chunk.len()];
+        match first_arena {
+            Some(owner) if uniform && !large => {
+                let Some(a) = arena::get(owner) else {
+                    os::fatal("cached block of an unknown arena", chunk[0] as usize)
+                };
+                // Every slot up to `chunk.len()` was resolved above.
+                let items = chunk
+                    .iter()
+                    .zip(exts.iter())
+                    .map(|(&p, e)| (p, e.expect("resolved above")));
+                a.small_dalloc_batch(ind, items);
+            }
+            _ => flush_resolved(ind, large, chunk, exts),
+        }
     }
 }
 
