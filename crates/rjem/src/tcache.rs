@@ -918,8 +918,20 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
         // Whether every item belongs to one arena (the common case).
         let mut first_arena = None;
         let mut uniform = true;
+        // Blocks freed one after another often share a page, and every
+        // page of a slab maps to the same, already checked, record.
+        let page_mask = !(sc::geom().page - 1);
+        let mut last: Option<(usize, ERef)> = None;
         for (slot, &p) in exts.iter_mut().zip(chunk.iter()) {
-            let e = check(p, emap::lookup(p as usize), ind);
+            let page = p as usize & page_mask;
+            let e = match last {
+                Some((pg, e)) if pg == page && !large => e,
+                _ => {
+                    let e = check(p, emap::lookup(p as usize), ind);
+                    last = Some((page, e));
+                    e
+                }
+            };
             if large && e.addr() != p as usize {
                 os::fatal(
                     "invalid free: pointer inside a large allocation",
