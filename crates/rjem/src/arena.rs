@@ -509,11 +509,7 @@ pub(crate) fn choose() -> Option<&'static Arena> {
 /// The arena table lock's profile (`stats.mutexes.arenas`, rjem's);
 /// `reset` clears it.
 pub(crate) fn lock_stats(reset: bool) -> crate::sync::LockStats {
-    let s = ARENAS_LOCK.stats();
-    if reset {
-        ARENAS_LOCK.reset_stats();
-    }
-    s
+    ARENAS_LOCK.profile(reset)
 }
 
 /// Binds one more thread to `a`.

@@ -92,11 +92,7 @@ pub(crate) fn alloc(size: usize, align: usize, u: Use) -> *mut u8 {
 /// (allocated, mapped) bytes of metadata.
 /// The base lock's profile (`stats.mutexes.base`); `reset` clears it.
 pub(crate) fn lock_stats(reset: bool) -> crate::sync::LockStats {
-    let s = BASE.stats();
-    if reset {
-        BASE.reset_stats();
-    }
-    s
+    BASE.profile(reset)
 }
 
 pub(crate) fn stats() -> (usize, usize) {

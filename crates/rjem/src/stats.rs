@@ -23,7 +23,6 @@
 //! not yet purged.
 
 use crate::arena::{self, Arena};
-use crate::background;
 use crate::base;
 use crate::bin::BinStats;
 use crate::init;
@@ -289,7 +288,7 @@ pub(crate) fn bin_lock(i: usize, j: usize) -> Option<LockStats> {
     }
     let mut s = LockStats::default();
     for a in arenas_of(i)? {
-        s.add(&a.bins[j].0.stats());
+        s.add(&a.bins[j].0.profile(false));
     }
     Some(s)
 }
@@ -341,13 +340,7 @@ pub(crate) const GLOBAL_LOCKS: &[&str] = &["ctl", "arenas", "base", "tcaches"];
 /// The profile of global lock `GLOBAL_LOCKS[k]`; `reset` clears it.
 pub(crate) fn global_lock(k: usize, reset: bool) -> Option<LockStats> {
     Some(match k {
-        0 => {
-            let s = EPOCH_TOTALS.stats();
-            if reset {
-                EPOCH_TOTALS.reset_stats();
-            }
-            s
-        }
+        0 => EPOCH_TOTALS.profile(reset),
         1 => arena::lock_stats(reset),
         2 => base::lock_stats(reset),
         3 => tcache::lock_stats(reset),
@@ -362,15 +355,10 @@ pub(crate) fn reset_lock_stats() {
     }
     for a in arena::all() {
         for b in &a.bins {
-            b.0.reset_stats();
+            b.0.profile(true);
         }
-        a.pages.reset_stats();
+        a.pages.profile(true);
     }
-}
-
-/// `stats.background_thread.run_interval`, in ns.
-pub(crate) fn background_run_interval_ns() -> u64 {
-    background::run_interval_ns()
 }
 
 fn large_counts(a: &Arena, ind: usize) -> (u64, u64) {

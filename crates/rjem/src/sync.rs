@@ -187,23 +187,19 @@ impl<T> Mutex<T> {
         Acquired::Waited { ns, waiters }
     }
 
-    /// This lock's profile so far (taking the lock briefly, uncounted).
-    pub(crate) fn stats(&self) -> LockStats {
+    /// This lock's profile so far, taking the lock briefly (uncounted);
+    /// with `reset`, also clears it (`stats.mutexes.reset`).
+    pub(crate) fn profile(&self, reset: bool) -> LockStats {
         self.acquire();
-        // SAFETY: the lock is held.
-        let s = unsafe { (*self.prof.get()).stats };
+        // SAFETY: the lock is held: only its holder touches the profile.
+        let p = unsafe { &mut *self.prof.get() };
+        let s = p.stats;
+        if reset {
+            p.stats = LockStats::default();
+        }
         // SAFETY: taken just above, without a guard.
         unsafe { self.unlock_raw() };
         s
-    }
-
-    /// Clears this lock's profile (`stats.mutexes.reset`).
-    pub(crate) fn reset_stats(&self) {
-        self.acquire();
-        // SAFETY: the lock is held.
-        unsafe { (*self.prof.get()).stats = LockStats::default() };
-        // SAFETY: taken just above, without a guard.
-        unsafe { self.unlock_raw() };
     }
 
     /// Releases a lock taken with `lock_raw` (fork parent handler).
@@ -283,12 +279,12 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(*M.lock(), 200_000);
-        let s = M.stats();
+        let s = M.profile(false);
         assert_eq!(s.num_ops, 200_001, "the stats read is not counted");
         assert!(s.num_owner_switch >= 3, "four threads took turns");
         assert!(s.num_wait <= s.num_ops && s.max_wait_ns <= s.total_wait_ns);
         assert!(s.num_wait == 0 || s.max_num_thds >= 1);
-        M.reset_stats();
-        assert_eq!(M.stats(), LockStats::default());
+        assert_eq!(M.profile(true), s, "reset returns what it clears");
+        assert_eq!(M.profile(false), LockStats::default());
     }
 }

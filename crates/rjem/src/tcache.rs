@@ -733,11 +733,7 @@ static EXPLICIT_LOCK: Mutex<()> = Mutex::new(());
 /// The explicit caches' lock profile (`stats.mutexes.tcaches`, rjem's);
 /// `reset` clears it.
 pub(crate) fn lock_stats(reset: bool) -> crate::sync::LockStats {
-    let s = EXPLICIT_LOCK.stats();
-    if reset {
-        EXPLICIT_LOCK.reset_stats();
-    }
-    s
+    EXPLICIT_LOCK.profile(reset)
 }
 
 fn explicit(tc: usize) -> Option<&'static Explicit> {

@@ -238,7 +238,7 @@ pub(super) static ROOT: Node = Node::Named(&[
                     ("num_runs", ro!(U64, |_idx| Some(background::passes()))),
                     (
                         "run_interval",
-                        ro!(U64, |_idx| Some(stats::background_run_interval_ns())),
+                        ro!(U64, |_idx| Some(background::run_interval_ns())),
                     ),
                 ]),
             ),
