@@ -86,7 +86,7 @@ fn mibs_take_other_indices() {
 
 #[test]
 fn decay_times_per_arena_and_for_new_arenas() {
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     let (d0, m0) = ctl::decay_ms(Target::Arena(0)).unwrap();
     ctl::set_decay_ms(Target::Arena(0), Some(1234), None).unwrap();
     assert_eq!(ctl::decay_ms(Target::Arena(0)), Ok((1234, m0)));
@@ -139,19 +139,24 @@ fn decay_times_per_arena_and_for_new_arenas() {
 
 #[test]
 fn purge_returns_freed_pages() {
-    let _g = DECAY.lock().unwrap();
-    // Keep freed pages dirty, then purge them on demand.
-    let (d0, _) = ctl::decay_ms(Target::Arena(0)).unwrap();
-    ctl::set_decay_ms(Target::All, Some(-1), None).unwrap();
+    // A private arena that keeps freed pages dirty: other tests running in
+    // parallel cannot add to (or purge) what it holds.
+    let Ok(Value::U32(ind)) = ctl::read("arenas.create") else {
+        panic!("arenas.create")
+    };
+    let ind = ind as usize;
+    ctl::set_decay_ms(Target::Arena(ind), Some(-1), None).unwrap();
+    let old = ctl::write("thread.arena", Value::U32(ind as u32)).unwrap();
     let blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 256 << 10]).collect();
     drop(blocks);
     rjem::flush_thread_cache();
-    let before = rjem::stats().dirty;
-    assert!(before >= 8 << 20, "dirty {before}");
-    ctl::purge(Target::All).unwrap();
-    let after = rjem::stats().dirty;
-    assert!(after < before / 4, "dirty {before} -> {after}");
-    ctl::set_decay_ms(Target::All, Some(d0), None).unwrap();
+    ctl::write("thread.arena", old).unwrap();
+    let page = u64_of("arenas.page");
+    let pdirty = || u64_of(&format!("stats.arenas.{ind}.pdirty")) * page;
+    let before = pdirty();
+    assert!(before >= 16 << 20, "dirty {before}");
+    ctl::purge(Target::Arena(ind)).unwrap();
+    assert_eq!(pdirty(), 0, "dirty {before} -> all purged");
 }
 
 #[test]
@@ -328,7 +333,7 @@ fn process_totals_keep_jemallocs_relations() {
 
 #[test]
 fn background_thread_on_and_off() {
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     assert!(u64_of("max_background_threads") >= 1);
     ctl::write("background_thread", Value::Bool(true)).unwrap();
     assert_eq!(ctl::read("background_thread"), Ok(Value::Bool(true)));
@@ -547,7 +552,7 @@ fn unsafe_controls_need_unchecked_access() {
 #[test]
 fn manual_arena_lifecycle() {
     // Frees pages while purge tests measure dirty pages.
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     use rjem::ffi::{dallocx, mallocx};
     const TCACHE_NONE: i32 = (-1 + 2) << 8;
     let arena_flag = |i: u32| ((i as i32) + 1) << 20;
@@ -682,7 +687,7 @@ fn thread_counters_stay_exact_when_cache_gc_flushes() {
 #[test]
 fn locks_extents_and_arena_metadata() {
     // Frees pages while purge tests measure dirty pages.
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     use rjem::ffi::{dallocx, mallocx};
     const TCACHE_NONE: i32 = (-1 + 2) << 8;
     let Ok(Value::U32(ind)) = ctl::read("arenas.create") else {
@@ -752,7 +757,7 @@ fn locks_extents_and_arena_metadata() {
 #[test]
 fn typed_arena_operations_and_thread_counters() {
     use rjem::ctl::{arena, arenas, thread};
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     let b = Box::new([5u8; 300]);
     let mine = thread::arena::read().unwrap();
     assert_eq!(arenas::lookup(&*b as *const [u8; 300]), Ok(mine));
@@ -780,7 +785,7 @@ fn typed_arena_operations_and_thread_counters() {
 
 #[test]
 fn reset_leaves_thread_caches_of_former_users_intact() {
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     let i = rjem::ctl::arenas::create().unwrap();
     std::thread::spawn(move || {
         // The cache is set up again while the thread uses the manual
@@ -805,7 +810,7 @@ fn reset_leaves_thread_caches_of_former_users_intact() {
 
 #[test]
 fn freed_huge_blocks_stay_for_reuse() {
-    let _g = DECAY.lock().unwrap();
+    let _g = DECAY.lock().unwrap_or_else(|e| e.into_inner());
     // The huge arena (index opt.narenas) decays like the others: a freed
     // 24 MiB block is not purged at once, and the next one reuses it.
     let Ok(Value::U32(huge)) = ctl::read("opt.narenas") else {
