@@ -153,6 +153,7 @@ impl Arena {
         let g = sc::geom();
         BinCtx {
             ind,
+            arena: self.ind,
             info: &g.bins[ind],
             words: g.bitmap_words,
             page: g.page,
@@ -182,17 +183,14 @@ impl Arena {
         self.bins[ind].0.lock().dalloc(&cx, s, p);
     }
 
-    /// Returns several regions of class `ind` under one lock acquisition.
-    /// Each item is (pointer, its slab) and must belong to this arena.
-    pub(crate) fn small_dalloc_batch(
-        &self,
-        ind: usize,
-        items: impl Iterator<Item = (*mut u8, ERef)>,
-    ) {
+    /// Returns the blocks of class `ind` in `items` that are this arena's,
+    /// under one lock acquisition, and moves the others to the front of
+    /// `items`; returns how many those are (`Bin::dalloc_batch`).
+    pub(crate) fn small_dalloc_batch(&self, ind: usize, items: &mut [*mut u8]) -> usize {
         let cx = self.bin_ctx(ind);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nflushes += 1;
-        bin.dalloc_batch(&cx, items);
+        bin.dalloc_batch(&cx, items)
     }
 
     /// A large allocation of usable size `usize` (a large class) aligned to

@@ -10,6 +10,7 @@
 //! `nonfull`; a slab whose regions are all free goes back to the page
 //! allocator at once. Lock order: bin lock, then the arena's page lock.
 
+use crate::emap;
 use crate::extent::{ERef, ExtentHeap};
 use crate::pages::Pages;
 use crate::size_class::BinInfo;
@@ -63,6 +64,8 @@ pub(crate) struct Bin {
 /// allocator to get and return slabs.
 pub(crate) struct BinCtx<'a> {
     pub(crate) ind: usize,
+    /// The arena's index: blocks of other arenas are not this bin's.
+    pub(crate) arena: usize,
     pub(crate) info: &'a BinInfo,
     pub(crate) words: usize,
     pub(crate) page: usize,
@@ -133,40 +136,38 @@ impl Bin {
 
     /// Returns region `p` of slab `s` (a slab of this bin's class and arena).
     pub(crate) fn dalloc(&mut self, cx: &BinCtx, s: ERef, p: *mut u8) {
-        slab::mark_free(s, cx.info, cx.words, p);
+        slab::free_run(s, cx.info, cx.words, core::slice::from_ref(&p));
         self.stats.ndalloc += 1;
         self.stats.curregs -= 1;
         self.slab_freed(cx, s, 1);
     }
 
-    /// Returns several regions, each with its slab (all of this bin's class
-    /// and arena). Consecutive regions of one slab (the common case: a
-    /// cache flush returns blocks in the order they were freed) update the
-    /// slab's count and place once.
-    pub(crate) fn dalloc_batch(
-        &mut self,
-        cx: &BinCtx,
-        items: impl Iterator<Item = (*mut u8, ERef)>,
-    ) {
-        let mut total = 0;
-        let mut run: Option<(ERef, u32)> = None;
-        for (p, s) in items {
-            slab::mark_free(s, cx.info, cx.words, p);
-            total += 1;
-            match &mut run {
-                Some((rs, n)) if ptr::eq(*rs, s) => *n += 1,
-                _ => {
-                    if let Some((rs, n)) = run.replace((s, 1)) {
-                        self.slab_freed(cx, rs, n);
-                    }
-                }
+    /// Returns the blocks in `items` that belong to this bin's arena (all
+    /// must be live blocks of its class; fatal otherwise) and moves the
+    /// others, in order, to the front of `items`. Returns how many were
+    /// moved. Each run of blocks of one slab (the common case: a cache
+    /// flush returns blocks in the order they were freed) costs one
+    /// pointer-map lookup and one update of the slab's count and place.
+    pub(crate) fn dalloc_batch(&mut self, cx: &BinCtx, items: &mut [*mut u8]) -> usize {
+        let mut kept = 0;
+        let mut i = 0;
+        while i < items.len() {
+            let p = items[i];
+            let s = emap::lookup_class(p, cx.ind);
+            if s.arena() != cx.arena {
+                items[kept] = p;
+                kept += 1;
+                i += 1;
+                continue;
             }
+            let n = slab::free_run(s, cx.info, cx.words, &items[i..]);
+            i += n;
+            self.slab_freed(cx, s, n as u32);
         }
-        if let Some((rs, n)) = run {
-            self.slab_freed(cx, rs, n);
-        }
+        let total = items.len() - kept;
         self.stats.ndalloc += total as u64;
         self.stats.curregs -= total;
+        kept
     }
 
     /// `n` regions of slab `s` were just marked free: updates its count and
@@ -221,7 +222,6 @@ impl Bin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emap;
     use crate::pages::PurgePolicy;
     use crate::size_class::Geometry;
     extern crate std;
@@ -243,6 +243,7 @@ mod tests {
         let info = &g.bins[ind];
         let cx = BinCtx {
             ind,
+            arena: 9,
             info,
             words: g.bitmap_words,
             page: g.page,
@@ -252,33 +253,47 @@ mod tests {
         let n = info.nregs;
         let mut out = std::vec![ptr::null_mut(); 3 * n];
         assert_eq!(bin.fill(&cx, &mut out), 3 * n, "three full slabs");
-        let items: Vec<(*mut u8, ERef)> = out
-            .iter()
-            .map(|&p| (p, emap::lookup(p as usize).extent().unwrap()))
-            .collect();
         // A full slab emptied by one batch goes straight back (it was in
         // no list).
-        bin.dalloc_batch(&cx, items[..n].iter().copied());
+        assert_eq!(bin.dalloc_batch(&cx, &mut out[..n].to_vec()), 0);
         assert_eq!((bin.stats.curslabs, bin.stats.curregs), (2, 2 * n));
         // Half of the second and the third slab, alternating between them
         // (runs of one): both become non-full.
-        let (second, third) = (&items[n..2 * n], &items[2 * n..]);
-        let half = |k: usize| {
+        let (second, third) = (&out[n..2 * n], &out[2 * n..]);
+        let half = |k: usize| -> Vec<*mut u8> {
             second
                 .iter()
                 .zip(third)
                 .skip(k)
                 .step_by(2)
                 .flat_map(|(a, b)| [*a, *b])
+                .collect()
         };
-        bin.dalloc_batch(&cx, half(0));
+        assert_eq!(bin.dalloc_batch(&cx, &mut half(0)), 0);
         assert_eq!(bin.stats().nonfull_slabs, 2);
         assert_eq!(bin.stats.curregs, 2 * n - 2 * n.div_ceil(2));
-        // The other half empties both.
-        bin.dalloc_batch(&cx, half(1));
+        // The other half empties both, and blocks of another arena's bin
+        // mixed in are left, in order, at the front.
+        let other_pages = Box::new(Mutex::new(Pages::new(10, g.page, 6, policy)));
+        let other_cx = BinCtx {
+            arena: 10,
+            pages: &other_pages,
+            ..cx
+        };
+        let mut other = Bin::new();
+        let mut foreign = std::vec![ptr::null_mut(); 3];
+        assert_eq!(other.fill(&other_cx, &mut foreign), 3);
+        let mut mixed = half(1);
+        mixed.insert(0, foreign[0]);
+        mixed.insert(5, foreign[1]);
+        mixed.push(foreign[2]);
+        assert_eq!(bin.dalloc_batch(&cx, &mut mixed), 3);
+        assert_eq!(mixed[..3], foreign[..]);
         assert_eq!((bin.stats.curslabs, bin.stats.curregs), (0, 0));
         assert_eq!(bin.stats.ndalloc, 3 * n as u64);
         assert!(bin.slabcur.is_none() && bin.nonfull.is_empty());
+        assert_eq!(other.dalloc_batch(&other_cx, &mut foreign), 0);
+        assert_eq!(other_pages.lock().stats.active_bytes, 0);
         assert_eq!(pages.lock().stats.active_bytes, 0);
     }
 }

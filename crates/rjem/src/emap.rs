@@ -109,6 +109,20 @@ pub(crate) fn invalid_free(p: *mut u8) -> ! {
     )
 }
 
+/// The record of `p`, which the caller claims is a live block of class
+/// `ind` (a cached block being flushed); fatal if it is not.
+#[inline]
+pub(crate) fn lookup_class(p: *mut u8, ind: usize) -> ERef {
+    let ent = lookup(p as usize);
+    match ent.extent() {
+        Some(e) if ent.is_active() && ent.szind() == ind => e,
+        _ => os::fatal(
+            "invalid free: pointer not allocated by rjem, freed twice, or freed with the wrong size",
+            p as usize,
+        ),
+    }
+}
+
 /// The entry of `p`, which the caller claims is a live allocation; fatal
 /// if it is not.
 #[inline(always)]

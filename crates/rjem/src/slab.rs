@@ -54,53 +54,72 @@ pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> Option<usize> {
 /// many were taken.
 pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut u8]) -> usize {
     let want = out.len().min(e.nfree.get() as usize);
-    let bm = bitmap(e, words);
+    let (base, size) = (e.addr(), info.size);
     let mut n = 0;
-    for (wi, w) in bm.iter_mut().enumerate() {
-        while *w != 0 && n < want {
-            let bit = w.trailing_zeros() as usize;
-            *w &= *w - 1;
-            out[n] = (e.addr() + (wi * 64 + bit) * info.size) as *mut u8;
-            n += 1;
-        }
+    for (wi, w) in bitmap(e, words).iter_mut().enumerate() {
         if n == want {
             break;
         }
+        let mut bits = *w;
+        if bits == 0 {
+            continue;
+        }
+        let first = base + wi * 64 * size;
+        let take = (bits.count_ones() as usize).min(want - n);
+        let slots = &mut out[n..n + take];
+        if bits == !0 && take == 64 {
+            // A whole word of free regions: 64 consecutive addresses.
+            for (k, slot) in slots.iter_mut().enumerate() {
+                *slot = (first + k * size) as *mut u8;
+            }
+            bits = 0;
+        } else {
+            for slot in slots {
+                *slot = (first + bits.trailing_zeros() as usize * size) as *mut u8;
+                bits &= bits - 1;
+            }
+        }
+        *w = bits;
+        n += take;
     }
     e.nfree.set(e.nfree.get() - n as u32);
     n
 }
 
-/// Returns region `p` to the slab; returns the new free count (the bins
-/// count groups of frees themselves, with `mark_free`).
-#[cfg(test)]
-pub(crate) fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> u32 {
-    mark_free(e, info, words, p);
-    let n = e.nfree.get() + 1;
-    e.nfree.set(n);
-    n
-}
-
-/// Marks region `p` free in the bitmap, leaving the free count to the
-/// caller (who counts a group of frees of one slab once). Fatal for a
-/// pointer that is not a region start, or a region already free.
+/// Marks free the regions at the start of `items` that lie in slab `e`
+/// (class `info`): the first item must be one of its regions, and the run
+/// ends at the first item outside them. Returns the run's length, leaving
+/// the free count to the caller (a bin counts a run of frees once).
+///
+/// Fatal for a pointer inside the slab that is not a region start, or a
+/// region already free.
 #[inline]
-pub(crate) fn mark_free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) {
-    let off = (p as usize).wrapping_sub(e.addr());
+pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8]) -> usize {
+    let base = e.addr();
     // The slab may end in a tail shorter than a region (`slab_sizes`).
-    if off >= info.nregs * info.size {
-        os::fatal("free of a pointer that is not a region start", p as usize);
-    }
-    let (idx, exact) = info.region_of(off);
-    if !exact {
-        os::fatal("free of a pointer that is not a region start", p as usize);
-    }
+    let limit = info.nregs * info.size;
     let bm = bitmap(e, words);
-    let (w, b) = (idx / 64, 1u64 << (idx % 64));
-    if bm[w] & b != 0 {
-        os::fatal("double free", p as usize);
+    let mut n = 0;
+    for &p in items {
+        let off = (p as usize).wrapping_sub(base);
+        if off >= limit {
+            if n == 0 {
+                os::fatal("free of a pointer that is not a region start", p as usize);
+            }
+            break;
+        }
+        let (idx, exact) = info.region_of(off);
+        if !exact {
+            os::fatal("free of a pointer that is not a region start", p as usize);
+        }
+        let (w, b) = (idx / 64, 1u64 << (idx % 64));
+        if bm[w] & b != 0 {
+            os::fatal("double free", p as usize);
+        }
+        bm[w] |= b;
+        n += 1;
     }
-    bm[w] |= b;
+    n
 }
 
 #[cfg(test)]
@@ -110,6 +129,60 @@ mod tests {
     use crate::size_class::Geometry;
     extern crate std;
     use std::vec::Vec;
+
+    /// Frees one region, counting it.
+    fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) {
+        assert_eq!(free_run(e, info, words, &[p]), 1);
+        e.nfree.set(e.nfree.get() + 1);
+    }
+
+    #[test]
+    fn runs_end_at_the_first_pointer_elsewhere() {
+        let g = Geometry::new(4096);
+        let info = &g.bins[2];
+        let mut pool = ExtentPool::new();
+        let e = pool.get().unwrap();
+        e.init(1 << 30, info.slab_size, 0, State::Active, 0);
+        assert!(init(e, info, g.bitmap_words).is_some());
+        let mut out = std::vec![core::ptr::null_mut(); info.nregs];
+        assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut out), info.nregs);
+        // Two of this slab's regions, one just past its end, then one more.
+        let past = (1usize << 30) + info.nregs * info.size;
+        let items = [out[5], out[0], past as *mut u8, out[1]];
+        assert_eq!(free_run(e, info, g.bitmap_words, &items), 2);
+        // Refilling takes exactly the freed regions, lowest first.
+        e.nfree.set(2);
+        let mut two = [core::ptr::null_mut(); 3];
+        assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut two), 2);
+        assert_eq!(two[..2], [out[0], out[5]]);
+    }
+
+    #[test]
+    fn partial_words_and_whole_words() {
+        // 8-byte regions: 512 per page, eight bitmap words.
+        let g = Geometry::new(4096);
+        let info = &g.bins[0];
+        let mut pool = ExtentPool::new();
+        let e = pool.get().unwrap();
+        e.init(1 << 30, info.slab_size, 0, State::Active, 0);
+        assert!(init(e, info, g.bitmap_words).is_some());
+        let mut out = std::vec![core::ptr::null_mut(); info.nregs];
+        // 70 = a whole word, then 6 of the next.
+        assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut out[..70]), 70);
+        let rest = info.nregs - 70;
+        assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut out[70..]), rest);
+        for (i, &p) in out.iter().enumerate() {
+            assert_eq!(p as usize, (1 << 30) + i * 8);
+        }
+        // Free every third region; they come back in address order.
+        let freed: Vec<_> = out.iter().copied().step_by(3).collect();
+        for &p in freed.iter().rev() {
+            free(e, info, g.bitmap_words, p);
+        }
+        let mut again = std::vec![core::ptr::null_mut(); info.nregs];
+        let n = alloc_batch(e, info, g.bitmap_words, &mut again);
+        assert_eq!(again[..n], freed[..]);
+    }
 
     #[test]
     fn lowest_first_and_roundtrip() {

@@ -34,7 +34,6 @@
 use crate::arena::{self, Arena};
 use crate::base;
 use crate::emap;
-use crate::extent::ERef;
 use crate::os;
 use crate::size_class::{self as sc, Geometry};
 use crate::sync::Mutex;
@@ -905,103 +904,49 @@ pub(crate) fn fork_child() {
 /// Returns cached blocks of class `ind` to their owning arenas: one lock
 /// acquisition per (arena, class) group.
 fn flush_items(ind: usize, items: &mut [*mut u8]) {
-    // Look every item up once; a flush is at most a stack's capacity (200),
-    // larger requests are served in chunks.
-    const CHUNK: usize = 256;
-    for chunk in items.chunks_mut(CHUNK) {
-        let mut exts: [Option<ERef>; CHUNK] = [None; CHUNK];
-        let large = !sc::geom().is_small(ind);
-        // Whether every item belongs to one arena (the common case).
-        let mut first_arena = None;
-        let mut uniform = true;
-        // Blocks freed one after another often share a page, and every
-        // page of a slab maps to the same, already checked, record.
-        let page_mask = !(sc::geom().page - 1);
-        let mut last: Option<(usize, ERef)> = None;
-        for (slot, &p) in exts.iter_mut().zip(chunk.iter()) {
-            let page = p as usize & page_mask;
-            let e = match last {
-                Some((pg, e)) if pg == page && !large => e,
-                _ => {
-                    let e = check(p, emap::lookup(p as usize), ind);
-                    last = Some((page, e));
-                    e
-                }
-            };
-            if large && e.addr() != p as usize {
+    if !sc::geom().is_small(ind) {
+        return flush_large(ind, items);
+    }
+    // The arena of the first block takes its blocks and moves the others
+    // to the front, for the next round.
+    let mut rest = items.len();
+    while rest > 0 {
+        let e = emap::lookup_class(items[0], ind);
+        let Some(a) = arena::get(e.arena()) else {
+            os::fatal("cached block of an unknown arena", items[0] as usize)
+        };
+        rest = a.small_dalloc_batch(ind, &mut items[..rest]);
+    }
+}
+
+/// Returns cached large blocks of class `ind` to their owning arenas,
+/// counting one flush per arena.
+fn flush_large(ind: usize, items: &mut [*mut u8]) {
+    let mut rest = items.len();
+    while rest > 0 {
+        let owner = emap::lookup_class(items[0], ind).arena();
+        let Some(a) = arena::get(owner) else {
+            os::fatal("cached block of an unknown arena", items[0] as usize)
+        };
+        a.large.nflushes.fetch_add(1, Relaxed);
+        let mut kept = 0;
+        for i in 0..rest {
+            let p = items[i];
+            let e = emap::lookup_class(p, ind);
+            if e.addr() != p as usize {
                 os::fatal(
                     "invalid free: pointer inside a large allocation",
                     p as usize,
                 );
             }
-            uniform &= *first_arena.get_or_insert(e.arena()) == e.arena();
-            *slot = Some(e);
-        }
-        let exts = &mut exts[..chunk.len()];
-        match first_arena {
-            Some(owner) if uniform && !large => {
-                let Some(a) = arena::get(owner) else {
-                    os::fatal("cached block of an unknown arena", chunk[0] as usize)
-                };
-                // Every slot up to `chunk.len()` was resolved above.
-                let items = chunk
-                    .iter()
-                    .zip(exts.iter())
-                    .map(|(&p, e)| (p, e.expect("resolved above")));
-                a.small_dalloc_batch(ind, items);
-            }
-            _ => flush_resolved(ind, large, chunk, exts),
-        }
-    }
-}
-
-/// Returns resolved items to their arenas: one pass (and, for small
-/// classes, one bin lock acquisition) per owning arena.
-fn flush_resolved(ind: usize, large: bool, items: &mut [*mut u8], exts: &mut [Option<ERef>]) {
-    let owned = |e: Option<ERef>, owner: usize| e.is_some_and(|e| e.arena() == owner);
-    let mut rest = items.len();
-    while rest > 0 {
-        let owner = exts[0].map_or(0, |e| e.arena());
-        let Some(a) = arena::get(owner) else {
-            os::fatal("cached block of an unknown arena", items[0] as usize)
-        };
-        if large {
-            a.large.nflushes.fetch_add(1, Relaxed);
-            for e in exts[..rest].iter().filter(|&&e| owned(e, owner)) {
-                a.large_dalloc(e.unwrap());
-            }
-        } else {
-            a.small_dalloc_batch(
-                ind,
-                items[..rest]
-                    .iter()
-                    .zip(exts[..rest].iter())
-                    .filter(|&(_, &e)| owned(e, owner))
-                    .map(|(&p, e)| (p, e.unwrap())),
-            );
-        }
-        // The other arenas' items move to the front for the next round.
-        let mut kept = 0;
-        for i in 0..rest {
-            if !owned(exts[i], owner) {
-                items[kept] = items[i];
-                exts[kept] = exts[i];
+            if e.arena() == owner {
+                a.large_dalloc(e);
+            } else {
+                items[kept] = p;
                 kept += 1;
             }
         }
         rest = kept;
-    }
-}
-
-/// The extent of cached block `p`, which must be live memory of class `ind`.
-#[inline]
-fn check(p: *mut u8, ent: emap::Entry, ind: usize) -> ERef {
-    match ent.extent() {
-        Some(e) if ent.is_active() && ent.szind() == ind => e,
-        _ => os::fatal(
-            "invalid free: pointer not allocated by rjem, freed twice, or freed with the wrong size",
-            p as usize,
-        ),
     }
 }
 
