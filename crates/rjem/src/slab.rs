@@ -67,12 +67,16 @@ pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut
         let first = base + wi * 64 * size;
         let take = (bits.count_ones() as usize).min(want - n);
         let slots = &mut out[n..n + take];
-        if bits == !0 && take == 64 {
-            // A whole word of free regions: 64 consecutive addresses.
-            for (k, slot) in slots.iter_mut().enumerate() {
-                *slot = (first + k * size) as *mut u8;
+        let low = bits.trailing_zeros();
+        if (bits >> low).trailing_ones() as usize >= take {
+            // The lowest `take` free regions are consecutive (always so in
+            // a new slab): consecutive addresses, one mask.
+            let mut a = first + low as usize * size;
+            for slot in slots {
+                *slot = a as *mut u8;
+                a += size;
             }
-            bits = 0;
+            bits &= !(u64::MAX >> (64 - take) << low);
         } else {
             for slot in slots {
                 *slot = (first + bits.trailing_zeros() as usize * size) as *mut u8;
@@ -98,12 +102,13 @@ pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8])
     let base = e.addr();
     // The slab may end in a tail shorter than a region (`slab_sizes`).
     let limit = info.nregs * info.size;
-    let bm = bitmap(e, words);
-    let mut n = 0;
-    for &p in items {
+    debug_assert!(info.nregs <= words * 64);
+    let bm = bitmap(e, words).as_mut_ptr();
+    let mut rest = items.iter();
+    while let Some(&p) = rest.as_slice().first() {
         let off = (p as usize).wrapping_sub(base);
         if off >= limit {
-            if n == 0 {
+            if rest.len() == items.len() {
                 os::fatal("free of a pointer that is not a region start", p as usize);
             }
             break;
@@ -112,14 +117,18 @@ pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8])
         if !exact {
             os::fatal("free of a pointer that is not a region start", p as usize);
         }
-        let (w, b) = (idx / 64, 1u64 << (idx % 64));
-        if bm[w] & b != 0 {
+        // SAFETY: idx < nregs <= 64 * words, so the word is in the bitmap,
+        // which the bin lock lets us write.
+        let word = unsafe { &mut *bm.add(idx / 64) };
+        let old = *word;
+        let new = old | 1u64 << (idx % 64);
+        if new == old {
             os::fatal("double free", p as usize);
         }
-        bm[w] |= b;
-        n += 1;
+        *word = new;
+        rest.next();
     }
-    n
+    items.len() - rest.len()
 }
 
 #[cfg(test)]
