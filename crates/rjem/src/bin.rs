@@ -236,6 +236,7 @@ mod tests {
             muzzy_decay_ms: -1,
             retain: true,
             dirty_share: 0,
+            dirty_floor: 0,
         };
         // Box keeps the large struct off the test thread's stack.
         let pages = Box::new(Mutex::new(Pages::new(9, g.page, 6, policy)));

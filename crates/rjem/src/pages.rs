@@ -231,9 +231,13 @@ pub(crate) struct PurgePolicy {
     /// Keep purged address space (true) or unmap it (false).
     pub(crate) retain: bool,
     /// Dirty pages are kept to at most 1/`dirty_share` of the active ones,
-    /// or the extent just freed if larger (0: no such cap; the decay curve
-    /// alone decides).
+    /// or `dirty_floor` bytes, or the extent just freed, whichever is
+    /// largest; a free that crosses that cap purges the oldest down to half
+    /// of it (0: no cap, the decay curve alone decides). Not applied while
+    /// either decay time is -1 (never purge). The block just freed always
+    /// stays.
     pub(crate) dirty_share: usize,
+    pub(crate) dirty_floor: usize,
 }
 
 pub(crate) struct Pages {
@@ -252,6 +256,7 @@ pub(crate) struct Pages {
     pub(crate) decay_muzzy: Decay,
     retain: bool,
     dirty_share: usize,
+    dirty_floor: usize,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
     /// How pages are obtained, purged and given back.
@@ -276,6 +281,7 @@ impl Pages {
             decay_muzzy: Decay::new(policy.muzzy_decay_ms),
             retain: policy.retain,
             dirty_share: policy.dirty_share,
+            dirty_floor: policy.dirty_floor,
             next_decay_ns: 0,
             hooks: Ehooks::default_for(arena),
             active: ExtentList::new(),
@@ -582,16 +588,26 @@ impl Pages {
         let freed = e.size();
         self.insert_free(e);
         self.maybe_decay();
-        // The block just freed always stays (a program reusing one big
-        // buffer keeps it hot).
-        if let Some(cap) = self.stats.active_bytes.checked_div(self.dirty_share) {
-            let cap = cap.max(freed);
+        if let Some(cap) = self.dirty_cap(freed) {
             if self.dirty.bytes > cap {
-                // The oldest go first: what was freed last stays hot.
-                self.purge(State::Dirty, self.dirty_target(), self.dirty.bytes - cap);
+                // The oldest go first: what was freed last stays hot. Down
+                // to half the cap, so that the next frees do not each purge.
+                let keep = (cap / 2).max(freed);
+                self.purge(State::Dirty, self.dirty_target(), self.dirty.bytes - keep);
             }
         }
         SIGNAL.note_dirty(self.dirty.bytes);
+    }
+
+    /// The most dirty bytes kept after a free of `freed` bytes (see
+    /// `PurgePolicy::dirty_share`), or None when uncapped. The block just
+    /// freed always fits (a program reusing one big buffer keeps it hot).
+    fn dirty_cap(&self, freed: usize) -> Option<usize> {
+        if self.decay_dirty.ms() < 0 || self.decay_muzzy.ms() < 0 {
+            return None;
+        }
+        let share = self.stats.active_bytes.checked_div(self.dirty_share)?;
+        Some(share.max(self.dirty_floor).max(freed))
     }
 
     /// Inline decay after a free: purges what the decay curves say is due,
@@ -880,6 +896,7 @@ mod tests {
         muzzy_decay_ms: -1,
         retain: true,
         dirty_share: 0,
+        dirty_floor: 0,
     };
 
     fn pages() -> Box<Pages> {
@@ -1014,25 +1031,29 @@ mod tests {
         p.dalloc(b);
     }
 
-    #[test]
-    fn dirty_share_caps_dirty_pages_but_keeps_the_last_free() {
-        let mut p = Box::new(Pages::new(
-            7,
-            os::page_size(),
-            6,
-            PurgePolicy {
-                dirty_share: 1,
-                ..KEEP
-            },
-        ));
-        let ps = p.page;
-        let blocks: std::vec::Vec<ERef> = (0..6)
+    /// Six 64-page blocks allocated from pages with `policy`.
+    fn six_blocks(policy: PurgePolicy) -> (Box<Pages>, std::vec::Vec<ERef>) {
+        let mut p = Box::new(Pages::new(7, os::page_size(), 6, policy));
+        let blocks = (0..6)
             .map(|_| {
-                let (e, _) = p.alloc(64 * ps, ps).unwrap();
+                let (e, _) = p.alloc(64 * p.page, p.page).unwrap();
                 p.register_active(e, 60, false);
                 e
             })
             .collect();
+        (p, blocks)
+    }
+
+    #[test]
+    fn dirty_share_caps_dirty_pages_but_keeps_the_last_free() {
+        let capped = PurgePolicy {
+            dirty_decay_ms: 10_000,
+            muzzy_decay_ms: 0,
+            dirty_share: 1,
+            ..KEEP
+        };
+        let (mut p, blocks) = six_blocks(capped);
+        let ps = p.page;
         // Free four of six, one at a time: dirty never exceeds active
         // (2 x 64 pages at the end) or the block just freed.
         for &e in &blocks[..4] {
@@ -1051,6 +1072,31 @@ mod tests {
         assert_eq!(p.stats.mapped, before);
         p.register_active(e, 60, false);
         p.dalloc(e);
+
+        // With a floor of 256 pages, four blocks stay dirty; the fifth
+        // crosses the floor and purges down to half of it.
+        let (mut p, blocks) = six_blocks(PurgePolicy {
+            dirty_floor: 256 * ps,
+            ..capped
+        });
+        for &e in &blocks[..4] {
+            p.dalloc(e);
+        }
+        assert_eq!(p.dirty.bytes, 256 * ps);
+        p.dalloc(blocks[4]);
+        assert_eq!(p.dirty.bytes, 128 * ps);
+        p.dalloc(blocks[5]);
+        assert_eq!(p.dirty.bytes, 192 * ps, "below the floor again: kept");
+
+        // A decay time of -1 (never purge) lifts the cap.
+        let (mut p, blocks) = six_blocks(PurgePolicy {
+            dirty_decay_ms: -1,
+            ..capped
+        });
+        for e in blocks {
+            p.dalloc(e);
+        }
+        assert_eq!(p.dirty.bytes, 6 * 64 * ps);
     }
 
     #[test]

@@ -52,6 +52,18 @@ fn fill(total: usize) -> Vec<Vec<u8>> {
     parts.into_iter().flatten().collect()
 }
 
+/// Frees about a third of `v`'s bytes (blocks 0, 3, 6...: small and large
+/// alike), keeping the rest live, so that the arenas stay busier than
+/// their freed pages and the dirty cap (`PurgePolicy::dirty_share`) leaves
+/// the decay curve alone to decide. Returns the kept blocks and the bytes
+/// freed.
+fn drop_a_third(v: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, usize) {
+    let (gone, kept): (Vec<_>, Vec<_>) = v.into_iter().enumerate().partition(|(i, _)| i % 3 == 0);
+    let freed = gone.iter().map(|(_, b)| b.len()).sum();
+    drop_all(gone.into_iter().map(|(_, b)| b).collect());
+    (kept.into_iter().map(|(_, b)| b).collect(), freed)
+}
+
 fn drop_all(v: Vec<Vec<u8>>) {
     // Free on a thread that then exits, so no cache keeps anything.
     std::thread::spawn(move || drop(v)).join().unwrap();
@@ -85,23 +97,39 @@ fn scenario(name: &str) {
             );
         }
         "short" => {
-            let v = fill(1 << 30);
-            drop_all(v);
+            let (kept, freed) = drop_a_third(fill(1 << 30));
+            let full = rss();
             // Gradual: 1 s into a 4 s decay the curve has released about 10%
-            // (smootherstep), so most pages are still resident...
+            // (smootherstep), so most freed pages are still resident...
             std::thread::sleep(Duration::from_millis(1000));
             let early = rss();
             assert!(
-                early > base + 600 * MIB,
-                "purged too fast: {} MiB left",
-                (early - base) / MIB
+                early + freed / 2 > full,
+                "purged too fast: {} of {} MiB freed left",
+                (early + freed).saturating_sub(full) / MIB,
+                freed / MIB
             );
             // ...but all are gone within the decay time plus a margin.
-            let t = wait_below(base + 64 * MIB, Duration::from_secs(9));
+            let t = wait_below(full - freed + 64 * MIB, Duration::from_secs(9));
             assert!(
                 t.is_some(),
-                "RSS still {} MiB over baseline",
-                (rss() - base) / MIB
+                "RSS still {} MiB over what is live",
+                (rss() + freed).saturating_sub(full) / MIB
+            );
+            drop(kept);
+        }
+        "burst" => {
+            // Everything freed at once: arenas left with far more freed
+            // pages than live ones give them back at once, without waiting
+            // for the decay curve (the dirty cap).
+            let v = fill(1 << 30);
+            assert!(rss() > base + 900 * MIB);
+            drop_all(v);
+            let after = rss();
+            assert!(
+                after < base + 64 * MIB,
+                "RSS {} MiB over baseline right after freeing everything",
+                (after - base) / MIB
             );
         }
         "never" => {
@@ -129,14 +157,16 @@ fn scenario(name: &str) {
             );
         }
         "idle-off" => {
-            let v = fill(256 * MIB);
-            drop_all(v);
+            let (kept, freed) = drop_a_third(fill(256 * MIB));
+            let full = rss();
             std::thread::sleep(Duration::from_millis(2500));
             assert!(!rjem::ctl::background_thread_running());
             assert!(
-                rss() > base + 200 * MIB,
-                "no thread, no calls: nothing may be purged"
+                rss() + 16 * MIB > full,
+                "no thread, no calls: nothing of the {} MiB freed may be purged",
+                freed / MIB
             );
+            drop(kept);
         }
         "fork" => {
             let v = fill(256 * MIB);
@@ -288,6 +318,11 @@ fn purge_at_once_with_zero_decay() {
 #[test]
 fn purge_within_a_short_decay_time() {
     run("short", "dirty_decay_ms:4000");
+}
+
+#[test]
+fn burst_returns_memory_at_once() {
+    run("burst", "");
 }
 
 #[test]
