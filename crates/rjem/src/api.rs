@@ -84,9 +84,8 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
         return ptr::null_mut();
     }
     let g = sc::geom();
-    // A zero-byte request is served as one byte, so that an alignment is
-    // honoured (aligned_alloc(64, 0) must still be 64-aligned).
-    let Some(usize) = g.usable_size(size.max(1), align) else {
+    // Size 0 included: `usable_size` says what it becomes.
+    let Some(usize) = g.usable_size(size, align) else {
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
