@@ -115,6 +115,24 @@ fn zero_size_aligned_sized_free() {
     }
 }
 
+/// Issue 11, bug 3: a bad pointer given to `malloc_usable_size` or
+/// `realloc` is reported under that function's name, not as a free.
+#[test]
+fn bad_pointer_report_names_the_function() {
+    let exe = build("bad_pointer.c", Link::None);
+    for (case, want) in [
+        ("usable-foreign", "invalid malloc_usable_size: pointer not allocated"),
+        ("usable-freed", "invalid malloc_usable_size: pointer not allocated"),
+        ("realloc-foreign", "invalid realloc: pointer not allocated"),
+        ("realloc-interior", "invalid realloc: pointer not allocated"),
+    ] {
+        let o = run(&exe, &[case], true, &[]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), None, "{case}: must abort: {err}");
+        assert!(err.contains(&format!("<rjem>: {want}")), "{case}: {err}");
+    }
+}
+
 #[test]
 fn bad_malloc_conf_is_reported_by_name() {
     let exe = build("prodcons.c", Link::None);

@@ -133,7 +133,7 @@ fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// pointer into the middle of a small block is not detected.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
     // SAFETY: forwarded contract.
-    unsafe { api::usable_size(ptr) }
+    unsafe { api::usable_size(ptr, "usable_size") }
 }
 
 /// The usable size a request of `size` bytes aligned to `align` (a power of
