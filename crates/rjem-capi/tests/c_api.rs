@@ -121,8 +121,14 @@ fn zero_size_aligned_sized_free() {
 fn bad_pointer_report_names_the_function() {
     let exe = build("bad_pointer.c", Link::None);
     for (case, want) in [
-        ("usable-foreign", "invalid malloc_usable_size: pointer not allocated"),
-        ("usable-freed", "invalid malloc_usable_size: pointer not allocated"),
+        (
+            "usable-foreign",
+            "invalid malloc_usable_size: pointer not allocated",
+        ),
+        (
+            "usable-freed",
+            "invalid malloc_usable_size: pointer not allocated",
+        ),
         ("realloc-foreign", "invalid realloc: pointer not allocated"),
         ("realloc-interior", "invalid realloc: pointer not allocated"),
     ] {
@@ -144,6 +150,60 @@ fn bad_malloc_conf_is_reported_by_name() {
     );
     ok(&o, "prodcons with a bad option");
     assert!(text(&o.stderr).contains("<rjem>: Invalid conf value: narenas:zero"));
+}
+
+/// Issue 11, bug 3: `MALLOC_CONF` is read as jemalloc 5.3 reads it: the
+/// same settings result, and the same kind of message is printed.
+#[test]
+fn malloc_conf_parity_with_jemalloc() {
+    const CLAMPED: &str = "Out-of-range conf value, clamped to ";
+    let exe = build("conf_parity.c", Link::None);
+    let je = jemalloc();
+    for (conf, message) in [
+        ("narenas: 4", None),
+        ("narenas:010,tcache_max:0x1000", None),
+        ("narenas:+5,dirty_decay_ms: 5", None),
+        ("narenas:3,,narenas:5", Some("Malformed conf string")),
+        (",,,,", Some("Malformed conf string")),
+        ("narenas:3,nar enas:5", Some("Malformed conf string")),
+        ("narenas:6,", Some("Conf string ends with comma")),
+        ("narenas:6,tcache", Some("Conf string ends with key")),
+        ("narenas:4 ", Some("Invalid conf value: narenas:4 ")),
+        ("tcache: false", Some("Invalid conf value: tcache: false")),
+        ("narenas:0", Some("Out-of-range conf value: narenas:0")),
+        (
+            "dirty_decay_ms:-2",
+            Some("Out-of-range conf value: dirty_decay_ms:-2"),
+        ),
+        (
+            "stats_interval:-5",
+            Some("Out-of-range conf value: stats_interval:-5"),
+        ),
+        // Clamped silently by jemalloc, with a warning by rjem.
+        ("tcache_max:99999999999", Some(CLAMPED)),
+        ("tcache_max:-1", Some(CLAMPED)),
+        ("lg_tcache_max:30", Some(CLAMPED)),
+    ] {
+        let ours = run(&exe, &[], true, &[("MALLOC_CONF", conf)]);
+        let out = ok(&ours, conf);
+        let err = text(&ours.stderr);
+        match message {
+            Some(m) => assert!(err.contains(&format!("<rjem>: {m}")), "{conf}: {err}"),
+            None => assert!(err.is_empty(), "{conf}: {err}"),
+        }
+        let Some(je) = je else { continue };
+        let theirs = run(
+            &exe,
+            &[],
+            false,
+            &[("LD_PRELOAD", je), ("MALLOC_CONF", conf)],
+        );
+        assert_eq!(out, ok(&theirs, conf), "{conf}: rjem and jemalloc differ");
+        if let Some(m) = message.filter(|&m| m != CLAMPED) {
+            let m = m.split(':').next().unwrap();
+            assert!(text(&theirs.stderr).contains(m), "{conf}");
+        }
+    }
 }
 
 #[test]

@@ -88,7 +88,10 @@ fn misuse_aborts_with_a_message() {
         ("interior-large", "invalid free"),
         ("double-large", "invalid free"),
         ("wrong-layout", "size"),
-        ("usable-foreign", "invalid usable_size: pointer not allocated"),
+        (
+            "usable-foreign",
+            "invalid usable_size: pointer not allocated",
+        ),
     ] {
         let out = run(name, &[]);
         let err = String::from_utf8_lossy(&out.stderr);
