@@ -34,7 +34,7 @@ use crate::pages;
 use crate::size_class as sc;
 use crate::tcache;
 use core::ffi::CStr;
-use core::fmt;
+use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 /// Option `abort_conf`: abort on an invalid option instead of warning.
@@ -576,8 +576,8 @@ impl ConfProblem<'_> {
 }
 
 /// The line rjem prints (after `<rjem>: `), for example
-/// `Invalid conf value: narenas:abc`. Bytes that are not UTF-8 are shown
-/// as `\xNN`.
+/// `Invalid conf value: narenas:abc`. Control characters and bytes that
+/// are not UTF-8 are shown as `\xNN`, so that it is one line.
 impl fmt::Display for ConfProblem<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
@@ -594,7 +594,13 @@ impl fmt::Display for ConfProblem<'_> {
             )?,
         }
         for chunk in self.text.utf8_chunks() {
-            f.write_str(chunk.valid())?;
+            for c in chunk.valid().chars() {
+                if c.is_ascii_control() {
+                    write!(f, "\\x{:02x}", c as u8)?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
             for b in chunk.invalid() {
                 write!(f, "\\x{b:02x}")?;
             }
@@ -1359,6 +1365,11 @@ mod tests {
         assert_eq!(msg("narenas:\u{e9}"), "Invalid conf value: narenas:\u{e9}");
         let bytes = problems(b"narenas:\xff").next().unwrap();
         assert_eq!(std::format!("{bytes}"), "Invalid conf value: narenas:\\xff");
+        let ctl = problems(b"narenas:1\n2\t").next().unwrap();
+        assert_eq!(
+            std::format!("{ctl}"),
+            "Invalid conf value: narenas:1\\x0a2\\x09"
+        );
         let p = problems(b"narenas:x").next().unwrap();
         assert_eq!((p.option(), p.is_error()), (Some("narenas"), true));
         let p = problems(b"junk:true").next().unwrap();

@@ -820,11 +820,14 @@ impl Pages {
     /// Gives free extent `e` (in no set) back through the hooks' `dalloc`;
     /// false if they opted out (it stays the caller's).
     fn forget(&mut self, e: ERef) -> bool {
-        if !self.hooks.dalloc(e.addr() as *mut u8, e.size()) {
-            return false;
-        }
+        // Its map entries go first: once unmapped, the range may be mapped
+        // again at once by another arena, whose entries must not be erased.
         emap::set_range(e.addr(), self.page, Entry::EMPTY);
         emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
+        if !self.hooks.dalloc(e.addr() as *mut u8, e.size()) {
+            self.register_free(e);
+            return false;
+        }
         self.stats.mapped -= e.size();
         self.pool.put(e);
         true
