@@ -155,3 +155,20 @@ pub fn ok(o: &Output, what: &str) -> String {
     );
     text(&o.stdout)
 }
+
+/// Debian's jemalloc 5.3, the reference the tests compare with.
+pub const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+/// `LIBJEMALLOC` if installed. CI must have it; elsewhere a comparison is
+/// skipped, with a note.
+pub fn jemalloc() -> Option<&'static str> {
+    if std::path::Path::new(LIBJEMALLOC).exists() {
+        return Some(LIBJEMALLOC);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must install libjemalloc2"
+    );
+    eprintln!("skipped the comparison: {LIBJEMALLOC} not installed");
+    None
+}

@@ -8,6 +8,7 @@
 //! (see the `bench` module).
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -71,6 +72,7 @@ fn run(args: &[OsString]) -> ExitCode {
                 conf = Some(args[i + 1].clone());
                 i += 2;
             }
+            Some("--conf") => return fail("--conf needs a value (a MALLOC_CONF string)", 125),
             Some("--lib") if i + 1 < args.len() => {
                 lib = Some(PathBuf::from(&args[i + 1]));
                 i += 2;
@@ -84,6 +86,15 @@ fn run(args: &[OsString]) -> ExitCode {
             }
             _ => break,
         }
+    }
+    // Checked with the library's own parser; warnings are left to it.
+    let bad = conf.iter().flat_map(|c| rjem::check_conf(c.as_bytes()));
+    let bad: Vec<String> = bad
+        .filter(|p| p.is_error())
+        .map(|p| format!("--conf: {p}"))
+        .collect();
+    if !bad.is_empty() {
+        return fail(&bad.join("\nrjem: "), 125);
     }
     let cmd = &args[i..];
     if cmd.is_empty() {

@@ -60,21 +60,67 @@ fn exit_status_and_environment_pass_through() {
         out.starts_with("narenas:2|") && out.contains("librjem_capi.so"),
         "{out}"
     );
-    // --lib wins over RJEM_LIB; a bad option reaches the program's rjem.
+    // --lib wins over RJEM_LIB; the options reach the program's rjem.
     let o = rjem(
         &[
             "run",
             "--lib",
             l.to_str().unwrap(),
             "--conf",
-            "nosuch:1",
+            "narenas: 3,confirm_conf:true",
             "--",
             "true",
         ],
         None,
     );
     assert!(o.status.success());
-    assert!(stderr(&o).contains("<rjem>: Invalid conf pair: nosuch:1"));
+    assert!(
+        stderr(&o).contains("<rjem>: -- narenas:3"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Issue 11, bug 3: `--conf` values are checked with the library's own
+/// parser before the program starts; a missing value is named as such.
+#[test]
+fn conf_is_checked_before_the_program_starts() {
+    let l = lib();
+    for (conf, want) in [
+        ("nosuch:1", "rjem: --conf: Invalid conf pair: nosuch:1"),
+        (
+            "tcache:false,narenas:lots",
+            "rjem: --conf: Invalid conf value: narenas:lots",
+        ),
+        (
+            "narenas:0",
+            "rjem: --conf: Out-of-range conf value: narenas:0",
+        ),
+        (
+            ",,,,",
+            "rjem: --conf: Malformed conf string, ignored from: ,,,,",
+        ),
+    ] {
+        // The program would say "started" if it ran.
+        let o = rjem(&["run", "--conf", conf, "--", "echo", "started"], Some(&l));
+        assert_eq!(o.status.code(), Some(125), "{conf}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{conf}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("started"), "{conf}");
+    }
+    // Warnings do not stop it: the program's rjem reports them.
+    let o = rjem(
+        &["run", "--conf", "tcache_max:1000000000", "--", "true"],
+        Some(&l),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("<rjem>: Out-of-range conf value, clamped to 8388608"));
+    for args in [&["run", "--conf"][..], &["run", "--lib", "x", "--conf"]] {
+        let o = rjem(args, Some(&l));
+        assert_eq!(o.status.code(), Some(125));
+        let err = stderr(&o);
+        assert!(err.contains("--conf needs a value"), "{err}");
+        assert!(!err.contains("unknown option"), "{err}");
+    }
 }
 
 #[test]

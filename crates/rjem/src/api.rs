@@ -84,9 +84,8 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
         return ptr::null_mut();
     }
     let g = sc::geom();
-    // A zero-byte request is served as one byte, so that an alignment is
-    // honoured (aligned_alloc(64, 0) must still be 64-aligned).
-    let Some(usize) = g.usable_size(size.max(1), align) else {
+    // Size 0 included: `usable_size` says what it becomes.
+    let Some(usize) = g.usable_size(size, align) else {
         return ptr::null_mut();
     };
     let ind = sc::size_to_index(usize);
@@ -321,13 +320,14 @@ fn cache_into(c: &Tcache, p: *mut u8, ent: Entry) -> bool {
     true
 }
 
-/// Usable size of live allocation `p` (its size class).
+/// Usable size of live allocation `p` (its size class), asked by entry
+/// point `func` (named in the report if `p` is not live).
 ///
 /// # Safety
 /// `p` must be a live rjem allocation.
 #[inline]
-pub(crate) unsafe fn usable_size(p: *const u8) -> usize {
-    sc::index_to_size(emap::lookup_live(p as *mut u8).szind())
+pub(crate) unsafe fn usable_size(p: *const u8, func: &'static str) -> usize {
+    sc::index_to_size(emap::lookup_live_in(p as *mut u8, func).szind())
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align`, in place when the
@@ -346,8 +346,8 @@ pub(crate) unsafe fn realloc(
     zero: bool,
     place: Place,
 ) -> *mut u8 {
-    let ent = emap::lookup_live(p);
-    if let Some(q) = resize_in_place(p, ent, new_size, align, zero) {
+    let ent = emap::lookup_live_in(p, "realloc");
+    if let Some(q) = resize_in_place(p, ent, new_size, align, zero, "realloc") {
         let usize = sc::index_to_size(ent.szind());
         if sc::geom().usable_size(new_size, align) == Some(usize) {
             // Same class: still counted as freed and allocated, as in
@@ -383,27 +383,28 @@ pub(crate) unsafe fn xallocx(
     align: usize,
     zero: bool,
 ) -> usize {
-    let ent = emap::lookup_live(p);
+    let ent = emap::lookup_live_in(p, "xallocx");
     let old = sc::index_to_size(ent.szind());
     let max = size.saturating_add(extra);
     if old != max {
-        let grown = resize_in_place(p, ent, max, align, zero).is_some();
+        let grown = resize_in_place(p, ent, max, align, zero, "xallocx").is_some();
         if !grown && old < size {
-            let _ = resize_in_place(p, ent, size, align, zero);
+            let _ = resize_in_place(p, ent, size, align, zero, "xallocx");
         }
     }
     // SAFETY: p is still live (it never moves here).
-    unsafe { usable_size(p) }
+    unsafe { usable_size(p, "xallocx") }
 }
 
 /// Tries to give `p` a usable size fitting `new_size` without moving it.
-/// Returns `Some(p)` on success.
+/// Returns `Some(p)` on success. `func` is the entry point (for reports).
 fn resize_in_place(
     p: *mut u8,
     ent: Entry,
     new_size: usize,
     align: usize,
     zero: bool,
+    func: &'static str,
 ) -> Option<*mut u8> {
     if (p as usize) & (align - 1) != 0 {
         return None;
@@ -417,7 +418,7 @@ fn resize_in_place(
     if ent.is_slab() || new_usize < g.large_minclass {
         return None;
     }
-    let e = ent.owner(p);
+    let e = ent.owner_in(p, func);
     let a = arena::get(e.arena())?;
     if !a.large_resize(e, new_usize, zero) {
         return None;

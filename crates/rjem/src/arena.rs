@@ -119,7 +119,11 @@ impl Arena {
         // SAFETY: spare arenas live in base memory forever.
         let a = match unsafe { spare.as_ref() } {
             Some(a) => a,
-            None => Self::build(ind)?,
+            None => Self::build(ind).or_else(|| {
+                reclaim(core::mem::size_of::<Arena>())
+                    .then(|| Self::build(ind))
+                    .flatten()
+            })?,
         };
         a.created_ns.store(os::now_ns(), Ordering::Relaxed);
         if let Some(h) = hooks {
@@ -166,15 +170,32 @@ impl Arena {
         let cx = self.bin_ctx(ind);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nfills += 1;
-        bin.fill(&cx, out)
+        let n = bin.fill(&cx, out);
+        drop(bin);
+        if n == 0 && self.reclaim_for(cx.info.slab_size) {
+            return self.bins[ind].0.lock().fill(&cx, out);
+        }
+        n
     }
 
     /// One region of small class `ind`, or null.
     pub(crate) fn small_alloc(&self, ind: usize) -> *mut u8 {
         let mut one = [ptr::null_mut(); 1];
         let cx = self.bin_ctx(ind);
-        self.bins[ind].0.lock().fill(&cx, &mut one);
+        let n = self.bins[ind].0.lock().fill(&cx, &mut one);
+        if n == 0 && self.reclaim_for(cx.info.slab_size) {
+            self.bins[ind].0.lock().fill(&cx, &mut one);
+        }
         one[0]
+    }
+
+    /// Out of memory for a request of `size` bytes in this arena (for a
+    /// slab, or the slab's metadata): gives every arena's free pages back
+    /// (`reclaim`) if that can help, and says whether to try again. Not for
+    /// arenas with custom hooks, whose memory does not come from the OS.
+    #[cold]
+    fn reclaim_for(&self, size: usize) -> bool {
+        self.pages.lock().hooks().is_default() && reclaim(size)
     }
 
     /// Returns region `p` of slab `s` (owned by this arena, class `ind`).
@@ -198,13 +219,18 @@ impl Arena {
     pub(crate) fn large_alloc(&self, usize: usize, align: usize, zero: bool) -> *mut u8 {
         let g = sc::geom();
         let ind = sc::size_to_index(usize);
-        let (e, zeroed) = {
+        let try_alloc = || {
             let mut pages = self.pages.lock();
-            let Some((e, z)) = pages.alloc(usize, align.max(g.page)) else {
-                return ptr::null_mut();
-            };
+            let (e, z) = pages.alloc(usize, align.max(g.page))?;
             pages.register_active(e, ind, false);
-            (e, z)
+            Some((e, z))
+        };
+        let got = try_alloc().or_else(|| {
+            let need = usize.saturating_add(align);
+            self.reclaim_for(need).then(try_alloc).flatten()
+        });
+        let Some((e, zeroed)) = got else {
+            return ptr::null_mut();
         };
         self.large.nmalloc[ind].fetch_add(1, Ordering::Relaxed);
         let p = e.addr() as *mut u8;
@@ -376,6 +402,32 @@ pub(crate) fn set_decay_ms_all(dirty: Option<i64>, muzzy: Option<i64>) {
     for a in all().filter(|a| is_auto(a.ind)) {
         a.pages.lock().set_decay(dirty, muzzy);
     }
+}
+
+/// The last step before an allocation fails: every arena purges its freed
+/// pages and gives its address space back to the OS (`Pages::release_all`),
+/// so the failing arena, or metadata (`base`), can map it again. Skipped
+/// when the arenas hold less than `need` bytes of free pages (a request no
+/// reclaim can serve keeps them), and for arenas whose page lock is held
+/// at that moment (their holder may be the caller: a custom hook that
+/// allocates). Returns whether anything was given back. Takes one page
+/// lock at a time; the caller holds none.
+#[cold]
+#[inline(never)]
+pub(crate) fn reclaim(need: usize) -> bool {
+    let free: usize = all()
+        .filter_map(|a| a.pages.try_lock().map(|p| p.free_bytes()))
+        .sum();
+    if free < need {
+        return false;
+    }
+    let mut released = 0;
+    for a in all() {
+        if let Some(mut p) = a.pages.try_lock() {
+            released += p.release_all();
+        }
+    }
+    released > 0
 }
 
 /// Allocates an internal block of usable size `usize` (a class, at least

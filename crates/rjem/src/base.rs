@@ -5,6 +5,12 @@
 //! mapped separately). Base memory is never freed; records that fall out of
 //! use are recycled by their owners' free lists instead.
 //!
+//! Blocks are 2 MiB of address space (pages become resident as used). When
+//! the OS refuses that (address-space limit, strict overcommit), smaller
+//! blocks are tried, down to the request rounded up to a page, so metadata
+//! degrades gracefully; the arenas give their free pages back to the OS
+//! before an allocation fails (`arena::reclaim`), which lets base map again.
+//!
 //! Invariants: every byte handed out is zero on first hand-out (it comes from
 //! fresh anonymous mappings); nothing here calls any other allocator.
 
@@ -63,13 +69,9 @@ pub(crate) fn alloc(size: usize, align: usize, u: Use) -> *mut u8 {
     let mut b = BASE.lock();
     let mut start = os::align_up(b.cur, align).unwrap_or(usize::MAX);
     if b.cur == 0 || start.saturating_add(size) > b.end {
-        let Some(len) = os::align_up(size.max(BLOCK), BLOCK) else {
+        let Some((p, len)) = map_block(size) else {
             return core::ptr::null_mut();
         };
-        let p = os::map(len);
-        if p.is_null() {
-            return p;
-        }
         let huge = match OPT_METADATA_THP.load(Relaxed) {
             2 => true,
             1 => b.mapped > 0,
@@ -89,12 +91,30 @@ pub(crate) fn alloc(size: usize, align: usize, u: Use) -> *mut u8 {
     start as *mut u8
 }
 
-/// (allocated, mapped) bytes of metadata.
+/// Maps a block for a request of `size` bytes: 2 MiB (or `size` rounded
+/// up to 2 MiB), else the largest of halving sizes the OS grants, down to
+/// `size` rounded up to a page. Returns it with its length.
+fn map_block(size: usize) -> Option<(*mut u8, usize)> {
+    let min = os::align_up(size.max(1), os::page_size())?;
+    let mut len = os::align_up(size.max(BLOCK), BLOCK)?;
+    loop {
+        let p = os::map(len);
+        if !p.is_null() {
+            return Some((p, len));
+        }
+        if len == min {
+            return None;
+        }
+        len = os::align_up(len / 2, os::page_size())?.max(min);
+    }
+}
+
 /// The base lock's profile (`stats.mutexes.base`); `reset` clears it.
 pub(crate) fn lock_stats(reset: bool) -> crate::sync::LockStats {
     BASE.profile(reset)
 }
 
+/// (allocated, mapped) bytes of metadata.
 pub(crate) fn stats() -> (usize, usize) {
     let b = BASE.lock();
     (b.allocated, b.mapped)

@@ -13,22 +13,28 @@
 //! into 4 x CPUs, like jemalloc). So a new option is one row here plus its
 //! static and its use in the owner.
 //!
-//! Parsing never allocates. A bad pair is reported on stderr naming it
+//! Reading (`Reader`) follows jemalloc 5.3's grammar and messages, and
+//! never allocates: names are ASCII letters, digits and `_`; a malformed
+//! pair (`,,`) is reported and ends the reading of that string; numbers
+//! are read as C's `strtoumax` reads them (white space, sign, `0x`, octal);
+//! a value out of range is reported, or clamped where jemalloc clamps. A
+//! bad pair is reported on stderr naming it
 //! (`<rjem>: Invalid conf value: narenas:abc`) and skipped, keeping the
 //! default; with `abort_conf:true` a bad pair aborts instead, as in
 //! jemalloc. jemalloc options rjem does not implement are accepted with a
-//! warning.
+//! warning. `crate::check_conf` gives the same reports without applying
+//! anything.
 
 use crate::arena;
 use crate::background;
 use crate::base;
 use crate::decay;
-use crate::os::{self, parse_usize, BootStr, BOOT_STR_MAX};
+use crate::os::{self, BootStr, BOOT_STR_MAX};
 use crate::pages;
 use crate::size_class as sc;
 use crate::tcache;
 use core::ffi::CStr;
-use core::fmt;
+use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 /// Option `abort_conf`: abort on an invalid option instead of warning.
@@ -222,13 +228,13 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "narenas",
-        doc: "Automatic arenas threads are spread over; 0 (the default) means 4 x CPUs; with percpu_arena at least one per CPU (or core).",
+        doc: "Automatic arenas threads are spread over; 0 (the default) means 4 x CPUs; with percpu_arena at least one per CPU (or core); larger values are clamped to 4095.",
         kind: Kind::Size {
             cell: &arena::OPT_NARENAS,
             default: 0,
             min: 1,
             max: arena::NARENAS_MAX,
-            over: Over::Reject,
+            over: Over::Clamp,
             unsigned: true,
         },
         runtime: None,
@@ -323,7 +329,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
             cell: &arena::OPT_OVERSIZE_THRESHOLD,
             default: 8 << 20,
             min: 0,
-            max: usize::MAX,
+            max: sc::LARGE_MAXCLASS,
             over: Over::Reject,
             unsigned: false,
         },
@@ -514,16 +520,93 @@ const fn ignored(name: &'static str, instead: &'static str) -> Opt {
     }
 }
 
-/// Why a pair was not applied.
+/// What is wrong with (part of) an option string: what rjem reports at
+/// start-up, and [`check_conf`](crate::check_conf) returns.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub(crate) enum Problem {
-    /// A pair without `:` or with an unknown name.
-    InvalidPair,
-    /// A known option with a value it cannot take.
+#[non_exhaustive]
+pub enum ConfProblemKind {
+    /// Not `name:value`: a name with characters other than ASCII letters,
+    /// digits and `_`, or an empty pair (`,,`). As in jemalloc, the rest
+    /// of that string is ignored.
+    Malformed,
+    /// The string ends with a name and no `:value`.
+    EndsWithKey,
+    /// The string ends with a comma (the pairs before it apply).
+    EndsWithComma,
+    /// No option has that name.
+    UnknownOption,
+    /// A known option with a value it cannot read.
     InvalidValue,
-    /// A jemalloc option this version does not implement; what rjem does
-    /// instead.
+    /// A number outside the option's range; the option keeps its value.
+    OutOfRange,
+    /// A warning: a number above the option's maximum, which the option
+    /// was given instead (as jemalloc clamps `tcache_max`, `narenas`,
+    /// `lg_tcache_max`).
+    Clamped(usize),
+    /// A warning: a jemalloc 5.3 option or setting this rjem does not
+    /// implement, ignored; says what rjem does instead.
     Unsupported(&'static str),
+}
+
+pub(crate) use ConfProblemKind as Problem;
+
+/// A problem in an option string, with the text it is about.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct ConfProblem<'a> {
+    /// What is wrong.
+    pub kind: ConfProblemKind,
+    /// The pair as written (`narenas:abc`); for `Malformed`, the string
+    /// from where reading stopped; for `EndsWithKey`, the name; empty for
+    /// `EndsWithComma`.
+    pub text: &'a [u8],
+}
+
+impl ConfProblem<'_> {
+    /// Whether this is an error (`abort_conf:true` aborts on it), rather
+    /// than a warning (`Clamped`, `Unsupported`).
+    pub fn is_error(&self) -> bool {
+        !matches!(self.kind, Problem::Clamped(_) | Problem::Unsupported(_))
+    }
+
+    /// The option the problem is about, if it names a known one.
+    pub fn option(&self) -> Option<&'static str> {
+        let colon = self.text.iter().position(|&c| c == b':')?;
+        find(&self.text[..colon]).map(|o| o.name)
+    }
+}
+
+/// The line rjem prints (after `<rjem>: `), for example
+/// `Invalid conf value: narenas:abc`. Control characters and bytes that
+/// are not UTF-8 are shown as `\xNN`, so that it is one line.
+impl fmt::Display for ConfProblem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            Problem::Malformed => f.write_str("Malformed conf string, ignored from: ")?,
+            Problem::EndsWithKey => f.write_str("Conf string ends with key: ")?,
+            Problem::EndsWithComma => f.write_str("Conf string ends with comma")?,
+            Problem::UnknownOption => f.write_str("Invalid conf pair: ")?,
+            Problem::InvalidValue => f.write_str("Invalid conf value: ")?,
+            Problem::OutOfRange => f.write_str("Out-of-range conf value: ")?,
+            Problem::Clamped(n) => write!(f, "Out-of-range conf value, clamped to {n}: ")?,
+            Problem::Unsupported(instead) => write!(
+                f,
+                "Option not supported by this rjem (rjem {instead}), ignored: "
+            )?,
+        }
+        for chunk in self.text.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c.is_ascii_control() {
+                    write!(f, "\\x{:02x}", c as u8)?;
+                } else {
+                    f.write_char(c)?;
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn parse_bool(v: &[u8]) -> Option<bool> {
@@ -542,11 +625,50 @@ pub(crate) enum Parsed<'a> {
     Text(&'a [u8]),
 }
 
-/// A signed number (decimal, or 0x hex after any sign); None on overflow.
+/// A number as jemalloc reads one (C's `strtoumax` with base 0): white
+/// space, an optional sign, then decimal digits, or `0x` and hexadecimal
+/// ones, or `0` and octal ones, and nothing after. Returns whether it was
+/// negative and its magnitude; None if malformed or above 64 bits.
+fn parse_number(v: &[u8]) -> Option<(bool, u64)> {
+    let start = v
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let (neg, v) = match &v[start..] {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    let (digits, radix) = match v {
+        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
+        [b'0', rest @ ..] if !rest.is_empty() => (rest, 8),
+        _ => (v, 10),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in digits {
+        let d = (c as char).to_digit(radix)?;
+        n = n.checked_mul(radix as u64)?.checked_add(d as u64)?;
+    }
+    Some((neg, n))
+}
+
+/// An unsigned number: a negative one wraps around, as in C (`-1` is the
+/// largest), so it is above any maximum.
+fn parse_unsigned(v: &[u8]) -> Option<usize> {
+    let (neg, n) = parse_number(v)?;
+    let n = n as usize;
+    Some(if neg { n.wrapping_neg() } else { n })
+}
+
+/// A signed 64-bit number; None if malformed or out of `i64`'s range.
 fn parse_i64(v: &[u8]) -> Option<i64> {
-    match v {
-        [b'-', rest @ ..] => i64::try_from(parse_usize(rest)?).ok()?.checked_neg(),
-        _ => i64::try_from(parse_usize(v)?).ok(),
+    let (neg, n) = parse_number(v)?;
+    if neg {
+        0i64.checked_sub_unsigned(n)
+    } else {
+        i64::try_from(n).ok()
     }
 }
 
@@ -581,26 +703,35 @@ fn join_text(join: Join, old: &[u8], new: &[u8], out: &mut [u8]) -> Option<usize
 }
 
 impl Opt {
-    /// The value `v` means for this option, if valid.
-    fn parse<'v>(&self, v: &'v [u8]) -> Result<Parsed<'v>, Problem> {
+    /// The value `v` means for this option, if valid, and the maximum it
+    /// was clamped to, if it was.
+    fn parse<'v>(&self, v: &'v [u8]) -> Result<(Parsed<'v>, Option<usize>), Problem> {
         match self.kind {
             Kind::Text { valid, join, .. } => {
-                if valid(v) || (join == Join::Segments && v == b"default") {
-                    Ok(Parsed::Text(v))
+                if v.len() <= BOOT_STR_MAX
+                    && (valid(v) || (join == Join::Segments && v == b"default"))
+                {
+                    Ok((Parsed::Text(v), None))
                 } else {
                     Err(Problem::InvalidValue)
                 }
             }
-            _ => self.parse_setting(v).map(Parsed::Set),
+            _ => self
+                .parse_setting(v)
+                .map(|(s, clamped)| (Parsed::Set(s), clamped)),
         }
     }
 
-    /// `parse` for options that are not text.
-    fn parse_setting(&self, v: &[u8]) -> Result<Setting, Problem> {
+    /// `parse` for options that are not text. Numbers are read as
+    /// `parse_number` says; one that cannot be read is invalid, one
+    /// outside the option's range out of range (or clamped to the
+    /// maximum, as the option says), as in jemalloc.
+    fn parse_setting(&self, v: &[u8]) -> Result<(Setting, Option<usize>), Problem> {
         let bad = Problem::InvalidValue;
+        let exact = |s: Setting| Ok((s, None));
         match self.kind {
-            Kind::Bool { .. } => parse_bool(v).map(Setting::Bool).ok_or(bad),
-            Kind::Tristate { .. } => parse_bool(v).map(Setting::Bool).ok_or(bad),
+            Kind::Bool { .. } => exact(parse_bool(v).map(Setting::Bool).ok_or(bad)?),
+            Kind::Tristate { .. } => exact(parse_bool(v).map(Setting::Bool).ok_or(bad)?),
             Kind::Size {
                 min,
                 max,
@@ -608,58 +739,50 @@ impl Opt {
                 unsigned,
                 ..
             } => {
-                // A number too long for usize is above any maximum.
-                let n = match parse_usize(v) {
-                    Some(n) => n,
-                    None if over == Over::Clamp && v.iter().all(u8::is_ascii_digit) => max,
-                    None => return Err(bad),
-                };
-                let n = match over {
-                    Over::Clamp => n.min(max),
-                    Over::Reject if n > max => return Err(bad),
-                    Over::Reject => n,
-                };
+                let n = parse_unsigned(v).ok_or(bad)?;
                 if n < min {
-                    return Err(bad);
+                    return Err(Problem::OutOfRange);
                 }
-                Ok(size_setting(n, unsigned))
+                match over {
+                    _ if n <= max => exact(size_setting(n, unsigned)),
+                    Over::Clamp => Ok((size_setting(max, unsigned), Some(max))),
+                    Over::Reject => Err(Problem::OutOfRange),
+                }
             }
             Kind::Ms { .. } => {
-                let ms = match v {
-                    b"-1" => -1,
-                    _ => parse_usize(v)
-                        .and_then(|n| i64::try_from(n).ok())
-                        .ok_or(bad)?,
-                };
+                let ms = parse_i64(v).ok_or(bad)?;
                 if decay::valid_ms(ms) {
-                    Ok(Setting::Ms(ms as isize))
+                    exact(Setting::Ms(ms as isize))
                 } else {
-                    Err(bad)
+                    Err(Problem::OutOfRange)
                 }
             }
             Kind::I64 { min, .. } => match parse_i64(v) {
-                Some(n) if n >= min => Ok(Setting::I64(n)),
-                _ => Err(bad),
+                Some(n) if n >= min => exact(Setting::I64(n)),
+                Some(_) => Err(Problem::OutOfRange),
+                None => Err(bad),
             },
-            Kind::Choice { names, .. } => names
-                .iter()
-                .find(|n| n.to_bytes() == v)
-                .map(|n| Setting::Str(n))
-                .ok_or(bad),
-            Kind::Lg { max_lg, .. } => match parse_usize(v) {
-                Some(n) if n <= max_lg as usize => Ok(Setting::Size(1 << n)),
-                _ => Err(bad),
+            Kind::Choice { names, .. } => exact(
+                names
+                    .iter()
+                    .find(|n| n.to_bytes() == v)
+                    .map(|n| Setting::Str(n))
+                    .ok_or(bad)?,
+            ),
+            Kind::Lg { max_lg, .. } => match parse_unsigned(v).ok_or(bad)? {
+                n if n <= max_lg as usize => exact(Setting::Size(1 << n)),
+                _ => Ok((Setting::Size(1 << max_lg), Some(max_lg as usize))),
             },
             Kind::Fixed { value, instead } => {
                 let same = match value {
                     Setting::Bool(b) => parse_bool(v) == Some(b),
                     Setting::Str(w) => w.to_bytes() == v,
-                    Setting::Ms(n) => v == b"-1" && n == -1,
-                    Setting::Size(n) => parse_usize(v) == Some(n),
+                    Setting::Ms(n) => parse_i64(v) == Some(n as i64),
+                    Setting::Size(n) => parse_unsigned(v) == Some(n),
                     _ => false,
                 };
                 if same {
-                    Ok(value)
+                    exact(value)
                 } else {
                     Err(Problem::Unsupported(instead))
                 }
@@ -771,30 +894,101 @@ pub(crate) fn find(name: &[u8]) -> Option<&'static Opt> {
     OPTIONS.iter().find(|o| o.name.as_bytes() == name)
 }
 
-/// Parses a whole configuration string: `apply(option, value)` for each
-/// good pair, in order (a later pair wins), and `report(problem, pair)` for
-/// each bad one, or one `apply` refused.
-pub(crate) fn parse(
-    s: &[u8],
-    apply: &mut dyn FnMut(&'static Opt, Parsed) -> Result<(), Problem>,
-    report: &mut dyn FnMut(Problem, &[u8]),
-) {
-    for pair in s.split(|&c| c == b',') {
-        if pair.is_empty() {
-            continue;
-        }
-        let Some(colon) = pair.iter().position(|&c| c == b':') else {
-            report(Problem::InvalidPair, pair);
-            continue;
-        };
-        let Some(opt) = find(&pair[..colon]) else {
-            report(Problem::InvalidPair, pair);
-            continue;
-        };
-        if let Err(p) = opt.parse(&pair[colon + 1..]).and_then(|v| apply(opt, v)) {
-            report(p, pair);
+/// One step of reading an option string.
+pub(crate) enum Step<'a> {
+    /// A good pair (`text`): its option and value, to apply in order (a
+    /// later pair wins).
+    Pair {
+        opt: &'static Opt,
+        value: Parsed<'a>,
+        text: &'a [u8],
+    },
+    /// Something to report.
+    Problem(ConfProblem<'a>),
+}
+
+/// Reads an option string with jemalloc 5.3's grammar, step by step:
+/// pairs `name:value` separated by commas, a name being ASCII letters,
+/// digits and `_`, a value anything up to the next comma. Reading stops at
+/// the first malformed pair. Never allocates.
+pub(crate) struct Reader<'a> {
+    rest: &'a [u8],
+    /// Problems found with the last pair, yielded after it.
+    queued: [Option<ConfProblem<'a>>; 2],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(s: &'a [u8]) -> Reader<'a> {
+        Reader {
+            rest: s,
+            queued: [None, None],
         }
     }
+
+    fn problem(kind: Problem, text: &'a [u8]) -> Step<'a> {
+        Step::Problem(ConfProblem { kind, text })
+    }
+}
+
+impl<'a> Iterator for Reader<'a> {
+    type Item = Step<'a>;
+
+    fn next(&mut self) -> Option<Step<'a>> {
+        for q in &mut self.queued {
+            if let Some(p) = q.take() {
+                return Some(Step::Problem(p));
+            }
+        }
+        let s = self.rest;
+        if s.is_empty() {
+            return None;
+        }
+        let klen = s
+            .iter()
+            .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_'))
+            .unwrap_or(s.len());
+        self.rest = &[];
+        match s.get(klen) {
+            Some(b':') => {}
+            None => return Some(Self::problem(Problem::EndsWithKey, s)),
+            Some(_) => return Some(Self::problem(Problem::Malformed, s)),
+        }
+        let end = s.iter().position(|&c| c == b',').unwrap_or(s.len());
+        let text = &s[..end];
+        if end < s.len() {
+            self.rest = &s[end + 1..];
+            if self.rest.is_empty() {
+                self.queued[1] = Some(ConfProblem {
+                    kind: Problem::EndsWithComma,
+                    text: &[],
+                });
+            }
+        }
+        let Some(opt) = find(&s[..klen]) else {
+            return Some(Self::problem(Problem::UnknownOption, text));
+        };
+        Some(match opt.parse(&s[klen + 1..end]) {
+            Ok((value, clamped)) => {
+                if let Some(max) = clamped {
+                    self.queued[0] = Some(ConfProblem {
+                        kind: Problem::Clamped(max),
+                        text,
+                    });
+                }
+                Step::Pair { opt, value, text }
+            }
+            Err(p) => Self::problem(p, text),
+        })
+    }
+}
+
+/// The problems in option string `s`, in order, as start-up would report
+/// them (see [`check_conf`](crate::check_conf)).
+pub(crate) fn problems(s: &[u8]) -> impl Iterator<Item = ConfProblem<'_>> {
+    Reader::new(s).filter_map(|step| match step {
+        Step::Problem(p) => Some(p),
+        Step::Pair { .. } => None,
+    })
 }
 
 /// The option strings, in jemalloc's order (a later setting wins): the
@@ -825,20 +1019,18 @@ pub(crate) fn boot() {
     }
     let mut bad = false;
     sources(&mut |_, s| {
-        parse(s, &mut |o, v| o.store(v), &mut |p, pair| {
-            use fmt::Write;
-            let mut m = os::Msg::new();
-            let pair = core::str::from_utf8(pair).unwrap_or("(not UTF-8)");
-            let _ = match p {
-                Problem::InvalidPair => writeln!(m, "<rjem>: Invalid conf pair: {pair}"),
-                Problem::InvalidValue => writeln!(m, "<rjem>: Invalid conf value: {pair}"),
-                Problem::Unsupported(instead) => writeln!(
-                    m,
-                    "<rjem>: Option not supported by this rjem (rjem {instead}), ignored: {pair}"
-                ),
+        for step in Reader::new(s) {
+            let p = match step {
+                Step::Pair { opt, value, text } => match opt.store(value) {
+                    Ok(()) => continue,
+                    Err(kind) => ConfProblem { kind, text },
+                },
+                Step::Problem(p) => p,
             };
-            bad |= !matches!(p, Problem::Unsupported(_));
-        });
+            use fmt::Write;
+            let _ = writeln!(os::Msg::new(), "<rjem>: {p}");
+            bad |= p.is_error();
+        }
     });
     if bad && (OPT_ABORT_CONF.load(Relaxed) || OPT_ABORT.load(Relaxed)) {
         os::write_stderr(b"<rjem>: Aborting on an invalid option (abort_conf or abort)\n");
@@ -873,6 +1065,7 @@ pub(crate) fn confirm() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::parse_usize;
     extern crate std;
     use std::vec::Vec;
 
@@ -882,14 +1075,12 @@ mod tests {
     fn run(s: &str) -> (Applied, Reported) {
         let mut set = Vec::new();
         let mut errs = Vec::new();
-        parse(
-            s.as_bytes(),
-            &mut |o, v| {
-                set.push((o.name, setting(v)));
-                Ok(())
-            },
-            &mut |p, pair| errs.push((p, pair.to_vec())),
-        );
+        for step in Reader::new(s.as_bytes()) {
+            match step {
+                Step::Pair { opt, value, .. } => set.push((opt.name, setting(value))),
+                Step::Problem(p) => errs.push((p.kind, p.text.to_vec())),
+            }
+        }
         (set, errs)
     }
 
@@ -931,18 +1122,22 @@ mod tests {
 
     #[test]
     fn bad_options_are_named_and_skipped() {
-        let (set, errs) = run("narenas:abc,bogus:1,tcache,junk:true,tcache_max:99999999999");
+        let (set, errs) = run("narenas:abc,bogus:1,junk:true,tcache_max:99999999999");
         assert_eq!(set, [("tcache_max", Setting::Size(tcache::MAX_LIMIT))]);
-        assert_eq!(errs.len(), 4);
-        assert_eq!(errs[0], (Problem::InvalidValue, b"narenas:abc".to_vec()));
-        assert_eq!(errs[1], (Problem::InvalidPair, b"bogus:1".to_vec()));
-        assert_eq!(errs[2], (Problem::InvalidPair, b"tcache".to_vec()));
         assert_eq!(
-            errs[3],
-            (
-                Problem::Unsupported("does not fill blocks"),
-                b"junk:true".to_vec()
-            )
+            errs,
+            [
+                (Problem::InvalidValue, b"narenas:abc".to_vec()),
+                (Problem::UnknownOption, b"bogus:1".to_vec()),
+                (
+                    Problem::Unsupported("does not fill blocks"),
+                    b"junk:true".to_vec()
+                ),
+                (
+                    Problem::Clamped(tcache::MAX_LIMIT),
+                    b"tcache_max:99999999999".to_vec()
+                ),
+            ]
         );
         // Asking for what rjem does is not a problem.
         assert_eq!(one("junk:false"), Ok(Setting::Str(c"false")));
@@ -951,21 +1146,37 @@ mod tests {
         assert!(matches!(one("dss:primary"), Err(Problem::Unsupported(_))));
     }
 
+    /// The one setting `s` applies, and the maximum it was clamped to.
+    fn clamped(s: &str) -> (Setting, usize) {
+        match run(s) {
+            (set, errs) if set.len() == 1 && errs.len() == 1 => match errs[0].0 {
+                Problem::Clamped(max) => (set[0].1, max),
+                _ => panic!("{s}: {errs:?}"),
+            },
+            r => panic!("{s}: {r:?}"),
+        }
+    }
+
     #[test]
     fn ranges() {
-        assert_eq!(one("narenas:0"), Err(Problem::InvalidValue));
+        // Below the minimum: out of range (jemalloc's message); above the
+        // maximum: out of range, or clamped where jemalloc clamps.
+        assert_eq!(one("narenas:0"), Err(Problem::OutOfRange));
         assert_eq!(one("narenas:4095"), Ok(Setting::Unsigned(4095)));
-        assert_eq!(one("narenas:4096"), Err(Problem::InvalidValue));
-        assert_eq!(
-            one("lg_extent_max_active_fit:64"),
-            Err(Problem::InvalidValue)
-        );
+        assert_eq!(clamped("narenas:4096"), (Setting::Unsigned(4095), 4095));
+        assert_eq!(one("lg_extent_max_active_fit:64"), Err(Problem::OutOfRange));
+        // Too many digits for 64 bits: unreadable, as in jemalloc.
         assert_eq!(
             one("tcache_max:999999999999999999999999"),
-            Ok(Setting::Size(tcache::MAX_LIMIT))
+            Err(Problem::InvalidValue)
         );
-        assert_eq!(one("tcache_max:-1"), Err(Problem::InvalidValue));
+        // A negative number wraps around as C's strtoumax does.
+        let max = tcache::MAX_LIMIT;
+        assert_eq!(clamped("tcache_max:-1"), (Setting::Size(max), max));
+        assert_eq!(one("oversize_threshold:-1"), Err(Problem::OutOfRange));
         assert_eq!(one("oversize_threshold:0"), Ok(Setting::Size(0)));
+        assert_eq!(one("stats_interval:-2"), Err(Problem::OutOfRange));
+        assert_eq!(one("stats_interval:-1"), Ok(Setting::I64(-1)));
         assert_eq!(one("max_background_threads:"), Err(Problem::InvalidValue));
         assert_eq!(one("retain:yes"), Err(Problem::InvalidValue));
         assert_eq!(one("narenas:2\u{0}"), Err(Problem::InvalidValue));
@@ -987,11 +1198,11 @@ mod tests {
                 ("oversize_threshold", Setting::Size(0)),
             ]
         );
-        assert_eq!(one("dirty_decay_ms:-2"), Err(Problem::InvalidValue));
+        assert_eq!(one("dirty_decay_ms:-2"), Err(Problem::OutOfRange));
         assert_eq!(one("muzzy_decay_ms:x"), Err(Problem::InvalidValue));
         assert_eq!(
             one("dirty_decay_ms:31536000001"),
-            Err(Problem::InvalidValue),
+            Err(Problem::OutOfRange),
             "a year and a millisecond"
         );
     }
@@ -1004,7 +1215,11 @@ mod tests {
         assert_eq!(one("metadata_thp:sometimes"), Err(Problem::InvalidValue));
         // lg_tcache_max sets tcache_max.
         assert_eq!(one("lg_tcache_max:12"), Ok(Setting::Size(4096)));
-        assert_eq!(one("lg_tcache_max:24"), Err(Problem::InvalidValue));
+        assert_eq!(
+            clamped("lg_tcache_max:24"),
+            (Setting::Size(tcache::MAX_LIMIT), 23)
+        );
+        assert_eq!(one("lg_tcache_max:x"), Err(Problem::InvalidValue));
         assert!(find(b"lg_tcache_max").unwrap().default().is_none());
         assert_eq!(one("percpu_arena:phycpu"), Ok(Setting::Str(c"phycpu")));
         assert_eq!(one("percpu_arena:cpu"), Err(Problem::InvalidValue));
@@ -1092,6 +1307,77 @@ mod tests {
     }
 
     #[test]
+    fn grammar_is_jemallocs() {
+        let p = |kind, text: &str| (kind, text.as_bytes().to_vec());
+        // Empty pairs, and names with other characters, are malformed: the
+        // rest of the string is ignored.
+        let four: &[_] = &[("narenas", Setting::Unsigned(4))];
+        for (s, rest, applied) in [
+            (",,,,", ",,,,", &[][..]),
+            (",narenas:4", ",narenas:4", &[]),
+            ("narenas:4,,narenas:5", ",narenas:5", four),
+            (" narenas:4", " narenas:4", &[]),
+            ("nar enas:4", "nar enas:4", &[]),
+            ("narenas:4,tcache,narenas:1", "tcache,narenas:1", four),
+        ] {
+            let (set, errs) = run(s);
+            assert_eq!(errs, [p(Problem::Malformed, rest)], "{s}");
+            assert_eq!(set, applied, "{s}");
+        }
+        assert_eq!(run("narenas").1, [p(Problem::EndsWithKey, "narenas")]);
+        let (set, errs) = run("narenas:4,");
+        assert_eq!(set, [("narenas", Setting::Unsigned(4))]);
+        assert_eq!(errs, [p(Problem::EndsWithComma, "")]);
+        assert_eq!(run(""), (Vec::new(), Vec::new()));
+        // A value runs to the next comma, colons included.
+        assert_eq!(one("narenas:4:5"), Err(Problem::InvalidValue));
+        assert_eq!(run(":4").1, [p(Problem::UnknownOption, ":4")]);
+        // Numbers as strtoumax reads them; words exactly.
+        assert_eq!(one("narenas: 4"), Ok(Setting::Unsigned(4)));
+        assert_eq!(one("narenas:\t+5"), Ok(Setting::Unsigned(5)));
+        assert_eq!(one("narenas:010"), Ok(Setting::Unsigned(8)));
+        assert_eq!(one("narenas:0x10"), Ok(Setting::Unsigned(16)));
+        assert_eq!(one("narenas:08"), Err(Problem::InvalidValue));
+        assert_eq!(one("narenas:4 "), Err(Problem::InvalidValue));
+        assert_eq!(one("dirty_decay_ms: -1"), Ok(Setting::Ms(-1)));
+        assert_eq!(one("tcache: true"), Err(Problem::InvalidValue));
+        assert_eq!(one("thp: never"), Err(Problem::InvalidValue));
+    }
+
+    #[test]
+    fn messages() {
+        let msg = |s: &str| {
+            let v: Vec<_> = problems(s.as_bytes())
+                .map(|p| std::format!("{p}"))
+                .collect();
+            v.join("\n")
+        };
+        assert_eq!(msg("narenas:x"), "Invalid conf value: narenas:x");
+        assert_eq!(msg("nosuch:1"), "Invalid conf pair: nosuch:1");
+        assert_eq!(msg("narenas:0"), "Out-of-range conf value: narenas:0");
+        assert_eq!(
+            msg("narenas:5000"),
+            "Out-of-range conf value, clamped to 4095: narenas:5000"
+        );
+        assert_eq!(msg("a,b"), "Malformed conf string, ignored from: a,b");
+        assert_eq!(msg("narenas:1,"), "Conf string ends with comma");
+        assert_eq!(msg("narenas"), "Conf string ends with key: narenas");
+        assert_eq!(msg("narenas:\u{e9}"), "Invalid conf value: narenas:\u{e9}");
+        let bytes = problems(b"narenas:\xff").next().unwrap();
+        assert_eq!(std::format!("{bytes}"), "Invalid conf value: narenas:\\xff");
+        let ctl = problems(b"narenas:1\n2\t").next().unwrap();
+        assert_eq!(
+            std::format!("{ctl}"),
+            "Invalid conf value: narenas:1\\x0a2\\x09"
+        );
+        let p = problems(b"narenas:x").next().unwrap();
+        assert_eq!((p.option(), p.is_error()), (Some("narenas"), true));
+        let p = problems(b"junk:true").next().unwrap();
+        assert_eq!((p.option(), p.is_error()), (Some("junk"), false));
+        assert_eq!(problems(b"x:1").next().unwrap().option(), None);
+    }
+
+    #[test]
     fn signed_numbers() {
         assert_eq!(parse_i64(b"-1"), Some(-1));
         assert_eq!(parse_i64(b"1048576"), Some(1 << 20));
@@ -1126,7 +1412,12 @@ mod tests {
                 let text = std::format!("{d}");
                 let text_kind = matches!(o.kind, Kind::Text { .. });
                 if d != Setting::Unset && !(o.name == "narenas" && text == "0") && !text_kind {
-                    assert_eq!(o.parse(text.as_bytes()), Ok(Parsed::Set(d)), "{}", o.name);
+                    assert_eq!(
+                        o.parse(text.as_bytes()),
+                        Ok((Parsed::Set(d), None)),
+                        "{}",
+                        o.name
+                    );
                 }
             }
         }

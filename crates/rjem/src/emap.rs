@@ -89,22 +89,35 @@ impl Entry {
     }
     /// The record owning live block `p` whose entry this is: its slab, or
     /// its large extent if `p` is that extent's start. Fatal otherwise (a
-    /// pointer into the middle of a large allocation).
+    /// pointer into the middle of a large allocation): an invalid free.
     #[inline]
     pub(crate) fn owner(self, p: *mut u8) -> ERef {
+        self.owner_in(p, "free")
+    }
+
+    /// `owner`, for a pointer passed to entry point `func` (named in the
+    /// report).
+    #[inline]
+    pub(crate) fn owner_in(self, p: *mut u8, func: &'static str) -> ERef {
         match self.extent() {
             Some(e) if self.is_slab() || e.addr() == p as usize => e,
-            _ => invalid_free(p),
+            _ => invalid_pointer(p, func),
         }
     }
 }
 
 /// Reports a free of something that is not a live allocation, and aborts.
+pub(crate) fn invalid_free(p: *mut u8) -> ! {
+    invalid_pointer(p, "free")
+}
+
+/// Reports that `p`, passed to entry point `func` (`free`, `realloc`,
+/// `malloc_usable_size`, ...) as a live allocation, is not one, and aborts.
 #[cold]
 #[inline(never)]
-pub(crate) fn invalid_free(p: *mut u8) -> ! {
-    os::fatal(
-        "invalid free: pointer not allocated by rjem, or already freed",
+pub(crate) fn invalid_pointer(p: *mut u8, func: &'static str) -> ! {
+    os::fatal_fmt(
+        format_args!("invalid {func}: pointer not allocated by rjem, or already freed"),
         p as usize,
     )
 }
@@ -123,13 +136,20 @@ pub(crate) fn lookup_class(p: *mut u8, ind: usize) -> ERef {
     }
 }
 
-/// The entry of `p`, which the caller claims is a live allocation; fatal
-/// if it is not.
+/// The entry of `p`, which the caller frees as a live allocation; fatal
+/// (an invalid free) if it is not.
 #[inline(always)]
 pub(crate) fn lookup_live(p: *mut u8) -> Entry {
+    lookup_live_in(p, "free")
+}
+
+/// The entry of `p`, which the caller of entry point `func` claims is a
+/// live allocation; fatal, naming `func`, if it is not.
+#[inline(always)]
+pub(crate) fn lookup_live_in(p: *mut u8, func: &'static str) -> Entry {
     let ent = lookup(p as usize);
     if !ent.is_active() {
-        invalid_free(p);
+        invalid_pointer(p, func);
     }
     ent
 }

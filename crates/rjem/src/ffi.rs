@@ -198,7 +198,7 @@ pub unsafe fn malloc_usable_size(p: *const c_void) -> usize {
         return 0;
     }
     // SAFETY: p is live per the contract.
-    unsafe { api::usable_size(p.cast()) }
+    unsafe { api::usable_size(p.cast(), "malloc_usable_size") }
 }
 
 /// C23 `free_sized`: `free` with the size the block was allocated with.
@@ -263,7 +263,7 @@ pub unsafe fn xallocx(p: *mut c_void, size: usize, extra: usize, flags: c_int) -
 
 pub unsafe fn sallocx(p: *const c_void, _flags: c_int) -> usize {
     // SAFETY: p is live per the contract.
-    unsafe { api::usable_size(p.cast()) }
+    unsafe { api::usable_size(p.cast(), "sallocx") }
 }
 
 pub unsafe fn dallocx(p: *mut c_void, flags: c_int) {

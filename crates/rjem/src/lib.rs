@@ -14,7 +14,8 @@
 //! calling thread ([`usable_size`], [`nallocx`], [`flush_thread_cache`],
 //! [`thread_arena`], [`thread_cached`]); [`stats()`] for totals; and
 //! [`ctl`], jemalloc's `mallctl` name space with typed values (options,
-//! purging, decay times). Options come from `MALLOC_CONF` as in jemalloc.
+//! purging, decay times). Options come from `MALLOC_CONF` as in jemalloc;
+//! [`check_conf`] checks such a string.
 //!
 //! Inside, one module per jemalloc concept, in layers whose imports point
 //! down only: the entry points (`api`, `ctl`, `stats`, and `init` for
@@ -64,6 +65,7 @@ mod sync;
 mod tcache;
 mod tsd;
 
+pub use conf::{ConfProblem, ConfProblemKind};
 pub use stats::{snapshot as stats, Stats};
 
 use api::Place;
@@ -133,7 +135,7 @@ fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// pointer into the middle of a small block is not detected.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
     // SAFETY: forwarded contract.
-    unsafe { api::usable_size(ptr) }
+    unsafe { api::usable_size(ptr, "usable_size") }
 }
 
 /// The usable size a request of `size` bytes aligned to `align` (a power of
@@ -141,6 +143,32 @@ pub unsafe fn usable_size(ptr: *const u8) -> usize {
 /// can serve it.
 pub fn nallocx(size: usize, align: usize) -> usize {
     api::nallocx(size, align)
+}
+
+/// Checks an option string (`MALLOC_CONF`'s syntax, jemalloc 5.3's
+/// grammar) with the parser rjem reads its options with at start-up,
+/// without applying it: the problems start-up would report, in order, each
+/// printing as its message. An error ([`ConfProblem::is_error`]) leaves
+/// the option at its earlier value (or, with `abort_conf:true`, aborts);
+/// a warning says what was done instead. A malformed pair stops the
+/// reading, as in jemalloc.
+///
+/// Borrowing from `conf`, it allocates nothing and does not start the
+/// allocator. (It checks one string: at start-up a later source, such as
+/// `MALLOC_CONF` after the program's `malloc_conf`, may override it.)
+///
+/// ```
+/// let msgs: Vec<String> = rjem::check_conf(b"narenas:lots,tcache:false,,x:1")
+///     .map(|p| p.to_string())
+///     .collect();
+/// assert_eq!(
+///     msgs,
+///     ["Invalid conf value: narenas:lots", "Malformed conf string, ignored from: ,x:1"]
+/// );
+/// assert_eq!(rjem::check_conf(b"narenas: 4,dirty_decay_ms:0").count(), 0);
+/// ```
+pub fn check_conf(conf: &[u8]) -> impl Iterator<Item = ConfProblem<'_>> {
+    conf::problems(conf)
 }
 
 /// Returns the calling thread's cached blocks to their arenas

@@ -344,6 +344,13 @@ impl Drop for Msg {
 #[cold]
 #[inline(never)]
 pub(crate) fn fatal(what: &str, addr: usize) -> ! {
+    fatal_fmt(format_args!("{what}"), addr)
+}
+
+/// `fatal` with a formatted description.
+#[cold]
+#[inline(never)]
+pub(crate) fn fatal_fmt(what: core::fmt::Arguments, addr: usize) -> ! {
     {
         use core::fmt::Write;
         let mut m = Msg::new();

@@ -675,6 +675,34 @@ impl Pages {
         n
     }
 
+    /// Out of memory somewhere: purges every dirty and muzzy page, and gives
+    /// retained address space back through the hooks too (even with
+    /// `retain:true`; hooks that opt out keep theirs), so that any arena,
+    /// or metadata, can map it again. Returns the bytes given back.
+    pub(crate) fn release_all(&mut self) -> usize {
+        let held = self.free_bytes();
+        self.purge_all();
+        let mut kept = ExtentList::new();
+        while let Some(e) = self.retained.oldest() {
+            self.retained.remove(e);
+            if !self.forget(e) {
+                kept.push_back(e);
+            }
+        }
+        while let Some(e) = kept.first() {
+            kept.remove(e);
+            self.retained.insert(e);
+        }
+        // Grow again from small steps: they fit where address space is short.
+        self.next_grow = GROW_MIN;
+        held - self.free_bytes()
+    }
+
+    /// Bytes in free extents (dirty, muzzy and retained).
+    pub(crate) fn free_bytes(&self) -> usize {
+        self.dirty.bytes + self.muzzy.bytes + self.retained.bytes
+    }
+
     /// Whether decay still has pages to purge later (finite decay times).
     pub(crate) fn decay_pending(&self) -> bool {
         (self.dirty.bytes > 0 && self.decay_dirty.ms() >= 0)
@@ -808,11 +836,14 @@ impl Pages {
     /// Gives free extent `e` (in no set) back through the hooks' `dalloc`;
     /// false if they opted out (it stays the caller's).
     fn forget(&mut self, e: ERef) -> bool {
-        if !self.hooks.dalloc(e.addr() as *mut u8, e.size()) {
-            return false;
-        }
+        // Its map entries go first: once unmapped, the range may be mapped
+        // again at once by another arena, whose entries must not be erased.
         emap::set_range(e.addr(), self.page, Entry::EMPTY);
         emap::set_range(e.end() - self.page, self.page, Entry::EMPTY);
+        if !self.hooks.dalloc(e.addr() as *mut u8, e.size()) {
+            self.register_free(e);
+            return false;
+        }
         self.stats.mapped -= e.size();
         self.pool.put(e);
         true
@@ -1006,6 +1037,34 @@ mod tests {
         let low = emap::lookup(base).extent().unwrap();
         assert_eq!(low.state(), State::Dirty);
         assert_interior_clear(&p, low);
+    }
+
+    #[test]
+    fn release_all_gives_back_everything_free() {
+        // retain:true, as by default: only release_all unmaps.
+        let mut p = pages();
+        let ps = p.page;
+        let (a, _) = p.alloc(16 * ps, ps).unwrap();
+        p.register_active(a, 40, false);
+        let (b, _) = p.alloc(4 * ps, ps).unwrap();
+        p.register_active(b, 36, false);
+        p.dalloc(a);
+        assert!(p.free_bytes() > 0 && p.dirty.bytes >= 16 * ps);
+        let (mapped, held) = (p.stats.mapped, p.free_bytes());
+        assert_eq!(p.release_all(), held);
+        assert_eq!((p.free_bytes(), p.dirty.count, p.retained.count), (0, 0, 0));
+        assert_eq!(
+            p.stats.mapped,
+            mapped - held,
+            "only the live block stays mapped"
+        );
+        assert_eq!(emap::lookup(b.addr()).szind(), 36);
+        // The arena maps again from small growth steps.
+        let (c, z) = p.alloc(8 * ps, ps).unwrap();
+        assert!(z);
+        p.register_active(c, 38, false);
+        p.dalloc(c);
+        p.dalloc(b);
     }
 
     #[test]

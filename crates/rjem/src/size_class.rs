@@ -262,7 +262,14 @@ impl Geometry {
     /// The usable size a request of `size` bytes aligned to `align` (a power
     /// of two; 0 means none) receives: jemalloc's `nallocx`. `None` when no
     /// class can satisfy it.
+    ///
+    /// The one home of what size 0 becomes: it is served as size 1, so an
+    /// alignment is honoured (`aligned_alloc(64, 0)` is 64-aligned) and a
+    /// sized free of 0 bytes with that alignment names the same class.
+    /// (jemalloc's `nallocx(0, MALLOCX_ALIGN(a))` answers 8 whatever `a`;
+    /// its allocation functions do not follow it.)
     pub(crate) fn usable_size(&self, size: usize, align: usize) -> Option<usize> {
+        let size = size.max(1);
         let align = if align == 0 { 1 } else { align };
         if size <= self.small_maxclass && align <= self.page {
             let u = index_to_size(size_to_index(align_up(size, align)?));
@@ -584,6 +591,10 @@ mod tests {
         assert_eq!(g.usable_size(40, 32), Some(64));
         assert_eq!(g.usable_size(1, 4096), Some(4096));
         assert_eq!(g.usable_size(1, 8192), Some(16384));
+        // Size 0 is size 1, with any alignment.
+        for lg in 0..20 {
+            assert_eq!(g.usable_size(0, 1 << lg), g.usable_size(1, 1 << lg));
+        }
         assert_eq!(g.usable_size(14337, 0), Some(16384));
         assert_eq!(g.usable_size(LARGE_MAXCLASS, 0), Some(LARGE_MAXCLASS));
         assert_eq!(g.usable_size(LARGE_MAXCLASS + 1, 0), None);

@@ -115,10 +115,25 @@ impl<T> Mutex<T> {
         MutexGuard { m: self }
     }
 
+    /// The lock if it is free now, without waiting; None if it is held.
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.state
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        self.note(Acquired::Free);
+        Some(MutexGuard { m: self })
+    }
+
     /// Acquires the lock without producing a guard (fork prepare handler).
     #[inline]
     pub(crate) fn lock_raw(&self) {
         let how = self.acquire();
+        self.note(how);
+    }
+
+    /// Counts an acquisition in the profile (the lock is held).
+    #[inline]
+    fn note(&self, how: Acquired) {
         // SAFETY: the lock is held: only its holder touches the profile.
         let p = unsafe { &mut *self.prof.get() };
         p.stats.num_ops += 1;
@@ -286,5 +301,16 @@ mod tests {
         assert!(s.num_wait == 0 || s.max_num_thds >= 1);
         assert_eq!(M.profile(true), s, "reset returns what it clears");
         assert_eq!(M.profile(false), LockStats::default());
+    }
+
+    #[test]
+    fn try_lock_never_waits() {
+        let m = Mutex::new(1);
+        let g = m.lock();
+        assert!(m.try_lock().is_none(), "held");
+        drop(g);
+        *m.try_lock().unwrap() += 1;
+        assert_eq!(*m.lock(), 2);
+        assert_eq!(m.profile(false).num_ops, 3);
     }
 }

@@ -44,6 +44,10 @@ fn scenario(name: &str) {
                 rjem::Rjem.dealloc(p, Layout::from_size_align(1000, 8).unwrap());
                 rjem::flush_thread_cache();
             }
+            "usable-foreign" => {
+                let x = [0u8; 64];
+                std::hint::black_box(rjem::usable_size(x.as_ptr()));
+            }
             "bad-conf" => {
                 // MALLOC_CONF is set by the parent; the allocator warns.
                 let v: Vec<u8> = std::hint::black_box(vec![1u8; 10]);
@@ -84,6 +88,10 @@ fn misuse_aborts_with_a_message() {
         ("interior-large", "invalid free"),
         ("double-large", "invalid free"),
         ("wrong-layout", "size"),
+        (
+            "usable-foreign",
+            "invalid usable_size: pointer not allocated",
+        ),
     ] {
         let out = run(name, &[]);
         let err = String::from_utf8_lossy(&out.stderr);

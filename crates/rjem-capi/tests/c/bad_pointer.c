@@ -1,0 +1,27 @@
+/* A pointer that is not a live allocation, handed to a function other than
+ * free: the report must name that function. argv[1] picks the case. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    static char not_ours[64];
+    const char *c = argc > 1 ? argv[1] : "";
+    if (!strcmp(c, "usable-foreign")) {
+        printf("%zu\n", malloc_usable_size(not_ours));
+    } else if (!strcmp(c, "usable-freed")) {
+        void *p = malloc(1 << 20);
+        free(p);
+        printf("%zu\n", malloc_usable_size(p));
+    } else if (!strcmp(c, "realloc-foreign")) {
+        printf("%p\n", realloc(not_ours, 100));
+    } else if (!strcmp(c, "realloc-interior")) {
+        char *p = malloc(1 << 20);
+        printf("%p\n", realloc(p + 8192, 2 << 20));
+    } else {
+        return 2;
+    }
+    puts("not detected");
+    return 0;
+}
