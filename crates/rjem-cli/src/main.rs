@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod run;
+mod stats;
 
 #[global_allocator]
 static GLOBAL: rjem::Rjem = rjem::Rjem;
@@ -29,6 +30,8 @@ struct Cli {
 enum Cmd {
     Run(run::Args),
     Bench(bench::Args),
+    #[command(subcommand)]
+    Stats(stats::Cmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         shell: clap_complete::Shell,
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Run(a) => run::main(a),
         Cmd::Bench(a) => bench::main(a),
+        Cmd::Stats(c) => stats::main(c),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rjem", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -1,0 +1,107 @@
+//! `rjem stats`: read, explain, compare and draw allocator statistics
+//! (`malloc_stats_print` output of rjem and jemalloc 5.x, a summary line,
+//! Redis `MEMORY MALLOC-STATS`).
+//!
+//! Owns: the `rjem stats` command line and loading inputs. Exit status 0
+//! when the statistics were read (whatever they show), 2 when an input
+//! cannot be read at all (missing, binary, cut short, no statistics) or on
+//! bad usage.
+
+pub mod explain;
+pub mod model;
+pub mod parse;
+
+use model::Snapshot;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Read, explain, compare and draw allocator statistics (rjem's and
+/// jemalloc's).
+///
+/// Inputs are files, or - for standard input: malloc_stats_print output
+/// (text or JSON, as MALLOC_CONF=stats_print:true prints at exit, or
+/// stats_print_opts:J), Redis MEMORY MALLOC-STATS, or a summary line such
+/// as "allocated 4.2 GB, active 5.3 GB, metadata 12.7 GB, resident 19.6
+/// GB, mapped 21.6 GB, retained 534 GB". Exit status 2 when an input cannot
+/// be read.
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    /// Explain the statistics in plain words, then diagnose what is wrong,
+    /// why, and what to change (see docs/stats.md for every rule).
+    Explain {
+        /// The statistics (- for standard input); with several reports in
+        /// it, the last one is explained.
+        file: PathBuf,
+        /// Write the explanation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An input that could not be read, with its name.
+pub fn input_error(name: &str, e: &impl std::fmt::Display) -> ExitCode {
+    eprintln!("rjem stats: {name}: {e}");
+    ExitCode::from(2)
+}
+
+/// The name to show for an input path.
+pub fn display(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Every report in the file (or standard input for "-").
+pub fn load(path: &Path) -> Result<Vec<Snapshot>, String> {
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+    } else {
+        bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    }
+    parse::parse(&bytes).map_err(|e| e.to_string())
+}
+
+/// The last report of one input.
+fn load_last(path: &Path) -> Result<(Snapshot, usize), String> {
+    let mut v = load(path)?;
+    let n = v.len();
+    v.pop()
+        .map(|s| (s, n))
+        .ok_or_else(|| "no statistics".into())
+}
+
+pub fn main(cmd: Cmd) -> ExitCode {
+    match cmd {
+        Cmd::Explain { file, json } => {
+            let name = display(&file);
+            let (snap, n) = match load_last(&file) {
+                Ok(x) => x,
+                Err(e) => return input_error(&name, &e),
+            };
+            let e = explain::explain(&snap);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&e).unwrap_or_else(|_| "null".into())
+                );
+            } else {
+                let label = if n > 1 {
+                    format!(
+                        "{name} (the last of {n} reports, from line {})",
+                        snap.first_line
+                    )
+                } else {
+                    name
+                };
+                print!("{}", explain::render(&e, &label));
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
