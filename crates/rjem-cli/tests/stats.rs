@@ -249,3 +249,40 @@ fn bad_input_is_a_clear_error() {
     );
     assert_eq!(rjem(&["stats", "explain"]).status.code(), Some(2));
 }
+
+#[test]
+fn diff_orders_by_growth() {
+    let a = data("healthy.jemalloc.txt");
+    let b = data("fragmentation.jemalloc.json");
+    let o = rjem(&[
+        "stats",
+        "diff",
+        "--json",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let deltas: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["delta"].as_i64().unwrap())
+        .collect();
+    assert!(deltas.windows(2).all(|w| w[0] >= w[1]), "{deltas:?}");
+    assert!(deltas[0] > 0 && *deltas.last().unwrap() < 0);
+    // The two classes the program fragments grow their slabs most.
+    let slabs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["group"] == "size class")
+        .take(2)
+        .map(|c| c["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(slabs, ["96 B slabs", "64 B slabs"]);
+    let o = rjem(&["stats", "diff", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert!(text(&o.stdout).contains("nothing changed"));
+    let o = rjem(&["stats", "diff", a.to_str().unwrap(), "/no/such"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -7,6 +7,7 @@
 //! cannot be read at all (missing, binary, cut short, no statistics) or on
 //! bad usage.
 
+pub mod diff;
 pub mod explain;
 pub mod model;
 pub mod parse;
@@ -36,6 +37,21 @@ pub enum Cmd {
         /// Write the explanation as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Show what changed between two snapshots (totals, metadata parts,
+    /// size classes, arenas), largest growth first.
+    Diff {
+        /// The earlier snapshot (its last report).
+        before: PathBuf,
+        /// The later snapshot (its last report).
+        after: PathBuf,
+        /// Write the changes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many changes (the largest growths and
+        /// shrinkages).
+        #[arg(long, default_value_t = 40)]
+        limit: usize,
     },
 }
 
@@ -100,6 +116,35 @@ pub fn main(cmd: Cmd) -> ExitCode {
                     name
                 };
                 print!("{}", explain::render(&e, &label));
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Diff {
+            before,
+            after,
+            json,
+            limit,
+        } => {
+            let (na, nb) = (display(&before), display(&after));
+            if before == Path::new("-") && after == Path::new("-") {
+                return input_error("<stdin>", &"only one input can be standard input");
+            }
+            let a = match load_last(&before) {
+                Ok(x) => x.0,
+                Err(e) => return input_error(&na, &e),
+            };
+            let b = match load_last(&after) {
+                Ok(x) => x.0,
+                Err(e) => return input_error(&nb, &e),
+            };
+            let changes = diff::diff(&a, &b);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&changes).unwrap_or_else(|_| "null".into())
+                );
+            } else {
+                print!("{}", diff::render(&changes, &na, &nb, limit.max(2)));
             }
             ExitCode::SUCCESS
         }
