@@ -2,7 +2,8 @@
 //!
 //! Owns: finding the library (`candidates`), the command line of `rjem
 //! run`, and replacing this process with the program (`exec`), so the
-//! program's exit status is the tool's.
+//! program's exit status is the tool's. With `--stats` the tool stays to
+//! read the program's statistics instead (`stats::live`).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -28,6 +29,15 @@ pub struct Args {
     /// installed).
     #[arg(long, value_name = "PATH")]
     lib: Option<PathBuf>,
+    /// When the program exits, explain its allocator statistics (on
+    /// stderr; see `rjem stats explain`).
+    #[arg(long)]
+    stats: bool,
+    /// While it runs, write snapshots of its statistics into DIR at most
+    /// every SECONDS (stats-0001.json, ...; for `rjem stats report`);
+    /// implies --stats.
+    #[arg(long, num_args = 2, value_names = ["SECONDS", "DIR"])]
+    stats_interval: Option<Vec<String>>,
     /// The program and its arguments.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -113,6 +123,18 @@ pub fn main(args: Args) -> ExitCode {
         Err(e) => return fail(&e, FAILED),
     };
     let mut c = command(&lib, args.conf.as_ref(), &args.command);
+    if args.stats || args.stats_interval.is_some() {
+        let interval = match args
+            .stats_interval
+            .as_deref()
+            .map(crate::stats::live::interval)
+        {
+            Some(Err(e)) => return fail(&e, FAILED),
+            Some(Ok(i)) => Some(i),
+            None => None,
+        };
+        return crate::stats::live::run(c, args.conf, interval);
+    }
     // exec only returns on failure.
     let err = c.exec();
     spawn_failure(&args.command[0], &err)

@@ -9,6 +9,7 @@
 
 pub mod diff;
 pub mod explain;
+pub mod live;
 pub mod model;
 pub mod parse;
 
