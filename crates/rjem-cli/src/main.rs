@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod bench;
 mod run;
 mod stats;
+mod svg;
 
 #[global_allocator]
 static GLOBAL: rjem::Rjem = rjem::Rjem;

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod live;
 pub mod model;
 pub mod parse;
+pub mod report;
 
 use model::Snapshot;
 use std::io::Read as _;
@@ -53,6 +54,18 @@ pub enum Cmd {
         /// shrinkages).
         #[arg(long, default_value_t = 40)]
         limit: usize,
+    },
+    /// Write one self-contained HTML page (works offline) with charts:
+    /// where the memory goes, size-class utilisation, arenas, memory over
+    /// time (from several snapshots), and the diagnoses of the last one.
+    Report {
+        /// Snapshots in time order (- for standard input); every report in
+        /// each file counts.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The HTML file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
     },
 }
 
@@ -147,6 +160,31 @@ pub fn main(cmd: Cmd) -> ExitCode {
             } else {
                 print!("{}", diff::render(&changes, &na, &nb, limit.max(2)));
             }
+            ExitCode::SUCCESS
+        }
+        Cmd::Report { files, output } => {
+            let mut snaps = Vec::new();
+            for f in &files {
+                let name = display(f);
+                let v = match load(f) {
+                    Ok(v) => v,
+                    Err(e) => return input_error(&name, &e),
+                };
+                let n = v.len();
+                for (i, s) in v.into_iter().enumerate() {
+                    let label = if n > 1 {
+                        format!("{name}#{}", i + 1)
+                    } else {
+                        name.clone()
+                    };
+                    snaps.push((label, s));
+                }
+            }
+            if let Err(e) = std::fs::write(&output, report::page(&snaps)) {
+                eprintln!("rjem stats: cannot write {}: {e}", output.display());
+                return ExitCode::from(2);
+            }
+            println!("wrote {} ({} snapshot(s))", output.display(), snaps.len());
             ExitCode::SUCCESS
         }
     }
