@@ -4,6 +4,7 @@
 
 use super::run::Sample;
 use super::workloads::{Kind, Workload};
+use crate::svg::esc;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -644,12 +645,4 @@ pub fn to_json(v: &Value) -> String {
     let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
     s.push('\n');
     s
-}
-
-/// Text escaped for XML.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
