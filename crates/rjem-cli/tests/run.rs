@@ -118,7 +118,7 @@ fn conf_is_checked_before_the_program_starts() {
         let o = rjem(args, Some(&l));
         assert_eq!(o.status.code(), Some(125));
         let err = stderr(&o);
-        assert!(err.contains("--conf needs a value"), "{err}");
+        assert!(err.contains("a value is required for '--conf"), "{err}");
         assert!(!err.contains("unknown option"), "{err}");
     }
 }

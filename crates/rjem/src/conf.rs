@@ -64,6 +64,9 @@ pub(crate) static OPT_STATS_PRINT: AtomicBool = AtomicBool::new(false);
 /// `tcache`'s, which counts the bytes).
 pub(crate) static OPT_STATS_PRINT_OPTS: BootStr = BootStr::new();
 pub(crate) static OPT_STATS_INTERVAL_OPTS: BootStr = BootStr::new();
+/// Option `stats_fd` (rjem's): the file descriptor those reports are
+/// written to (jemalloc always writes them to stderr).
+pub(crate) static OPT_STATS_FD: AtomicI64 = AtomicI64::new(2);
 /// The letters `malloc_stats_print` knows (jemalloc's); others are dropped.
 const STATS_LETTERS: &[u8] = b"Jgmdablxeh";
 
@@ -428,6 +431,16 @@ pub(crate) static OPTIONS: &[Opt] = &[
             cell: &OPT_STATS_INTERVAL_OPTS,
             valid: any_text,
             join: Join::Letters(STATS_LETTERS),
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "stats_fd",
+        doc: "File descriptor the stats_print and stats_interval reports are written to (rjem's; jemalloc always writes them to stderr).",
+        kind: Kind::I64 {
+            cell: &OPT_STATS_FD,
+            default: 2,
+            min: 0,
         },
         runtime: None,
     },

@@ -297,10 +297,20 @@ pub(crate) fn thread_id() -> usize {
 
 /// Writes a message to standard error without allocating.
 pub(crate) fn write_stderr(msg: &[u8]) {
+    write_fd(2, msg)
+}
+
+/// Writes all of `msg` to file descriptor `fd`, retrying short writes and
+/// interruptions; gives up silently on any other error (a closed or bad
+/// descriptor).
+pub(crate) fn write_fd(fd: i32, msg: &[u8]) {
     let mut rest = msg;
     while !rest.is_empty() {
         // SAFETY: the buffer is valid for `rest.len()` bytes.
-        let n = unsafe { libc::write(2, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
         if n <= 0 {
             return;
         }

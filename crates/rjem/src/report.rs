@@ -14,7 +14,8 @@
 //! (HPA) leaves out a section rjem has no use for.
 //!
 //! Also the options that print it unasked: `stats_print` (at exit) and
-//! `stats_interval` (every so many bytes a thread allocates). The thread
+//! `stats_interval` (every so many bytes a thread allocates), written to
+//! option `stats_fd`'s descriptor. The thread
 //! layer counts the bytes and raises `tcache::REPORT_DUE`; the fronts call
 //! `poll` on their allocation slow paths (never on a hit), which prints
 //! there, on the allocating thread, holding no allocator lock.
@@ -51,20 +52,23 @@ fn poll_due() {
         unsafe { libc::atexit(at_exit) };
     }
     if due & REPORT_INTERVAL != 0 && !PRINTING.swap(true, Relaxed) {
-        to_stderr(conf::OPT_STATS_INTERVAL_OPTS.get());
+        to_stats_fd(conf::OPT_STATS_INTERVAL_OPTS.get());
         PRINTING.store(false, Relaxed);
     }
 }
 
 extern "C" fn at_exit() {
-    to_stderr(conf::OPT_STATS_PRINT_OPTS.get());
+    to_stats_fd(conf::OPT_STATS_PRINT_OPTS.get());
 }
 
-/// Prints the report with option letters `opts` on stderr (as jemalloc's
+/// Prints the report with option letters `opts` on the descriptor of
+/// option `stats_fd` (stderr by default, as jemalloc's
 /// `malloc_stats_print(NULL, NULL, opts)` without a `malloc_message`).
-fn to_stderr(opts: &core::ffi::CStr) {
+fn to_stats_fd(opts: &core::ffi::CStr) {
+    let fd = conf::OPT_STATS_FD.load(Relaxed);
+    let fd = i32::try_from(fd).unwrap_or(2);
     print(opts.to_str().unwrap_or(""), &mut |s| {
-        os::write_stderr(s.as_bytes())
+        os::write_fd(fd, s.as_bytes())
     });
 }
 

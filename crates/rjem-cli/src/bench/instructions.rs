@@ -7,7 +7,8 @@
 //! report is (Ir(N) - Ir(0)) / N: the loop's own few instructions
 //! included, start-up and exit excluded.
 
-use super::report::{q, versions_json, versions_markdown, versions_text};
+use super::report::{to_json, versions_json, versions_markdown, versions_text};
+use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -173,19 +174,19 @@ impl Counts {
     }
 
     /// One row of JSON per (allocator, mode).
-    fn rows(&self) -> Vec<String> {
+    fn rows(&self) -> Vec<Value> {
         let mut rows = Vec::new();
         for (a, name) in self.allocators.iter().enumerate() {
             for (m, c) in self.cells[a].iter().enumerate() {
                 let v = match c {
-                    Ok(v) => format!("{v:.2}"),
-                    Err(_) => "null".into(),
+                    Ok(v) => Value::from((v * 100.0).round() / 100.0),
+                    Err(_) => Value::Null,
                 };
-                rows.push(format!(
-                    "    {{\"allocator\": {}, \"mode\": {}, \"instructions_per_op\": {v}}}",
-                    q(name),
-                    q(self.modes[m].0)
-                ));
+                rows.push(json!({
+                    "allocator": name,
+                    "mode": self.modes[m].0,
+                    "instructions_per_op": v,
+                }));
             }
         }
         rows
@@ -203,10 +204,10 @@ pub fn merge_json(c: &Counts, rust: &Counts) -> String {
     document(c.n, &c.versions, &rows)
 }
 
-fn document(n: u64, versions: &[(String, String)], rows: &[String]) -> String {
-    format!(
-        "{{\n  \"n\": {n},\n  \"versions\": {},\n  \"instructions\": [\n{}\n  ]\n}}\n",
-        versions_json(versions),
-        rows.join(",\n")
-    )
+fn document(n: u64, versions: &[(String, String)], rows: &[Value]) -> String {
+    to_json(&json!({
+        "n": n,
+        "versions": versions_json(versions),
+        "instructions": rows,
+    }))
 }

@@ -27,53 +27,11 @@ mod workloads;
 
 use report::{Cell, Meta, Results};
 use run::{Job, Scratch};
-use std::ffi::OsString;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use workloads::{Kind, Workload, WORKLOADS};
-
-pub const USAGE: &str = "\
-usage: rjem bench [--quick] [--runs N] [--only W,..] [--allocators A,..]
-                  [--json FILE] [--md FILE] [--svg FILE] [--out DIR]
-                  [--lib PATH] [--baseline A] [--timeout SECS] [--no-rust]
-       rjem bench --instructions [--allocators A,..] [--n N] [--out DIR]
-       rjem bench --list | --install
-
-Runs the benchmark suite under glibc, rjem, Debian's jemalloc 5.3, mimalloc
-2.0.9 and tcmalloc, and current mimalloc v3, v2 and snmalloc built from
-source (those installed or built; see --install), interleaved, and reports
-median wall time, CPU time and peak RSS per workload and allocator with
-ratios to jemalloc and their geometric means, and each allocator's version:
-a table here, and results.md, bench.svg and results.json in --out (default
-target/bench in the source tree).
-
-  --quick            reduced scales: about 25 s of runs per allocator (plus
-                     building the Rust workloads once), about a sixth of
-                     the full suite
-  --runs N           runs per workload and allocator (default 5)
-  --only W,..        these workloads only (--list shows them)
-  --allocators A,..  of glibc, rjem, jemalloc, mimalloc3, mimalloc2, snmalloc,
-                     mimalloc (Debian's 2.0.9), tcmalloc
-  --baseline A       ratios to A (default jemalloc, else the first selected)
-  --json, --md, --svg FILE   where each report goes (default: in --out)
-  --lib PATH         librjem.so to preload (default: $RJEM_LIB, or next to rjem)
-  --timeout SECS     a run taking longer fails (default 300)
-  --no-rust          skip the Rust workloads (they need cargo and crates.io)
-  --instructions     instructions per malloc+free pair, per batch operation and
-                     per cross-thread free, with valgrind's callgrind
-                     (--n N operations, default 1000000)
-  --install          apt-get install libjemalloc2 libmimalloc2.0
-                     libtcmalloc-minimal4 valgrind (as root; otherwise says
-                     how), then build mimalloc3, mimalloc2 and snmalloc from
-                     the sources of the crates libmimalloc-sys and
-                     snmalloc-sys (fetched by cargo from crates.io) into
-                     target/bench/peers (needs cargo, cc and c++, not root);
-                     same as bench/install-peers.sh
-
-Exit status: 0 if every workload verified its results, 1 if any failed,
-2 on bad usage or missing prerequisites.";
 
 /// The allocators, in report order.
 pub const ALLOCATORS: &[&str] = &[
@@ -112,28 +70,89 @@ pub const PEER_PACKAGES: &[&str] = &[
     "valgrind",
 ];
 
-#[derive(Default)]
-struct Opts {
+/// Benchmark allocators side by side on classic C and Rust workloads.
+///
+/// The suite runs under glibc, rjem, Debian's jemalloc 5.3, mimalloc 2.0.9
+/// and tcmalloc, and current mimalloc v3, v2 and snmalloc built from source
+/// (those installed or built; see --install).
+/// Runs are interleaved; the report gives the median wall time, CPU time
+/// and peak RSS per workload and allocator with ratios to jemalloc and
+/// their geometric means, and each allocator's version: a table here, and
+/// results.md, bench.svg and results.json in --out (default target/bench
+/// in the source tree).
+///
+/// Exit status: 0 if every workload verified its results, 1 if any failed,
+/// 2 on bad usage or missing prerequisites.
+#[derive(clap::Args, Default)]
+pub struct Args {
+    /// Reduced scales: about 25 s of runs per allocator (plus building the
+    /// Rust workloads once), about a sixth of the full suite.
+    #[arg(long)]
     quick: bool,
-    runs: Option<usize>,
+    /// Runs per workload and allocator (default 5).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    runs: Option<u64>,
+    /// These workloads only (--list shows them).
+    #[arg(long, value_name = "W,..", value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// Of glibc, rjem, jemalloc, mimalloc3, mimalloc2, snmalloc, mimalloc
+    /// (Debian's 2.0.9), tcmalloc.
+    #[arg(long, value_name = "A,..", value_delimiter = ',')]
     allocators: Option<Vec<String>>,
+    /// Ratios to A (default jemalloc, else the first selected).
+    #[arg(long, value_name = "A")]
     baseline: Option<String>,
+    /// Where the JSON report goes (default: in --out).
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Where the Markdown report goes (default: in --out).
+    #[arg(long, value_name = "FILE")]
     md: Option<PathBuf>,
+    /// Where the SVG chart goes (default: in --out).
+    #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Directory for the reports (default target/bench in the source tree).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// librjem.so to preload (default: $RJEM_LIB, or next to rjem).
+    #[arg(long, value_name = "PATH")]
     lib: Option<PathBuf>,
+    /// A run taking longer fails (default 300).
+    #[arg(long, value_name = "SECS", value_parser = positive)]
     timeout: Option<u64>,
+    /// Operations for --instructions (default 1000000).
+    #[arg(long, value_name = "N", value_parser = positive)]
     n: Option<u64>,
+    /// Skip the Rust workloads (they need cargo and crates.io).
+    #[arg(long)]
     no_rust: bool,
+    /// List the workloads and what each stresses.
+    #[arg(long)]
     list: bool,
+    /// apt-get install libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
+    /// valgrind (as root; otherwise says how), then build mimalloc3,
+    /// mimalloc2 and snmalloc from the sources of the crates libmimalloc-sys
+    /// and snmalloc-sys (fetched by cargo from crates.io) into
+    /// target/bench/peers (needs cargo, cc and c++, not root); same as
+    /// bench/install-peers.sh.
+    #[arg(long)]
     install: bool,
+    /// Instructions per malloc+free pair, per batch operation and per
+    /// cross-thread free, with valgrind's callgrind (--n operations).
+    #[arg(long)]
     instructions: bool,
 }
 
+/// A positive number for --runs, --timeout and --n.
+fn positive(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(format!("wants a positive number, not '{v}'"))
+}
+
 fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("rjem bench: {msg}\n{USAGE}");
+    eprintln!("rjem bench: {msg} (rjem bench --help explains the options)");
     ExitCode::from(2)
 }
 
@@ -142,61 +161,7 @@ fn error(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn parse(args: &[OsString]) -> Result<Opts, String> {
-    let mut o = Opts::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let a = a.to_str().ok_or("arguments must be UTF-8")?;
-        let mut value = |name: &str| -> Result<String, String> {
-            it.next()
-                .and_then(|v| v.to_str())
-                .map(str::to_string)
-                .ok_or(format!("{name} needs a value"))
-        };
-        let list = |v: String| -> Vec<String> {
-            v.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        };
-        let number = |name: &str, v: String| -> Result<u64, String> {
-            v.parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or(format!("{name} wants a positive number, not '{v}'"))
-        };
-        match a {
-            "--quick" => o.quick = true,
-            "--runs" => o.runs = Some(number(a, value(a)?)? as usize),
-            "--only" => o.only = Some(list(value(a)?)),
-            "--allocators" => o.allocators = Some(list(value(a)?)),
-            "--baseline" => o.baseline = Some(value(a)?),
-            "--json" => o.json = Some(value(a)?.into()),
-            "--md" => o.md = Some(value(a)?.into()),
-            "--svg" => o.svg = Some(value(a)?.into()),
-            "--out" => o.out = Some(value(a)?.into()),
-            "--lib" => o.lib = Some(value(a)?.into()),
-            "--timeout" => o.timeout = Some(number(a, value(a)?)?),
-            "--n" => o.n = Some(number(a, value(a)?)?),
-            "--no-rust" => o.no_rust = true,
-            "--list" => o.list = true,
-            "--install" => o.install = true,
-            "--instructions" => o.instructions = true,
-            other => return Err(format!("unknown option '{other}'")),
-        }
-    }
-    Ok(o)
-}
-
-pub fn main(args: &[OsString]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let o = match parse(args) {
-        Ok(o) => o,
-        Err(e) => return usage_error(&e),
-    };
+pub fn main(o: Args) -> ExitCode {
     if o.list {
         for w in WORKLOADS {
             println!("{:<14} {:<5} {}", w.name, w.kind.as_str(), w.stresses);
@@ -207,7 +172,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
         None => ALLOCATORS.to_vec(),
         Some(v) => {
             let mut out = Vec::new();
-            for name in v {
+            for name in v.iter().filter(|n| !n.is_empty()) {
                 match ALLOCATORS.iter().find(|a| **a == name) {
                     Some(a) if !out.contains(a) => out.push(*a),
                     Some(_) => {}
@@ -242,7 +207,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
     let env = Env {
         root,
         cache,
-        rjem_lib: crate::candidates(o.lib.clone())
+        rjem_lib: crate::run::candidates(o.lib.clone())
             .into_iter()
             .find(|p| p.is_file())
             .map(|p| p.canonicalize().unwrap_or(p)),
@@ -410,12 +375,12 @@ struct Plan {
     preload: Option<PathBuf>,
 }
 
-fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> ExitCode {
+fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> ExitCode {
     let workloads: Vec<&'static Workload> = match &o.only {
         None => WORKLOADS.iter().collect(),
         Some(names) => {
             let mut v = Vec::new();
-            for n in names {
+            for n in names.iter().filter(|n| !n.is_empty()) {
                 match workloads::find(n) {
                     Some(w) => v.push(w),
                     None => {
@@ -449,7 +414,7 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> Ex
         None if allocators.contains(&"jemalloc") => "jemalloc",
         None => allocators[0],
     };
-    let runs = o.runs.unwrap_or(5);
+    let runs = o.runs.unwrap_or(5) as usize;
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let timeout = Duration::from_secs(o.timeout.unwrap_or(300));
     let mut notes: Vec<String> = Vec::new();
@@ -1017,7 +982,7 @@ fn build_rust_fastpath(env: &Env, lto: bool) -> Result<PathBuf, String> {
 }
 
 /// `--instructions`: callgrind counts per hot-path operation.
-fn run_instructions(env: &Env, allocators: &[&'static str], o: &Opts, out_dir: &Path) -> ExitCode {
+fn run_instructions(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> ExitCode {
     if first_line("valgrind", &["--version"], None).is_none() {
         return error("valgrind is not installed (rjem bench --install installs it)");
     }
@@ -1229,14 +1194,14 @@ mod tests {
         assert_eq!(res.ratio(1, 0, Metric::Rss), Some(4.0));
         let g = res.geomean(0, None).unwrap();
         assert!((g.time - 1.0).abs() < 1e-12 && (g.rss - std::f64::consts::SQRT_2).abs() < 1e-9);
-        let json = res.json();
-        assert!(json.contains("\"time_ratio_to_jemalloc\": 0.5"), "{json}");
-        assert!(
-            json.contains(
-                "\"versions\": {\"rjem\": \"rjem 0.1.0\", \"jemalloc\": \"jemalloc 5.3.0 (Debian \\\"x\\\")\"},"
-            ),
-            "{json}"
+        let json: serde_json::Value = serde_json::from_str(&res.json()).unwrap();
+        assert_eq!(json["results"][0]["time_ratio_to_jemalloc"], 0.5, "{json}");
+        assert_eq!(
+            json["versions"]["jemalloc"],
+            "jemalloc 5.3.0 (Debian \"x\")"
         );
+        let order: Vec<&String> = json["versions"].as_object().unwrap().keys().collect();
+        assert_eq!(order, ["rjem", "jemalloc"], "versions keep report order");
         let md = res.markdown(None);
         assert!(
             md.contains("- jemalloc: jemalloc 5.3.0 (Debian \"x\")"),

@@ -1,10 +1,11 @@
 //! The results of a suite and their reports: medians, ratios to the
 //! baseline allocator (jemalloc) and their geometric means; a table for the
-//! terminal, a Markdown report, an SVG chart and a JSON file, all written
-//! by hand (the CLI keeps its dependency list small).
+//! terminal, a Markdown report, an SVG chart and a JSON file (serde_json).
 
 use super::run::Sample;
 use super::workloads::{Kind, Workload};
+use crate::svg::esc;
+use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
 /// One workload on one allocator.
@@ -85,13 +86,14 @@ pub fn versions_markdown(versions: &[(String, String)]) -> String {
     s
 }
 
-/// The allocators' versions as a JSON object.
-pub fn versions_json(versions: &[(String, String)]) -> String {
-    let v: Vec<String> = versions
-        .iter()
-        .map(|(a, v)| format!("{}: {}", q(a), q(v)))
-        .collect();
-    format!("{{{}}}", v.join(", "))
+/// The allocators' versions as a JSON object, in report order.
+pub fn versions_json(versions: &[(String, String)]) -> Value {
+    Value::Object(
+        versions
+            .iter()
+            .map(|(a, v)| (a.clone(), Value::from(v.as_str())))
+            .collect(),
+    )
 }
 
 pub struct Results {
@@ -382,25 +384,7 @@ impl Results {
     /// JSON with every median and ratio.
     pub fn json(&self) -> String {
         let b = self.baseline;
-        let mut s = String::from("{\n");
-        let _ = writeln!(s, "  \"suite\": {},", q(self.meta.suite));
-        let _ = writeln!(s, "  \"date\": {},", q(&self.meta.date));
-        let _ = writeln!(s, "  \"runs\": {},", self.meta.runs);
-        let _ = writeln!(s, "  \"baseline\": {},", q(b));
-        let machine: Vec<String> = self
-            .meta
-            .machine
-            .iter()
-            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
-            .collect();
-        let _ = writeln!(s, "  \"machine\": {{{}}},", machine.join(", "));
-        let allocs: Vec<String> = self.allocators.iter().map(|a| q(a)).collect();
-        let _ = writeln!(s, "  \"allocators\": [{}],", allocs.join(", "));
-        let _ = writeln!(s, "  \"versions\": {},", versions_json(&self.meta.versions));
-        let notes: Vec<String> = self.notes.iter().map(|n| q(n)).collect();
-        let _ = writeln!(s, "  \"notes\": [{}],", notes.join(", "));
-        s.push_str("  \"results\": [\n");
-        let mut entries = Vec::new();
+        let mut results = Vec::new();
         for (w, wl) in self.workloads.iter().enumerate() {
             for (a, alloc) in self.allocators.iter().enumerate() {
                 let c = &self.cells[w][a];
@@ -409,55 +393,60 @@ impl Results {
                 }
                 let med = self.median(w, a);
                 let ratio = |m| num(self.ratio(w, a, m));
-                let mut e = format!(
-                    "    {{\"workload\": {}, \"kind\": {}, \"allocator\": {}, \"ok\": {}, \
-                     \"runs\": {}, \"wall_s\": {}, \"cpu_s\": {}, \"peak_rss_kib\": {}, \
-                     \"time_ratio_to_{b}\": {}, \"cpu_ratio_to_{b}\": {}, \
-                     \"rss_ratio_to_{b}\": {}, \"output\": {}",
-                    q(wl.name),
-                    q(wl.kind.as_str()),
-                    q(alloc),
-                    c.error.is_none(),
-                    c.samples.len(),
-                    num(med.map(|m| m.wall_s)),
-                    num(med.map(|m| m.cpu_s)),
-                    num(med.map(|m| m.peak_rss_kib)),
-                    ratio(Metric::Wall),
-                    ratio(Metric::Cpu),
-                    ratio(Metric::Rss),
-                    q(&c.output),
-                );
+                let mut e = Map::new();
+                e.insert("workload".into(), wl.name.into());
+                e.insert("kind".into(), wl.kind.as_str().into());
+                e.insert("allocator".into(), (*alloc).into());
+                e.insert("ok".into(), c.error.is_none().into());
+                e.insert("runs".into(), c.samples.len().into());
+                e.insert("wall_s".into(), num(med.map(|m| m.wall_s)));
+                e.insert("cpu_s".into(), num(med.map(|m| m.cpu_s)));
+                e.insert("peak_rss_kib".into(), num(med.map(|m| m.peak_rss_kib)));
+                e.insert(format!("time_ratio_to_{b}"), ratio(Metric::Wall));
+                e.insert(format!("cpu_ratio_to_{b}"), ratio(Metric::Cpu));
+                e.insert(format!("rss_ratio_to_{b}"), ratio(Metric::Rss));
+                e.insert("output".into(), c.output.as_str().into());
                 if let Some(err) = &c.error {
-                    let _ = write!(e, ", \"error\": {}", q(err));
+                    e.insert("error".into(), err.as_str().into());
                 }
-                e.push('}');
-                entries.push(e);
+                results.push(Value::Object(e));
             }
         }
-        s.push_str(&entries.join(",\n"));
-        s.push_str("\n  ],\n");
         let geo = |kind: Option<Kind>| {
-            let mut v = Vec::new();
+            let mut m = Map::new();
             for (a, alloc) in self.allocators.iter().enumerate() {
                 if let Some(g) = self.geomean(a, kind) {
-                    v.push(format!(
-                        "    {}: {{\"time_ratio_to_{b}\": {}, \"cpu_ratio_to_{b}\": {}, \
-                         \"rss_ratio_to_{b}\": {}, \"workloads\": {}}}",
-                        q(alloc),
-                        num(Some(g.time)),
-                        num(Some(g.cpu)),
-                        num(Some(g.rss)),
-                        g.workloads
-                    ));
+                    let mut e = Map::new();
+                    e.insert(format!("time_ratio_to_{b}"), num(Some(g.time)));
+                    e.insert(format!("cpu_ratio_to_{b}"), num(Some(g.cpu)));
+                    e.insert(format!("rss_ratio_to_{b}"), num(Some(g.rss)));
+                    e.insert("workloads".into(), g.workloads.into());
+                    m.insert(alloc.to_string(), Value::Object(e));
                 }
             }
-            v.join(",\n")
+            Value::Object(m)
         };
-        let _ = writeln!(s, "  \"geomean\": {{\n{}\n  }},", geo(None));
-        let _ = writeln!(s, "  \"geomean_c\": {{\n{}\n  }},", geo(Some(Kind::C)));
-        let _ = writeln!(s, "  \"geomean_rust\": {{\n{}\n  }}", geo(Some(Kind::Rust)));
-        s.push_str("}\n");
-        s
+        let machine: Map<String, Value> = self
+            .meta
+            .machine
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        let doc = json!({
+            "suite": self.meta.suite,
+            "date": self.meta.date,
+            "runs": self.meta.runs,
+            "baseline": b,
+            "machine": machine,
+            "allocators": self.allocators,
+            "versions": versions_json(&self.meta.versions),
+            "notes": self.notes,
+            "results": results,
+            "geomean": geo(None),
+            "geomean_c": geo(Some(Kind::C)),
+            "geomean_rust": geo(Some(Kind::Rust)),
+        });
+        to_json(&doc)
     }
 
     /// An SVG chart: per workload, each allocator's time ratio (left panel)
@@ -643,45 +632,17 @@ fn color(name: &str, index: usize) -> &'static str {
     }
 }
 
-/// A JSON string literal.
-pub fn q(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// A JSON number (null when absent or not finite).
-fn num(v: Option<f64>) -> String {
+/// A JSON number, rounded to six decimals (null when absent or not finite).
+fn num(v: Option<f64>) -> Value {
     match v {
-        Some(x) if x.is_finite() => {
-            if x == x.trunc() && x.abs() < 1e15 {
-                format!("{x:.0}")
-            } else {
-                format!("{x:.6}")
-            }
-        }
-        _ => "null".into(),
+        Some(x) if x.is_finite() => Value::from((x * 1e6).round() / 1e6),
+        _ => Value::Null,
     }
 }
 
-/// Text escaped for XML.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A JSON document, pretty-printed, with a final newline.
+pub fn to_json(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    s.push('\n');
+    s
 }
