@@ -40,7 +40,8 @@ use crate::sync::Mutex;
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU16, AtomicU64, AtomicU8, AtomicUsize,
+    Ordering::Relaxed,
 };
 
 /// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
@@ -115,13 +116,16 @@ fn slots(g: &Geometry, ind: usize) -> usize {
 /// is a shift.
 #[repr(C, align(32))]
 pub(crate) struct CacheBin {
-    head: Cell<*mut *mut u8>,
+    /// Top of the stack. `head` and `empty` are relaxed atomics (plain
+    /// loads and stores on x86_64) so that statistics readers on other
+    /// threads may count the items (`cached_bytes`) without a data race.
+    head: AtomicPtr<*mut u8>,
     /// Blocks this stack handed out: the thread's allocations of the class
     /// (one increment on the hit path; `thread.allocated` derives the rest).
     npop: Cell<u64>,
     low_water: Cell<u16>,
     full: Cell<u16>,
-    empty: Cell<u16>,
+    empty: AtomicU16,
 }
 
 #[inline(always)]
@@ -133,11 +137,11 @@ impl CacheBin {
     /// A zero-capacity stack: every pop and push takes the slow path.
     const fn zero() -> CacheBin {
         CacheBin {
-            head: Cell::new(ptr::null_mut()),
+            head: AtomicPtr::new(ptr::null_mut()),
             npop: Cell::new(0),
             low_water: Cell::new(0),
             full: Cell::new(0),
-            empty: Cell::new(0),
+            empty: AtomicU16::new(0),
         }
     }
 
@@ -145,7 +149,7 @@ impl CacheBin {
     /// low-water mark (then the slow path decides).
     #[inline(always)]
     pub(crate) fn pop(&self) -> Option<*mut u8> {
-        let h = self.head.get();
+        let h = self.head.load(Relaxed);
         if lo(h) == self.low_water.get() {
             return None;
         }
@@ -153,7 +157,7 @@ impl CacheBin {
         // SAFETY: head is above the low-water mark, so it points at a cached
         // item inside this bin's stack storage.
         unsafe {
-            self.head.set(h.add(1));
+            self.head.store(h.add(1), Relaxed);
             Some(*h)
         }
     }
@@ -163,15 +167,15 @@ impl CacheBin {
     /// caller refills). Kept out of `pop` so the hit path stays minimal.
     #[inline]
     fn pop_below_low_water(&self) -> Option<*mut u8> {
-        let h = self.head.get();
-        if lo(h) == self.empty.get() {
+        let h = self.head.load(Relaxed);
+        if lo(h) == self.empty.load(Relaxed) {
             return None;
         }
         self.npop.set(self.npop.get().wrapping_add(1));
         // SAFETY: not empty, so head points at a cached item; the new mark
         // (one slot up) stays within the stack.
         unsafe {
-            self.head.set(h.add(1));
+            self.head.store(h.add(1), Relaxed);
             self.low_water.set(lo(h.add(1)));
             Some(*h)
         }
@@ -180,7 +184,7 @@ impl CacheBin {
     /// Pushes a freed block, unless the stack is full.
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8) -> bool {
-        let h = self.head.get();
+        let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
         }
@@ -189,7 +193,7 @@ impl CacheBin {
         unsafe {
             let h = h.sub(1);
             *h = p;
-            self.head.set(h);
+            self.head.store(h, Relaxed);
         }
         true
     }
@@ -197,21 +201,25 @@ impl CacheBin {
     /// Items cached.
     #[inline]
     pub(crate) fn count(&self) -> usize {
-        (self.empty.get().wrapping_sub(lo(self.head.get())) / 8) as usize
+        (self
+            .empty
+            .load(Relaxed)
+            .wrapping_sub(lo(self.head.load(Relaxed)))
+            / 8) as usize
     }
     fn low_water_count(&self) -> usize {
-        (self.empty.get().wrapping_sub(self.low_water.get()) / 8) as usize
+        (self.empty.load(Relaxed).wrapping_sub(self.low_water.get()) / 8) as usize
     }
     fn capacity(&self) -> usize {
-        (self.empty.get().wrapping_sub(self.full.get()) / 8) as usize
+        (self.empty.load(Relaxed).wrapping_sub(self.full.get()) / 8) as usize
     }
     /// Pointer to the empty end (one past the bottom item).
     fn empty_ptr(&self) -> *mut *mut u8 {
         // SAFETY: pure address arithmetic within the stack block.
-        unsafe { self.head.get().add(self.count()) }
+        unsafe { self.head.load(Relaxed).add(self.count()) }
     }
     fn reset_low_water(&self) {
-        self.low_water.set(lo(self.head.get()));
+        self.low_water.set(lo(self.head.load(Relaxed)));
     }
 }
 
@@ -228,8 +236,6 @@ struct BinCtl {
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
-    /// Items on the stack when `cached` was last brought up to date.
-    published: u32,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -267,11 +273,8 @@ pub(crate) struct Tcache {
     /// once `publishing` is set by the first request for them.
     published: [Cell<u64>; 2],
     publishing: Cell<bool>,
-    /// Bytes on the stacks, as of each class's last fill, flush or GC
-    /// (`stats.arenas.<i>.tcache_bytes`), and the arena the cache fills
-    /// from, plus one (0: none): written by the owner, read by `stats`
-    /// through the registry.
-    cached: AtomicUsize,
+    /// The arena the cache fills from, plus one (0: none): written by the
+    /// owner, read by `stats` through the registry (`tcache_bytes`).
     arena_ind: AtomicUsize,
     /// Registry links (under `REGISTRY`'s lock).
     reg_next: Cell<*const Tcache>,
@@ -295,7 +298,6 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
-                    published: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
@@ -312,7 +314,6 @@ impl Tcache {
             gc_next: Cell::new(0),
             published: [const { Cell::new(0) }; 2],
             publishing: Cell::new(false),
-            cached: AtomicUsize::new(0),
             arena_ind: AtomicUsize::new(0),
             reg_next: Cell::new(ptr::null()),
             reg_prev: Cell::new(ptr::null()),
@@ -372,9 +373,9 @@ impl Tcache {
             // SAFETY: the block holds `total` slots; bin i gets its share.
             let empty = unsafe { cur.add(slots(g, i)) };
             let b = &self.bins[i];
-            b.head.set(empty);
+            b.head.store(empty, Relaxed);
             b.low_water.set(lo(empty));
-            b.empty.set(lo(empty));
+            b.empty.store(lo(empty), Relaxed);
             b.full.set(lo(cur));
             cur = empty;
         }
@@ -393,38 +394,35 @@ impl Tcache {
         self.arena_ind.store(arena.ind + 1, Relaxed);
     }
 
-    /// Brings `cached` up to date for class `ind`.
-    #[inline]
-    fn sync_cached(&self, ind: usize) {
-        let mut ctl = self.ctl[ind].get();
-        let now = self.bins[ind].count() as u32;
-        if now != ctl.published {
-            let size = sc::index_to_size(ind);
-            let c = self.cached.load(Relaxed);
-            let c = c + now as usize * size - ctl.published as usize * size;
-            self.cached.store(c, Relaxed);
-            ctl.published = now;
-            self.ctl[ind].set(ctl);
-        }
+    /// Bytes of the blocks on the stacks now (`tcache_bytes`); may be read
+    /// from another thread while the cache is registered, as jemalloc
+    /// reads its caches: each stack's count is exact at the moment it is
+    /// read. Classes beyond `NCACHED` have no stack (count 0).
+    fn bytes_on_stacks(&self) -> usize {
+        let n = NCACHED.load(Relaxed).min(self.bins.len());
+        (0..n)
+            .map(|i| self.bins[i].count() * sc::index_to_size(i))
+            .sum()
     }
 
     /// Flushes everything and frees the stacks; the cache becomes disabled.
     pub(crate) fn destroy(&self) {
+        // Out of the registry first: readers count the stacks cleared below.
+        if self.registered.replace(false) {
+            leave(self);
+        }
         for i in 0..self.nbins.get() {
             let b = &self.bins[i];
             self.flush(i, b.count());
         }
         for b in &self.bins {
-            b.head.set(ptr::null_mut());
+            b.head.store(ptr::null_mut(), Relaxed);
             b.low_water.set(0);
             b.full.set(0);
-            b.empty.set(0);
+            b.empty.store(0, Relaxed);
         }
         self.nbins.set(0);
         let mem = self.stack.replace(ptr::null_mut());
-        if self.registered.replace(false) {
-            leave(self);
-        }
         if !mem.is_null() {
             arena::dalloc_internal(mem);
         }
@@ -475,15 +473,7 @@ impl Tcache {
         let n = arena.fill(ind, out);
         ctl.nfill += n as u64;
         self.ctl[ind].set(ctl);
-        // The n filled, less the one about to be popped.
-        let mut c = self.ctl[ind].get();
-        let size = sc::index_to_size(ind);
-        let now = n.saturating_sub(1);
-        let cached = self.cached.load(Relaxed) + now * size - c.published as usize * size;
-        self.cached.store(cached, Relaxed);
-        c.published = now as u32;
-        self.ctl[ind].set(c);
-        self.peak_tick(n * size);
+        self.peak_tick(n * sc::index_to_size(ind));
         if n == 0 {
             return ptr::null_mut();
         }
@@ -496,7 +486,7 @@ impl Tcache {
         // address). The low-water mark records that the stack ran dry.
         unsafe {
             let h = empty.sub(n);
-            b.head.set(h.add(1));
+            b.head.store(h.add(1), Relaxed);
             b.low_water.set(lo(empty));
             *h
         }
@@ -518,7 +508,6 @@ impl Tcache {
         let b = &self.bins[ind];
         let n = n.min(b.count());
         if n == 0 {
-            self.sync_cached(ind);
             return;
         }
         let empty = b.empty_ptr();
@@ -529,14 +518,13 @@ impl Tcache {
         ctl.nflush += n as u64;
         self.ctl[ind].set(ctl);
         // Move the remaining (newer) items down to the bottom.
-        let head = b.head.get();
+        let head = b.head.load(Relaxed);
         let keep = b.count() - n;
         // SAFETY: both ranges are inside the stack; copy handles overlap.
         unsafe {
             ptr::copy(head, head.add(n), keep);
-            b.head.set(head.add(n));
+            b.head.store(head.add(n), Relaxed);
         }
-        self.sync_cached(ind);
         if b.low_water_count() > keep {
             b.reset_low_water();
         }
@@ -581,7 +569,6 @@ impl Tcache {
         ctl.refilled = false;
         self.ctl[ind].set(ctl);
         b.reset_low_water();
-        self.sync_cached(ind);
     }
 
     /// Counts `bytes` allocated without a stack.
@@ -856,7 +843,7 @@ pub(crate) fn cached_bytes(ind: Option<usize>) -> usize {
     // SAFETY: registered caches are alive while the lock is held.
     while let Some(t) = unsafe { c.as_ref() } {
         if ind.is_none_or(|i| t.arena_ind.load(Relaxed) == i + 1) {
-            sum += t.cached.load(Relaxed);
+            sum += t.bytes_on_stacks();
         }
         c = t.reg_next.get();
     }

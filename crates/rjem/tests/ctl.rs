@@ -746,7 +746,11 @@ fn locks_extents_and_arena_metadata() {
         assert!(cached() >= 112, "the fill's spare blocks");
         // The stacks came from the thread's first arena.
         assert!(u64_of(&format!("stats.arenas.{}.internal", ctl::ARENAS_ALL)) > 0);
+        // Frees that stay in the cache count at once (no fill or flush in
+        // between), to the byte.
         drop(held);
+        assert_eq!(cached(), rjem::thread_cached().1 as u64);
+        assert!(cached() >= 10 * 112);
         ctl::run("thread.tcache.flush").unwrap();
         assert_eq!(cached(), 0);
     })
