@@ -169,15 +169,18 @@ pub(crate) unsafe fn free(p: *mut u8) {
     if ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
         return;
     }
-    free_slow(p, ent);
+    free_slow(p);
 }
 
+/// `free` past the hit path. Looks `p` up again: passing the entry would
+/// make every branch of the hit path that gives up set it.
 #[cold]
 #[inline(never)]
-fn free_slow(p: *mut u8, ent: Entry) {
+fn free_slow(p: *mut u8) {
     if p.is_null() {
         return;
     }
+    let ent = emap::lookup(p as usize);
     if !ent.is_active() {
         emap::invalid_free(p);
     }
@@ -347,6 +350,7 @@ pub(crate) unsafe fn realloc(
     place: Place,
 ) -> *mut u8 {
     let ent = emap::lookup_live_in(p, "realloc");
+    tsd::check_not_freed(ent.szind(), p, "realloc");
     if let Some(q) = resize_in_place(p, ent, new_size, align, zero, "realloc") {
         let usize = sc::index_to_size(ent.szind());
         if sc::geom().usable_size(new_size, align) == Some(usize) {

@@ -198,6 +198,14 @@ impl Arena {
         self.pages.lock().hooks().is_default() && reclaim(size)
     }
 
+    /// Whether `p` is a free region of slab `s` (this arena's, class `ind`
+    /// when `p` was live): a double-free check, under the bin's lock.
+    pub(crate) fn small_is_free(&self, s: ERef, ind: usize, p: *mut u8) -> bool {
+        let cx = self.bin_ctx(ind);
+        let _bin = self.bins[ind].0.lock();
+        s.has(SLAB) && s.szind() == ind && crate::slab::is_free(s, cx.info, cx.words, p)
+    }
+
     /// Returns region `p` of slab `s` (owned by this arena, class `ind`).
     pub(crate) fn small_dalloc(&self, s: ERef, ind: usize, p: *mut u8) {
         let cx = self.bin_ctx(ind);

@@ -110,7 +110,7 @@ unsafe extern "C" fn default_alloc(
     _: c_uint,
 ) -> *mut c_void {
     let page = os::page_size();
-    if size == 0 || size % page != 0 || !align.is_power_of_two() || zero.is_null() {
+    if size == 0 || !size.is_multiple_of(page) || !align.is_power_of_two() || zero.is_null() {
         return ptr::null_mut();
     }
     let p = os::map_aligned(size, align.max(page));
@@ -300,7 +300,7 @@ impl Ehooks {
         }
         let a = p as usize;
         let page = os::page_size();
-        let fits = a % align.max(page) == 0
+        let fits = a.is_multiple_of(align.max(page))
             && a.checked_add(size)
                 .is_some_and(|end| end <= 1usize << os::VA_BITS);
         if !fits || (!commit && !self.commit(p.cast(), size)) {

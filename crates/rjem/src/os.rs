@@ -429,6 +429,39 @@ pub(crate) fn program_conf() -> Option<&'static [u8]> {
     None
 }
 
+/// Whether the first word of the memory at `p` equals `key`, read as the
+/// machine reads it: the block may hold bytes Rust would call
+/// uninitialised (a block allocated and freed without being written),
+/// which this comparison does not care about.
+///
+/// # Safety
+/// `p` must be 8-aligned and point to at least 8 readable bytes.
+#[inline(always)]
+pub(crate) unsafe fn first_word_is(p: *const u8, key: u64) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the caller guarantees 8 readable, aligned bytes; the asm
+        // only compares them with `key`.
+        unsafe {
+            core::arch::asm!(
+                "cmp qword ptr [{p}], {k}",
+                "je {same}",
+                p = in(reg) p,
+                k = in(reg) key,
+                same = label { return true; },
+                options(nostack, readonly)
+            )
+        };
+        false
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: as above. A volatile load is never reasoned about: it
+    // returns whatever the bytes are.
+    unsafe {
+        (p as *const u64).read_volatile() == key
+    }
+}
+
 /// Monotonic time in nanoseconds (vDSO: no system call on Linux).
 pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {

@@ -40,7 +40,7 @@ pub(crate) fn init(e: ERef, info: &BinInfo, words: usize) -> Option<usize> {
     for (i, w) in bm.iter_mut().enumerate() {
         *w = if i < full {
             !0
-        } else if i == full && info.nregs % 64 != 0 {
+        } else if i == full && !info.nregs.is_multiple_of(64) {
             (1u64 << (info.nregs % 64)) - 1
         } else {
             0
@@ -88,6 +88,13 @@ pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut
     }
     e.nfree.set(e.nfree.get() - n as u32);
     n
+}
+
+/// Whether `p` is a region of slab `e` (class `info`) marked free.
+pub(crate) fn is_free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> bool {
+    let off = (p as usize).wrapping_sub(e.addr());
+    let (idx, exact) = info.region_of(off);
+    exact && idx < info.nregs && bitmap(e, words)[idx / 64] & (1 << (idx % 64)) != 0
 }
 
 /// Marks free the regions at the start of `items` that lie in slab `e`

@@ -312,7 +312,7 @@ pub(crate) fn extents(i: usize, j: usize) -> Option<ExtentCounts> {
     let page = sc::geom().page;
     // Size classes whose extents count for page class j: from its class
     // up to the next page class.
-    let mut classes = (0..sc::NSIZES).filter(|&c| sc::index_to_size(c) % page == 0);
+    let mut classes = (0..sc::NSIZES).filter(|&c| sc::index_to_size(c).is_multiple_of(page));
     let lo = classes.nth(j)?;
     let hi = classes.next().unwrap_or(sc::NSIZES);
     let mut t = ExtentCounts::default();

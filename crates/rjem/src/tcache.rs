@@ -22,6 +22,16 @@
 //! stayed unused since its last GC (below its low-water mark) is flushed,
 //! and its fill size adapts.
 //!
+//! Double frees are caught when they happen: `push` writes a key (the
+//! stack's own address) into the first word of every block it caches,
+//! and a block that already starts with the key goes to the slow
+//! path, which reports it if it is on this thread's stack or free in its
+//! slab (otherwise the word was the program's data, or a block that a
+//! cache flushed and an uncached path handed out, and the free proceeds).
+//! `pop` clears the word again. A double free across threads is caught
+//! later, when a cache flushes the block. Costs the hit paths a load, a
+//! compare and two stores.
+//!
 //! Also counts each thread's allocated bytes for `stats_interval`, on the
 //! slow path with the peak sampling, and raises `REPORT_DUE` for the report
 //! (which sits above and polls it).
@@ -128,6 +138,17 @@ pub(crate) struct CacheBin {
     empty: AtomicU16,
 }
 
+/// Clears the free key from block `p`, handed out again, so that a later
+/// free does not mistake the key, or what a partial write left of it, for
+/// a double free.
+#[inline(always)]
+fn unmark(p: *mut u8) -> *mut u8 {
+    // SAFETY: `p` comes off a stack, so it is a block of at least 8
+    // aligned bytes that this cache owns until it is returned.
+    unsafe { (p as *mut u64).write(0) };
+    p
+}
+
 #[inline(always)]
 fn lo(p: *mut *mut u8) -> u16 {
     p as usize as u16
@@ -158,7 +179,7 @@ impl CacheBin {
         // item inside this bin's stack storage.
         unsafe {
             self.head.store(h.add(1), Relaxed);
-            Some(*h)
+            Some(unmark(*h))
         }
     }
 
@@ -177,16 +198,27 @@ impl CacheBin {
         unsafe {
             self.head.store(h.add(1), Relaxed);
             self.low_water.set(lo(h.add(1)));
-            Some(*h)
+            Some(unmark(*h))
         }
     }
 
-    /// Pushes a freed block, unless the stack is full.
+    /// Pushes freed block `p` (a live block of this class), marking it
+    /// with the key, unless the stack is full or `p` already starts with
+    /// the key (then the slow path decides: maybe a double free).
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
+        }
+        let key = self.key();
+        // SAFETY: a live block of a cached class is 8-aligned, at least 8
+        // bytes, and ours to write once freed.
+        unsafe {
+            if os::first_word_is(p, key) {
+                return false;
+            }
+            (p as *mut u64).write(key);
         }
         // SAFETY: the stack is not full, so the slot below head is inside
         // this bin's stack storage.
@@ -196,6 +228,38 @@ impl CacheBin {
             self.head.store(h, Relaxed);
         }
         true
+    }
+
+    /// The free key of this stack: its own address, which no program data
+    /// holds (rjem's thread state is private), and which is already in a
+    /// register on the hit path.
+    #[inline(always)]
+    fn key(&self) -> u64 {
+        self as *const CacheBin as u64
+    }
+
+    /// `push` without the key check, for a stack known not to be full.
+    fn push_after_check(&self, p: *mut u8) {
+        let h = self.head.load(Relaxed);
+        debug_assert_ne!(lo(h), self.full.get());
+        // SAFETY: as in `push`.
+        unsafe {
+            (p as *mut u64).write(self.key());
+            let h = h.sub(1);
+            *h = p;
+            self.head.store(h, Relaxed);
+        }
+    }
+
+    /// Whether `p` is among the cached items.
+    fn holds(&self, p: *mut u8) -> bool {
+        let h = self.head.load(Relaxed);
+        // SAFETY: [head, head + count) are the cached items.
+        unsafe { core::slice::from_raw_parts(h, self.count()) }.contains(&p)
+    }
+
+    fn is_full(&self) -> bool {
+        lo(self.head.load(Relaxed)) == self.full.get()
     }
 
     /// Items cached.
@@ -488,18 +552,37 @@ impl Tcache {
             let h = empty.sub(n);
             b.head.store(h.add(1), Relaxed);
             b.low_water.set(lo(empty));
-            *h
+            unmark(*h)
         }
     }
 
-    /// Slow free into cached class `ind` after `push` declined (stack full):
-    /// flush the older half, then cache `p`.
+    /// Fatal if live-looking block `p` of class `ind`, given to entry point
+    /// `func` (`realloc`...), is one this cache took back as freed.
+    pub(crate) fn check_not_freed(&self, ind: usize, p: *mut u8, func: &str) {
+        if !self.caches(ind) {
+            return;
+        }
+        let b = &self.bins[ind];
+        // SAFETY: a live block of a cached class, as in `push`.
+        if unsafe { os::first_word_is(p, b.key()) } {
+            report_if_freed(b, ind, p, func);
+        }
+    }
+
+    /// Slow free into cached class `ind` after `push` declined (stack full,
+    /// or `p` starts with the key): reports a double free, flushes the
+    /// older half of a full stack, then caches `p`.
     fn dalloc_slow(&self, ind: usize, p: *mut u8) {
         let b = &self.bins[ind];
-        self.flush(ind, b.capacity() / 2);
-        self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
-        let ok = b.push(p);
-        debug_assert!(ok);
+        // SAFETY: as in `push`.
+        if unsafe { os::first_word_is(p, b.key()) } {
+            report_if_freed(b, ind, p, "free");
+        }
+        if b.is_full() {
+            self.flush(ind, b.capacity() / 2);
+            self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
+        }
+        b.push_after_check(p);
         self.publish();
     }
 
@@ -885,6 +968,34 @@ pub(crate) fn fork_child() {
     unsafe {
         EXPLICIT_LOCK.reset_in_child();
         REGISTRY.reset_in_child();
+    }
+}
+
+/// Block `p` of class `ind`, given to entry point `func` as live, starts
+/// with the free key: fatal if it is on stack `b` (this thread's, of that
+/// class) or free in its slab; otherwise the key was a coincidence.
+#[cold]
+#[inline(never)]
+fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) {
+    let freed = b.holds(p)
+        || (sc::geom().is_small(ind)
+            && emap::lookup(p as usize)
+                .extent()
+                .and_then(|e| arena::get(e.arena()).map(|a| a.small_is_free(e, ind, p)))
+                .unwrap_or(false));
+    if freed {
+        os::fatal_fmt(
+            format_args!(
+                "{}: {func} of a block already freed ({} bytes class)",
+                if func == "free" {
+                    "double free"
+                } else {
+                    "use after free"
+                },
+                sc::index_to_size(ind)
+            ),
+            p as usize,
+        );
     }
 }
 

@@ -317,6 +317,13 @@ pub(crate) fn reset_peak() {
     get().tcache.reset_peak()
 }
 
+/// Fatal if `p`, a live-looking block of class `ind` given to entry point
+/// `func`, was freed into this thread's cache (`realloc` of freed memory).
+#[inline]
+pub(crate) fn check_not_freed(ind: usize, p: *mut u8, func: &str) {
+    get().tcache.check_not_freed(ind, p, func)
+}
+
 /// Bytes and blocks this thread's cache holds (stats, tests).
 pub(crate) fn cached() -> (usize, usize) {
     get().tcache.cached()

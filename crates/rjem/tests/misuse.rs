@@ -22,6 +22,40 @@ fn scenario(name: &str) {
                 free(p);
                 rjem::flush_thread_cache();
             }
+            "double-now" => {
+                // Caught at the second free: without that, the next two
+                // mallocs would both return p.
+                let p = malloc(48);
+                free(p);
+                free(p);
+                let (a, b) = (malloc(48), malloc(48));
+                std::process::exit(if a == b { 4 } else { 5 });
+            }
+            "double-flushed" => {
+                // The block went back to its slab (a neighbour keeps the
+                // slab alive): caught at the second free too.
+                let keep = malloc(48);
+                let p = malloc(48);
+                free(p);
+                rjem::flush_thread_cache();
+                free(p);
+                free(keep);
+            }
+            "double-rust" => {
+                use std::alloc::{GlobalAlloc, Layout};
+                let l = Layout::from_size_align(40, 8).unwrap();
+                let p = rjem::Rjem.alloc(l);
+                rjem::Rjem.dealloc(p, l);
+                rjem::Rjem.dealloc(p, l);
+                let (a, b) = (rjem::Rjem.alloc(l), rjem::Rjem.alloc(l));
+                std::process::exit(if a == b { 4 } else { 5 });
+            }
+            "realloc-freed" => {
+                let p = malloc(48);
+                free(p);
+                std::hint::black_box(rjem::ffi::realloc(p, 40));
+                std::process::exit(4);
+            }
             "interior-small" => {
                 let p = malloc(100).cast::<u8>();
                 free(p.add(16).cast());
@@ -84,6 +118,19 @@ fn misuse_aborts_with_a_message() {
     for (name, want) in [
         ("foreign", "invalid free"),
         ("double", "double free"),
+        (
+            "double-now",
+            "double free: free of a block already freed (48 bytes class)",
+        ),
+        ("double-flushed", "double free"),
+        (
+            "double-rust",
+            "double free: free of a block already freed (48 bytes class)",
+        ),
+        (
+            "realloc-freed",
+            "use after free: realloc of a block already freed (48 bytes class)",
+        ),
         ("interior-small", "not a region start"),
         ("interior-large", "invalid free"),
         ("double-large", "invalid free"),

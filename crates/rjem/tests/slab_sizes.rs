@@ -41,7 +41,7 @@ fn expected_pages(spec: &str, size: usize, page: usize, default: usize) -> usize
 
 fn default_pages(size: usize, page: usize) -> usize {
     let mut p = 1;
-    while (p * page) % size != 0 {
+    while !(p * page).is_multiple_of(size) {
         p += 1;
     }
     p
@@ -224,7 +224,7 @@ fn blocks_stay_intact_in_odd_slabs() {
         let tails = (0..num("arenas.nbins"))
             .filter(|j| {
                 let size = num(&format!("arenas.bin.{j}.size"));
-                num(&format!("arenas.bin.{j}.slab_size")) % size != 0
+                !num(&format!("arenas.bin.{j}.slab_size")).is_multiple_of(size)
             })
             .count();
         assert!(tails > 10, "{tails} classes with a tail");
