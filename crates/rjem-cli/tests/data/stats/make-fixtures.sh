@@ -3,11 +3,21 @@
 # runs it on Debian's jemalloc 5.3 and on rjem with MALLOC_CONF set to
 # provoke its condition plus stats_print:true, and keeps the report printed
 # at exit as NAME.ALLOCATOR.txt and (stats_print_opts:J) NAME.ALLOCATOR.json.
-# Usage: make-fixtures.sh [LIBRJEM] (default: target/release/librjem_capi.so;
-# build it with `cargo build --release -p rjem-capi`).
+# Usage: make-fixtures.sh [--only jemalloc|rjem] [LIBRJEM]
+# (default LIBRJEM: target/release/librjem_capi.so; build it with
+# `cargo build --release -p rjem-capi`). --only regenerates one allocator's
+# fixtures, e.g. rjem's after a change to rjem's statistics.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../../../.." && pwd)"
+allocs="jemalloc rjem"
+if [ "${1:-}" = --only ]; then
+  case "${2:-}" in
+    jemalloc | rjem) allocs="$2" ;;
+    *) echo "make-fixtures.sh: --only takes jemalloc or rjem" >&2; exit 2 ;;
+  esac
+  shift 2
+fi
 rjem="${1:-$root/target/release/librjem_capi.so}"
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 tmp="$(mktemp -d)"
@@ -26,7 +36,7 @@ for src in "$here"/programs/*.c; do
   name="$(basename "$src" .c)"
   cc -O2 -pthread -o "$tmp/$name" "$src"
   conf="$(conf_of "$name")"
-  for alloc in jemalloc rjem; do
+  for alloc in $allocs; do
     lib="$jemalloc"
     [ "$alloc" = rjem ] && lib="$rjem"
     for form in txt json; do
