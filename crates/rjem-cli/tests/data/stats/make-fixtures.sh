@@ -44,6 +44,15 @@ conf_of() {
     *) echo "" ;;
   esac
 }
+# stats_print_opts letters a program's reports leave out: the programs with
+# many arenas skip mutex (x) and large-class (l) tables, which no rule
+# reads, to keep the files small (the others keep the full report).
+omit_of() {
+  case "$1" in
+    arenas | tcache) echo "xl" ;;
+    *) echo "" ;;
+  esac
+}
 for name in "${names[@]}"; do
   src="$here/programs/$name.c"
   [ -f "$src" ] || usage "no program $src"
@@ -53,8 +62,10 @@ for name in "${names[@]}"; do
     lib="$jemalloc"
     [ "$alloc" = rjem ] && lib="$rjem"
     for form in txt json; do
+      letters="$(omit_of "$name")"
+      [ "$form" = json ] && letters="J$letters"
       opts="stats_print:true"
-      [ "$form" = json ] && opts="$opts,stats_print_opts:J"
+      [ -n "$letters" ] && opts="$opts,stats_print_opts:$letters"
       [ -n "$conf" ] && opts="$conf,$opts"
       LD_PRELOAD="$lib" MALLOC_CONF="$opts" "$tmp/$name" \
         >/dev/null 2>"$here/$name.$alloc.$form"
