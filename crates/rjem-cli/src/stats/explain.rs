@@ -34,7 +34,7 @@ pub const T_DECAY_LONG_MS: i64 = 60_000;
 /// too-many-arenas: automatic arenas holding memory beyond twice the
 /// threads, with idle arenas (no thread) holding at least
 /// `T_IDLE_ARENA_MIN` bytes of free space and dirty pages (their live data
-/// is no waste).
+/// is no waste, nor are dirty pages a running purger is decaying).
 pub const T_ARENAS_PER_THREAD: u64 = 2;
 pub const T_IDLE_ARENA_MIN: u64 = 16 * MIB;
 /// tcache-heavy: thread caches at least this share of allocated and at
@@ -683,6 +683,30 @@ fn fragmentation(s: &Snapshot) -> Option<Diagnosis> {
     })
 }
 
+/// How dirty pages leave: the decay time in force, whether background
+/// purging threads are running (None: not reported), and whether
+/// `background_thread` is set.
+fn purging(s: &Snapshot) -> (Option<i64>, Option<bool>, Option<bool>) {
+    let decay = s
+        .merged()
+        .and_then(|a| a.dirty_decay_ms)
+        .or(s.options.dirty_decay_ms);
+    (
+        decay,
+        s.background_threads.map(|n| n > 0),
+        s.options.background_thread,
+    )
+}
+
+/// Whether dirty pages are known to be on their way out: decay on (at most
+/// `T_DECAY_LONG_MS`) and a purger running, so what was freed within the
+/// last dirty_decay_ms is expected to be there.
+fn purged_in_time(s: &Snapshot) -> bool {
+    let (decay, bg_running, bg_opt) = purging(s);
+    decay.is_some_and(|d| (0..=T_DECAY_LONG_MS).contains(&d))
+        && (bg_running == Some(true) || bg_opt == Some(true))
+}
+
 fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
     let (dirty, _) = dirty_muzzy(s);
     let dirty = dirty?;
@@ -691,18 +715,12 @@ fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
     if dirty < T_DIRTY_MIN || share < T_DIRTY_SHARE {
         return None;
     }
-    let decay = s
-        .merged()
-        .and_then(|a| a.dirty_decay_ms)
-        .or(s.options.dirty_decay_ms);
-    let bg_running = s.background_threads.map(|n| n > 0);
-    let bg_opt = s.options.background_thread;
+    let (decay, bg_running, bg_opt) = purging(s);
     let sweeps = s.merged().and_then(|a| a.dirty_npurge);
-    // With decay on and a purger running, dirty pages are on their way
-    // out: what was freed within the last dirty_decay_ms is expected.
+    // Silent when the dirty pages are on their way out, or when decay is
+    // on and it cannot tell whether a purger runs.
     let decay_on = decay.is_some_and(|d| (0..=T_DECAY_LONG_MS).contains(&d));
-    let purger = bg_running == Some(true) || bg_opt == Some(true);
-    if decay_on && (purger || bg_running.is_none()) {
+    if purged_in_time(s) || (decay_on && bg_running.is_none()) {
         return None;
     }
     let mut evidence = vec![format!(
@@ -737,18 +755,18 @@ fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
                 .to_string(),
             vec![conf(
                 "dirty_decay_ms:10000",
-                "purge freed pages after about 10 s (jemalloc's default); lower for a tighter RSS",
+                "purge freed pages gradually over 10 s (the default); lower for a tighter RSS",
             )],
         ),
         Some(d) if d > T_DECAY_LONG_MS => (
             format!(
-                "dirty_decay_ms is {d} ms: freed pages wait {} s or more before they are \
-                 purged, so RSS lags far behind use.",
+                "dirty_decay_ms is {d} ms: freed pages are purged gradually over {} s, so \
+                 RSS lags far behind use.",
                 d / 1000
             ),
             vec![conf(
                 "dirty_decay_ms:10000",
-                "purge after about 10 s instead",
+                "purge gradually over 10 s instead",
             )],
         ),
         _ => (
@@ -799,7 +817,13 @@ fn too_many_arenas(s: &Snapshot) -> Option<Diagnosis> {
     let idle: Vec<&&ArenaUse> = holding.iter().filter(|a| a.threads == Some(0)).collect();
     let idle_bytes: u64 = idle.iter().map(|a| a.active + a.dirty).sum();
     let idle_live: u64 = idle.iter().map(|a| a.allocated.min(a.active)).sum();
-    let idle_spare = idle_bytes.saturating_sub(idle_live);
+    let idle_dirty: u64 = idle.iter().map(|a| a.dirty).sum();
+    // Dirty pages a running purger is decaying leave by themselves; the
+    // free slots in slabs stay.
+    let decaying = purged_in_time(s);
+    let idle_spare = idle_bytes
+        .saturating_sub(idle_live)
+        .saturating_sub(if decaying { idle_dirty } else { 0 });
     let n = holding.len() as u64;
     if n < 4 || n <= T_ARENAS_PER_THREAD * threads.max(1) || idle_spare < T_IDLE_ARENA_MIN {
         return None;
@@ -809,14 +833,27 @@ fn too_many_arenas(s: &Snapshot) -> Option<Diagnosis> {
             "{n} automatic arenas hold memory for {threads} thread(s) now assigned \
              (threshold: more than {T_ARENAS_PER_THREAD} per thread)"
         ),
-        format!(
-            "{} arenas with no thread hold {} (active + dirty): {} live data, {} free space \
-             and dirty pages that only threads bound to those arenas can reuse",
-            idle.len(),
-            bytes(idle_bytes),
-            bytes(idle_live),
-            bytes(idle_spare)
-        ),
+        if decaying {
+            format!(
+                "{} arenas with no thread hold {} (active + dirty): {} live data, {} dirty \
+                 pages a background thread is purging, and {} of free space that only \
+                 threads bound to those arenas can reuse",
+                idle.len(),
+                bytes(idle_bytes),
+                bytes(idle_live),
+                bytes(idle_dirty),
+                bytes(idle_spare)
+            )
+        } else {
+            format!(
+                "{} arenas with no thread hold {} (active + dirty): {} live data, {} free \
+                 space and dirty pages that only threads bound to those arenas can reuse",
+                idle.len(),
+                bytes(idle_bytes),
+                bytes(idle_live),
+                bytes(idle_spare)
+            )
+        },
         format!(
             "narenas {}",
             s.options
@@ -1039,7 +1076,7 @@ fn madvise_storm(s: &Snapshot) -> Option<Diagnosis> {
         remedies: vec![
             conf(
                 "dirty_decay_ms:10000",
-                "keep freed pages for reuse for about 10 s before purging (0 or a few ms \
+                "keep freed pages for reuse, purging them gradually over 10 s (0 or a few ms \
                  purges at once)",
             ),
             conf(
@@ -1256,6 +1293,22 @@ mod tests {
         let d = &explain(&s).diagnoses[0];
         assert_eq!(d.bytes, 20 * MIB, "the cost is the spare space");
         assert!(d.evidence[1].contains("100 MiB live data, 20.0 MiB free space"));
+    }
+
+    #[test]
+    fn idle_arenas_dirty_pages_count_unless_a_purger_decays_them() {
+        let mut v = vec![arena(0, 1, MIB, MIB, 0)];
+        v.extend((1..6).map(|i| arena(i, 0, 0, 0, 6 * MIB)));
+        let mut s = snapshot(8, v);
+        s.options.dirty_decay_ms = Some(10_000);
+        s.background_threads = Some(0);
+        assert_eq!(fired(&s), ["too-many-arenas"]);
+        // A purger runs: the dirty pages leave within the decay time.
+        s.background_threads = Some(1);
+        assert_eq!(fired(&s), Vec::<&str>::new());
+        // Decay off: they stay, whatever runs.
+        s.options.dirty_decay_ms = Some(-1);
+        assert_eq!(fired(&s), ["too-many-arenas"]);
     }
 
     #[test]

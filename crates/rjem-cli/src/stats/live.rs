@@ -242,13 +242,21 @@ pub fn run(mut cmd: Command, conf: Option<OsString>, interval: Option<Interval>)
                 explain::render(&explain::explain(&snap), &label)
             );
         }
-        Some(Ok(_)) | Some(Err(_)) => {
+        Some(Ok(_)) => {
             let _ = writeln!(err, "rjem run: the program's statistics could not be read");
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(
+                err,
+                "rjem run: the program's statistics could not be read: {}",
+                e.reason
+            );
         }
         None => {
             let _ = writeln!(
                 err,
-                "rjem run: no statistics arrived: the program never allocated, is not \
+                "rjem run: no statistics arrived: the program ended without running its \
+                 exit handlers (_exit, killed by a signal), never allocated, is not \
                  dynamically linked, or closed the descriptor they are written to"
             );
         }
