@@ -1,6 +1,6 @@
-//! A small SVG writer for the tool's charts: shapes and text appended to a
-//! document of fixed size, every string escaped. Owns nothing else: each
-//! chart decides its own layout.
+//! A small SVG writer for the tool's charts (`rjem stats report`, `rjem
+//! bench`): shapes and text appended to a document of fixed size, every
+//! string escaped. Owns nothing else: each chart decides its own layout.
 
 use std::fmt::Write as _;
 
@@ -84,14 +84,32 @@ impl Svg {
     }
 
     pub fn text(&mut self, x: f64, y: f64, s: &str, anchor: Anchor, size: f64, fill: &str) {
+        self.put_text((x, y), s, anchor, size, fill, false);
+    }
+
+    /// Text in bold: titles and emphasised labels.
+    pub fn bold_text(&mut self, x: f64, y: f64, s: &str, anchor: Anchor, size: f64, fill: &str) {
+        self.put_text((x, y), s, anchor, size, fill, true);
+    }
+
+    fn put_text(
+        &mut self,
+        (x, y): (f64, f64),
+        s: &str,
+        anchor: Anchor,
+        size: f64,
+        fill: &str,
+        bold: bool,
+    ) {
         let a = match anchor {
             Anchor::Start => "start",
             Anchor::Middle => "middle",
             Anchor::End => "end",
         };
+        let weight = if bold { " font-weight=\"bold\"" } else { "" };
         let _ = writeln!(
             self.body,
-            "<text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{a}\" font-size=\"{size}\" \
+            "<text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{a}\" font-size=\"{size}\"{weight} \
              fill=\"{}\">{}</text>",
             esc(fill),
             esc(s)
@@ -120,7 +138,12 @@ mod tests {
         let mut s = Svg::new(10.0, 10.0);
         s.rect(0.0, 0.0, 5.0, -1.0, "red", "a<b & \"c\"");
         s.text(1.0, 2.0, "x<y", Anchor::Middle, 9.0, "#000");
+        s.bold_text(1.0, 2.0, "T", Anchor::End, 14.0, "#000");
         let out = s.finish();
+        assert!(
+            out.contains("font-size=\"14\" font-weight=\"bold\""),
+            "{out}"
+        );
         assert!(out.starts_with("<svg") && out.trim_end().ends_with("</svg>"));
         assert!(out.contains("a&lt;b &amp; &quot;c&quot;") && out.contains("x&lt;y"));
         assert!(out.contains("height=\"0.0\""), "negative sizes clamp");

@@ -1212,6 +1212,21 @@ mod tests {
             term.contains("allocators:\n  rjem      rjem 0.1.0\n  jemalloc  jemalloc 5.3.0"),
             "{term}"
         );
-        assert!(res.svg().starts_with("<svg"));
+        let svg = res.svg();
+        assert!(svg.starts_with("<svg"));
+        // A bar per workload (and the geomean), allocator and panel, each
+        // with its value as a tooltip.
+        assert_eq!(svg.matches("<title>").count(), 3 * 2 * 2, "{svg}");
+        assert!(
+            svg.contains(&format!(
+                "<title>{} rjem time: 0.50</title>",
+                WORKLOADS[0].name
+            )),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>geomean rjem RSS: 1.41</title>"),
+            "{svg}"
+        );
     }
 }

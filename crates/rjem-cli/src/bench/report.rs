@@ -4,7 +4,7 @@
 
 use super::run::Sample;
 use super::workloads::{Kind, Workload};
-use crate::svg::esc;
+use crate::svg::{Anchor, Svg};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -483,57 +483,43 @@ impl Results {
             let e = r.log2().clamp(lo_e, hi_e);
             label_w + panel as f64 * (panel_w + gap) + (e - lo_e) / (hi_e - lo_e) * panel_w
         };
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
-             viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"sans-serif\" font-size=\"11\">"
-        );
-        let _ = writeln!(
-            s,
-            "<rect width=\"100%\" height=\"100%\" fill=\"white\" stroke=\"none\"/>"
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"10\" y=\"18\" font-size=\"14\" font-weight=\"bold\">rjem bench ({} suite, \
-             {}): ratio to {}, log scale, lower is better</text>",
-            esc(self.meta.suite),
-            esc(&self.meta.date),
-            esc(self.baseline)
+        let mut s = Svg::new(width, height);
+        let (fs, ink) = (11.0, "#000");
+        s.bold_text(
+            10.0,
+            18.0,
+            &format!(
+                "rjem bench ({} suite, {}): ratio to {}, log scale, lower is better",
+                self.meta.suite, self.meta.date, self.baseline
+            ),
+            Anchor::Start,
+            14.0,
+            ink,
         );
         // Legend.
         let mut lx = 10.0;
         for (a, name) in self.allocators.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "<rect x=\"{lx}\" y=\"28\" width=\"12\" height=\"10\" fill=\"{}\"/>\
-                 <text x=\"{}\" y=\"37\">{}</text>",
-                color(name, a),
-                lx + 16.0,
-                esc(name)
-            );
+            s.rect(lx, 28.0, 12.0, 10.0, color(name, a), "");
+            s.text(lx + 16.0, 37.0, name, Anchor::Start, fs, ink);
             lx += 30.0 + 7.0 * name.len() as f64;
         }
+        let axis_bottom = top + row_h * nrows as f64;
         for (panel, title) in ["wall time", "peak RSS"].iter().enumerate() {
-            let title = format!("{title} / {}", esc(self.baseline));
             let x0 = x_of(panel, 2f64.powf(lo_e));
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"58\" font-weight=\"bold\">{title}</text>",
-                x0
-            );
+            let title = format!("{title} / {}", self.baseline);
+            s.bold_text(x0, 58.0, &title, Anchor::Start, fs, ink);
             let mut e = lo_e;
             while e <= hi_e {
                 let x = x_of(panel, 2f64.powf(e));
                 let stroke = if e == 0.0 { "#444" } else { "#ddd" };
-                let _ = writeln!(
-                    s,
-                    "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{stroke}\"/>\
-                     <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
-                    top - 6.0,
-                    top + row_h * nrows as f64,
-                    top + row_h * nrows as f64 + 14.0,
-                    axis_label(e)
+                s.line(x, top - 6.0, x, axis_bottom, stroke, 1.0);
+                s.text(
+                    x,
+                    axis_bottom + 14.0,
+                    &axis_label(e),
+                    Anchor::Middle,
+                    fs,
+                    "#555",
                 );
                 e += 1.0;
             }
@@ -547,20 +533,14 @@ impl Results {
                 self.workloads[row].name
             };
             if row % 2 == 1 {
-                let _ = writeln!(
-                    s,
-                    "<rect x=\"0\" y=\"{y0:.1}\" width=\"{width:.0}\" height=\"{row_h:.1}\" \
-                     fill=\"#f2f2f2\" stroke=\"none\"/>"
-                );
+                s.rect(0.0, y0, width, row_h, "#f2f2f2", "");
             }
-            let weight = if geo_row { " font-weight=\"bold\"" } else { "" };
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"{weight}>{}</text>",
-                label_w - 8.0,
-                y0 + row_h / 2.0 + 4.0,
-                esc(name)
-            );
+            let (lx, ly) = (label_w - 8.0, y0 + row_h / 2.0 + 4.0);
+            if geo_row {
+                s.bold_text(lx, ly, name, Anchor::End, fs, ink);
+            } else {
+                s.text(lx, ly, name, Anchor::End, fs, ink);
+            }
             for a in 0..na {
                 let y = y0 + 4.0 + a as f64 * bar;
                 for (panel, m) in [Metric::Wall, Metric::Rss].into_iter().enumerate() {
@@ -574,31 +554,23 @@ impl Results {
                     };
                     let Some(r) = r else { continue };
                     let (x1, x2) = (x_of(panel, 1.0), x_of(panel, r));
-                    let _ = writeln!(
-                        s,
-                        "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
-                         fill=\"{}\" stroke=\"none\"><title>{} {} {}: {r:.2}</title></rect>",
+                    let what = if panel == 0 { "time" } else { "RSS" };
+                    s.rect(
                         x1.min(x2) - 1.0,
+                        y,
                         (x2 - x1).abs().max(2.0),
                         bar - 1.0,
                         color(self.allocators[a], a),
-                        esc(name),
-                        esc(self.allocators[a]),
-                        if panel == 0 { "time" } else { "RSS" }
+                        &format!("{name} {} {what}: {r:.2}", self.allocators[a]),
                     );
                     if geo_row {
-                        let _ = writeln!(
-                            s,
-                            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\">{r:.2}</text>",
-                            x1.max(x2) + 3.0,
-                            y + bar - 1.5
-                        );
+                        let v = format!("{r:.2}");
+                        s.text(x1.max(x2) + 3.0, y + bar - 1.5, &v, Anchor::Start, 8.0, ink);
                     }
                 }
             }
         }
-        s.push_str("</svg>\n");
-        s
+        s.finish()
     }
 }
 

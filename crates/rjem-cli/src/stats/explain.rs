@@ -31,8 +31,10 @@ pub const T_DIRTY_SHARE: f64 = 0.2;
 pub const T_DIRTY_MIN: u64 = 32 * MIB;
 /// dirty_decay_ms above this counts as "purging is (nearly) off".
 pub const T_DECAY_LONG_MS: i64 = 60_000;
-/// too-many-arenas: arenas holding memory beyond twice the threads, with
-/// idle arenas (no thread) holding at least `T_IDLE_ARENA_MIN` bytes.
+/// too-many-arenas: automatic arenas holding memory beyond twice the
+/// threads, with idle arenas (no thread) holding at least
+/// `T_IDLE_ARENA_MIN` bytes of free space and dirty pages (their live data
+/// is no waste, nor are dirty pages a running purger is decaying).
 pub const T_ARENAS_PER_THREAD: u64 = 2;
 pub const T_IDLE_ARENA_MIN: u64 = 16 * MIB;
 /// tcache-heavy: thread caches at least this share of allocated and at
@@ -43,6 +45,9 @@ pub const T_TCACHE_MIN: u64 = 8 * MIB;
 /// at least `T_RETAINED_MIN` bytes.
 pub const T_RETAINED_RATIO: f64 = 4.0;
 pub const T_RETAINED_MIN: u64 = GIB;
+/// Metadata below this share of retained has not grown with the address
+/// space (jemalloc's page map alone is 0.2% of it).
+pub const T_META_GREW: f64 = 0.001;
 /// madvise-storm: at least `T_MADVISE_MIN` purge calls, and either more
 /// than `T_MADVISE_RATE` per second of uptime or fewer than
 /// `T_MADVISE_PAGES` pages per call.
@@ -148,12 +153,38 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
+/// A share in words: "6.5%", "85%"; "<0.1%" for a sliver; "9800x" from
+/// 10 times on, where a percentage is hard to read.
 fn pct(x: f64) -> String {
-    if x < 0.1 && x > 0.0 {
+    if x >= 10.0 {
+        format!("{x:.0}x")
+    } else if x > 0.0 && x < 0.001 {
+        "<0.1%".into()
+    } else if x > 0.0 && x < 0.1 {
         format!("{:.1}%", x * 100.0)
     } else {
         format!("{:.0}%", x * 100.0)
     }
+}
+
+/// The allocator's name for the reasons' wording.
+fn who(s: &Snapshot) -> &'static str {
+    match s.allocator {
+        Allocator::Jemalloc => "jemalloc",
+        Allocator::Rjem => "rjem",
+        Allocator::Unknown => "the allocator",
+    }
+}
+
+/// Numbered arenas that threads are spread over: below `narenas` (the
+/// huge arena, index `narenas`, and manual arenas from `arenas.create`
+/// have no threads by design). All numbered arenas when narenas is unknown.
+fn automatic(s: &Snapshot, arenas: &[ArenaUse]) -> Vec<ArenaUse> {
+    arenas
+        .iter()
+        .filter(|a| s.options.narenas.is_none_or(|n| a.arena < n))
+        .cloned()
+        .collect()
 }
 
 fn ratio(a: u64, b: u64) -> Option<f64> {
@@ -250,8 +281,9 @@ pub fn explain(s: &Snapshot) -> Explanation {
         t.allocated,
         match tcache {
             Some(tc) if tc > 0 => format!(
-                "bytes in blocks handed out by malloc and not yet freed ({} of them are free \
-                 blocks parked in thread caches, which the allocator counts as allocated)",
+                "bytes in blocks handed out by malloc and not given back to the arenas: the \
+                 program's live data plus {} of freed blocks parked in thread caches (counted \
+                 as allocated until a cache flushes them)",
                 bytes(tc)
             ),
             _ => "bytes in blocks handed out by malloc and not yet freed: the program's live data"
@@ -268,8 +300,8 @@ pub fn explain(s: &Snapshot) -> Explanation {
     fig(
         "dirty",
         dirty,
-        "freed pages the allocator keeps, still in RAM, for reuse; purged back to the kernel \
-         after dirty_decay_ms"
+        "freed pages the allocator keeps, still in RAM, for reuse; given back to the kernel \
+         gradually over dirty_decay_ms"
             .into(),
     );
     fig(
@@ -282,7 +314,7 @@ pub fn explain(s: &Snapshot) -> Explanation {
         "metadata",
         t.metadata,
         "the allocator's own bookkeeping: extent descriptors, the page map (radix tree), arena \
-         and bin structures (base), plus internal allocations; never given back"
+         and bin structures (base, never given back), plus internal allocations"
             .into(),
     );
     fig(
@@ -333,7 +365,8 @@ pub fn explain(s: &Snapshot) -> Explanation {
         frag,
         frag.map_or(String::new(), |f| {
             format!(
-                "1 - allocated/active: {} of the pages in use is free space between live blocks",
+                "1 - allocated/active: {} of active memory is free space (free slots in slabs, \
+                 rounding of large blocks)",
                 pct(f)
             )
         }),
@@ -359,11 +392,18 @@ pub fn explain(s: &Snapshot) -> Explanation {
         ret,
         "retained / mapped: unused address space per byte of used address space".into(),
     );
-    let res = t.allocated.and_then(|a| ratio(a, t.resident?));
+    // Blocks parked in thread caches count as allocated but are not live.
+    let live = t.allocated.map(|a| a.saturating_sub(tcache.unwrap_or(0)));
+    let res = live.and_then(|a| ratio(a, t.resident?));
     r(
         "live_share_of_resident",
         res,
-        "allocated / resident: how much of the allocator's RAM is live data".into(),
+        if tcache.is_some() {
+            "(allocated - tcache_bytes) / resident: how much of the allocator's RAM is live data"
+        } else {
+            "allocated / resident: how much of the allocator's RAM is live data"
+        }
+        .into(),
     );
     let tc = tcache.and_then(|x| ratio(x, t.allocated?));
     r(
@@ -444,10 +484,10 @@ fn metadata_overhead(s: &Snapshot) -> Option<Diagnosis> {
         return None;
     }
     let mut evidence = vec![format!(
-        "metadata {} is {} of allocated {} (threshold {})",
+        "metadata {} / allocated {} = {} (threshold {})",
         bytes(meta),
-        pct(meta as f64 / alloc.max(1) as f64),
         bytes(alloc),
+        pct(meta as f64 / alloc.max(1) as f64),
         pct(T_META_SHARE)
     )];
     if let Some(b) = t.base {
@@ -463,8 +503,18 @@ fn metadata_overhead(s: &Snapshot) -> Option<Diagnosis> {
             bytes(res)
         ));
     }
-    if let Some(part) = s.metadata_parts.iter().max_by_key(|p| p.1) {
+    // rjem's pointer map is address space, not part of its metadata total.
+    let (map, parts): (Vec<_>, Vec<_>) =
+        s.metadata_parts.iter().partition(|p| p.0 == "pointer map");
+    if let Some(part) = parts.iter().max_by_key(|p| p.1) {
         evidence.push(format!("largest part: {} {}", part.0, bytes(part.1)));
+    }
+    if let Some(p) = map.first() {
+        evidence.push(format!(
+            "pointer map: {} of address space mapped, resident only where entries were \
+             written (not counted in metadata)",
+            bytes(p.1)
+        ));
     }
     let retained_big = t
         .retained
@@ -581,6 +631,36 @@ fn fragmentation(s: &Snapshot) -> Option<Diagnosis> {
          reused for other sizes while its pages hold live objects."
             .into()
     };
+    let mut remedies = vec![
+        code(
+            "allocate long-lived objects apart from short-lived ones of the same size (a pool, \
+             or a dedicated arena: mallocx(size, MALLOCX_ARENA(a) | MALLOCX_TCACHE_NONE) with \
+             an arena from mallctl(\"arenas.create\"); without MALLOCX_TCACHE_NONE the \
+             thread cache may hand out blocks of another arena)",
+            "survivors then do not pin the slabs that short-lived objects empty",
+        ),
+        code(
+            "free in bulk what was allocated together (rebuild an evicted cache instead of \
+             thinning it)",
+            "whole slabs become empty and go back to the page allocator",
+        ),
+    ];
+    // Fewer arenas help only where several hold slabs.
+    let holding = automatic(s, &arena_use(s))
+        .iter()
+        .filter(|a| a.active > 0)
+        .count();
+    if holding != 1 {
+        remedies.push(conf(
+            "narenas:<fewer>",
+            "fewer arenas, fewer partly-filled slabs per size class",
+        ));
+    }
+    remedies.push(ops(
+        "if this is Redis (or Valkey): CONFIG SET activedefrag yes",
+        "it moves live values out of sparse slabs (needs a server built with its bundled \
+         jemalloc, which tells it which slabs are sparse)",
+    ));
     Some(Diagnosis {
         rule: "fragmentation",
         title: if concentrated {
@@ -599,29 +679,32 @@ fn fragmentation(s: &Snapshot) -> Option<Diagnosis> {
         bytes: gap,
         evidence,
         reason,
-        remedies: vec![
-            code(
-                "allocate long-lived objects apart from short-lived ones of the same size (a \
-                 pool, or a dedicated arena: mallocx(size, MALLOCX_ARENA(a)) with an arena \
-                 from mallctl(\"arenas.create\"))",
-                "survivors then do not pin the slabs that short-lived objects empty",
-            ),
-            code(
-                "free in bulk what was allocated together (rebuild an evicted cache instead of \
-                 thinning it)",
-                "whole slabs become empty and go back to the page allocator",
-            ),
-            conf(
-                "narenas:<fewer>",
-                "fewer arenas, fewer partly-filled slabs per size class",
-            ),
-            ops(
-                "Redis: activedefrag yes",
-                "Redis moves live values out of sparse slabs (it asks jemalloc which \
-                 slabs are sparse)",
-            ),
-        ],
+        remedies,
     })
+}
+
+/// How dirty pages leave: the decay time in force, whether background
+/// purging threads are running (None: not reported), and whether
+/// `background_thread` is set.
+fn purging(s: &Snapshot) -> (Option<i64>, Option<bool>, Option<bool>) {
+    let decay = s
+        .merged()
+        .and_then(|a| a.dirty_decay_ms)
+        .or(s.options.dirty_decay_ms);
+    (
+        decay,
+        s.background_threads.map(|n| n > 0),
+        s.options.background_thread,
+    )
+}
+
+/// Whether dirty pages are known to be on their way out: decay on (at most
+/// `T_DECAY_LONG_MS`) and a purger running, so what was freed within the
+/// last dirty_decay_ms is expected to be there.
+fn purged_in_time(s: &Snapshot) -> bool {
+    let (decay, bg_running, bg_opt) = purging(s);
+    decay.is_some_and(|d| (0..=T_DECAY_LONG_MS).contains(&d))
+        && (bg_running == Some(true) || bg_opt == Some(true))
 }
 
 fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
@@ -632,18 +715,12 @@ fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
     if dirty < T_DIRTY_MIN || share < T_DIRTY_SHARE {
         return None;
     }
-    let decay = s
-        .merged()
-        .and_then(|a| a.dirty_decay_ms)
-        .or(s.options.dirty_decay_ms);
-    let bg_running = s.background_threads.map(|n| n > 0);
-    let bg_opt = s.options.background_thread;
+    let (decay, bg_running, bg_opt) = purging(s);
     let sweeps = s.merged().and_then(|a| a.dirty_npurge);
-    // With decay on and a purger running, dirty pages are on their way
-    // out: what was freed within the last dirty_decay_ms is expected.
+    // Silent when the dirty pages are on their way out, or when decay is
+    // on and it cannot tell whether a purger runs.
     let decay_on = decay.is_some_and(|d| (0..=T_DECAY_LONG_MS).contains(&d));
-    let purger = bg_running == Some(true) || bg_opt == Some(true);
-    if decay_on && (purger || bg_running.is_none()) {
+    if purged_in_time(s) || (decay_on && bg_running.is_none()) {
         return None;
     }
     let mut evidence = vec![format!(
@@ -669,7 +746,7 @@ fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
         ));
     }
     if let Some(n) = sweeps {
-        evidence.push(format!("decay sweeps so far: {n}"));
+        evidence.push(format!("purge sweeps so far: {n}"));
     }
     let (reason, mut remedies) = match decay {
         Some(d) if d < 0 => (
@@ -678,25 +755,27 @@ fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
                 .to_string(),
             vec![conf(
                 "dirty_decay_ms:10000",
-                "purge freed pages after about 10 s (jemalloc's default); lower for a tighter RSS",
+                "purge freed pages gradually over 10 s (the default); lower for a tighter RSS",
             )],
         ),
         Some(d) if d > T_DECAY_LONG_MS => (
             format!(
-                "dirty_decay_ms is {d} ms: freed pages wait {} s or more before they are \
-                 purged, so RSS lags far behind use.",
+                "dirty_decay_ms is {d} ms: freed pages are purged gradually over {} s, so \
+                 RSS lags far behind use.",
                 d / 1000
             ),
             vec![conf(
                 "dirty_decay_ms:10000",
-                "purge after about 10 s instead",
+                "purge gradually over 10 s instead",
             )],
         ),
         _ => (
-            "Decay is on, but without a background thread jemalloc only purges when the \
-             program calls malloc or free: a process that goes idle after a burst keeps its \
-             dirty pages indefinitely."
-                .to_string(),
+            format!(
+                "Decay is on, but without a background thread {} only purges when the \
+                 program calls malloc or free: a process that goes idle after a burst keeps \
+                 its dirty pages indefinitely.",
+                who(s)
+            ),
             Vec::new(),
         ),
     };
@@ -727,28 +806,54 @@ fn dirty_not_purged(s: &Snapshot) -> Option<Diagnosis> {
 }
 
 fn too_many_arenas(s: &Snapshot) -> Option<Diagnosis> {
-    let arenas = arena_use(s);
+    let all = arena_use(s);
+    // Threads bound to manual arenas count as threads too.
+    let threads: u64 = all.iter().filter_map(|a| a.threads).sum();
+    let arenas = automatic(s, &all);
     let holding: Vec<&ArenaUse> = arenas
         .iter()
         .filter(|a| a.allocated > 0 || a.dirty > 0 || a.active > 0)
         .collect();
-    let threads: u64 = arenas.iter().filter_map(|a| a.threads).sum();
     let idle: Vec<&&ArenaUse> = holding.iter().filter(|a| a.threads == Some(0)).collect();
     let idle_bytes: u64 = idle.iter().map(|a| a.active + a.dirty).sum();
+    let idle_live: u64 = idle.iter().map(|a| a.allocated.min(a.active)).sum();
+    let idle_dirty: u64 = idle.iter().map(|a| a.dirty).sum();
+    // Dirty pages a running purger is decaying leave by themselves; the
+    // free slots in slabs stay.
+    let decaying = purged_in_time(s);
+    let idle_spare = idle_bytes
+        .saturating_sub(idle_live)
+        .saturating_sub(if decaying { idle_dirty } else { 0 });
     let n = holding.len() as u64;
-    if n < 4 || n <= T_ARENAS_PER_THREAD * threads.max(1) || idle_bytes < T_IDLE_ARENA_MIN {
+    if n < 4 || n <= T_ARENAS_PER_THREAD * threads.max(1) || idle_spare < T_IDLE_ARENA_MIN {
         return None;
     }
     let evidence = vec![
         format!(
-            "{n} arenas hold memory for {threads} thread(s) now assigned (threshold: more \
-             than {T_ARENAS_PER_THREAD} per thread)"
+            "{n} automatic arenas hold memory for {threads} thread(s) now assigned \
+             (threshold: more than {T_ARENAS_PER_THREAD} per thread)"
         ),
-        format!(
-            "{} arenas with no thread hold {} (active + dirty)",
-            idle.len(),
-            bytes(idle_bytes)
-        ),
+        if decaying {
+            format!(
+                "{} arenas with no thread hold {} (active + dirty): {} live data, {} dirty \
+                 pages a background thread is purging, and {} of free space that only \
+                 threads bound to those arenas can reuse",
+                idle.len(),
+                bytes(idle_bytes),
+                bytes(idle_live),
+                bytes(idle_dirty),
+                bytes(idle_spare)
+            )
+        } else {
+            format!(
+                "{} arenas with no thread hold {} (active + dirty): {} live data, {} free \
+                 space and dirty pages that only threads bound to those arenas can reuse",
+                idle.len(),
+                bytes(idle_bytes),
+                bytes(idle_live),
+                bytes(idle_spare)
+            )
+        },
         format!(
             "narenas {}",
             s.options
@@ -760,18 +865,23 @@ fn too_many_arenas(s: &Snapshot) -> Option<Diagnosis> {
         rule: "too-many-arenas",
         title: "Too many arenas for the thread count".into(),
         severity: Severity::Warning,
-        bytes: idle_bytes,
+        bytes: idle_spare,
         evidence,
         reason: "Each thread is tied to one arena and frees go back to the arena the block \
                  came from. Threads that came and went (or a past peak of threads) left \
-                 memory in arenas nobody allocates from now: their free space cannot serve \
-                 the remaining threads, and without allocation activity there they are only \
-                 purged by decay on a background thread."
+                 memory in arenas no thread allocates from now. Their live data is not the \
+                 waste; the free space and dirty pages beside it are, since they cannot serve \
+                 the remaining threads, and each arena keeps its own partly-filled slabs, \
+                 dirty pages and address-space reserve. Without allocation activity there, \
+                 those arenas are purged only by a background thread."
             .into(),
         remedies: vec![
             conf(
-                &format!("narenas:{}", threads.max(1)),
-                "no more arenas than threads that allocate (the default is 4 per CPU)",
+                "narenas:<threads that allocate at the same time, at most the CPU count>",
+                &format!(
+                    "threads share fewer arenas and reuse each other's free space (the default \
+                     is 4 arenas per CPU; {threads} thread(s) are assigned now)"
+                ),
             ),
             conf(
                 "percpu_arena:percpu",
@@ -805,6 +915,24 @@ fn tcache_heavy(s: &Snapshot) -> Option<Diagnosis> {
     if let Some(th) = s.numbered().filter_map(|a| a.nthreads).reduce(|a, b| a + b) {
         evidence.push(format!("{th} threads assigned to arenas"));
     }
+    let mut remedies = Vec::new();
+    // Only worth saying when the limit is above the default.
+    if s.options.tcache_max.is_none_or(|x| x > 32768) {
+        remedies.push(conf(
+            "tcache_max:32768",
+            "cache blocks of at most 32 KiB (the default); larger values let every thread \
+             keep large blocks",
+        ));
+    }
+    remedies.push(code(
+        "call mallctl(\"thread.tcache.flush\", NULL, NULL, NULL, 0) in worker threads before \
+         they idle or block",
+        "returns a thread's cached blocks to the arenas",
+    ));
+    remedies.push(conf(
+        "tcache:false",
+        "no thread caches at all (costs speed; for diagnosis or very many threads)",
+    ));
     Some(Diagnosis {
         rule: "tcache-heavy",
         title: "Thread caches hold much memory".into(),
@@ -817,21 +945,7 @@ fn tcache_heavy(s: &Snapshot) -> Option<Diagnosis> {
                  large tcache_max it caches large blocks too. The memory counts as allocated \
                  but nobody uses it."
             .into(),
-        remedies: vec![
-            conf(
-                "tcache_max:32768",
-                "cache only small sizes (jemalloc's default; larger values cache big blocks \
-                 per thread)",
-            ),
-            code(
-                "call mallctl(\"thread.tcache.flush\") in worker threads before they idle",
-                "returns a thread's cached blocks to the arenas",
-            ),
-            conf(
-                "tcache:false",
-                "no thread caches at all (costs speed; for diagnosis or very many threads)",
-            ),
-        ],
+        remedies,
     })
 }
 
@@ -874,10 +988,16 @@ fn retained_address_space(s: &Snapshot) -> Option<Diagnosis> {
              but it is part of the process's virtual size: a limit on address space \
              (ulimit -v / RLIMIT_AS, some container and batch schedulers) makes malloc fail \
              long before RAM runs out, with vm.overcommit_memory=2 the reserved space may be \
-             charged against the commit limit, and tools that watch VSZ raise alarms. It also \
-             drives metadata: the page map and extent descriptors grow with the address \
-             space ({} retained here), and are never freed.",
-            bytes(r)
+             charged against the commit limit, and tools that watch VSZ raise alarms. {}",
+            match t.metadata {
+                Some(meta) if (meta as f64) < T_META_GREW * r as f64 =>
+                    format!("Metadata has not grown with it here ({}).", bytes(meta)),
+                _ => format!(
+                    "It also drives metadata: the page map and extent descriptors grow with \
+                     the address space ({} retained here), and are never freed.",
+                    bytes(r)
+                ),
+            }
         ),
         remedies: vec![
             conf(
@@ -922,17 +1042,25 @@ fn madvise_storm(s: &Snapshot) -> Option<Diagnosis> {
         return None;
     }
     let mut evidence = vec![format!(
-        "{calls} madvise calls purged {pages} pages ({per_call:.1} pages per call; \
-         threshold {T_MADVISE_PAGES})"
+        "{calls} purge calls (madvise) gave back {pages} pages, {}: {per_call:.1} pages per \
+         call (fires below {T_MADVISE_PAGES})",
+        bytes(pages.saturating_mul(s.page()))
     )];
     if let (Some(r), Some(u)) = (rate, uptime_s) {
         evidence.push(format!(
-            "{r:.0} calls per second over {u:.1} s of uptime (threshold {T_MADVISE_RATE:.0})"
+            "{r:.0} calls per second over {u:.1} s of uptime (fires above {T_MADVISE_RATE:.0})"
         ));
     }
     let decay = m.dirty_decay_ms.or(s.options.dirty_decay_ms);
     if let Some(d) = decay {
-        evidence.push(format!("dirty_decay_ms {d}"));
+        evidence.push(format!(
+            "dirty_decay_ms {d}{}",
+            match d {
+                0 => " (purge at once)",
+                d if d < 0 => " (never purge)",
+                _ => "",
+            }
+        ));
     }
     Some(Diagnosis {
         rule: "madvise-storm",
@@ -948,12 +1076,13 @@ fn madvise_storm(s: &Snapshot) -> Option<Diagnosis> {
         remedies: vec![
             conf(
                 "dirty_decay_ms:10000",
-                "keep freed pages for reuse for about 10 s before purging (0 or a few ms \
+                "keep freed pages for reuse, purging them gradually over 10 s (0 or a few ms \
                  purges at once)",
             ),
             conf(
                 "background_thread:true",
-                "purging moves off the application threads and is batched",
+                "with a decay time above 0, purging moves off the application threads and is \
+                 batched (with dirty_decay_ms:0 every free still purges at once)",
             ),
             code(
                 "reuse large buffers instead of freeing and re-allocating them in a loop",
@@ -1118,4 +1247,143 @@ pub fn render(e: &Explanation, label: &str) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Arena `i` with `threads` bound, `alloc` bytes live, `active` bytes of
+    /// pages in use and `dirty` bytes of dirty pages.
+    fn arena(i: u64, threads: u64, alloc: u64, active: u64, dirty: u64) -> Arena {
+        let mut a = Arena::new(ArenaId::Index(i));
+        a.nthreads = Some(threads);
+        a.large.allocated = Some(alloc);
+        a.active = Some(active);
+        a.pdirty = Some(dirty / 4096);
+        a
+    }
+
+    fn snapshot(narenas: u64, arenas: Vec<Arena>) -> Snapshot {
+        let mut s = Snapshot::new(Format::Json);
+        s.allocator = Allocator::Jemalloc;
+        s.options.narenas = Some(narenas);
+        s.totals.allocated = Some(arenas.iter().filter_map(Arena::allocated).sum());
+        s.totals.active = Some(arenas.iter().filter_map(|a| a.active).sum());
+        s.arenas = arenas;
+        s
+    }
+
+    fn fired(s: &Snapshot) -> Vec<&'static str> {
+        explain(s).diagnoses.iter().map(|d| d.rule).collect()
+    }
+
+    #[test]
+    fn idle_arenas_count_their_spare_space_not_their_live_data() {
+        // Five threadless arenas full of live data: nothing is wasted.
+        let mut v = vec![arena(0, 1, MIB, MIB, 0)];
+        v.extend((1..6).map(|i| arena(i, 0, 20 * MIB, 20 * MIB, 0)));
+        assert_eq!(fired(&snapshot(8, v.clone())), Vec::<&str>::new());
+        // The same with 4 MiB of dirty pages each beside the live data.
+        for a in &mut v[1..] {
+            a.pdirty = Some(4 * MIB / 4096);
+        }
+        let s = snapshot(8, v);
+        assert_eq!(fired(&s), ["too-many-arenas"]);
+        let d = &explain(&s).diagnoses[0];
+        assert_eq!(d.bytes, 20 * MIB, "the cost is the spare space");
+        assert!(d.evidence[1].contains("100 MiB live data, 20.0 MiB free space"));
+    }
+
+    #[test]
+    fn idle_arenas_dirty_pages_count_unless_a_purger_decays_them() {
+        let mut v = vec![arena(0, 1, MIB, MIB, 0)];
+        v.extend((1..6).map(|i| arena(i, 0, 0, 0, 6 * MIB)));
+        let mut s = snapshot(8, v);
+        s.options.dirty_decay_ms = Some(10_000);
+        s.background_threads = Some(0);
+        assert_eq!(fired(&s), ["too-many-arenas"]);
+        // A purger runs: the dirty pages leave within the decay time.
+        s.background_threads = Some(1);
+        assert_eq!(fired(&s), Vec::<&str>::new());
+        // Decay off: they stay, whatever runs.
+        s.options.dirty_decay_ms = Some(-1);
+        assert_eq!(fired(&s), ["too-many-arenas"]);
+    }
+
+    #[test]
+    fn huge_and_manual_arenas_are_not_idle_arenas() {
+        // Index 8 (narenas) is the huge arena, 9 a manual one: no threads
+        // by design, whatever they hold.
+        let mut v = vec![arena(0, 1, MIB, MIB, 0)];
+        v.extend((1..4).map(|i| arena(i, 0, MIB, 2 * MIB, 0)));
+        v.push(arena(8, 0, 0, 0, 100 * MIB));
+        v.push(arena(9, 0, 64 * MIB, 64 * MIB, 30 * MIB));
+        assert_eq!(fired(&snapshot(8, v.clone())), Vec::<&str>::new());
+        // Counted as automatic they would fire: the test can tell.
+        assert_eq!(fired(&snapshot(16, v)), ["too-many-arenas"]);
+    }
+
+    #[test]
+    fn remedies_that_would_change_nothing_are_left_out() {
+        let mut s = snapshot(8, vec![arena(0, 4, 100 * MIB, 100 * MIB, 0)]);
+        let mut m = Arena::new(ArenaId::Merged);
+        m.tcache_bytes = Some(50 * MIB);
+        s.arenas.push(m);
+        let changes = |s: &Snapshot| -> Vec<String> {
+            explain(s).diagnoses[0]
+                .remedies
+                .iter()
+                .map(|r| r.change.clone())
+                .collect()
+        };
+        s.options.tcache_max = Some(1 << 20);
+        assert!(changes(&s).contains(&"tcache_max:32768".to_string()));
+        s.options.tcache_max = Some(32768);
+        assert!(!changes(&s).iter().any(|c| c.starts_with("tcache_max")));
+        // Blocks in thread caches are not live data.
+        let e = explain(&s);
+        let live = e.ratios.iter().find(|r| r.name == "live_share_of_resident");
+        assert!(live.is_none(), "no resident figure, no ratio");
+        s.totals.resident = Some(100 * MIB);
+        let e = explain(&s);
+        let live = e.ratios.iter().find(|r| r.name == "live_share_of_resident");
+        assert_eq!(live.map(|r| r.value), Some(0.5));
+
+        // One arena holds the fragmented slabs: fewer arenas would not help.
+        let frag = snapshot(8, vec![arena(0, 1, 10 * MIB, 100 * MIB, 0)]);
+        let has_narenas = |s: &Snapshot| changes(s).iter().any(|c| c.starts_with("narenas"));
+        assert!(!has_narenas(&frag));
+        let frag = snapshot(
+            8,
+            vec![
+                arena(0, 1, 10 * MIB, 50 * MIB, 0),
+                arena(1, 1, 10 * MIB, 50 * MIB, 0),
+            ],
+        );
+        assert_eq!(fired(&frag), ["fragmentation"]);
+        assert!(has_narenas(&frag));
+    }
+
+    #[test]
+    fn shares_read_well() {
+        assert_eq!(pct(0.25), "25%");
+        assert_eq!(pct(0.065), "6.5%");
+        assert_eq!(pct(0.00001), "<0.1%");
+        assert_eq!(pct(0.0), "0%");
+        assert_eq!(pct(3.02), "302%");
+        assert_eq!(pct(9802.4), "9802x");
+    }
+
+    #[test]
+    fn retained_reason_says_whether_metadata_grew() {
+        let mut s = Snapshot::new(Format::Summary);
+        s.totals.retained = Some(100 * GIB);
+        s.totals.mapped = Some(GIB);
+        s.totals.metadata = Some(MIB);
+        let reason = |s: &Snapshot| explain(s).diagnoses[0].reason.clone();
+        assert!(reason(&s).contains("Metadata has not grown with it here (1.0 MiB)"));
+        s.totals.metadata = Some(200 * MIB);
+        assert!(reason(&s).contains("It also drives metadata"));
+    }
 }

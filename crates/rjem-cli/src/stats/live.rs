@@ -203,6 +203,7 @@ pub fn run(mut cmd: Command, conf: Option<OsString>, interval: Option<Interval>)
     }
     let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = exited.clone();
+    let periodic = interval.is_some();
     let reader = std::thread::spawn(move || collect(rd, interval.as_ref(), &flag));
     let status = child.wait();
     exited.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -219,8 +220,19 @@ pub fn run(mut cmd: Command, conf: Option<OsString>, interval: Option<Interval>)
     match last.map(|r| parse::parse(&r)) {
         Some(Ok(mut v)) if !v.is_empty() => {
             let snap = v.pop().unwrap_or_else(|| unreachable!("not empty"));
+            // Processes the program starts inherit MALLOC_CONF and the
+            // descriptor, so their reports arrive here too (a shell script,
+            // a launcher); the program's own, at its exit, normally comes last.
             let label = if count > 1 {
-                format!("rjem run --stats (the last of {count} reports)")
+                format!(
+                    "rjem run --stats (the last of {count} reports; {}processes the program \
+                     started, such as a shell wrapper's commands, send theirs too)",
+                    if periodic {
+                        "interval reports come first, and "
+                    } else {
+                        ""
+                    }
+                )
             } else {
                 "rjem run --stats".to_string()
             };
@@ -230,13 +242,21 @@ pub fn run(mut cmd: Command, conf: Option<OsString>, interval: Option<Interval>)
                 explain::render(&explain::explain(&snap), &label)
             );
         }
-        Some(Ok(_)) | Some(Err(_)) => {
+        Some(Ok(_)) => {
             let _ = writeln!(err, "rjem run: the program's statistics could not be read");
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(
+                err,
+                "rjem run: the program's statistics could not be read: {}",
+                e.reason
+            );
         }
         None => {
             let _ = writeln!(
                 err,
-                "rjem run: no statistics arrived: the program never allocated, is not \
+                "rjem run: no statistics arrived: the program ended without running its \
+                 exit handlers (_exit, killed by a signal), never allocated, is not \
                  dynamically linked, or closed the descriptor they are written to"
             );
         }

@@ -963,6 +963,14 @@ fn json_snapshot(root: &Value) -> Snapshot {
                 s.background_threads = ju(bg, "num_threads");
                 s.background_runs = ju(bg, "num_runs");
             }
+            // rjem's parts of metadata, named as in its text report.
+            if let Some(Value::Object(parts)) = st.get("metadata_detail") {
+                for (name, v) in parts {
+                    if let Some(b) = v.as_u64() {
+                        s.metadata_parts.push((name.replace('_', " "), b));
+                    }
+                }
+            }
         }
         None => s.problems.push(Problem {
             line: 0,
@@ -1127,6 +1135,27 @@ mod tests {
         assert_eq!(v[0].format, Format::Redis);
         assert_eq!(v[0].totals.mapped, Some(40));
         assert_eq!(v[0].allocator, Allocator::Jemalloc);
+    }
+
+    /// rjem's metadata parts have the same names in both forms, so `diff`
+    /// can compare a text snapshot with a JSON one.
+    #[test]
+    fn rjem_metadata_parts_in_both_forms() {
+        let text = "___ Begin jemalloc statistics ___\nVersion: \"5.3.0-0-rjem\"\n\
+                    Allocated: 10, active: 20, metadata: 3 (n_thp 0), resident: 30, mapped: 40, \
+                    retained: 0\nMetadata: arenas: 1, extent records: 2, slab bitmaps: 0, \
+                    explicit tcaches: 0; pointer map: 4 mapped\n--- End jemalloc statistics ---\n";
+        let json = r#"{"jemalloc": {"version": "5.3.0-0-rjem", "stats": {"allocated": 10,
+            "metadata_detail": {"arenas": 1, "extent_records": 2, "slab_bitmaps": 0,
+            "explicit_tcaches": 0, "pointer_map": 4}}}}"#;
+        let t = &parse(text.as_bytes()).unwrap()[0].metadata_parts;
+        let j = &parse(json.as_bytes()).unwrap()[0].metadata_parts;
+        assert_eq!(t.len(), 5, "{t:?}");
+        let mut t = t.clone();
+        let mut j = j.clone();
+        t.sort();
+        j.sort();
+        assert_eq!(t, j);
     }
 
     /// Cutting a report anywhere, or flipping bytes in it, never panics.
