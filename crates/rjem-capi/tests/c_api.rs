@@ -456,8 +456,31 @@ fn option_sources_and_c_behaviour_options() {
     let o = go(&["xmalloc"], &conf("abort:true,narenas:lots"));
     assert_eq!(o.status.code(), None, "abort:true must abort on a bad pair");
     // An ignored option says what rjem does instead.
-    let o = go(&["xmalloc"], &conf("junk:true"));
-    assert!(text(&o.stderr).contains("(rjem does not fill blocks), ignored: junk:true"));
+    let o = go(&["xmalloc"], &conf("utrace:true"));
+    assert!(text(&o.stderr).contains("(rjem does not trace), ignored: utrace:true"));
+}
+
+/// `junk` and `zero` as jemalloc 5.3 has them: new blocks 0xa5, freed ones
+/// 0x5a, zeroing asked for (calloc, MALLOCX_ZERO) wins, realloc and
+/// xallocx fill only what they add; `zero:true` zeroes every new block.
+/// The same program passes on jemalloc.
+#[test]
+fn fill_options_junk_and_zero() {
+    let exe = build("fill.c", Link::None);
+    let libs = std::iter::once(lib().display().to_string()).chain(jemalloc().map(String::from));
+    for l in libs {
+        for mode in ["none", "junk:true", "junk:alloc", "junk:free", "zero:true"] {
+            let conf = if mode == "none" { "" } else { mode };
+            let o = std::process::Command::new(&exe)
+                .arg(mode)
+                .env("LD_PRELOAD", &l)
+                .env("MALLOC_CONF", conf)
+                .env_remove("LD_LIBRARY_PATH")
+                .output()
+                .unwrap();
+            assert!(ok(&o, &format!("{mode} on {l}")).contains("ok"));
+        }
+    }
 }
 
 #[test]

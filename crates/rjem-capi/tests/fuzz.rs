@@ -37,6 +37,8 @@ const OPTION_SETS: &[&str] = &[
     "retain:false",
     "dirty_decay_ms:0",
     "background_thread:true",
+    "junk:true",
+    "zero:true",
 ];
 
 fn env_num(name: &str, default: u64) -> u64 {
