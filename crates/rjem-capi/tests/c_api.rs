@@ -562,3 +562,53 @@ fn stats_print_at_exit_and_every_interval() {
     assert!((2..=6).contains(&n), "{n} reports:\n{err}");
     assert!(err.ends_with("--- End jemalloc statistics ---\n"), "{err}");
 }
+
+/// `san_guard_small` and `san_guard_large`: one byte past (or before) a
+/// guarded block faults at once; without the option the same program
+/// runs on. Every Nth slab or large extent a thread allocates is guarded
+/// (jemalloc 5.3's sampling; the phase depends on what ran before main).
+#[test]
+fn guard_pages_fault_at_once_and_follow_the_sampling() {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = build("guard.c", Link::None);
+    for kind in ["small", "large"] {
+        let on = format!("san_guard_{kind}:1");
+        for side in ["right", "left"] {
+            let o = run(
+                &exe,
+                &["overflow", kind, side],
+                true,
+                &[("MALLOC_CONF", &on)],
+            );
+            assert_eq!(
+                o.status.signal(),
+                Some(11), // SIGSEGV
+                "{kind} {side} with {on}: {}",
+                text(&o.stdout)
+            );
+            let o = run(&exe, &["overflow", kind, side], true, &[]);
+            assert!(ok(&o, "no guards").contains("survived"));
+        }
+        for n in [1usize, 3, 4] {
+            let conf = format!("san_guard_{kind}:{n}");
+            let o = run(
+                &exe,
+                &["pattern", kind, "24"],
+                true,
+                &[("MALLOC_CONF", &conf)],
+            );
+            let out = ok(&o, &conf);
+            let marks: Vec<usize> = out
+                .trim()
+                .char_indices()
+                .filter(|&(_, c)| c == 'G')
+                .map(|(i, _)| i)
+                .collect();
+            assert!(marks.len() >= 24 / n - 1, "{conf}: {out}");
+            assert!(marks[0] < n, "{conf}: {out}");
+            assert!(marks.windows(2).all(|w| w[1] - w[0] == n), "{conf}: {out}");
+        }
+        let o = run(&exe, &["pattern", kind, "24"], true, &[]);
+        assert!(!ok(&o, "no guards").contains('G'));
+    }
+}

@@ -172,7 +172,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
     let p = match cache {
         Some(c) if c.caches(ind) && align <= g.page => c.alloc(arena, ind),
         _ if g.is_small(ind) => {
-            let p = arena.small_alloc(ind);
+            let p = arena.small_alloc(ind, Some(tsd::guards()));
             if !p.is_null() {
                 tsd::note_alloc(usize);
             }
@@ -186,7 +186,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
                     None => return (ptr::null_mut(), 0),
                 },
             };
-            let p = target.large_alloc(usize, align, zero);
+            let p = target.large_alloc(usize, align, zero, Some(tsd::guards()));
             if !p.is_null() {
                 tsd::note_alloc(usize);
             }

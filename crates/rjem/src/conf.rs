@@ -490,6 +490,32 @@ pub(crate) static OPTIONS: &[Opt] = &[
         },
         runtime: None,
     },
+    Opt {
+        name: "san_guard_small",
+        doc: "Every Nth slab (run of small blocks) a thread allocates lies between two inaccessible guard pages, so an overflow past it faults at once; 0: never.",
+        kind: Kind::Size {
+            cell: &pages::OPT_SAN_GUARD_SMALL,
+            default: 0,
+            min: 0,
+            max: usize::MAX,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "san_guard_large",
+        doc: "Every Nth large extent a thread allocates (aligned to at most a page) lies between two inaccessible guard pages; 0: never.",
+        kind: Kind::Size {
+            cell: &pages::OPT_SAN_GUARD_LARGE,
+            default: 0,
+            min: 0,
+            max: usize::MAX,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
     fixed("dss", Setting::Str(c"disabled"), "maps with mmap only"),
     Opt {
         name: "junk",
@@ -549,8 +575,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
     ignored("hpa_sec_bytes_after_flush", "uses its page allocator (as hpa:false)"),
     ignored("hpa_sec_batch_fill_extra", "uses its page allocator (as hpa:false)"),
     ignored("lg_san_uaf_align", "has no use-after-free sanitiser yet"),
-    ignored("san_guard_small", "has no guard pages yet"),
-    ignored("san_guard_large", "has no guard pages yet"),
     ignored("debug_double_free_max_scan", "checks double frees when the cache flushes"),
 ];
 

@@ -264,6 +264,21 @@ pub(crate) fn advise_huge(p: *mut u8, size: usize, on: bool) {
     unsafe { libc::madvise(p.cast(), size, advice) };
 }
 
+/// Makes a range of our own mapping inaccessible (`inaccessible`: a guard
+/// page, any access faults) or readable and writable again. False if the
+/// OS refused (for example at its limit of mappings, which each guard
+/// splits).
+pub(crate) fn protect(p: *mut u8, size: usize, inaccessible: bool) -> bool {
+    let prot = if inaccessible {
+        libc::PROT_NONE
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
+    // SAFETY: mprotect on a range of our own mapping; callers make the
+    // range inaccessible only when nothing is stored there.
+    unsafe { libc::mprotect(p.cast(), size, prot) == 0 }
+}
+
 /// Forced purge: the pages are released now and read back as zeros.
 pub(crate) fn purge_forced(p: *mut u8, size: usize) -> bool {
     // SAFETY: madvise on a range of our own mapping only changes residency.

@@ -38,6 +38,7 @@ use crate::arena::{self, Arena};
 use crate::base;
 use crate::emap;
 use crate::os;
+use crate::pages::GuardSampler;
 use crate::size_class::{self as sc, Geometry};
 use crate::sync::Mutex;
 use core::cell::Cell;
@@ -297,6 +298,9 @@ pub(crate) struct Tcache {
     /// The arena the cache fills from, plus one (0: none): written by the
     /// owner, read by `stats` through the registry (`tcache_bytes`).
     arena_ind: AtomicUsize,
+    /// When the slabs and large extents this cache's user allocates are
+    /// guarded (`san_guard_small`, `san_guard_large`).
+    pub(crate) guards: GuardSampler,
     /// Registry links (under `REGISTRY`'s lock).
     reg_next: Cell<*const Tcache>,
     reg_prev: Cell<*const Tcache>,
@@ -336,6 +340,7 @@ impl Tcache {
             published: [const { Cell::new(0) }; 2],
             publishing: Cell::new(false),
             arena_ind: AtomicUsize::new(0),
+            guards: GuardSampler::new(),
             reg_next: Cell::new(ptr::null()),
             reg_prev: Cell::new(ptr::null()),
             registered: Cell::new(false),
@@ -473,7 +478,7 @@ impl Tcache {
         self.gc_tick(size);
         if !g.is_small(ind) {
             // Large classes are not filled in batches.
-            let p = arena.large_alloc(size, 1, false);
+            let p = arena.large_alloc(size, 1, false, Some(&self.guards));
             if !p.is_null() {
                 self.note_alloc(size);
             }
@@ -486,7 +491,7 @@ impl Tcache {
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
         let out = unsafe { core::slice::from_raw_parts_mut(empty.sub(nfill), nfill) };
-        let n = arena.fill(ind, out);
+        let n = arena.fill(ind, out, Some(&self.guards));
         ctl.nfill += n as u64;
         self.ctl[ind].set(ctl);
         self.peak_tick(n * sc::index_to_size(ind));

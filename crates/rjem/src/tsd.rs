@@ -34,6 +34,7 @@
 extern crate std;
 
 use crate::arena::{self, Arena};
+use crate::pages::GuardSampler;
 use crate::tcache::{self, Tcache, NCACHED_MAX};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -347,6 +348,11 @@ pub(crate) fn note_alloc(bytes: usize) {
 #[inline]
 pub(crate) fn note_dalloc(bytes: usize) {
     get().tc().note_dalloc(bytes)
+}
+
+/// This thread's guard sampler (`san_guard_small`, `san_guard_large`).
+pub(crate) fn guards() -> &'static GuardSampler {
+    &get().tc().guards
 }
 
 /// Bytes this thread allocated and freed so far (exact).
