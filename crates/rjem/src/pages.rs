@@ -499,16 +499,19 @@ impl Pages {
     /// either end faults at once. The guard pages stay out of the extent's
     /// range and map to nothing, so no neighbour merges with it while it
     /// lives; `dalloc` lifts them (`GUARDED`). They count as active pages.
-    /// If the OS refuses the protection, an ordinary extent is returned.
+    /// If the OS refuses to protect the first page, an ordinary extent is
+    /// returned; if it refuses the second only, the second stays
+    /// accessible but out of the extent all the same (nothing to undo, so
+    /// no inaccessible page can be handed out).
     pub(crate) fn alloc_guarded(&mut self, size: usize) -> Option<(ERef, bool)> {
         let page = self.page;
         let (e, zeroed) = self.alloc(size.checked_add(2 * page)?, page)?;
         let (lo, hi) = (e.addr(), e.end() - page);
-        if !(os::protect(lo as *mut u8, page, true) && os::protect(hi as *mut u8, page, true)) {
-            os::protect(lo as *mut u8, page, false);
+        if !os::protect(lo as *mut u8, page, true) {
             self.dalloc(e);
             return self.alloc(size, page);
         }
+        os::protect(hi as *mut u8, page, true);
         // The free extent `e` was cut from may have left its boundary
         // entries on what are now guard pages.
         emap::set_range(lo, page, Entry::EMPTY);
