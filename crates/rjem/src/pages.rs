@@ -524,6 +524,8 @@ impl Pages {
     /// Lifts the guard pages of active extent `e` (`GUARDED`) and takes them
     /// back into its range. If the OS refuses, they stay inaccessible and
     /// out of every extent (two pages of address space lost).
+    #[cold]
+    #[inline(never)]
     fn unguard(&mut self, e: ERef) {
         let page = self.page;
         e.set_flag(GUARDED, false);
@@ -675,6 +677,7 @@ impl Pages {
     }
 
     /// Returns active extent `e` to the dirty set, merging with neighbours.
+    #[inline]
     pub(crate) fn dalloc(&mut self, e: ERef) {
         self.active.remove(e);
         if e.has(GUARDED) {
