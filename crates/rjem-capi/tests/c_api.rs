@@ -456,8 +456,31 @@ fn option_sources_and_c_behaviour_options() {
     let o = go(&["xmalloc"], &conf("abort:true,narenas:lots"));
     assert_eq!(o.status.code(), None, "abort:true must abort on a bad pair");
     // An ignored option says what rjem does instead.
-    let o = go(&["xmalloc"], &conf("junk:true"));
-    assert!(text(&o.stderr).contains("(rjem does not fill blocks), ignored: junk:true"));
+    let o = go(&["xmalloc"], &conf("utrace:true"));
+    assert!(text(&o.stderr).contains("(rjem does not trace), ignored: utrace:true"));
+}
+
+/// `junk` and `zero` as jemalloc 5.3 has them: new blocks 0xa5, freed ones
+/// 0x5a, zeroing asked for (calloc, MALLOCX_ZERO) wins, realloc and
+/// xallocx fill only what they add; `zero:true` zeroes every new block.
+/// The same program passes on jemalloc.
+#[test]
+fn fill_options_junk_and_zero() {
+    let exe = build("fill.c", Link::None);
+    let libs = std::iter::once(lib().display().to_string()).chain(jemalloc().map(String::from));
+    for l in libs {
+        for mode in ["none", "junk:true", "junk:alloc", "junk:free", "zero:true"] {
+            let conf = if mode == "none" { "" } else { mode };
+            let o = std::process::Command::new(&exe)
+                .arg(mode)
+                .env("LD_PRELOAD", &l)
+                .env("MALLOC_CONF", conf)
+                .env_remove("LD_LIBRARY_PATH")
+                .output()
+                .unwrap();
+            assert!(ok(&o, &format!("{mode} on {l}")).contains("ok"));
+        }
+    }
 }
 
 #[test]
@@ -538,4 +561,54 @@ fn stats_print_at_exit_and_every_interval() {
     let n = reports(&err);
     assert!((2..=6).contains(&n), "{n} reports:\n{err}");
     assert!(err.ends_with("--- End jemalloc statistics ---\n"), "{err}");
+}
+
+/// `san_guard_small` and `san_guard_large`: one byte past (or before) a
+/// guarded block faults at once; without the option the same program
+/// runs on. Every Nth slab or large extent a thread allocates is guarded
+/// (jemalloc 5.3's sampling; the phase depends on what ran before main).
+#[test]
+fn guard_pages_fault_at_once_and_follow_the_sampling() {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = build("guard.c", Link::None);
+    for kind in ["small", "large"] {
+        let on = format!("san_guard_{kind}:1");
+        for side in ["right", "left"] {
+            let o = run(
+                &exe,
+                &["overflow", kind, side],
+                true,
+                &[("MALLOC_CONF", &on)],
+            );
+            assert_eq!(
+                o.status.signal(),
+                Some(11), // SIGSEGV
+                "{kind} {side} with {on}: {}",
+                text(&o.stdout)
+            );
+            let o = run(&exe, &["overflow", kind, side], true, &[]);
+            assert!(ok(&o, "no guards").contains("survived"));
+        }
+        for n in [1usize, 3, 4] {
+            let conf = format!("san_guard_{kind}:{n}");
+            let o = run(
+                &exe,
+                &["pattern", kind, "24"],
+                true,
+                &[("MALLOC_CONF", &conf)],
+            );
+            let out = ok(&o, &conf);
+            let marks: Vec<usize> = out
+                .trim()
+                .char_indices()
+                .filter(|&(_, c)| c == 'G')
+                .map(|(i, _)| i)
+                .collect();
+            assert!(marks.len() >= 24 / n - 1, "{conf}: {out}");
+            assert!(marks[0] < n, "{conf}: {out}");
+            assert!(marks.windows(2).all(|w| w[1] - w[0] == n), "{conf}: {out}");
+        }
+        let o = run(&exe, &["pattern", kind, "24"], true, &[]);
+        assert!(!ok(&o, "no guards").contains('G'));
+    }
 }

@@ -37,6 +37,10 @@ const OPTION_SETS: &[&str] = &[
     "retain:false",
     "dirty_decay_ms:0",
     "background_thread:true",
+    "junk:true",
+    "zero:true",
+    "san_guard_small:1,san_guard_large:1",
+    "san_guard_small:5,san_guard_large:3",
 ];
 
 fn env_num(name: &str, default: u64) -> u64 {

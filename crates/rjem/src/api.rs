@@ -76,39 +76,92 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool, place: Place) -> *mut
     alloc_slow(size, align, zero, place)
 }
 
-/// The allocation slow path: any size, alignment, zeroing and place.
+/// The allocation slow path: any size, alignment, zeroing and place. With
+/// `zero:true` every block is zeroed; with `junk:alloc` (or `true`) a
+/// block not zeroed is filled with `JUNK_ALLOC`, as jemalloc does.
 #[cold]
 #[inline(never)]
 pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) -> *mut u8 {
+    if conf::FILL.load(Relaxed) != 0 {
+        return alloc_filled(size, align, zero, place);
+    }
+    alloc_unfilled(size, align, zero, place).0
+}
+
+/// `alloc_slow` with `junk` or `zero` on.
+#[cold]
+#[inline(never)]
+fn alloc_filled(size: usize, align: usize, zero: bool, place: Place) -> *mut u8 {
+    let fills = conf::FILL.load(Relaxed);
+    let zero = zero || fills & conf::FILL_ZERO != 0;
+    let (p, usize) = alloc_unfilled(size, align, zero, place);
+    if !zero && !p.is_null() && fills & conf::FILL_JUNK_ALLOC != 0 {
+        fill(p, usize, JUNK_ALLOC);
+    }
+    p
+}
+
+/// Byte `junk` writes into new blocks, and into freed ones (jemalloc's).
+pub(crate) const JUNK_ALLOC: u8 = 0xa5;
+pub(crate) const JUNK_FREE: u8 = 0x5a;
+
+/// Fills `len` bytes at `p` (a block, or its part, that we own) with
+/// `byte`.
+#[cold]
+fn fill(p: *mut u8, len: usize, byte: u8) {
+    // SAFETY: the caller owns those bytes.
+    unsafe { ptr::write_bytes(p, byte, len) };
+}
+
+/// `junk:free` (or `true`): fills live block `p` (entry `ent`), which is
+/// being freed, with `JUNK_FREE`, after checking it is a block's start (an
+/// interior pointer would be filled past the block's end): fatal if not.
+#[cold]
+fn junk_freed(p: *mut u8, ent: Entry) {
+    let e = ent.owner(p);
+    let ind = ent.szind();
+    if ent.is_slab() {
+        let info = &sc::geom().bins[ind];
+        let off = (p as usize).wrapping_sub(e.addr());
+        if off >= info.nregs * info.size || !info.region_of(off).1 {
+            os::fatal("free of a pointer that is not a region start", p as usize);
+        }
+    }
+    fill(p, sc::index_to_size(ind), JUNK_FREE);
+}
+
+/// `alloc_slow` without `junk`'s fill; returns the block (or null) with
+/// its usable size.
+#[inline(always)]
+fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut u8, usize) {
     if !init::ensure() {
-        return ptr::null_mut();
+        return (ptr::null_mut(), 0);
     }
     let g = sc::geom();
     // Size 0 included: `usable_size` says what it becomes.
     let Some(usize) = g.usable_size(size, align) else {
-        return ptr::null_mut();
+        return (ptr::null_mut(), 0);
     };
     let ind = sc::size_to_index(usize);
+    let mut place = place;
     if let Place::Tcache(tc) = place {
         let arena = tsd::slow().arena();
         let got = tcache::with_explicit(tc, |c| {
             (c.caches(ind) && align <= g.page).then(|| c.alloc(arena, ind))
         });
-        return match got {
-            Some(Some(p)) => {
-                if !p.is_null() {
-                    tsd::note_alloc(usize);
-                }
-                zeroed(p, usize, zero)
+        if let Some(Some(p)) = got {
+            if !p.is_null() {
+                tsd::note_alloc(usize);
             }
-            // Not a class that cache holds, or no such cache.
-            _ => alloc_slow(size, align, zero, Place::Uncached),
-        };
+            return (zeroed(p, usize, zero), usize);
+        }
+        // Not a class that cache holds, or no such cache.
+        place = Place::Uncached;
     }
     let (arena, cache) = match place {
         Place::Arena(i) => match arena::get_or_create(i) {
             Some(a) => (a, None),
-            None => return ptr::null_mut(),
+            None => return (ptr::null_mut(), 0),
         },
         Place::Uncached | Place::Tcache(_) => (tsd::slow().arena(), None),
         Place::Cached => {
@@ -119,7 +172,7 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
     let p = match cache {
         Some(c) if c.caches(ind) && align <= g.page => c.alloc(arena, ind),
         _ if g.is_small(ind) => {
-            let p = arena.small_alloc(ind);
+            let p = arena.small_alloc(ind, Some(tsd::guards()));
             if !p.is_null() {
                 tsd::note_alloc(usize);
             }
@@ -130,18 +183,18 @@ pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) ->
                 Place::Arena(_) => arena,
                 _ => match arena::for_large(arena, usize) {
                     Some(a) => a,
-                    None => return ptr::null_mut(),
+                    None => return (ptr::null_mut(), 0),
                 },
             };
-            let p = target.large_alloc(usize, align, zero);
+            let p = target.large_alloc(usize, align, zero, Some(tsd::guards()));
             if !p.is_null() {
                 tsd::note_alloc(usize);
             }
             background::start_if_wanted();
-            return p;
+            return (p, usize);
         }
     };
-    zeroed(p, usize, zero)
+    (zeroed(p, usize, zero), usize)
 }
 
 /// `p` (a block of `usize` bytes just handed out, or null), cleared if
@@ -184,7 +237,16 @@ fn free_slow(p: *mut u8) {
     if !ent.is_active() {
         emap::invalid_free(p);
     }
-    dalloc_slow(p, ent, Place::Cached);
+    dalloc_freed(p, ent, Place::Cached);
+}
+
+/// Frees live block `p` (entry `ent`) given back by the program into
+/// `place`, filling it first with `junk:free` (realloc's moves are not
+/// filled, as in jemalloc).
+#[cold]
+#[inline(never)]
+fn dalloc_freed(p: *mut u8, ent: Entry, place: Place) {
+    dalloc_impl::<true>(p, ent, place)
 }
 
 /// Frees `p` into `place` (null is ignored): `Cached` is `free`, the
@@ -197,7 +259,7 @@ pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
         // SAFETY: forwarded contract.
         Place::Cached => unsafe { free(p) },
         _ if p.is_null() => {}
-        _ => dalloc_slow(p, emap::lookup_live(p), place),
+        _ => dalloc_freed(p, emap::lookup_live(p), place),
     }
 }
 
@@ -234,7 +296,7 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         if place == Place::Cached && ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
             return;
         }
-        dalloc_slow(p, ent, place);
+        dalloc_freed(p, ent, place);
     } else {
         if place == Place::Cached && r.wrapping_sub(1) < LOOKUP_MAX {
             // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX; the
@@ -243,7 +305,7 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
                 return;
             }
         }
-        dalloc_slow(p, emap::lookup_live(p), place);
+        dalloc_freed(p, emap::lookup_live(p), place);
     }
 }
 
@@ -281,6 +343,18 @@ fn size_mismatch(p: *mut u8) -> ! {
 #[cold]
 #[inline(never)]
 fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
+    dalloc_impl::<false>(p, ent, place)
+}
+
+/// `dalloc_slow`, and with `FREED` (a block the program gives back, not
+/// one realloc moved) `junk:free`'s fill first.
+#[inline(always)]
+fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
+    if FREED && conf::junk_free() {
+        // Before the fill overwrites the free key (a double free).
+        tsd::check_not_freed(ent.szind(), p, "free");
+        junk_freed(p, ent);
+    }
     let saved = os::errno();
     let cached = match place {
         Place::Cached => cache_slow(p, ent),
@@ -336,8 +410,9 @@ pub(crate) unsafe fn usable_size(p: *const u8, func: &'static str) -> usize {
 /// Resizes `p` to `new_size` bytes aligned to `align`, in place when the
 /// size class stays the same or a large extent can grow or shrink where it
 /// is; otherwise moves it to a block from `place` and frees the old one
-/// there. Grown bytes are zero if `zero`. Null (and `p` untouched) on
-/// failure.
+/// there. Grown bytes are zero if `zero` (or `zero:true`); otherwise, with
+/// `junk:alloc`, the bytes beyond the old usable size are `JUNK_ALLOC`, as
+/// in jemalloc. Null (and `p` untouched) on failure.
 ///
 /// # Safety
 /// `p` must be a live rjem allocation; on success it must not be used again
@@ -349,6 +424,7 @@ pub(crate) unsafe fn realloc(
     zero: bool,
     place: Place,
 ) -> *mut u8 {
+    let zero = zero || conf::FILL.load(Relaxed) & conf::FILL_ZERO != 0;
     let ent = emap::lookup_live_in(p, "realloc");
     tsd::check_not_freed(ent.szind(), p, "realloc");
     if let Some(q) = resize_in_place(p, ent, new_size, align, zero, "realloc") {
@@ -361,6 +437,8 @@ pub(crate) unsafe fn realloc(
         }
         return q;
     }
+    // With `junk:alloc`, `alloc` fills the new block: the bytes past what
+    // is copied below stay filled.
     let q = alloc(new_size, align, zero, place);
     if q.is_null() {
         return q;
@@ -387,6 +465,7 @@ pub(crate) unsafe fn xallocx(
     align: usize,
     zero: bool,
 ) -> usize {
+    let zero = zero || conf::FILL.load(Relaxed) & conf::FILL_ZERO != 0;
     let ent = emap::lookup_live_in(p, "xallocx");
     let old = sc::index_to_size(ent.szind());
     let max = size.saturating_add(extra);
@@ -401,7 +480,8 @@ pub(crate) unsafe fn xallocx(
 }
 
 /// Tries to give `p` a usable size fitting `new_size` without moving it.
-/// Returns `Some(p)` on success. `func` is the entry point (for reports).
+/// Returns `Some(p)` on success. Grown bytes are zero if `zero`, or else
+/// filled with `junk:alloc`. `func` is the entry point (for reports).
 fn resize_in_place(
     p: *mut u8,
     ent: Entry,
@@ -426,6 +506,14 @@ fn resize_in_place(
     let a = arena::get(e.arena())?;
     if !a.large_resize(e, new_usize, zero) {
         return None;
+    }
+    if !zero && new_usize > old_usize && conf::FILL.load(Relaxed) & conf::FILL_JUNK_ALLOC != 0 {
+        // SAFETY: p's block now has new_usize bytes.
+        fill(
+            unsafe { p.add(old_usize) },
+            new_usize - old_usize,
+            JUNK_ALLOC,
+        );
     }
     // As jemalloc: the old size is freed and the new one allocated.
     tsd::note_dalloc(old_usize);

@@ -32,9 +32,9 @@ use crate::base;
 use crate::bin::{Bin, BinCtx};
 use crate::ehooks::Ehooks;
 use crate::emap::Entry;
-use crate::extent::{ERef, SLAB};
+use crate::extent::{ERef, GUARDED, SLAB};
 use crate::os;
-use crate::pages::{self, Pages, PurgePolicy};
+use crate::pages::{self, GuardSampler, Pages, PurgePolicy};
 use crate::size_class::{self as sc, NBINS_MAX, NSIZES};
 use crate::sync::Mutex;
 use core::ffi::CStr;
@@ -153,7 +153,7 @@ impl Arena {
     }
 
     #[inline]
-    fn bin_ctx(&self, ind: usize) -> BinCtx<'_> {
+    fn bin_ctx<'a>(&'a self, ind: usize, guards: Option<&'a GuardSampler>) -> BinCtx<'a> {
         let g = sc::geom();
         BinCtx {
             ind,
@@ -162,12 +162,20 @@ impl Arena {
             words: g.bitmap_words,
             page: g.page,
             pages: &self.pages,
+            guards,
         }
     }
 
     /// Fills `out` with regions of small class `ind`; returns how many.
-    pub(crate) fn fill(&self, ind: usize, out: &mut [*mut u8]) -> usize {
-        let cx = self.bin_ctx(ind);
+    /// New slabs count towards `guards` (the allocating thread's sampler;
+    /// None: never guarded).
+    pub(crate) fn fill(
+        &self,
+        ind: usize,
+        out: &mut [*mut u8],
+        guards: Option<&GuardSampler>,
+    ) -> usize {
+        let cx = self.bin_ctx(ind, guards);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nfills += 1;
         let n = bin.fill(&cx, out);
@@ -178,10 +186,10 @@ impl Arena {
         n
     }
 
-    /// One region of small class `ind`, or null.
-    pub(crate) fn small_alloc(&self, ind: usize) -> *mut u8 {
+    /// One region of small class `ind`, or null (`guards` as for `fill`).
+    pub(crate) fn small_alloc(&self, ind: usize, guards: Option<&GuardSampler>) -> *mut u8 {
         let mut one = [ptr::null_mut(); 1];
-        let cx = self.bin_ctx(ind);
+        let cx = self.bin_ctx(ind, guards);
         let n = self.bins[ind].0.lock().fill(&cx, &mut one);
         if n == 0 && self.reclaim_for(cx.info.slab_size) {
             self.bins[ind].0.lock().fill(&cx, &mut one);
@@ -201,14 +209,14 @@ impl Arena {
     /// Whether `p` is a free region of slab `s` (this arena's, class `ind`
     /// when `p` was live): a double-free check, under the bin's lock.
     pub(crate) fn small_is_free(&self, s: ERef, ind: usize, p: *mut u8) -> bool {
-        let cx = self.bin_ctx(ind);
+        let cx = self.bin_ctx(ind, None);
         let _bin = self.bins[ind].0.lock();
         s.has(SLAB) && s.szind() == ind && crate::slab::is_free(s, cx.info, cx.words, p)
     }
 
     /// Returns region `p` of slab `s` (owned by this arena, class `ind`).
     pub(crate) fn small_dalloc(&self, s: ERef, ind: usize, p: *mut u8) {
-        let cx = self.bin_ctx(ind);
+        let cx = self.bin_ctx(ind, None);
         self.bins[ind].0.lock().dalloc(&cx, s, p);
     }
 
@@ -216,20 +224,38 @@ impl Arena {
     /// under one lock acquisition, and moves the others to the front of
     /// `items`; returns how many those are (`Bin::dalloc_batch`).
     pub(crate) fn small_dalloc_batch(&self, ind: usize, items: &mut [*mut u8]) -> usize {
-        let cx = self.bin_ctx(ind);
+        let cx = self.bin_ctx(ind, None);
         let mut bin = self.bins[ind].0.lock();
         bin.stats.nflushes += 1;
         bin.dalloc_batch(&cx, items)
     }
 
     /// A large allocation of usable size `usize` (a large class) aligned to
-    /// `align`; zeroed if asked. Null when out of memory.
-    pub(crate) fn large_alloc(&self, usize: usize, align: usize, zero: bool) -> *mut u8 {
+    /// `align`; zeroed if asked. Null when out of memory. The extent counts
+    /// towards `guards` (the allocating thread's sampler; None: never
+    /// guarded).
+    pub(crate) fn large_alloc(
+        &self,
+        usize: usize,
+        align: usize,
+        zero: bool,
+        guards: Option<&GuardSampler>,
+    ) -> *mut u8 {
         let g = sc::geom();
         let ind = sc::size_to_index(usize);
+        let eligible = align <= g.page
+            && usize
+                .checked_add(2 * g.page)
+                .is_some_and(|s| s <= sc::LARGE_MAXCLASS);
+        let guard =
+            guards.is_some_and(|s| s.large(eligible, || self.pages.lock().hooks().is_default()));
         let try_alloc = || {
             let mut pages = self.pages.lock();
-            let (e, z) = pages.alloc(usize, align.max(g.page))?;
+            let (e, z) = if guard {
+                pages.alloc_guarded(usize)?
+            } else {
+                pages.alloc(usize, align.max(g.page))?
+            };
             pages.register_active(e, ind, false);
             Some((e, z))
         };
@@ -272,6 +298,10 @@ impl Arena {
         let old_ind = e.szind();
         let new_ind = sc::size_to_index(new_usize);
         let mut pages = self.pages.lock();
+        if e.has(GUARDED) {
+            // Its guard pages are in the way, as in jemalloc.
+            return false;
+        }
         if new_usize < old {
             if !pages.shrink(e, new_usize) {
                 return false;
@@ -444,9 +474,9 @@ pub(crate) fn reclaim(need: usize) -> bool {
 pub(crate) fn alloc_internal(a: &Arena, usize: usize, align: usize) -> *mut u8 {
     let ind = sc::size_to_index(usize);
     let p = if sc::geom().is_small(ind) {
-        a.small_alloc(ind)
+        a.small_alloc(ind, None)
     } else {
-        a.large_alloc(usize, align, false)
+        a.large_alloc(usize, align, false, None)
     };
     if !p.is_null() {
         a.internal.fetch_add(usize, Ordering::Relaxed);

@@ -12,7 +12,7 @@
 
 use crate::emap;
 use crate::extent::{ERef, ExtentHeap};
-use crate::pages::Pages;
+use crate::pages::{GuardSampler, Pages};
 use crate::size_class::BinInfo;
 use crate::slab;
 use crate::sync::Mutex;
@@ -70,6 +70,8 @@ pub(crate) struct BinCtx<'a> {
     pub(crate) words: usize,
     pub(crate) page: usize,
     pub(crate) pages: &'a Mutex<Pages>,
+    /// The allocating thread's guard sampler (`san_guard_small`), if any.
+    pub(crate) guards: Option<&'a GuardSampler>,
 }
 
 impl Default for Bin {
@@ -99,7 +101,14 @@ impl Bin {
 
     fn new_slab(&mut self, cx: &BinCtx) -> Option<ERef> {
         let mut pages = cx.pages.lock();
-        let (e, _) = pages.alloc(cx.info.slab_size, cx.page)?;
+        let guard = cx
+            .guards
+            .is_some_and(|g| g.small(|| pages.hooks().is_default()));
+        let (e, _) = if guard {
+            pages.alloc_guarded(cx.info.slab_size)?
+        } else {
+            pages.alloc(cx.info.slab_size, cx.page)?
+        };
         pages.register_active(e, cx.ind, true);
         let Some(bitmap) = slab::init(e, cx.info, cx.words) else {
             pages.dalloc(e);
@@ -249,6 +258,7 @@ mod tests {
             words: g.bitmap_words,
             page: g.page,
             pages: &pages,
+            guards: None,
         };
         let mut bin = Bin::new();
         let n = info.nregs;

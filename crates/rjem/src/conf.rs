@@ -56,6 +56,32 @@ static ZERO_REALLOC_NAMES: &[&CStr] = &[c"free", c"alloc", c"abort"];
 /// Option `experimental_infallible_new`: C++ `new` aborts instead of
 /// throwing.
 pub(crate) static OPT_INFALLIBLE_NEW: AtomicBool = AtomicBool::new(false);
+/// Option `junk`: an index into `JUNK_NAMES` (jemalloc's words): fill
+/// new blocks with 0xa5 (`alloc`), freed ones with 0x5a (`free`), both
+/// (`true`) or neither.
+pub(crate) static OPT_JUNK: AtomicU8 = AtomicU8::new(0);
+static JUNK_NAMES: &[&CStr] = &[c"false", c"true", c"alloc", c"free"];
+/// Option `zero`: every allocation is zeroed, as if asked.
+pub(crate) static OPT_ZERO: AtomicBool = AtomicBool::new(false);
+/// What `junk` and `zero` ask for, as `FILL_*` bits (derived by `boot`),
+/// so that a slow path knows with one load whether it has filling to do.
+pub(crate) static FILL: AtomicU8 = AtomicU8::new(0);
+pub(crate) const FILL_JUNK_ALLOC: u8 = 1;
+pub(crate) const FILL_JUNK_FREE: u8 = 2;
+pub(crate) const FILL_ZERO: u8 = 4;
+
+/// `junk:true` or `junk:free`.
+#[inline]
+pub(crate) fn junk_free() -> bool {
+    FILL.load(Relaxed) & FILL_JUNK_FREE != 0
+}
+
+/// Whether an option fills blocks (`junk`, `zero`): then every allocation
+/// and free must take the slow path, where the filling is done, so the
+/// threads' caches are kept off the hit path (`tcache::set_off_hit_path`).
+pub(crate) fn fills_blocks() -> bool {
+    FILL.load(Relaxed) != 0
+}
 
 /// Option `stats_print`: the report (`report`) is printed at exit.
 pub(crate) static OPT_STATS_PRINT: AtomicBool = AtomicBool::new(false);
@@ -464,9 +490,52 @@ pub(crate) static OPTIONS: &[Opt] = &[
         },
         runtime: None,
     },
+    Opt {
+        name: "san_guard_small",
+        doc: "Every Nth slab (run of small blocks) a thread allocates lies between two inaccessible guard pages, so an overflow past it faults at once; 0: never.",
+        kind: Kind::Size {
+            cell: &pages::OPT_SAN_GUARD_SMALL,
+            default: 0,
+            min: 0,
+            max: usize::MAX,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "san_guard_large",
+        doc: "Every Nth large extent a thread allocates (aligned to at most a page) lies between two inaccessible guard pages; 0: never.",
+        kind: Kind::Size {
+            cell: &pages::OPT_SAN_GUARD_LARGE,
+            default: 0,
+            min: 0,
+            max: usize::MAX,
+            over: Over::Reject,
+            unsigned: false,
+        },
+        runtime: None,
+    },
     fixed("dss", Setting::Str(c"disabled"), "maps with mmap only"),
-    fixed("junk", Setting::Str(c"false"), "does not fill blocks"),
-    fixed("zero", Setting::Bool(false), "does not zero blocks unless asked (calloc, MALLOCX_ZERO)"),
+    Opt {
+        name: "junk",
+        doc: "Fill new blocks with 0xa5 (alloc), freed blocks with 0x5a (free), both (true) or neither (false); calloc and MALLOCX_ZERO still zero. A debugging aid: allocations and frees skip the thread cache's fast path.",
+        kind: Kind::Choice {
+            cell: &OPT_JUNK,
+            names: JUNK_NAMES,
+            default: 0,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "zero",
+        doc: "Zero every new block (realloc: the bytes it adds), as calloc does. A debugging aid: allocations and frees skip the thread cache's fast path.",
+        kind: Kind::Bool {
+            cell: &OPT_ZERO,
+            default: false,
+        },
+        runtime: None,
+    },
     ignored("prof", "has no heap profiler yet"),
     ignored("prof_prefix", "has no heap profiler yet"),
     ignored("prof_active", "has no heap profiler yet"),
@@ -506,8 +575,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
     ignored("hpa_sec_bytes_after_flush", "uses its page allocator (as hpa:false)"),
     ignored("hpa_sec_batch_fill_extra", "uses its page allocator (as hpa:false)"),
     ignored("lg_san_uaf_align", "has no use-after-free sanitiser yet"),
-    ignored("san_guard_small", "has no guard pages yet"),
-    ignored("san_guard_large", "has no guard pages yet"),
     ignored("debug_double_free_max_scan", "checks double frees when the cache flushes"),
 ];
 
@@ -1050,6 +1117,14 @@ pub(crate) fn boot() {
         // SAFETY: abort has no preconditions.
         unsafe { libc::abort() }
     }
+    let junk = match OPT_JUNK.load(Relaxed) {
+        1 => FILL_JUNK_ALLOC | FILL_JUNK_FREE,
+        2 => FILL_JUNK_ALLOC,
+        3 => FILL_JUNK_FREE,
+        _ => 0,
+    };
+    let zero = if OPT_ZERO.load(Relaxed) { FILL_ZERO } else { 0 };
+    FILL.store(junk | zero, Relaxed);
 }
 
 /// With `confirm_conf:true`, prints the string read, then every option in
@@ -1135,7 +1210,7 @@ mod tests {
 
     #[test]
     fn bad_options_are_named_and_skipped() {
-        let (set, errs) = run("narenas:abc,bogus:1,junk:true,tcache_max:99999999999");
+        let (set, errs) = run("narenas:abc,bogus:1,utrace:true,tcache_max:99999999999");
         assert_eq!(set, [("tcache_max", Setting::Size(tcache::MAX_LIMIT))]);
         assert_eq!(
             errs,
@@ -1143,8 +1218,8 @@ mod tests {
                 (Problem::InvalidValue, b"narenas:abc".to_vec()),
                 (Problem::UnknownOption, b"bogus:1".to_vec()),
                 (
-                    Problem::Unsupported("does not fill blocks"),
-                    b"junk:true".to_vec()
+                    Problem::Unsupported("does not trace"),
+                    b"utrace:true".to_vec()
                 ),
                 (
                     Problem::Clamped(tcache::MAX_LIMIT),
@@ -1154,6 +1229,8 @@ mod tests {
         );
         // Asking for what rjem does is not a problem.
         assert_eq!(one("junk:false"), Ok(Setting::Str(c"false")));
+        assert_eq!(one("junk:alloc"), Ok(Setting::Str(c"alloc")));
+        assert_eq!(one("junk:yes"), Err(Problem::InvalidValue));
         assert_eq!(one("stats_print:false"), Ok(Setting::Bool(false)));
         assert_eq!(one("dss:disabled"), Ok(Setting::Str(c"disabled")));
         assert!(matches!(one("dss:primary"), Err(Problem::Unsupported(_))));
@@ -1385,8 +1462,8 @@ mod tests {
         );
         let p = problems(b"narenas:x").next().unwrap();
         assert_eq!((p.option(), p.is_error()), (Some("narenas"), true));
-        let p = problems(b"junk:true").next().unwrap();
-        assert_eq!((p.option(), p.is_error()), (Some("junk"), false));
+        let p = problems(b"utrace:true").next().unwrap();
+        assert_eq!((p.option(), p.is_error()), (Some("utrace"), false));
         assert_eq!(problems(b"x:1").next().unwrap().option(), None);
     }
 

@@ -39,6 +39,9 @@ pub(crate) const HEAD: u8 = 1;
 pub(crate) const ZEROED: u8 = 2;
 /// Flag: the extent is a slab of small regions.
 pub(crate) const SLAB: u8 = 4;
+/// Flag: the active extent lies between two inaccessible guard pages,
+/// which are not part of its range (`pages::Pages::alloc_guarded`).
+pub(crate) const GUARDED: u8 = 8;
 
 /// `szind` of an extent that is not an active allocation.
 pub(crate) const NO_CLASS: u8 = 255;

@@ -81,6 +81,7 @@ fn init_once() -> bool {
     // reads the geometry before READY is published. After the options:
     // `slab_sizes` shapes it.
     unsafe { sc::boot(page) };
+    tcache::set_off_hit_path(conf::fills_blocks());
     tcache::boot();
     if conf::OPT_STATS_PRINT.load(Ordering::Relaxed) {
         // The report registers its exit handler when it next polls.

@@ -171,6 +171,12 @@ pub fn check_conf(conf: &[u8]) -> impl Iterator<Item = ConfProblem<'_>> {
     conf::problems(conf)
 }
 
+/// Fault injection for tests (feature `fault-injection`): makes `mmap`,
+/// `madvise` and `mprotect` fail at chosen rates.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use os::faults;
+
 /// Returns the calling thread's cached blocks to their arenas
 /// (`thread.tcache.flush`).
 pub fn flush_thread_cache() {

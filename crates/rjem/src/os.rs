@@ -137,9 +137,95 @@ pub(crate) fn current_cpu() -> Option<usize> {
     usize::try_from(c).ok()
 }
 
+/// Fault injection (feature `fault-injection`, for tests; without it this
+/// is not compiled and `injected` is always false): `mmap`, `madvise` and
+/// `mprotect` fail at chosen rates, as the kernel fails them (ENOMEM,
+/// EAGAIN), so tests can show that every failure is handled.
+#[cfg(feature = "fault-injection")]
+pub mod faults {
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+    /// The calls that can be made to fail.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Call {
+        /// Mapping memory (arena growth, metadata, pointer-map leaves).
+        Mmap = 0,
+        /// Purging (`MADV_FREE`, `MADV_DONTNEED`).
+        Madvise = 1,
+        /// Guard pages (making them inaccessible, and lifting them).
+        Mprotect = 2,
+    }
+
+    /// Per call: fail one call in this many, at random (0: never).
+    static ONE_IN: [AtomicU32; 3] = [const { AtomicU32::new(0) }; 3];
+    /// Failures injected so far, per call.
+    static COUNT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+    static RNG: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+
+    /// Makes one `call` in `one_in` fail from now on, at random; 0 stops.
+    pub fn set(call: Call, one_in: u32) {
+        ONE_IN[call as usize].store(one_in, Relaxed);
+    }
+
+    /// Failures injected so far into `call`.
+    pub fn count(call: Call) -> u64 {
+        COUNT[call as usize].load(Relaxed)
+    }
+
+    /// Whether this `call` fails (then errno is set as the kernel would).
+    pub(crate) fn fail(call: Call) -> bool {
+        let n = ONE_IN[call as usize].load(Relaxed);
+        if n == 0 {
+            return false;
+        }
+        // xorshift64: racing threads may draw the same number; harmless.
+        let mut x = RNG.load(Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        RNG.store(x, Relaxed);
+        if !x.is_multiple_of(n as u64) {
+            return false;
+        }
+        COUNT[call as usize].fetch_add(1, Relaxed);
+        super::set_errno(match call {
+            Call::Madvise => libc::EAGAIN,
+            _ => libc::ENOMEM,
+        });
+        true
+    }
+}
+
+/// Whether fault injection makes this call fail (never without the
+/// feature).
+#[inline(always)]
+fn injected(call: u8) -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        use faults::Call;
+        let c = match call {
+            0 => Call::Mmap,
+            1 => Call::Madvise,
+            _ => Call::Mprotect,
+        };
+        faults::fail(c)
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = call;
+        false
+    }
+}
+const MMAP: u8 = 0;
+const MADVISE: u8 = 1;
+const MPROTECT: u8 = 2;
+
 /// Maps `size` bytes of fresh, zeroed, read-write anonymous memory.
 /// Returns null on failure (or if the kernel placed it above `VA_BITS`).
 pub(crate) fn map(size: usize) -> *mut u8 {
+    if injected(MMAP) {
+        return ptr::null_mut();
+    }
     // SAFETY: an anonymous private mapping at a kernel-chosen address cannot
     // alias existing memory.
     let p = unsafe {
@@ -222,6 +308,9 @@ pub(crate) enum Purged {
 pub(crate) fn purge_lazy(p: *mut u8, size: usize) -> Purged {
     use core::sync::atomic::Ordering::Relaxed;
     if MADV_FREE_OK.load(Relaxed) {
+        if injected(MADVISE) {
+            return Purged::Failed;
+        }
         // SAFETY: madvise on a range of our own mapping only changes residency.
         let r = unsafe { libc::madvise(p as *mut libc::c_void, size, libc::MADV_FREE) };
         if r == 0 {
@@ -264,8 +353,29 @@ pub(crate) fn advise_huge(p: *mut u8, size: usize, on: bool) {
     unsafe { libc::madvise(p.cast(), size, advice) };
 }
 
+/// Makes a range of our own mapping inaccessible (`inaccessible`: a guard
+/// page, any access faults) or readable and writable again. False if the
+/// OS refused (for example at its limit of mappings, which each guard
+/// splits).
+pub(crate) fn protect(p: *mut u8, size: usize, inaccessible: bool) -> bool {
+    if injected(MPROTECT) {
+        return false;
+    }
+    let prot = if inaccessible {
+        libc::PROT_NONE
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
+    // SAFETY: mprotect on a range of our own mapping; callers make the
+    // range inaccessible only when nothing is stored there.
+    unsafe { libc::mprotect(p.cast(), size, prot) == 0 }
+}
+
 /// Forced purge: the pages are released now and read back as zeros.
 pub(crate) fn purge_forced(p: *mut u8, size: usize) -> bool {
+    if injected(MADVISE) {
+        return false;
+    }
     // SAFETY: madvise on a range of our own mapping only changes residency.
     unsafe { libc::madvise(p as *mut libc::c_void, size, libc::MADV_DONTNEED) == 0 }
 }

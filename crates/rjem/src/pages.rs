@@ -35,9 +35,10 @@
 use crate::decay::Decay;
 use crate::ehooks::{Ehooks, Purged};
 use crate::emap::{self, Entry};
-use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, HEAD, SLAB, ZEROED};
+use crate::extent::{ERef, ExtentHeap, ExtentList, ExtentPool, State, GUARDED, HEAD, SLAB, ZEROED};
 use crate::os;
 use crate::size_class::{self as sc, LARGE_MAXCLASS, NSIZES};
+use core::cell::Cell;
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
@@ -54,6 +55,65 @@ pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0
 /// the system's setting.
 pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
 pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never"];
+
+/// Options `san_guard_small` and `san_guard_large`: every Nth slab, and
+/// every Nth large extent, a thread allocates lies between two
+/// inaccessible guard pages (`alloc_guarded`); 0 (the default): never.
+/// jemalloc 5.3's sampling, counted per thread by a `GuardSampler`.
+pub(crate) static OPT_SAN_GUARD_SMALL: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static OPT_SAN_GUARD_LARGE: AtomicUsize = AtomicUsize::new(0);
+
+/// One thread's countdowns to its next guarded slab and large extent
+/// (jemalloc's `san_extents_until_guard_*`; a thread's cache record holds
+/// its sampler). All-zero is the initial state: a count of 0 stands for N,
+/// so the Nth extent is the first guarded. Extents of arenas with custom
+/// extent hooks are neither guarded nor counted.
+pub(crate) struct GuardSampler {
+    small: Cell<usize>,
+    large: Cell<usize>,
+}
+
+impl GuardSampler {
+    pub(crate) const fn new() -> GuardSampler {
+        GuardSampler {
+            small: Cell::new(0),
+            large: Cell::new(0),
+        }
+    }
+
+    /// Counts a new slab; whether to guard it. `default_hooks` says whether
+    /// its arena has the default hooks (asked only when guards are on).
+    pub(crate) fn small(&self, default_hooks: impl FnOnce() -> bool) -> bool {
+        let every = OPT_SAN_GUARD_SMALL.load(Relaxed);
+        every != 0 && default_hooks() && Self::tick(&self.small, every, true)
+    }
+
+    /// Counts a new large extent; whether to guard it. One that cannot be
+    /// guarded (`eligible` false: aligned above a page, or too large with
+    /// its guards) passes its turn to the next one that can, as in
+    /// jemalloc.
+    pub(crate) fn large(&self, eligible: bool, default_hooks: impl FnOnce() -> bool) -> bool {
+        let every = OPT_SAN_GUARD_LARGE.load(Relaxed);
+        every != 0 && default_hooks() && Self::tick(&self.large, every, eligible)
+    }
+
+    fn tick(count: &Cell<usize>, every: usize, eligible: bool) -> bool {
+        let n = match count.get() {
+            0 => every,
+            n => n,
+        };
+        if n > 1 {
+            count.set(n - 1);
+            false
+        } else if eligible {
+            count.set(every);
+            true
+        } else {
+            count.set(1);
+            false
+        }
+    }
+}
 
 /// How the page allocators report "purge work pending" to the purger thread
 /// without calling it: the purger configures and reads these flags.
@@ -433,6 +493,54 @@ impl Pages {
         got
     }
 
+    /// As `alloc` (page-aligned), with two guard pages around the extent
+    /// (jemalloc's `san_guard_pages`): `size` plus two pages are taken as
+    /// usual and the outer pages made inaccessible, so an access just past
+    /// either end faults at once. The guard pages stay out of the extent's
+    /// range and map to nothing, so no neighbour merges with it while it
+    /// lives; `dalloc` lifts them (`GUARDED`). They count as active pages.
+    /// If the OS refuses to protect the first page, an ordinary extent is
+    /// returned; if it refuses the second only, the second stays
+    /// accessible but out of the extent all the same (nothing to undo, so
+    /// no inaccessible page can be handed out).
+    pub(crate) fn alloc_guarded(&mut self, size: usize) -> Option<(ERef, bool)> {
+        let page = self.page;
+        let (e, zeroed) = self.alloc(size.checked_add(2 * page)?, page)?;
+        let (lo, hi) = (e.addr(), e.end() - page);
+        if !os::protect(lo as *mut u8, page, true) {
+            self.dalloc(e);
+            return self.alloc(size, page);
+        }
+        os::protect(hi as *mut u8, page, true);
+        // The free extent `e` was cut from may have left its boundary
+        // entries on what are now guard pages.
+        emap::set_range(lo, page, Entry::EMPTY);
+        emap::set_range(hi, page, Entry::EMPTY);
+        e.set_range(lo + page, size);
+        e.set_flag(GUARDED, true);
+        Some((e, zeroed))
+    }
+
+    /// Lifts the guard pages of active extent `e` (`GUARDED`) and takes them
+    /// back into its range. If the OS refuses, they stay inaccessible and
+    /// out of every extent (two pages of address space lost).
+    #[cold]
+    #[inline(never)]
+    fn unguard(&mut self, e: ERef) {
+        let page = self.page;
+        e.set_flag(GUARDED, false);
+        // The inner boundary pages become interior (or stay the boundary,
+        // registered again when `e` is freed).
+        emap::set_range(e.addr(), page, Entry::EMPTY);
+        emap::set_range(e.end() - page, page, Entry::EMPTY);
+        let (lo, hi) = (e.addr() - page, e.end());
+        if os::protect(lo as *mut u8, page, false) && os::protect(hi as *mut u8, page, false) {
+            e.set_range(lo, e.size() + 2 * page);
+        } else {
+            self.stats.active_bytes -= 2 * page;
+        }
+    }
+
     /// One pass of `alloc`'s search: free extents by state, then growth.
     fn find(&mut self, need: usize, size: usize, align: usize) -> Option<(ERef, bool)> {
         let fit = self.lg_max_fit;
@@ -569,8 +677,12 @@ impl Pages {
     }
 
     /// Returns active extent `e` to the dirty set, merging with neighbours.
+    #[inline]
     pub(crate) fn dalloc(&mut self, e: ERef) {
         self.active.remove(e);
+        if e.has(GUARDED) {
+            self.unguard(e);
+        }
         self.release(e);
     }
 
@@ -1156,6 +1268,61 @@ mod tests {
             p.dalloc(e);
         }
         assert_eq!(p.dirty.bytes, 6 * 64 * ps);
+    }
+
+    #[test]
+    fn guarded_extents_stay_apart_until_freed() {
+        let mut p = pages();
+        let ps = p.page;
+        let (a, _) = p.alloc(4 * ps, ps).unwrap();
+        p.register_active(a, 36, false);
+        let (g, z) = p.alloc_guarded(4 * ps).unwrap();
+        p.register_active(g, 36, false);
+        assert!(z && g.has(GUARDED));
+        assert_eq!(g.size(), 4 * ps);
+        assert_eq!(g.addr(), a.end() + ps, "the left guard page lies between");
+        assert_eq!(p.stats.active_bytes, 10 * ps, "guard pages count as active");
+        // Guard pages map to nothing; the block's own pages to it.
+        assert_eq!(emap::lookup(g.addr() - ps), Entry::EMPTY);
+        assert_eq!(emap::lookup(g.end()), Entry::EMPTY);
+        assert_eq!(emap::lookup(g.addr()).szind(), 36);
+        // A freed neighbour does not merge across the guard.
+        let base = a.addr();
+        p.dalloc(a);
+        let d = emap::lookup(base).extent().unwrap();
+        assert_eq!((d.state(), d.end()), (State::Dirty, base + 4 * ps));
+        // Freed: the guards are lifted and taken back, and it all merges.
+        let (lo, hi) = (g.addr() - ps, g.end());
+        p.dalloc(g);
+        assert!(!g.has(GUARDED));
+        // SAFETY: the former guard pages are free pages of `p`, writable.
+        unsafe {
+            (lo as *mut u8).write(1);
+            (hi as *mut u8).write(1);
+        }
+        let m = emap::lookup(base).extent().unwrap();
+        assert!(m.end() > hi, "one free extent from {base:#x}");
+        assert_eq!(p.stats.active_bytes, 0);
+        assert_interior_clear(&p, m);
+    }
+
+    #[test]
+    fn guard_sampling_as_jemalloc() {
+        OPT_SAN_GUARD_LARGE.store(3, Relaxed);
+        let s = GuardSampler::new();
+        let yes = || true;
+        // Every third; an ineligible turn passes to the next eligible one.
+        let got: std::vec::Vec<bool> = [true, true, true, true, true, false, true, true]
+            .iter()
+            .map(|&e| s.large(e, yes))
+            .collect();
+        assert_eq!(got, [false, false, true, false, false, false, true, false]);
+        // Custom hooks: neither guarded nor counted.
+        let t = GuardSampler::new();
+        assert!(!t.large(true, || false) && !t.large(true, || false));
+        assert!(!t.large(true, yes) && !t.large(true, yes) && t.large(true, yes));
+        OPT_SAN_GUARD_LARGE.store(0, Relaxed);
+        assert!(!GuardSampler::new().large(true, yes));
     }
 
     #[test]

@@ -32,6 +32,9 @@
 //! later, when a cache flushes the block. Costs the hit paths a load, a
 //! compare and two stores.
 //!
+//! With `junk` or `zero`, threads' caches are kept off the hit path
+//! (`set_off_hit_path`, `create_off_path`): the slow paths fill blocks.
+//!
 //! Also counts each thread's allocated bytes for `stats_interval`, on the
 //! slow path with the peak sampling, and raises `REPORT_DUE` for the report
 //! (which sits above and polls it).
@@ -45,6 +48,7 @@ use crate::arena::{self, Arena};
 use crate::base;
 use crate::emap;
 use crate::os;
+use crate::pages::GuardSampler;
 use crate::size_class::{self as sc, Geometry};
 use crate::sync::Mutex;
 use core::cell::Cell;
@@ -81,6 +85,24 @@ static STATS_INTERVAL: AtomicU64 = AtomicU64::new(0);
 pub(crate) static REPORT_DUE: AtomicU8 = AtomicU8::new(0);
 pub(crate) const REPORT_AT_EXIT: u8 = 1;
 pub(crate) const REPORT_INTERVAL: u8 = 2;
+
+/// Whether threads' caches are kept off the hit path. `init` sets it
+/// (before any thread is set up) when an option fills blocks (`junk`,
+/// `zero`), whose work the slow paths do: each thread's cache then lives in
+/// an internal block of its own (`create_off_path`), which only the slow
+/// paths use, while the stacks the hit path reads (`tsd`) stay
+/// zero-capacity, so every allocation and free misses them.
+static OFF_HIT_PATH: AtomicBool = AtomicBool::new(false);
+
+/// Keeps the threads' caches off the hit path (start-up only).
+pub(crate) fn set_off_hit_path(on: bool) {
+    OFF_HIT_PATH.store(on, Relaxed);
+}
+
+/// Whether threads' caches are off the hit path.
+pub(crate) fn off_hit_path() -> bool {
+    OFF_HIT_PATH.load(Relaxed)
+}
 
 /// Derives the cached classes from the options (start-up, after the
 /// geometry is fixed).
@@ -340,6 +362,9 @@ pub(crate) struct Tcache {
     /// The arena the cache fills from, plus one (0: none): written by the
     /// owner, read by `stats` through the registry (`tcache_bytes`).
     arena_ind: AtomicUsize,
+    /// When the slabs and large extents this cache's user allocates are
+    /// guarded (`san_guard_small`, `san_guard_large`).
+    pub(crate) guards: GuardSampler,
     /// Registry links (under `REGISTRY`'s lock).
     reg_next: Cell<*const Tcache>,
     reg_prev: Cell<*const Tcache>,
@@ -379,6 +404,7 @@ impl Tcache {
             published: [const { Cell::new(0) }; 2],
             publishing: Cell::new(false),
             arena_ind: AtomicUsize::new(0),
+            guards: GuardSampler::new(),
             reg_next: Cell::new(ptr::null()),
             reg_prev: Cell::new(ptr::null()),
             registered: Cell::new(false),
@@ -423,12 +449,7 @@ impl Tcache {
         let Some(u) = g.usable_size(bytes, 64) else {
             return false;
         };
-        // Never from a manual arena: its reset would discard the stacks.
-        let home = match arena::get(0) {
-            Some(a0) if !arena::is_auto(arena.ind) => a0,
-            _ => arena,
-        };
-        let mem = arena::alloc_internal(home, u, 64);
+        let mem = arena::alloc_internal(home(arena), u, 64);
         if mem.is_null() {
             return false;
         }
@@ -521,7 +542,7 @@ impl Tcache {
         self.gc_tick(size);
         if !g.is_small(ind) {
             // Large classes are not filled in batches.
-            let p = arena.large_alloc(size, 1, false);
+            let p = arena.large_alloc(size, 1, false, Some(&self.guards));
             if !p.is_null() {
                 self.note_alloc(size);
             }
@@ -534,7 +555,7 @@ impl Tcache {
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
         let out = unsafe { core::slice::from_raw_parts_mut(empty.sub(nfill), nfill) };
-        let n = arena.fill(ind, out);
+        let n = arena.fill(ind, out, Some(&self.guards));
         ctl.nfill += n as u64;
         self.ctl[ind].set(ctl);
         self.peak_tick(n * sc::index_to_size(ind));
@@ -774,6 +795,49 @@ impl Tcache {
         }
         (n, bytes)
     }
+}
+
+/// Where the internal blocks of a cache filling from `arena` come from:
+/// `arena`, unless it is a manual arena, whose reset would discard them
+/// (then arena 0).
+fn home(arena: &Arena) -> &Arena {
+    match arena::get(0) {
+        Some(a0) if !arena::is_auto(arena.ind) => a0,
+        _ => arena,
+    }
+}
+
+/// A cache set up to fill from `arena`, in an internal block of its own:
+/// a thread's cache when caches are off the hit path. None when out of
+/// memory. `register` as for `Tcache::setup`.
+pub(crate) fn create_off_path(arena: &Arena, register: bool) -> Option<&'static Tcache> {
+    let u = sc::geom().usable_size(core::mem::size_of::<Tcache>(), 64)?;
+    let p = arena::alloc_internal(home(arena), u, 64) as *mut Tcache;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a fresh block of at least `size_of::<Tcache>()` bytes,
+    // 64-aligned and ours alone; it stays allocated until
+    // `retire_off_path`, which its user calls last.
+    let c = unsafe {
+        p.write(Tcache::new());
+        &*p
+    };
+    if !c.setup(arena, register) {
+        arena::dalloc_internal(p.cast());
+        return None;
+    }
+    Some(c)
+}
+
+/// Flushes and destroys a cache from `create_off_path` and frees its
+/// block.
+///
+/// # Safety
+/// `c` came from `create_off_path` and is not used again.
+pub(crate) unsafe fn retire_off_path(c: &Tcache) {
+    c.destroy();
+    arena::dalloc_internal(c as *const Tcache as *mut u8);
 }
 
 /// Explicit caches (jemalloc's `tcache.create`), used by any thread through

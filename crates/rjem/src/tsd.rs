@@ -8,10 +8,17 @@
 //! destructors after C++ and Rust thread-local destructors).
 //!
 //! Lifecycle: `UNINIT` (all stacks zero-capacity, so the first allocation or
-//! free lands in the slow path) -> set-up -> `ACTIVE` (cache on) or `NOCACHE`
+//! free lands in the slow path) -> set-up -> `ACTIVE` (cache on; or
+//! `ACTIVE_OFF_PATH`, see below) or `NOCACHE`
 //! (`tcache:false`, or no memory for stacks) -> `DEAD` after the thread-exit
 //! destructor. A dead thread, or one re-entering the allocator while its
 //! own set-up runs, is served directly by its arena (no cache, no leak).
+//!
+//! When an option fills blocks (`junk`, `zero`), the thread's cache is kept
+//! off the hit path: it lives in a block of its own (`off_path`), used by
+//! the slow paths only, and the stacks the hit path reads stay
+//! zero-capacity, so the hit path is the same code with or without the
+//! option and costs nothing when it is off.
 //!
 //! Where the `Tsd` lives: by default a `thread_local!` (in an executable a
 //! plain `fs:`-relative access). With the `initial-exec-tls` feature (the C
@@ -27,6 +34,7 @@
 extern crate std;
 
 use crate::arena::{self, Arena};
+use crate::pages::GuardSampler;
 use crate::tcache::{self, Tcache, NCACHED_MAX};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -35,13 +43,21 @@ const UNINIT: u8 = 0;
 const ACTIVE: u8 = 1;
 const NOCACHE: u8 = 2;
 const DEAD: u8 = 3;
+/// As `ACTIVE`, with the cache off the hit path (`off_path`).
+const ACTIVE_OFF_PATH: u8 = 4;
 
 pub(crate) struct Tsd {
+    /// The stacks the hit path reads, and the thread's cache unless caches
+    /// are off the hit path (`off_path`).
     pub(crate) tcache: Tcache,
     state: Cell<u8>,
     /// Inside thread set-up (reentrancy guard).
     busy: Cell<bool>,
     arena: Cell<Option<&'static Arena>>,
+    /// With caches off the hit path (`tcache::off_hit_path`: `junk`,
+    /// `zero`), the thread's cache and counters, from its set-up to its
+    /// exit; `tcache` then stays zero-capacity.
+    off_path: Cell<Option<&'static Tcache>>,
 }
 
 impl Tsd {
@@ -57,16 +73,26 @@ impl Tsd {
             state: Cell::new(UNINIT),
             busy: Cell::new(false),
             arena: Cell::new(None),
+            off_path: Cell::new(None),
+        }
+    }
+
+    /// The cache holding this thread's stacks and counters.
+    #[inline]
+    fn tc(&self) -> &Tcache {
+        match self.off_path.get() {
+            Some(c) => c,
+            None => &self.tcache,
         }
     }
 
     /// The thread's cache, when it has a working one.
     #[inline]
     pub(crate) fn cache(&self) -> Option<&Tcache> {
-        if self.state.get() == ACTIVE {
-            Some(&self.tcache)
-        } else {
-            None
+        match self.state.get() {
+            ACTIVE => Some(&self.tcache),
+            ACTIVE_OFF_PATH => self.off_path.get(),
+            _ => None,
         }
     }
 
@@ -180,7 +206,7 @@ fn follow_cpu(t: &Tsd) {
     };
     if cur.ind == i
         || cur.ind >= arena::percpu_limit()
-        || !matches!(t.state.get(), ACTIVE | NOCACHE)
+        || !matches!(t.state.get(), ACTIVE | ACTIVE_OFF_PATH | NOCACHE)
     {
         return;
     }
@@ -200,8 +226,12 @@ fn setup(t: &Tsd) {
     // Without a thread-exit key the cache is never destroyed, so it must
     // not join the registry of caches.
     let exits = KEY.load(Ordering::Relaxed) != NO_KEY;
-    let cached = tcache::enabled() && t.tcache.setup(a, exits);
-    t.state.set(if cached { ACTIVE } else { NOCACHE });
+    let state = if tcache::enabled() {
+        attach_cache(t, a, exits)
+    } else {
+        NOCACHE
+    };
+    t.state.set(state);
     // A non-null value makes the key's destructor run at thread exit.
     let k = KEY.load(Ordering::Relaxed);
     if k != NO_KEY {
@@ -209,6 +239,29 @@ fn setup(t: &Tsd) {
         unsafe {
             libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>());
         }
+    }
+}
+
+/// Sets up the thread's cache to fill from `a`: its own `tcache`, or with
+/// caches off the hit path the `off_path` one (made now if needed, kept
+/// after `set_cache_enabled(false)` for its counters). Returns the
+/// thread's state: `ACTIVE` or `ACTIVE_OFF_PATH`, or `NOCACHE` when out of
+/// memory.
+fn attach_cache(t: &Tsd, a: &Arena, register: bool) -> u8 {
+    let ok = if !tcache::off_hit_path() {
+        t.tcache.setup(a, register)
+    } else if let Some(c) = t.off_path.get() {
+        c.setup(a, register)
+    } else if let Some(c) = tcache::create_off_path(a, register) {
+        t.off_path.set(Some(c));
+        true
+    } else {
+        false
+    };
+    match (ok, t.off_path.get()) {
+        (false, _) => NOCACHE,
+        (true, None) => ACTIVE,
+        (true, Some(_)) => ACTIVE_OFF_PATH,
     }
 }
 
@@ -229,12 +282,17 @@ pub(crate) fn boot() {
 extern "C" fn thread_exit(_: *mut libc::c_void) {
     let t = get();
     match t.state.get() {
-        ACTIVE => {
+        ACTIVE | ACTIVE_OFF_PATH => {
             t.state.set(DEAD);
-            t.tcache.destroy();
+            t.tc().destroy();
         }
         NOCACHE => t.state.set(DEAD),
         _ => return,
+    }
+    if let Some(c) = t.off_path.take() {
+        // SAFETY: made by `attach_cache` for this thread, which is done
+        // with it (`tc()` is the thread's own `tcache` from now on).
+        unsafe { tcache::retire_off_path(c) };
     }
     if let Some(a) = t.arena.get() {
         arena::release(a);
@@ -245,20 +303,20 @@ extern "C" fn thread_exit(_: *mut libc::c_void) {
 /// blocks stay cached: every block goes back to the arena that owns it.
 pub(crate) fn rebind(a: &'static Arena) {
     let t = slow();
-    if !matches!(t.state.get(), ACTIVE | NOCACHE) {
+    if !matches!(t.state.get(), ACTIVE | ACTIVE_OFF_PATH | NOCACHE) {
         return;
     }
     arena::bind(a);
     if let Some(old) = t.arena.replace(Some(a)) {
         arena::release(old);
     }
-    t.tcache.set_arena(a);
+    t.tc().set_arena(a);
 }
 
 /// Whether the calling thread has a working cache (`thread.tcache.enabled`).
 pub(crate) fn cache_enabled() -> bool {
     // A thread that has not allocated yet gets its cache now, as it would.
-    slow().state.get() == ACTIVE
+    matches!(slow().state.get(), ACTIVE | ACTIVE_OFF_PATH)
 }
 
 /// Turns the calling thread's cache off (flushing it) or back on. On
@@ -266,16 +324,14 @@ pub(crate) fn cache_enabled() -> bool {
 pub(crate) fn set_cache_enabled(on: bool) {
     let t = slow();
     match (t.state.get(), on) {
-        (ACTIVE, false) => {
-            t.tcache.destroy();
+        (ACTIVE | ACTIVE_OFF_PATH, false) => {
+            // An off-path cache stays attached, for its counters.
+            t.tc().destroy();
             t.state.set(NOCACHE);
         }
-        (NOCACHE, true)
-            if tcache::enabled()
-                && t.tcache
-                    .setup(t.arena(), KEY.load(Ordering::Relaxed) != NO_KEY) =>
-        {
-            t.state.set(ACTIVE);
+        (NOCACHE, true) if tcache::enabled() => {
+            let exits = KEY.load(Ordering::Relaxed) != NO_KEY;
+            t.state.set(attach_cache(t, t.arena(), exits));
         }
         _ => {}
     }
@@ -285,18 +341,23 @@ pub(crate) fn set_cache_enabled(on: bool) {
 /// cache's stacks (`thread.allocated`).
 #[inline]
 pub(crate) fn note_alloc(bytes: usize) {
-    get().tcache.note_alloc(bytes)
+    get().tc().note_alloc(bytes)
 }
 
 /// Counts `bytes` freed by this thread outside its cache's stacks.
 #[inline]
 pub(crate) fn note_dalloc(bytes: usize) {
-    get().tcache.note_dalloc(bytes)
+    get().tc().note_dalloc(bytes)
+}
+
+/// This thread's guard sampler (`san_guard_small`, `san_guard_large`).
+pub(crate) fn guards() -> &'static GuardSampler {
+    &get().tc().guards
 }
 
 /// Bytes this thread allocated and freed so far (exact).
 pub(crate) fn allocated() -> (u64, u64) {
-    let t = &get().tcache;
+    let t = get().tc();
     t.publish();
     t.allocated()
 }
@@ -304,29 +365,31 @@ pub(crate) fn allocated() -> (u64, u64) {
 /// `thread.allocatedp` / `deallocatedp`: pointers to this thread's
 /// published counters, valid for the thread's life.
 pub(crate) fn published_counters() -> (*mut u64, *mut u64) {
-    get().tcache.published_counters()
+    get().tc().published_counters()
 }
 
 /// `thread.peak.read`.
 pub(crate) fn peak() -> u64 {
-    get().tcache.peak()
+    get().tc().peak()
 }
 
 /// `thread.peak.reset`.
 pub(crate) fn reset_peak() {
-    get().tcache.reset_peak()
+    get().tc().reset_peak()
 }
 
 /// Fatal if `p`, a live-looking block of class `ind` given to entry point
 /// `func`, was freed into this thread's cache (`realloc` of freed memory).
 #[inline]
 pub(crate) fn check_not_freed(ind: usize, p: *mut u8, func: &str) {
-    get().tcache.check_not_freed(ind, p, func)
+    if let Some(c) = get().cache() {
+        c.check_not_freed(ind, p, func)
+    }
 }
 
 /// Bytes and blocks this thread's cache holds (stats, tests).
 pub(crate) fn cached() -> (usize, usize) {
-    get().tcache.cached()
+    get().tc().cached()
 }
 
 /// Flushes this thread's cache back to the arenas (`thread.tcache.flush`).
@@ -343,7 +406,7 @@ pub(crate) fn flush() {
 /// binding is counted again.
 pub(crate) fn fork_child() {
     let t = get();
-    if matches!(t.state.get(), ACTIVE | NOCACHE) {
+    if matches!(t.state.get(), ACTIVE | ACTIVE_OFF_PATH | NOCACHE) {
         if let Some(a) = t.arena.get() {
             a.nthreads.fetch_add(1, Ordering::Relaxed);
         }

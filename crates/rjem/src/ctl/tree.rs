@@ -115,7 +115,7 @@ pub(super) static ROOT: Node = Node::Named(&[
         Node::Named(&[
             ("cache_oblivious", config!(false)),
             ("debug", config!(cfg!(debug_assertions))),
-            ("fill", config!(false)),
+            ("fill", config!(true)),
             ("lazy_lock", config!(false)),
             ("malloc_conf", Node::Leaf(Type::Str, config_malloc_conf)),
             ("prof", config!(false)),
