@@ -156,6 +156,20 @@ fn misuse_aborts_with_a_message() {
 }
 
 #[test]
+fn double_free_caught_with_junk_filling_too() {
+    // junk:free fills freed blocks: the check must come first.
+    for conf in ["junk:true", "junk:free", "zero:true"] {
+        let out = run("double-now", &[("MALLOC_CONF", conf)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), None, "{conf}: {err}");
+        assert!(
+            err.contains("double free: free of a block already freed"),
+            "{conf}: {err}"
+        );
+    }
+}
+
+#[test]
 fn bad_malloc_conf_names_the_option() {
     let out = run(
         "bad-conf",
