@@ -41,6 +41,7 @@ const OPTION_SETS: &[&str] = &[
     "zero:true",
     "san_guard_small:1,san_guard_large:1",
     "san_guard_small:5,san_guard_large:3",
+    "secure:true",
 ];
 
 fn env_num(name: &str, default: u64) -> u64 {

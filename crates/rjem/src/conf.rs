@@ -491,6 +491,15 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "secure",
+        doc: "rjem's hardened mode: regions handed out in random order, and every 8th slab and large extent between guard pages unless san_guard_small/san_guard_large say otherwise.",
+        kind: Kind::Bool {
+            cell: &tcache::OPT_SECURE,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "san_guard_small",
         doc: "Every Nth slab (run of small blocks) a thread allocates lies between two inaccessible guard pages, so an overflow past it faults at once; 0: never.",
         kind: Kind::Size {
