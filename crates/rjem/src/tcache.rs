@@ -44,6 +44,9 @@ use core::sync::atomic::{
     Ordering::Relaxed,
 };
 
+pub(crate) mod sample;
+use sample::Sampler;
+
 /// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
 pub(crate) const MAX_LIMIT: usize = 8 << 20;
 /// Most size classes a thread cache can hold: every class up to `MAX_LIMIT`.
@@ -71,6 +74,9 @@ static STATS_INTERVAL: AtomicU64 = AtomicU64::new(0);
 pub(crate) static REPORT_DUE: AtomicU8 = AtomicU8::new(0);
 pub(crate) const REPORT_AT_EXIT: u8 = 1;
 pub(crate) const REPORT_INTERVAL: u8 = 2;
+/// The heap profiler has work (`prof::poll`): an exit handler to
+/// register, or a dump due.
+pub(crate) const REPORT_PROF: u8 = 4;
 
 /// Derives the cached classes from the options (start-up, after the
 /// geometry is fixed).
@@ -236,6 +242,8 @@ struct BinCtl {
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
+    /// Counted mode (`sample`): the fewest items since the last GC.
+    counted_low: u16,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -280,6 +288,8 @@ pub(crate) struct Tcache {
     reg_next: Cell<*const Tcache>,
     reg_prev: Cell<*const Tcache>,
     registered: Cell<bool>,
+    /// The thread's allocation count for the heap profiler (`sample`).
+    pub(crate) sampler: Sampler,
 }
 
 impl Default for Tcache {
@@ -298,6 +308,7 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
+                    counted_low: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
@@ -318,6 +329,7 @@ impl Tcache {
             reg_next: Cell::new(ptr::null()),
             reg_prev: Cell::new(ptr::null()),
             registered: Cell::new(false),
+            sampler: Sampler::new(),
         }
     }
 
@@ -349,6 +361,11 @@ impl Tcache {
     /// cache joins the registry `cached_bytes` reads: only for caches that
     /// are certain to be destroyed before their memory goes away.
     pub(crate) fn setup(&self, arena: &Arena, register: bool) -> bool {
+        self.setup_with(arena, register, sample::enabled())
+    }
+
+    /// `setup`, with the stacks in counted mode (`sample`) if `counted`.
+    fn setup_with(&self, arena: &Arena, register: bool, counted: bool) -> bool {
         let g = sc::geom();
         let n = NCACHED.load(Relaxed);
         let total: usize = (0..n).map(|i| slots(g, i)).sum();
@@ -381,6 +398,9 @@ impl Tcache {
         }
         self.stack.set(mem);
         self.nbins.set(n);
+        if counted {
+            self.setup_counted(n);
+        }
         self.set_arena(arena);
         if register {
             self.registered.set(true);
@@ -422,6 +442,7 @@ impl Tcache {
             b.empty.store(0, Relaxed);
         }
         self.nbins.set(0);
+        self.forget_counted();
         let mem = self.stack.replace(ptr::null_mut());
         if !mem.is_null() {
             arena::dalloc_internal(mem);
@@ -449,6 +470,8 @@ impl Tcache {
     /// is empty): refills from `arena`. Null when out of memory.
     fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
+        // A counted stack comes here empty, from `alloc_counted`.
+        debug_assert!(!self.counted() || b.count() == 0);
         if let Some(p) = b.pop_below_low_water() {
             return p;
         }
@@ -465,7 +488,7 @@ impl Tcache {
         }
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
-        let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
+        let nfill = (self.cap(ind) >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
@@ -495,6 +518,9 @@ impl Tcache {
     /// Slow free into cached class `ind` after `push` declined (stack full):
     /// flush the older half, then cache `p`.
     fn dalloc_slow(&self, ind: usize, p: *mut u8) {
+        if self.counted() && self.put(ind, p) {
+            return;
+        }
         let b = &self.bins[ind];
         self.flush(ind, b.capacity() / 2);
         self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
@@ -525,7 +551,9 @@ impl Tcache {
             ptr::copy(head, head.add(n), keep);
             b.head.store(head.add(n), Relaxed);
         }
-        if b.low_water_count() > keep {
+        if self.counted() {
+            self.rebar(ind);
+        } else if b.low_water_count() > keep {
             b.reset_low_water();
         }
     }
@@ -551,6 +579,9 @@ impl Tcache {
     /// used since the last GC, and adapt the fill size.
     fn gc_one(&self, ind: usize) {
         let b = &self.bins[ind];
+        if self.counted() {
+            return self.gc_one_counted(ind);
+        }
         let lw = b.low_water_count();
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
@@ -751,7 +782,8 @@ pub(crate) fn create_explicit(arena: &Arena) -> Option<usize> {
         }
     };
     let mut live = e.live.lock();
-    if !e.cache.setup(arena, true) {
+    // Used on slow paths only, where every allocation is counted anyway.
+    if !e.cache.setup_with(arena, true, false) {
         return None;
     }
     *live = true;
