@@ -161,7 +161,8 @@ pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
 /// cache, if it has a counted one holding that class.
 #[inline]
 pub(crate) fn alloc_counted(ind: usize) -> Option<*mut u8> {
-    let t = get();
+    // Set up first: a cache must not fill outside counted mode's rules.
+    let t = slow();
     match t.cache() {
         Some(c) if c.caches(ind) && c.counted() => Some(c.alloc_counted(t.arena(), ind)),
         _ => None,
