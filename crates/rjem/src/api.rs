@@ -64,6 +64,21 @@ pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     }
 }
 
+/// With the heap profiler on (`prof:true`), the fronts' first step off
+/// the hit path for a request of `size` bytes with an alignment of at most
+/// 8: a block from the calling thread's counted cache (`tcache::sample`),
+/// counted, unless it is the next sample or the stack is empty (then
+/// None, and `alloc_slow` decides). One load and a branch when off.
+#[inline(always)]
+pub(crate) fn alloc_counted(size: usize) -> Option<*mut u8> {
+    if prof::on() && size.wrapping_sub(1) < LOOKUP_MAX {
+        let ind = sc::lookup_index(size);
+        tsd::get().tcache.take_charged(ind, sc::index_to_size(ind))
+    } else {
+        None
+    }
+}
+
 /// Allocates `size` bytes aligned to `align` (a power of two), zeroed if
 /// asked, from `place`. Null if the request is impossible or memory is
 /// exhausted.
@@ -227,6 +242,11 @@ pub(crate) unsafe fn free(p: *mut u8) {
 #[cold]
 #[inline(never)]
 fn free_slow(p: *mut u8, ent: Entry) {
+    // Counted caches (`tcache::sample`, with `prof:true`) take every
+    // cached region here.
+    if prof::on() && ent.is_slab() && tsd::put_counted(ent.szind(), p) {
+        return;
+    }
     if p.is_null() {
         return;
     }

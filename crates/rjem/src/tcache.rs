@@ -132,7 +132,13 @@ pub(crate) struct CacheBin {
     low_water: Cell<u16>,
     full: Cell<u16>,
     empty: AtomicU16,
+    /// Counted mode only (`sample`; in this struct's padding): the real
+    /// `full`, and the fewest items since the last GC.
+    limit: Cell<u16>,
+    counted_low: Cell<u16>,
 }
+
+const _: () = assert!(core::mem::size_of::<CacheBin>() == 32);
 
 #[inline(always)]
 fn lo(p: *mut *mut u8) -> u16 {
@@ -148,6 +154,8 @@ impl CacheBin {
             low_water: Cell::new(0),
             full: Cell::new(0),
             empty: AtomicU16::new(0),
+            limit: Cell::new(0),
+            counted_low: Cell::new(0),
         }
     }
 
@@ -242,8 +250,6 @@ struct BinCtl {
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
-    /// Counted mode (`sample`): the fewest items since the last GC.
-    counted_low: u16,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -308,7 +314,6 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
-                    counted_low: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),

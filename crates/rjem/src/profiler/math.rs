@@ -97,7 +97,7 @@ pub(crate) fn exp(x: f64) -> f64 {
     }
     let k = round(x / LN2);
     // ln 2 in two parts, so that k ln 2 is exact enough for large k.
-    let r = (x - k * 6.931_471_803_691_238_164_9e-1) - k * 1.908_214_929_270_587_700_02e-10;
+    let r = (x - k * 6.931_471_803_691_238e-1) - k * 1.908_214_929_270_587_7e-10;
     let mut sum = 1.0;
     let mut term = 1.0;
     for n in 1..=20 {

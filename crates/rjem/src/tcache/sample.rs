@@ -22,9 +22,9 @@
 //!
 //! Invariants in counted mode: `full == low_water == lo(head)` after
 //! every operation; the stack's real limit is `slots` below `empty`. The
-//! cache GC sees the true low-water mark, kept in `BinCtl::counted_low`.
+//! cache GC sees the true low-water mark, kept in `CacheBin::counted_low`.
 
-use super::{lo, slots, Tcache};
+use super::{lo, Tcache};
 use crate::arena::Arena;
 use crate::size_class as sc;
 use core::cell::Cell;
@@ -99,6 +99,8 @@ impl Tcache {
     pub(super) fn setup_counted(&self, n: usize) {
         for b in &self.bins[..n] {
             let h = lo(b.head.load(Relaxed));
+            b.limit.set(b.full.get());
+            b.counted_low.set(0);
             b.full.set(h);
             b.low_water.set(h);
         }
@@ -112,24 +114,24 @@ impl Tcache {
 
     /// The stack capacity of class `ind`.
     pub(super) fn cap(&self, ind: usize) -> usize {
+        let b = &self.bins[ind];
         if self.counted() {
-            slots(sc::geom(), ind)
+            (b.empty.load(Relaxed).wrapping_sub(b.limit.get()) / 8) as usize
         } else {
-            self.bins[ind].capacity()
+            b.capacity()
         }
     }
 
     /// After the slow path moved `head` of class `ind` in counted mode:
     /// both barriers follow it, and the GC's low-water mark notes the
     /// items left.
+    #[inline]
     pub(super) fn rebar(&self, ind: usize) {
         let b = &self.bins[ind];
         let h = lo(b.head.load(Relaxed));
         b.full.set(h);
         b.low_water.set(h);
-        let mut ctl = self.ctl[ind].get();
-        ctl.counted_low = ctl.counted_low.min(b.count() as u16);
-        self.ctl[ind].set(ctl);
+        b.counted_low.set(b.counted_low.get().min(b.count() as u16));
     }
 
     /// Schedules the next event `wait` bytes of allocation from now (at
@@ -137,6 +139,38 @@ impl Tcache {
     pub(crate) fn arm(&self, wait: u64) {
         self.sampler.left.set(wait.max(1));
         self.sampler.armed.set(true);
+    }
+
+    /// The profiler's fast path in counted mode: a block of cached class
+    /// `ind` (`index_to_size(ind) == usize`) from the stack, charged, if
+    /// the stack has one and the allocation is not the next sample; None
+    /// otherwise (nothing charged: the caller takes the slow path).
+    #[inline]
+    pub(crate) fn take_charged(&self, ind: usize, usize: usize) -> Option<*mut u8> {
+        let s = &self.sampler;
+        let left = s.left.get();
+        if !(self.counted() && ind < self.nbins.get() && left > usize as u64) {
+            return None;
+        }
+        let b = &self.bins[ind];
+        let h = b.head.load(Relaxed);
+        if lo(h) == b.empty.load(Relaxed) {
+            return None;
+        }
+        // `left` is non-zero only while armed.
+        s.left.set(left - usize as u64);
+        s.total.set(s.total.get().wrapping_add(usize as u64));
+        b.npop.set(b.npop.get().wrapping_add(1));
+        // SAFETY: the stack is not empty, so head points at a cached item.
+        let p = unsafe {
+            b.head.store(h.add(1), Relaxed);
+            *h
+        };
+        let h = lo(b.head.load(Relaxed));
+        b.full.set(h);
+        b.low_water.set(h);
+        b.counted_low.set(b.counted_low.get().min(b.count() as u16));
+        Some(p)
     }
 
     /// Counts an allocation of `bytes`. True if it reaches the event: the
@@ -197,7 +231,7 @@ impl Tcache {
     #[cold]
     pub(super) fn gc_one_counted(&self, ind: usize) {
         let b = &self.bins[ind];
-        let lw = (self.ctl[ind].get().counted_low as usize).min(b.count());
+        let lw = (b.counted_low.get() as usize).min(b.count());
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
         }
@@ -210,8 +244,8 @@ impl Tcache {
             ctl.fill_shift -= 1;
         }
         ctl.refilled = false;
-        ctl.counted_low = b.count() as u16;
         self.ctl[ind].set(ctl);
+        b.counted_low.set(b.count() as u16);
     }
 
     /// Counted mode: caches freed block `p` of cached class `ind`
@@ -223,21 +257,26 @@ impl Tcache {
             return false;
         }
         let b = &self.bins[ind];
-        let cap = self.cap(ind);
-        if b.count() == cap {
-            self.flush(ind, cap / 2);
-            self.gc_tick(sc::index_to_size(ind) * (cap / 2));
+        if lo(b.head.load(Relaxed)) == b.limit.get() {
+            self.flush_half_counted(ind);
         }
-        let h = b.head.load(Relaxed);
         // SAFETY: the stack is below its capacity, so the slot under head
         // is inside its storage.
-        unsafe {
-            let h = h.sub(1);
-            *h = p;
-            b.head.store(h, Relaxed);
-        }
-        self.rebar(ind);
+        let h = unsafe { b.head.load(Relaxed).sub(1) };
+        // SAFETY: as above.
+        unsafe { *h = p };
+        b.head.store(h, Relaxed);
+        // More items: the GC's low-water mark stays.
+        b.full.set(lo(h));
+        b.low_water.set(lo(h));
         self.publish();
         true
+    }
+
+    #[cold]
+    fn flush_half_counted(&self, ind: usize) {
+        let half = self.cap(ind) / 2;
+        self.flush(ind, half);
+        self.gc_tick(sc::index_to_size(ind) * half);
     }
 }
