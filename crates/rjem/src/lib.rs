@@ -19,7 +19,8 @@
 //!
 //! Inside, one module per jemalloc concept, in layers whose imports point
 //! down only: the entry points (`api`, `ctl`, `stats`, and `init` for
-//! start-up and fork; `conf` reads the options) -> `tsd`/`tcache`
+//! start-up and fork; `conf` reads the options; `profiler` samples
+//! allocations for [`prof`]) -> `tsd`/`tcache`
 //! (per-thread stacks, no lock) -> `arena` (and the `background` purger
 //! above it) -> `bin` (one per small class) -> `slab` (regions and bitmap)
 //! -> `pages` (extents: dirty, muzzy, retained; first fit, split, merge;
