@@ -574,7 +574,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "prof_accum",
-        doc: "Also keep cumulative counts (freed samples included) per stack, for dumps' [objects: bytes] and pprof's alloc_space.",
+        doc: "Also keep cumulative counts (freed samples included) per stack, for the dumps' [objects: bytes] columns.",
         kind: Kind::Bool {
             cell: &prof::OPT_PROF_ACCUM,
             default: false,

@@ -103,8 +103,7 @@ pub mod prof {
     }
 
     /// Writes the heap profile to `path` (`prof.dump`): jemalloc's `heap_v2`
-    /// text, which `jeprof` and `rjem prof` read, or a gzipped pprof profile
-    /// for a name ending in `.pb.gz`. The counts are the samples'; readers
+    /// text, which `jeprof` reads. The counts are the samples'; readers
     /// scale them by the sampling rate. Needs `prof:true` in `MALLOC_CONF`.
     ///
     /// ```

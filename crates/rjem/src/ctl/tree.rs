@@ -181,7 +181,7 @@ pub(super) static ROOT: Node = Node::Named(&[
             ),
             ("gdump", Node::Rw(Type::Bool, prof_gdump)),
             // Written a file name (null or no value: the next
-            // `prof_prefix`-based name); `.pb.gz` names get pprof.
+            // `prof_prefix`-based name).
             ("dump", Node::WoOpt(Type::Str, prof_dump)),
             // Written the prefix of the names dumps get from now on.
             ("prefix", Node::Wo(Type::Str, prof_prefix)),

@@ -175,8 +175,8 @@ pub(super) fn copy_maps(out: &mut Out) {
     unsafe { libc::close(fd) };
 }
 
-/// Writes a profile to `path`: pprof for a name ending in `.pb.gz`,
-/// `heap_v2` otherwise. False if the file cannot be written.
+/// Writes the `heap_v2` profile to `path`. False if the file cannot be
+/// written.
 pub(super) fn dump_path(path: &CStr) -> bool {
     // SAFETY: a NUL-terminated path.
     let fd = unsafe {

@@ -6,8 +6,7 @@
 //! during which they run out is sampled: its stack is captured
 //! (`backtrace`), and the block counts for that stack's record (`table`)
 //! until it is freed. Dumps (`dump`) write the records in jemalloc's
-//! `heap_v2` format, which `jeprof` reads, or as a pprof profile
-//! (`pprof`).
+//! `heap_v2` format, which `jeprof` reads.
 //!
 //! Owns: the `prof*` options, the profiler's run-time switches
 //! (`prof.active`, `prof.thread_active_init`, `thread.prof.active`,
@@ -379,8 +378,8 @@ pub(crate) fn reset(lg_sample: Option<usize>) {
     }
 }
 
-/// `prof.dump`: writes a `heap_v2` profile (or a pprof one, for a name
-/// ending in `.pb.gz`) to `path`, or to the next `prof_prefix`-based
+/// `prof.dump`: writes a `heap_v2` profile to `path`, or to the next
+/// `prof_prefix`-based
 /// name. False if the profiler is off or the file cannot be written.
 pub(crate) fn dump_to(path: Option<&core::ffi::CStr>) -> bool {
     if !on() {
