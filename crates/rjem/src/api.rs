@@ -21,6 +21,7 @@ use crate::conf;
 use crate::emap::{self, Entry};
 use crate::init;
 use crate::os::{self, align_up};
+use crate::profiler as prof;
 use crate::size_class::{self as sc, LOOKUP_MAX};
 use crate::tcache::{self, Tcache, NCACHED_MAX};
 use crate::tsd;
@@ -58,6 +59,21 @@ pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     if r.wrapping_sub(1) < LOOKUP_MAX {
         // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX.
         unsafe { tsd::cache_pop(sc::lookup_index(r)) }
+    } else {
+        None
+    }
+}
+
+/// With the heap profiler on (`prof:true`), the fronts' first step off
+/// the hit path for a request of `size` bytes with an alignment of at most
+/// 8: a block from the calling thread's counted cache (`tcache::sample`),
+/// counted, unless it is the next sample or the stack is empty (then
+/// None, and `alloc_slow` decides). One load and a branch when off.
+#[inline(always)]
+pub(crate) fn alloc_counted(size: usize) -> Option<*mut u8> {
+    if prof::on() && size.wrapping_sub(1) < LOOKUP_MAX {
+        let ind = sc::lookup_index(size);
+        tsd::get().tcache.take_charged(ind, sc::index_to_size(ind))
     } else {
         None
     }
@@ -143,6 +159,17 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
         return (ptr::null_mut(), 0);
     };
     let ind = sc::size_to_index(usize);
+    if prof::on() {
+        if let Some(s) = prof::should_sample(usize, alloc_slow as *const () as usize) {
+            return (sampled(usize, ind, align, zero, place, s), usize);
+        }
+        // Counted caches (`tcache::sample`) serve every cached block here.
+        if place == Place::Cached && align <= g.page {
+            if let Some(p) = tsd::alloc_counted(ind) {
+                return (zeroed(p, usize, zero), usize);
+            }
+        }
+    }
     let mut place = place;
     if let Place::Tcache(tc) = place {
         let arena = tsd::slow().arena();
@@ -197,6 +224,46 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
     (zeroed(p, usize, zero), usize)
 }
 
+/// A block the heap profiler samples (`prof`): small classes get an
+/// extent of their own (promoted), large ones are placed as usual; either
+/// way the extent carries the sample's tag. Null when out of memory.
+#[cold]
+#[inline(never)]
+fn sampled(
+    usize: usize,
+    ind: usize,
+    align: usize,
+    zero: bool,
+    place: Place,
+    s: prof::Sample,
+) -> *mut u8 {
+    let bound = match place {
+        Place::Arena(i) => match arena::get_or_create(i) {
+            Some(a) => a,
+            None => return ptr::null_mut(),
+        },
+        _ => tsd::slow().arena(),
+    };
+    let p = if sc::geom().is_small(ind) {
+        bound.promoted_alloc(ind, align, zero)
+    } else {
+        let target = match place {
+            Place::Arena(_) => Some(bound),
+            _ => arena::for_large(bound, usize),
+        };
+        match target {
+            Some(a) => a.large_alloc(usize, align, zero, None),
+            None => ptr::null_mut(),
+        }
+    };
+    if !p.is_null() {
+        tsd::note_alloc(usize);
+        prof::record(p, usize, s);
+    }
+    background::start_if_wanted();
+    p
+}
+
 /// `p` (a block of `usize` bytes just handed out, or null), cleared if
 /// `zero`.
 #[inline]
@@ -234,6 +301,11 @@ fn free_slow(p: *mut u8) {
         return;
     }
     let ent = emap::lookup(p as usize);
+    // Counted caches (`tcache::sample`, with `prof:true`) take every
+    // cached region here.
+    if prof::on() && ent.is_slab() && tsd::put_counted(ent.szind(), p) {
+        return;
+    }
     if !ent.is_active() {
         emap::invalid_free(p);
     }
@@ -355,6 +427,9 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
         tsd::check_not_freed(ent.szind(), p, "free");
         junk_freed(p, ent);
     }
+    if prof::on() && dalloc_prof(p, ent, place) {
+        return;
+    }
     let saved = os::errno();
     let cached = match place {
         Place::Cached => cache_slow(p, ent),
@@ -376,6 +451,25 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
     // (creating it may allocate).
     background::start_if_wanted();
     os::set_errno(saved);
+}
+
+/// The free slow path's part with the heap profiler on: counted caches
+/// (`tcache::sample`) take every cached region here, and a sampled block
+/// goes straight back to its arena. True if `p` was freed.
+#[cold]
+fn dalloc_prof(p: *mut u8, ent: Entry, place: Place) -> bool {
+    if ent.is_slab() {
+        return place == Place::Cached && tsd::put_counted(ent.szind(), p);
+    }
+    let saved = os::errno();
+    if !prof::freed(p, ent) {
+        return false;
+    }
+    tsd::note_dalloc(sc::index_to_size(ent.szind()));
+    arena::dalloc_direct(p, ent);
+    background::start_if_wanted();
+    os::set_errno(saved);
+    true
 }
 
 /// Caches `p` in the calling thread's cache if its class is cached there
@@ -435,6 +529,9 @@ pub(crate) unsafe fn realloc(
             tsd::note_dalloc(usize);
             tsd::note_alloc(usize);
         }
+        if prof::on() {
+            return resized_sampled(q, align, place);
+        }
         return q;
     }
     // With `junk:alloc`, `alloc` fills the new block: the bytes past what
@@ -448,6 +545,32 @@ pub(crate) unsafe fn realloc(
     unsafe { ptr::copy_nonoverlapping(p, q, old_usize.min(new_size)) };
     dalloc_slow(p, ent, place);
     q
+}
+
+/// After block `q` was resized in place (realloc): counted by the heap
+/// profiler as an allocation of its new size; if it is the sample, it is
+/// tagged where it is, or, if it cannot carry a tag there (a slab region,
+/// or a block sampled already), moved into a sampled block.
+#[cold]
+fn resized_sampled(q: *mut u8, align: usize, place: Place) -> *mut u8 {
+    let now = emap::lookup(q as usize);
+    let usize = sc::index_to_size(now.szind());
+    let Some(s) = prof::should_sample(usize, realloc as *const () as usize) else {
+        return q;
+    };
+    if !now.is_slab() && !prof::is_sampled(q, now) {
+        prof::record(q, usize, s);
+        return q;
+    }
+    let r = sampled(usize, now.szind(), align, false, place, s);
+    if r.is_null() {
+        // The resize itself succeeded: keep it unsampled.
+        return q;
+    }
+    // SAFETY: both blocks are live, distinct and `usize` bytes long.
+    unsafe { ptr::copy_nonoverlapping(q, r, usize) };
+    dalloc_slow(q, now, place);
+    r
 }
 
 /// jemalloc's `xallocx`: resizes `p` in place only, towards
@@ -476,7 +599,12 @@ pub(crate) unsafe fn xallocx(
         }
     }
     // SAFETY: p is still live (it never moves here).
-    unsafe { usable_size(p, "xallocx") }
+    let now = unsafe { usable_size(p, "xallocx") };
+    if prof::on() && now != old {
+        // Counted as an allocation; a sample is tagged where it is.
+        prof::resized(p, now, xallocx as *const () as usize);
+    }
+    now
 }
 
 /// Tries to give `p` a usable size fitting `new_size` without moving it.
@@ -503,6 +631,10 @@ fn resize_in_place(
         return None;
     }
     let e = ent.owner_in(p, func);
+    if prof::on() && prof::is_sampled(p, ent) {
+        // Its tag is for the size it was sampled at: move it.
+        return None;
+    }
     let a = arena::get(e.arena())?;
     if !a.large_resize(e, new_usize, zero) {
         return None;

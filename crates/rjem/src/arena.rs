@@ -275,6 +275,24 @@ impl Arena {
         p
     }
 
+    /// A small block of class `ind` that the heap profiler samples: an
+    /// extent of the smallest large class whose pointer-map entry reports
+    /// class `ind` (not a slab), so usable sizes and frees see the small
+    /// class while the extent record carries the profiler's tag
+    /// (jemalloc's promotion). Counted as the large allocation it is.
+    /// Null when out of memory.
+    pub(crate) fn promoted_alloc(&self, ind: usize, align: usize, zero: bool) -> *mut u8 {
+        let g = sc::geom();
+        let p = self.large_alloc(g.large_minclass, align, zero, None);
+        if let Some(e) = crate::emap::lookup(p as usize).extent() {
+            // Entries are written under the page lock, as the page
+            // allocator writes them.
+            let _pages = self.pages.lock();
+            crate::emap::set_range(p as usize, g.page, Entry::new(e, ind, false));
+        }
+        p
+    }
+
     /// Frees large extent `e` (owned by this arena).
     pub(crate) fn large_dalloc(&self, e: ERef) {
         self.large.ndalloc[e.szind()].fetch_add(1, Ordering::Relaxed);

@@ -36,9 +36,11 @@ pub(crate) enum Use {
     ExtentRecords = 1,
     SlabBitmaps = 2,
     ExplicitTcaches = 3,
+    /// The heap profiler's records (`prof`).
+    Prof = 4,
 }
 
-const NUSES: usize = 4;
+const NUSES: usize = 5;
 
 struct BaseInner {
     cur: usize,

@@ -31,6 +31,7 @@ use crate::base;
 use crate::decay;
 use crate::os::{self, BootStr, BOOT_STR_MAX};
 use crate::pages;
+use crate::profiler as prof;
 use crate::size_class as sc;
 use crate::tcache;
 use core::ffi::CStr;
@@ -100,6 +101,10 @@ fn any_text(_: &[u8]) -> bool {
     true
 }
 
+fn non_empty(v: &[u8]) -> bool {
+    !v.is_empty()
+}
+
 /// One option: what it is called, what it takes, where its value lives.
 pub(crate) struct Opt {
     pub(crate) name: &'static str,
@@ -143,10 +148,11 @@ pub(crate) enum Kind {
         default: i64,
         min: i64,
     },
-    /// Text (empty by default) that `valid` accepts; a later pair adds to
-    /// what earlier ones set, as `join` says.
+    /// Text that `valid` accepts (`default` when unset); a later pair
+    /// adds to what earlier ones set, or replaces it, as `join` says.
     Text {
         cell: &'static BootStr,
+        default: &'static CStr,
         valid: fn(&[u8]) -> bool,
         join: Join,
     },
@@ -183,6 +189,8 @@ pub(crate) enum Join {
     Segments,
     /// Letters among these, each kept once; others are dropped.
     Letters(&'static [u8]),
+    /// The later pair's text replaces the earlier one.
+    Replace,
 }
 
 /// What a number above an option's maximum does.
@@ -435,6 +443,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
         doc: "malloc_stats_print's option letters for stats_print (for example J: JSON).",
         kind: Kind::Text {
             cell: &OPT_STATS_PRINT_OPTS,
+            default: c"",
             valid: any_text,
             join: Join::Letters(STATS_LETTERS),
         },
@@ -455,6 +464,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
         doc: "malloc_stats_print's option letters for stats_interval.",
         kind: Kind::Text {
             cell: &OPT_STATS_INTERVAL_OPTS,
+            default: c"",
             valid: any_text,
             join: Join::Letters(STATS_LETTERS),
         },
@@ -485,8 +495,115 @@ pub(crate) static OPTIONS: &[Opt] = &[
         doc: "Slab pages of small classes: begin-end:pages segments, separated by a vertical bar, later ones winning; clamped to hold 1 to page/8 regions.",
         kind: Kind::Text {
             cell: &sc::OPT_SLAB_SIZES,
+            default: c"",
             valid: sc::valid_slab_sizes,
             join: Join::Segments,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof",
+        doc: "Heap profiling: sample allocations (about one per 2^lg_prof_sample bytes) with their stacks, for prof.dump, prof_final and prof_leak (see docs/profiling.md).",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_prefix",
+        doc: "Start of the names of profile dumps: <prefix>.<pid>.<seq>.<kind>.heap.",
+        kind: Kind::Text {
+            cell: &prof::OPT_PROF_PREFIX,
+            default: c"jeprof",
+            valid: non_empty,
+            join: Join::Replace,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_active",
+        doc: "Whether sampled allocations are recorded from the start (with prof:true).",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_ACTIVE,
+            default: true,
+        },
+        runtime: Some("prof.active"),
+    },
+    Opt {
+        name: "prof_thread_active_init",
+        doc: "Whether new threads record their sampled allocations (thread.prof.active's initial value).",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_THREAD_ACTIVE_INIT,
+            default: true,
+        },
+        runtime: Some("prof.thread_active_init"),
+    },
+    Opt {
+        name: "lg_prof_sample",
+        doc: "Mean bytes of allocation between samples, as a base-2 logarithm (19: 512 KiB; 0: every allocation); prof.reset changes it at run time.",
+        kind: Kind::Size {
+            cell: &prof::OPT_LG_PROF_SAMPLE,
+            default: 19,
+            min: 0,
+            max: prof::LG_SAMPLE_MAX,
+            over: Over::Clamp,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "lg_prof_interval",
+        doc: "Dump a profile every 2^n bytes of allocation, as <prefix>.<pid>.<seq>.i<n>.heap (-1: never).",
+        kind: Kind::I64 {
+            cell: &prof::OPT_LG_PROF_INTERVAL,
+            default: -1,
+            min: -1,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_gdump",
+        doc: "Dump a profile each time the active memory reaches a new high, as <prefix>.<pid>.<seq>.u<n>.heap.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_GDUMP,
+            default: false,
+        },
+        runtime: Some("prof.gdump"),
+    },
+    Opt {
+        name: "prof_final",
+        doc: "Dump a profile at exit, as <prefix>.<pid>.<seq>.f.heap.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_FINAL,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_leak",
+        doc: "At exit, report on stderr the memory never freed (estimated from the samples) and the stacks holding most of it.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_LEAK,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_leak_error",
+        doc: "As prof_leak, and a leak found at exit makes the process exit with status 1.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_LEAK_ERROR,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_accum",
+        doc: "Also keep cumulative counts (freed samples included) per stack, for the dumps' [objects: bytes] columns.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_ACCUM,
+            default: false,
         },
         runtime: None,
     },
@@ -545,15 +662,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
         },
         runtime: None,
     },
-    ignored("prof", "has no heap profiler yet"),
-    ignored("prof_prefix", "has no heap profiler yet"),
-    ignored("prof_active", "has no heap profiler yet"),
-    ignored("prof_thread_active_init", "has no heap profiler yet"),
-    ignored("lg_prof_sample", "has no heap profiler yet"),
-    ignored("lg_prof_interval", "has no heap profiler yet"),
-    ignored("prof_gdump", "has no heap profiler yet"),
-    ignored("prof_final", "has no heap profiler yet"),
-    ignored("prof_leak", "has no heap profiler yet"),
     ignored("utrace", "does not trace"),
     ignored("tcache_nslots_small_min", "sizes cache bins as jemalloc's defaults"),
     ignored("tcache_nslots_small_max", "sizes cache bins as jemalloc's defaults"),
@@ -567,12 +675,10 @@ pub(crate) static OPTIONS: &[Opt] = &[
     fixed("cache_oblivious", Setting::Bool(false), "does not pad large blocks"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
     ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
-    ignored("prof_accum", "has no heap profiler yet"),
-    ignored("prof_leak_error", "has no heap profiler yet"),
-    ignored("prof_sys_thread_name", "has no heap profiler yet"),
-    ignored("prof_time_resolution", "has no heap profiler yet"),
-    ignored("prof_recent_alloc_max", "has no heap profiler yet"),
-    ignored("prof_stats", "has no heap profiler yet"),
+    ignored("prof_sys_thread_name", "does not record thread names"),
+    ignored("prof_time_resolution", "does not record allocation times"),
+    ignored("prof_recent_alloc_max", "does not keep recent allocations"),
+    ignored("prof_stats", "does not keep per-class sampling statistics"),
     ignored("hpa_slab_max_alloc", "uses its page allocator (as hpa:false)"),
     ignored("hpa_hugification_threshold", "uses its page allocator (as hpa:false)"),
     ignored("hpa_hugify_delay_ms", "uses its page allocator (as hpa:false)"),
@@ -779,6 +885,7 @@ fn join_text(join: Join, old: &[u8], new: &[u8], out: &mut [u8]) -> Option<usize
             }
             put(out, &mut n, new)?;
         }
+        Join::Replace => put(out, &mut n, new)?,
         Join::Letters(allowed) => {
             put(out, &mut n, old)?;
             for c in new {
@@ -891,7 +998,7 @@ impl Opt {
             } => Some(size_setting(default, unsigned)),
             Kind::Ms { default, .. } => Some(Setting::Ms(default as isize)),
             Kind::I64 { default, .. } => Some(Setting::I64(default)),
-            Kind::Text { .. } => Some(Setting::Str(c"")),
+            Kind::Text { default, .. } => Some(Setting::Str(default)),
             Kind::Choice { names, default, .. } => Some(Setting::Str(names[default as usize])),
             Kind::Fixed { value, .. } => Some(value),
             Kind::Lg { .. } | Kind::Ignored { .. } => None,
@@ -914,9 +1021,9 @@ impl Opt {
                     false => Err(Problem::InvalidValue),
                 };
             }
-            (Kind::Text { cell, .. }, _) => {
-                // SAFETY: as above (the default: no text).
-                unsafe { cell.set(b"") };
+            (Kind::Text { cell, default, .. }, _) => {
+                // SAFETY: as above (the default).
+                unsafe { cell.set(default.to_bytes()) };
                 return Ok(());
             }
             (_, Parsed::Text(_)) => return Err(Problem::InvalidValue),

@@ -71,6 +71,11 @@ pub(crate) struct Extent {
     /// FIFO links (free extents in the order they became free, for decay).
     pub(crate) lru_next: Cell<Option<ERef>>,
     pub(crate) lru_prev: Cell<Option<ERef>>,
+    /// A large allocation the heap profiler sampled: its record (`prof`'s
+    /// tag; 0 when not sampled). Written by the allocating thread before
+    /// the block is handed out, cleared when it is freed or the extent
+    /// becomes active again.
+    prof: AtomicUsize,
 }
 
 // SAFETY: records are shared between threads only under the locking
@@ -133,6 +138,7 @@ impl Extent {
         self.prev.set(None);
         self.lru_next.set(None);
         self.lru_prev.set(None);
+        self.prof.store(0, Relaxed);
     }
     pub(crate) fn set_range(&self, addr: usize, size: usize) {
         self.addr.store(addr, Relaxed);
@@ -143,6 +149,14 @@ impl Extent {
     }
     pub(crate) fn set_szind(&self, ind: usize) {
         self.szind.store(ind as u8, Relaxed);
+    }
+    /// The heap profiler's tag (0: not sampled).
+    #[inline]
+    pub(crate) fn prof_tag(&self) -> usize {
+        self.prof.load(Relaxed)
+    }
+    pub(crate) fn set_prof_tag(&self, tag: usize) {
+        self.prof.store(tag, Relaxed);
     }
 }
 

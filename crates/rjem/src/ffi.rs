@@ -103,6 +103,9 @@ pub fn malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
+    if let Some(p) = api::alloc_counted(size) {
+        return p.cast();
+    }
     let p = api::alloc_slow(size, 1, false, Place::Cached);
     report::poll();
     or_enomem(p)
@@ -385,6 +388,10 @@ unsafe fn access(
         Err(e) => return e.errno(),
     };
     let writing = !newp.is_null() || newlen != 0;
+    if !writing && oldp.is_null() && oldlenp.is_null() && mib.runnable() == Ok(true) {
+        // SAFETY: C callers take on jemalloc's contracts themselves.
+        return errno_of(unsafe { mib.run_unchecked() });
+    }
     if ty == Type::Void {
         if !oldp.is_null() || !oldlenp.is_null() || writing {
             return libc::EPERM;
@@ -421,8 +428,13 @@ unsafe fn access(
         // SAFETY: newp holds newlen == size-of-type bytes per the contract.
         match unsafe { read_value(wty, newp) } {
             Some(v) => Some(v),
-            // No string control is writable.
-            None => return libc::EPERM,
+            // A null string: "no value" for controls that may run
+            // without one (`prof.dump`).
+            None if mib.runnable() == Ok(true) && oldp.is_null() && oldlenp.is_null() => {
+                // SAFETY: C callers take on jemalloc's contracts themselves.
+                return errno_of(unsafe { mib.run_unchecked() });
+            }
+            None => return libc::EINVAL,
         }
     };
     // A C caller takes on jemalloc's contracts itself: unsafe controls
@@ -454,8 +466,8 @@ unsafe fn copy_out(v: Value, oldp: *mut c_void, oldlenp: *mut usize) {
     }
 }
 
-/// Reads a C value of type `ty` from `p` (unaligned); None for strings,
-/// which no control takes.
+/// Reads a C value of type `ty` from `p` (unaligned); None for a null
+/// string.
 unsafe fn read_value(ty: Type, p: *const c_void) -> Option<Value> {
     // SAFETY: p holds a value of `ty`'s size, per the caller.
     unsafe {
@@ -467,7 +479,16 @@ unsafe fn read_value(ty: Type, p: *const c_void) -> Option<Value> {
             Type::Usize => Value::Usize(p.cast::<usize>().read_unaligned()),
             Type::Isize => Value::Isize(p.cast::<isize>().read_unaligned()),
             Type::Ptr => Value::Ptr(p.cast::<*mut c_void>().read_unaligned()),
-            Type::Str => return None,
+            Type::Str => {
+                let s = p.cast::<*const c_char>().read_unaligned();
+                if s.is_null() {
+                    return None;
+                }
+                // The string lives for the call only: the controls that
+                // take one (`prof.dump`, `prof.prefix`) copy or use it
+                // before returning and keep no reference.
+                Value::Str(&*(CStr::from_ptr(s) as *const CStr))
+            }
         })
     }
 }

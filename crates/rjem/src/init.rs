@@ -18,6 +18,7 @@ use crate::background;
 use crate::base;
 use crate::conf;
 use crate::os;
+use crate::profiler as prof;
 use crate::size_class::{self as sc, LG_MAX_PAGE, LG_MIN_PAGE};
 use crate::tcache;
 use crate::tsd;
@@ -83,6 +84,8 @@ fn init_once() -> bool {
     unsafe { sc::boot(page) };
     tcache::set_off_hit_path(conf::fills_blocks());
     tcache::boot();
+    // Before any thread sets up its cache: counted mode.
+    prof::boot();
     if conf::OPT_STATS_PRINT.load(Ordering::Relaxed) {
         // The report registers its exit handler when it next polls.
         tcache::REPORT_DUE.fetch_or(tcache::REPORT_AT_EXIT, Ordering::Relaxed);
@@ -118,6 +121,8 @@ extern "C" fn fork_prepare() {
     }
     // Explicit caches' locks come before the bin and page locks.
     tcache::fork_prepare();
+    // The profile records' lock comes before the base lock.
+    prof::fork_prepare();
     arena::fork_prepare();
     base::fork_prepare();
     FORK_LOCKED.store(true, Ordering::Relaxed);
@@ -129,6 +134,7 @@ extern "C" fn fork_parent() {
     }
     base::fork_parent();
     arena::fork_parent();
+    prof::fork_parent();
     tcache::fork_parent();
 }
 
@@ -138,6 +144,7 @@ extern "C" fn fork_child() {
     }
     base::fork_child();
     arena::fork_child();
+    prof::fork_child();
     tcache::fork_child();
     tsd::fork_child();
     background::fork_child();

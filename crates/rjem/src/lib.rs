@@ -19,7 +19,8 @@
 //!
 //! Inside, one module per jemalloc concept, in layers whose imports point
 //! down only: the entry points (`api`, `ctl`, `stats`, and `init` for
-//! start-up and fork; `conf` reads the options) -> `tsd`/`tcache`
+//! start-up and fork; `conf` reads the options; `profiler` samples
+//! allocations for [`prof`]) -> `tsd`/`tcache`
 //! (per-thread stacks, no lock) -> `arena` (and the `background` purger
 //! above it) -> `bin` (one per small class) -> `slab` (regions and bitmap)
 //! -> `pages` (extents: dirty, muzzy, retained; first fit, split, merge;
@@ -57,6 +58,7 @@ pub mod ffi;
 mod init;
 mod os;
 mod pages;
+mod profiler;
 mod report;
 mod size_class;
 mod slab;
@@ -70,6 +72,63 @@ pub use stats::{snapshot as stats, Stats};
 
 use api::Place;
 use core::alloc::{GlobalAlloc, Layout};
+
+/// Heap profiling (jemalloc's sampled profiler): dumps on demand. Turn
+/// the profiler on with `MALLOC_CONF=prof:true` (it is off by default and
+/// then costs nothing); its controls are the `prof.*` names in [`ctl`];
+/// `docs/profiling.md` says how to read the profiles.
+pub mod prof {
+    use crate::{init, profiler};
+
+    /// Why [`dump`] wrote nothing.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum DumpError {
+        /// The profiler is off (`prof:false`, the default).
+        Off,
+        /// The path is empty, contains a NUL byte or is too long (1023 bytes
+        /// at most).
+        BadPath,
+        /// The file could not be created or written.
+        Io,
+    }
+
+    impl core::fmt::Display for DumpError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str(match self {
+                DumpError::Off => "the heap profiler is off (MALLOC_CONF=prof:true turns it on)",
+                DumpError::BadPath => "unusable file name (empty, NUL byte, or over 1023 bytes)",
+                DumpError::Io => "the profile file could not be written",
+            })
+        }
+    }
+
+    /// Writes the heap profile to `path` (`prof.dump`): jemalloc's `heap_v2`
+    /// text, which `jeprof` reads. The counts are the samples'; readers
+    /// scale them by the sampling rate. Needs `prof:true` in `MALLOC_CONF`.
+    ///
+    /// ```
+    /// // Without prof:true there is nothing to dump.
+    /// assert_eq!(rjem::prof::dump("/tmp/x.heap"), Err(rjem::prof::DumpError::Off));
+    /// ```
+    pub fn dump(path: &str) -> Result<(), DumpError> {
+        if !init::ensure() || !profiler::on() {
+            return Err(DumpError::Off);
+        }
+        if path.is_empty() {
+            return Err(DumpError::BadPath);
+        }
+        match profiler::with_c_path(path, |p| profiler::dump_to(Some(p))) {
+            None => Err(DumpError::BadPath),
+            Some(true) => Ok(()),
+            Some(false) => Err(DumpError::Io),
+        }
+    }
+
+    /// Whether the heap profiler is on (`prof:true` at start-up).
+    pub fn enabled() -> bool {
+        init::ensure() && profiler::on()
+    }
+}
 
 /// The rjem allocator. Zero-sized: all state is global and per thread.
 #[derive(Clone, Copy, Debug, Default)]
@@ -122,6 +181,11 @@ unsafe impl GlobalAlloc for Rjem {
 #[cold]
 #[inline(never)]
 fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if !zero && align <= 8 {
+        if let Some(p) = api::alloc_counted(size) {
+            return p;
+        }
+    }
     let p = api::alloc_slow(size, align, zero, Place::Cached);
     report::poll();
     p

@@ -115,6 +115,35 @@ impl GuardSampler {
     }
 }
 
+/// Active bytes over all arenas and their highest value so far, kept only
+/// for the heap profiler's `prof_gdump` (`track_active_high`): a new high
+/// raises `NEW_HIGH`, which the profiler takes (`take_new_high`).
+static TRACK_ACTIVE: AtomicBool = AtomicBool::new(false);
+static ACTIVE_TOTAL: AtomicUsize = AtomicUsize::new(0);
+static ACTIVE_HIGH: AtomicUsize = AtomicUsize::new(0);
+static NEW_HIGH: AtomicBool = AtomicBool::new(false);
+
+/// Starts keeping the total of active bytes (start-up, `prof:true`).
+pub(crate) fn track_active_high(on: bool) {
+    TRACK_ACTIVE.store(on, Relaxed);
+}
+
+/// Whether active bytes reached a new high since the last call.
+pub(crate) fn take_new_high() -> bool {
+    NEW_HIGH.load(Relaxed) && NEW_HIGH.swap(false, Relaxed)
+}
+
+#[inline]
+fn note_active(delta: isize) {
+    if !TRACK_ACTIVE.load(Relaxed) {
+        return;
+    }
+    let now = (ACTIVE_TOTAL.fetch_add(delta as usize, Relaxed) as isize + delta) as usize;
+    if now > ACTIVE_HIGH.load(Relaxed) && ACTIVE_HIGH.fetch_max(now, Relaxed) < now {
+        NEW_HIGH.store(true, Relaxed);
+    }
+}
+
 /// How the page allocators report "purge work pending" to the purger thread
 /// without calling it: the purger configures and reads these flags.
 pub(crate) struct PurgeSignal {
@@ -456,6 +485,8 @@ impl Pages {
     /// Registers an active extent: all pages for a slab, boundaries for large.
     pub(crate) fn register_active(&self, e: ERef, szind: usize, slab: bool) {
         e.set_szind(szind);
+        // A block becoming active is not sampled (yet).
+        e.set_prof_tag(0);
         e.set_flag(SLAB, slab);
         let entry = Entry::new(e, szind, slab);
         if slab {
@@ -618,6 +649,7 @@ impl Pages {
         e.set_state(State::Active);
         e.set_flag(ZEROED, false);
         self.stats.active_bytes += size;
+        note_active(size as isize);
         Some((e, zeroed))
     }
 
@@ -690,6 +722,7 @@ impl Pages {
     fn release(&mut self, e: ERef) {
         debug_assert_eq!(e.state(), State::Active);
         self.stats.active_bytes -= e.size();
+        note_active(-(e.size() as isize));
         if e.has(SLAB) && e.size() > 2 * self.page {
             // Interior pages of a slab stop pointing at the record.
             emap::set_range(e.addr() + self.page, e.size() - 2 * self.page, Entry::EMPTY);
@@ -921,6 +954,7 @@ impl Pages {
         if !self.hooks.merge(e.addr(), e.size(), mid.addr(), mid.size()) {
             // Refused (custom hooks): `mid` goes back where it came from.
             self.stats.active_bytes -= mid.size();
+            note_active(-(mid.size() as isize));
             mid.set_state(state);
             mid.set_flag(ZEROED, zeroed);
             self.insert_free(mid);

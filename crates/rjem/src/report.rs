@@ -23,7 +23,8 @@
 use crate::conf;
 use crate::ctl::{self, Value, ARENAS_ALL};
 use crate::os;
-use crate::tcache::{REPORT_AT_EXIT, REPORT_DUE, REPORT_INTERVAL};
+use crate::profiler as prof;
+use crate::tcache::{REPORT_AT_EXIT, REPORT_DUE, REPORT_INTERVAL, REPORT_PROF};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -50,6 +51,9 @@ fn poll_due() {
         // allocates. glibc's atexit may allocate: `REPORT_DUE` is already
         // clear, so that allocation's own poll does nothing.
         unsafe { libc::atexit(at_exit) };
+    }
+    if due & REPORT_PROF != 0 {
+        prof::poll();
     }
     if due & REPORT_INTERVAL != 0 && !PRINTING.swap(true, Relaxed) {
         to_stats_fd(conf::OPT_STATS_INTERVAL_OPTS.get());

@@ -28,6 +28,7 @@ use crate::bin::BinStats;
 use crate::init;
 use crate::os;
 use crate::pages::PurgeCounts;
+use crate::profiler;
 use crate::size_class as sc;
 use crate::sync::{LockStats, Mutex};
 use crate::tcache;
@@ -335,7 +336,7 @@ pub(crate) fn extents(i: usize, j: usize) -> Option<ExtentCounts> {
 
 /// Process-wide locks (`stats.mutexes.<name>`): jemalloc's `ctl` (here
 /// the epoch snapshot's lock) and rjem's own.
-pub(crate) const GLOBAL_LOCKS: &[&str] = &["ctl", "arenas", "base", "tcaches"];
+pub(crate) const GLOBAL_LOCKS: &[&str] = &["ctl", "arenas", "base", "tcaches", "prof"];
 
 /// The profile of global lock `GLOBAL_LOCKS[k]`; `reset` clears it.
 pub(crate) fn global_lock(k: usize, reset: bool) -> Option<LockStats> {
@@ -344,6 +345,7 @@ pub(crate) fn global_lock(k: usize, reset: bool) -> Option<LockStats> {
         1 => arena::lock_stats(reset),
         2 => base::lock_stats(reset),
         3 => tcache::lock_stats(reset),
+        4 => profiler::lock_stats(reset),
         _ => return None,
     })
 }

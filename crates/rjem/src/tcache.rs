@@ -58,6 +58,9 @@ use core::sync::atomic::{
     Ordering::Relaxed,
 };
 
+pub(crate) mod sample;
+use sample::Sampler;
+
 /// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
 pub(crate) const MAX_LIMIT: usize = 8 << 20;
 /// Most size classes a thread cache can hold: every class up to `MAX_LIMIT`.
@@ -95,6 +98,9 @@ static STATS_INTERVAL: AtomicU64 = AtomicU64::new(0);
 pub(crate) static REPORT_DUE: AtomicU8 = AtomicU8::new(0);
 pub(crate) const REPORT_AT_EXIT: u8 = 1;
 pub(crate) const REPORT_INTERVAL: u8 = 2;
+/// The heap profiler has work (`prof::poll`): an exit handler to
+/// register, or a dump due.
+pub(crate) const REPORT_PROF: u8 = 4;
 
 /// Whether threads' caches are kept off the hit path. `init` sets it
 /// (before any thread is set up) when an option fills blocks (`junk`,
@@ -175,6 +181,10 @@ pub(crate) struct CacheBin {
     low_water: Cell<u16>,
     full: Cell<u16>,
     empty: AtomicU16,
+    /// Counted mode only (`sample`; in this struct's padding): the real
+    /// `full`, and the fewest items since the last GC.
+    limit: Cell<u16>,
+    counted_low: Cell<u16>,
 }
 
 /// Clears the free key from block `p`, handed out again, so that a later
@@ -187,6 +197,8 @@ fn unmark(p: *mut u8) -> *mut u8 {
     unsafe { (p as *mut u64).write(0) };
     p
 }
+
+const _: () = assert!(core::mem::size_of::<CacheBin>() == 32);
 
 #[inline(always)]
 fn lo(p: *mut *mut u8) -> u16 {
@@ -202,6 +214,8 @@ impl CacheBin {
             low_water: Cell::new(0),
             full: Cell::new(0),
             empty: AtomicU16::new(0),
+            limit: Cell::new(0),
+            counted_low: Cell::new(0),
         }
     }
 
@@ -388,6 +402,8 @@ pub(crate) struct Tcache {
     registered: Cell<bool>,
     /// xorshift64* state for `secure`'s fill order (0: not seeded yet).
     rng: Cell<u64>,
+    /// The thread's allocation count for the heap profiler (`sample`).
+    pub(crate) sampler: Sampler,
 }
 
 impl Default for Tcache {
@@ -428,6 +444,7 @@ impl Tcache {
             reg_next: Cell::new(ptr::null()),
             reg_prev: Cell::new(ptr::null()),
             registered: Cell::new(false),
+            sampler: Sampler::new(),
         }
     }
 
@@ -459,6 +476,11 @@ impl Tcache {
     /// cache joins the registry `cached_bytes` reads: only for caches that
     /// are certain to be destroyed before their memory goes away.
     pub(crate) fn setup(&self, arena: &Arena, register: bool) -> bool {
+        self.setup_with(arena, register, sample::enabled())
+    }
+
+    /// `setup`, with the stacks in counted mode (`sample`) if `counted`.
+    fn setup_with(&self, arena: &Arena, register: bool, counted: bool) -> bool {
         let g = sc::geom();
         let n = NCACHED.load(Relaxed);
         let total: usize = (0..n).map(|i| slots(g, i)).sum();
@@ -486,6 +508,9 @@ impl Tcache {
         }
         self.stack.set(mem);
         self.nbins.set(n);
+        if counted {
+            self.setup_counted(n);
+        }
         self.set_arena(arena);
         if register {
             self.registered.set(true);
@@ -527,6 +552,7 @@ impl Tcache {
             b.empty.store(0, Relaxed);
         }
         self.nbins.set(0);
+        self.forget_counted();
         let mem = self.stack.replace(ptr::null_mut());
         if !mem.is_null() {
             arena::dalloc_internal(mem);
@@ -572,6 +598,8 @@ impl Tcache {
     /// is empty): refills from `arena`. Null when out of memory.
     fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
+        // A counted stack comes here empty, from `alloc_counted`.
+        debug_assert!(!self.counted() || b.count() == 0);
         if let Some(p) = b.pop_below_low_water() {
             return p;
         }
@@ -588,7 +616,7 @@ impl Tcache {
         }
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
-        let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
+        let nfill = (self.cap(ind) >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
@@ -635,6 +663,9 @@ impl Tcache {
     /// or `p` starts with the key): reports a double free, flushes the
     /// older half of a full stack, then caches `p`.
     fn dalloc_slow(&self, ind: usize, p: *mut u8) {
+        if self.counted() && self.put(ind, p) {
+            return;
+        }
         let b = &self.bins[ind];
         // SAFETY: as in `push`.
         if unsafe { os::first_word_is(p, b.key()) } {
@@ -670,7 +701,9 @@ impl Tcache {
             ptr::copy(head, head.add(n), keep);
             b.head.store(head.add(n), Relaxed);
         }
-        if b.low_water_count() > keep {
+        if self.counted() {
+            self.rebar(ind);
+        } else if b.low_water_count() > keep {
             b.reset_low_water();
         }
     }
@@ -696,6 +729,9 @@ impl Tcache {
     /// used since the last GC, and adapt the fill size.
     fn gc_one(&self, ind: usize) {
         let b = &self.bins[ind];
+        if self.counted() {
+            return self.gc_one_counted(ind);
+        }
         let lw = b.low_water_count();
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
@@ -939,7 +975,8 @@ pub(crate) fn create_explicit(arena: &Arena) -> Option<usize> {
         }
     };
     let mut live = e.live.lock();
-    if !e.cache.setup(arena, true) {
+    // Used on slow paths only, where every allocation is counted anyway.
+    if !e.cache.setup_with(arena, true, false) {
         return None;
     }
     *live = true;

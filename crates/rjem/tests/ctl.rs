@@ -213,7 +213,9 @@ fn size_class_tables() {
     );
     assert!(u64_of("arenas.nhbins") > 0 && u64_of("arenas.tcache_max") >= 32 << 10);
     assert_eq!(ctl::read("config.stats"), Ok(Value::Bool(true)));
-    assert_eq!(ctl::read("config.prof"), Ok(Value::Bool(false)));
+    // The profiler is built in (off unless prof:true).
+    assert_eq!(ctl::read("config.prof"), Ok(Value::Bool(true)));
+    assert_eq!(ctl::read("opt.prof"), Ok(Value::Bool(false)));
 }
 
 #[test]

@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["api"],
     &["init"],
     &["conf"],
+    &["profiler"],
     &["tsd"],
     &["background", "tcache"],
     &["arena"],

@@ -12,8 +12,14 @@ static GLOBAL: rjem::Rjem = rjem::Rjem;
 /// configure option rjem's `config.*` reports as off are handled as
 /// jemalloc built without it handles them: ENOENT, or an answer.)
 const NOT_IN_RJEM: &[(&str, &str)] = &[
-    ("thread.prof.", "no heap profiler yet (issue 13)"),
-    ("stats.mutexes.prof", "no profiler, so no profiler locks"),
+    (
+        "stats.mutexes.prof_thds_data",
+        "the profiler keeps no per-thread records, so has no such lock",
+    ),
+    (
+        "stats.mutexes.prof_dump",
+        "dumps hold the records' lock (mutexes.prof) while they read them",
+    ),
     (
         "stats.mutexes.background_thread",
         "the purger thread runs on atomics and a futex word, without a lock",

@@ -186,6 +186,10 @@ pub(crate) enum Node {
     Rw(Type, Handler),
     /// A control that can only be written (its handler returns `Void`).
     Wo(Type, Handler),
+    /// A write-only control that can also be run without a value (its
+    /// handler then gets None): jemalloc's `prof.dump` (default file name)
+    /// and `prof.reset` (same sample rate).
+    WoOpt(Type, Handler),
     /// A control read as the first type and written as the second in the
     /// same call (`arenas.lookup`: a pointer in, an arena index out).
     Query(Type, Type, Handler),
@@ -215,6 +219,8 @@ struct Resolved {
     unsafe_: bool,
     readable: bool,
     writable: bool,
+    /// Can be run without a value (`Node::WoOpt`).
+    runnable: bool,
     handler: Handler,
     idx: [usize; MAX_DEPTH],
     nidx: usize,
@@ -284,6 +290,12 @@ impl Mib {
         self.target().map(|t| t.writable)
     }
 
+    /// Whether the control can be run without a value as well as written
+    /// (`prof.dump`, `prof.reset`).
+    pub fn runnable(&self) -> Result<bool, Error> {
+        self.target().map(|t| t.runnable)
+    }
+
     /// Whether the control can be read (not a write-only one).
     pub fn readable(&self) -> Result<bool, Error> {
         self.target().map(|t| t.readable)
@@ -342,13 +354,15 @@ impl Mib {
         match (t.ty, run) {
             (Type::Void, false) => return Err(Error::Permission),
             (Type::Void, true) => {}
+            (_, true) if t.runnable => {}
             (_, true) => return Err(Error::Invalid),
             _ if new.is_some() && !t.writable => return Err(Error::Permission),
             _ if new.is_none() && !t.readable => return Err(Error::Permission),
             (_, false) if new.is_some_and(|v| v.ty() != t.wty) => return Err(Error::Invalid),
             _ => {}
         }
-        if t.unsafe_ && (run || new.is_some()) && !unchecked {
+        // Running a `WoOpt` control passes no value: nothing unsafe.
+        if t.unsafe_ && (new.is_some() || (run && !t.runnable)) && !unchecked {
             return Err(Error::Unsafe);
         }
         if !init::ensure() {
@@ -390,14 +404,17 @@ impl Mib {
                         unsafe_: false,
                         readable: true,
                         writable: false,
+                        runnable: false,
                         handler: read_option,
                         idx,
                         nidx: 1,
                     });
                 }
-                Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) | Node::Query(..) => {
-                    return Err(Error::NotFound)
-                }
+                Node::Leaf(..)
+                | Node::Rw(..)
+                | Node::Wo(..)
+                | Node::WoOpt(..)
+                | Node::Query(..) => return Err(Error::NotFound),
                 Node::Unsafe(_) => unreachable!("unwrapped above"),
             };
         }
@@ -406,7 +423,9 @@ impl Mib {
             node = inner;
         }
         let (ty, wty, handler) = match node {
-            Node::Leaf(ty, h) | Node::Rw(ty, h) | Node::Wo(ty, h) => (*ty, *ty, *h),
+            Node::Leaf(ty, h) | Node::Rw(ty, h) | Node::Wo(ty, h) | Node::WoOpt(ty, h) => {
+                (*ty, *ty, *h)
+            }
             Node::Query(ty, wty, h) => (*ty, *wty, *h),
             _ => return Err(Error::NotFound),
         };
@@ -414,8 +433,12 @@ impl Mib {
             ty,
             wty,
             unsafe_,
-            readable: !matches!(node, Node::Wo(..)),
-            writable: matches!(node, Node::Rw(..) | Node::Wo(..) | Node::Query(..)),
+            readable: !matches!(node, Node::Wo(..) | Node::WoOpt(..)),
+            writable: matches!(
+                node,
+                Node::Rw(..) | Node::Wo(..) | Node::WoOpt(..) | Node::Query(..)
+            ),
+            runnable: matches!(node, Node::WoOpt(..)),
             handler,
             idx,
             nidx,
@@ -441,7 +464,9 @@ fn child_named(node: &'static Node, word: &str) -> Result<(usize, &'static Node)
             .position(|o| o.name == word && option_type(o).is_some())
             .map(|i| (i, &OPTION_LEAF))
             .ok_or(Error::NotFound),
-        Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) | Node::Query(..) => Err(Error::NotFound),
+        Node::Leaf(..) | Node::Rw(..) | Node::Wo(..) | Node::WoOpt(..) | Node::Query(..) => {
+            Err(Error::NotFound)
+        }
     }
 }
 
@@ -619,7 +644,7 @@ mod tests {
         assert_eq!(Mib::new("arena.4097.purge"), Err(Error::NotFound));
         assert_eq!(Mib::new("nope"), Err(Error::NotFound));
         assert_eq!(
-            Mib::new("opt.prof"),
+            Mib::new("opt.prof_stats"),
             Err(Error::NotFound),
             "ignored options have no leaf"
         );

@@ -12,6 +12,7 @@ use crate::base;
 use crate::decay;
 use crate::ehooks::Ehooks;
 use crate::emap;
+use crate::profiler as prof;
 use crate::size_class as sc;
 use crate::stats;
 use crate::tcache;
@@ -118,8 +119,9 @@ pub(super) static ROOT: Node = Node::Named(&[
             ("fill", config!(true)),
             ("lazy_lock", config!(false)),
             ("malloc_conf", Node::Leaf(Type::Str, config_malloc_conf)),
-            ("prof", config!(false)),
-            ("prof_libgcc", config!(false)),
+            ("prof", config!(true)),
+            // Stacks come from libgcc's unwinder (`prof::backtrace`).
+            ("prof_libgcc", config!(true)),
             ("prof_libunwind", config!(false)),
             ("stats", config!(true)),
             ("utrace", config!(false)),
@@ -159,6 +161,34 @@ pub(super) static ROOT: Node = Node::Named(&[
                 ]),
             ),
             ("idle", Node::Leaf(Type::Void, thread_idle)),
+            (
+                "prof",
+                Node::Named(&[
+                    // rjem does not record thread names: always empty.
+                    ("name", ro!(Str, |_idx| Some(c""))),
+                    ("active", Node::Rw(Type::Bool, thread_prof_active)),
+                ]),
+            ),
+        ]),
+    ),
+    (
+        "prof",
+        Node::Named(&[
+            ("active", Node::Rw(Type::Bool, prof_active)),
+            (
+                "thread_active_init",
+                Node::Rw(Type::Bool, prof_thread_active_init),
+            ),
+            ("gdump", Node::Rw(Type::Bool, prof_gdump)),
+            // Written a file name (null or no value: the next
+            // `prof_prefix`-based name).
+            ("dump", Node::WoOpt(Type::Str, prof_dump)),
+            // Written the prefix of the names dumps get from now on.
+            ("prefix", Node::Wo(Type::Str, prof_prefix)),
+            // Written a new lg_sample, or run without a value.
+            ("reset", Node::WoOpt(Type::Usize, prof_reset)),
+            ("lg_sample", ro!(Usize, |_idx| Some(prof::lg_sample()))),
+            ("interval", ro!(U64, |_idx| Some(prof::interval()))),
         ]),
     ),
     (
@@ -217,6 +247,8 @@ pub(super) static ROOT: Node = Node::Named(&[
                     ("extent_records", base_use!(ExtentRecords)),
                     ("slab_bitmaps", base_use!(SlabBitmaps)),
                     ("explicit_tcaches", base_use!(ExplicitTcaches)),
+                    // The heap profiler's records.
+                    ("prof", base_use!(Prof)),
                     // Address space; resident only where entries were set.
                     ("pointer_map", ro!(Usize, |_idx| Some(emap::mapped_bytes()))),
                 ]),
@@ -250,6 +282,8 @@ pub(super) static ROOT: Node = Node::Named(&[
                     ("arenas", lock_leaves!(|_idx| stats::global_lock(1, false))),
                     ("base", lock_leaves!(|_idx| stats::global_lock(2, false))),
                     ("tcaches", lock_leaves!(|_idx| stats::global_lock(3, false))),
+                    // The heap profiler's records.
+                    ("prof", lock_leaves!(|_idx| stats::global_lock(4, false))),
                     ("reset", Node::Leaf(Type::Void, mutexes_reset)),
                 ]),
             ),
@@ -456,6 +490,78 @@ fn decay_ms(v: Value) -> Result<i64, Error> {
 
 fn version(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
     ro(new, Value::Str(c"5.3.0-0-rjem"))
+}
+
+/// A profiler control's switch: read it (false with `prof:false`), or
+/// write it (ENOENT with `prof:false`, as jemalloc).
+fn prof_switch(new: Option<Value>, f: fn(Option<bool>) -> bool) -> Result<Value, Error> {
+    match new {
+        None if !prof::on() => Ok(Value::Bool(false)),
+        None => Ok(Value::Bool(f(None))),
+        Some(_) if !prof::on() => Err(Error::NotFound),
+        Some(Value::Bool(b)) => Ok(Value::Bool(f(Some(b)))),
+        Some(_) => Err(Error::Invalid),
+    }
+}
+
+fn prof_active(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    prof_switch(new, prof::active)
+}
+
+fn prof_thread_active_init(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    prof_switch(new, prof::thread_active_init)
+}
+
+fn prof_gdump(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    prof_switch(new, prof::gdump)
+}
+
+fn thread_prof_active(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    prof_switch(new, prof::thread_active)
+}
+
+/// `prof.dump`: EFAULT if the file cannot be written, ENOENT with
+/// `prof:false` (as jemalloc).
+fn prof_dump(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    if !prof::on() {
+        return Err(Error::NotFound);
+    }
+    let path = match new {
+        None => None,
+        Some(Value::Str(p)) => Some(p),
+        Some(_) => return Err(Error::Invalid),
+    };
+    if !prof::dump_to(path) {
+        return Err(Error::Fault);
+    }
+    Ok(Value::Void)
+}
+
+/// `prof.prefix`: EINVAL for an empty or too long prefix (255 bytes at
+/// most), ENOENT with `prof:false`.
+fn prof_prefix(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    if !prof::on() {
+        return Err(Error::NotFound);
+    }
+    match new {
+        Some(Value::Str(p)) if prof::set_prefix(p.to_bytes()) => Ok(Value::Void),
+        _ => Err(Error::Invalid),
+    }
+}
+
+/// `prof.reset` (a new lg_sample is clamped to 63, as jemalloc does);
+/// ENOENT with `prof:false`.
+fn prof_reset(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    if !prof::on() {
+        return Err(Error::NotFound);
+    }
+    let lg = match new {
+        None => None,
+        Some(Value::Usize(lg)) => Some(lg),
+        Some(_) => return Err(Error::Invalid),
+    };
+    prof::reset(lg);
+    Ok(Value::Void)
 }
 
 /// `stats.mutexes.reset`: clears every lock's profile.

@@ -1,0 +1,454 @@
+//! The heap profiler (issue 13) from C, preloaded: dumps in jemalloc's
+//! `heap_v2` format read by Debian's `jeprof` (package libjemalloc-dev),
+//! attribution to the right functions, the sampling statistics, run-time
+//! switches, the leak report, and fork and thread churn while sampling.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The test program, built once (tests run in parallel).
+fn prog() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| build("prof.c", Link::Shared)).clone()
+}
+
+/// One stack of a dump: frames (innermost first) and counts.
+struct Rec {
+    frames: Vec<u64>,
+    cur: (u64, u64),
+    accum: (u64, u64),
+}
+
+struct Dump {
+    period: u64,
+    recs: Vec<Rec>,
+    maps: String,
+}
+
+fn counts(s: &str) -> ((u64, u64), (u64, u64)) {
+    // "t*: 12: 3456 [7: 8910]"
+    let s = s
+        .trim()
+        .strip_prefix("t*:")
+        .expect("t*: line")
+        .replace(['[', ']', ':'], " ");
+    let n: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    ((n[0], n[1]), (n[2], n[3]))
+}
+
+fn parse(path: &Path) -> Dump {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (head, maps) = text
+        .split_once("\nMAPPED_LIBRARIES:\n")
+        .expect("maps section");
+    let mut lines = head.lines();
+    let period = lines
+        .next()
+        .and_then(|l| l.strip_prefix("heap_v2/"))
+        .expect("heap_v2 header")
+        .parse()
+        .unwrap();
+    counts(lines.next().expect("totals"));
+    let mut recs = Vec::new();
+    while let Some(l) = lines.next() {
+        if l.is_empty() {
+            continue;
+        }
+        let frames = l
+            .strip_prefix("@ ")
+            .expect("a stack")
+            .split(' ')
+            .map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).unwrap())
+            .collect();
+        let (cur, accum) = counts(lines.next().expect("counts of a stack"));
+        recs.push(Rec { frames, cur, accum });
+    }
+    Dump {
+        period,
+        recs,
+        maps: maps.to_string(),
+    }
+}
+
+/// jeprof's unbiasing (and jemalloc's): a sample of average size s stands
+/// for 1 / (1 - exp(-s / period)) allocations.
+fn scaled((objs, bytes): (u64, u64), period: u64) -> f64 {
+    if objs == 0 {
+        return 0.0;
+    }
+    let avg = bytes as f64 / objs as f64;
+    bytes as f64 / (1.0 - (-avg / period as f64).exp())
+}
+
+/// The sites the program printed ("site NAME ADDR"), by address.
+fn sites(stdout: &str) -> Vec<(u64, String)> {
+    let mut v: Vec<(u64, String)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("site "))
+        .map(|l| {
+            let (name, addr) = l.split_once(' ').unwrap();
+            (
+                u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap(),
+                name.to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The site whose code the innermost frame (a return address) is in
+/// (the sites are small functions: within 4 KiB of their start).
+fn site_of(sites: &[(u64, String)], pc: u64) -> &str {
+    sites
+        .iter()
+        .rev()
+        .find(|(a, _)| *a < pc)
+        .filter(|(a, _)| pc - a < 4096)
+        .map(|(_, n)| n.as_str())
+        .unwrap_or("?")
+}
+
+/// Estimated live (cur) and cumulative (accum) bytes per site.
+fn per_site(d: &Dump, sites: &[(u64, String)]) -> BTreeMap<String, (f64, f64, u64)> {
+    let mut m = BTreeMap::new();
+    for r in &d.recs {
+        let e = m
+            .entry(site_of(sites, r.frames[0]).to_string())
+            .or_insert((0.0, 0.0, 0));
+        e.0 += scaled(r.cur, d.period);
+        e.1 += scaled(r.accum, d.period);
+        e.2 += r.accum.0;
+    }
+    m
+}
+
+fn within(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= tol * want
+}
+
+fn jeprof() -> &'static str {
+    let p = "/usr/bin/jeprof";
+    assert!(
+        Path::new(p).exists(),
+        "jeprof is needed (Debian package libjemalloc-dev; .ci/run installs it)"
+    );
+    p
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = out_dir().join("prof");
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// `jeprof --text --show_bytes`: cumulative bytes per function (the
+/// sites' own: `kept` is inlined into them, and jeprof reports inlined
+/// frames as functions of their own).
+fn jeprof_flat(exe: &Path, dump: &Path) -> BTreeMap<String, f64> {
+    let o = Command::new(jeprof())
+        .args(["--text", "--show_bytes"])
+        .arg(exe)
+        .arg(dump)
+        .output()
+        .unwrap();
+    let out = ok(&o, "jeprof");
+    let mut m = BTreeMap::new();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() == 6 && f[1].ends_with('%') {
+            if let Ok(b) = f[3].parse::<f64>() {
+                m.insert(f[5].to_string(), b);
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn dumps_attribute_bytes_to_their_sites() {
+    let exe = prog();
+    let (live, freed) = (scratch("sites.heap"), scratch("sites-freed.heap"));
+    let o = run(
+        &exe,
+        &["sites", live.to_str().unwrap(), freed.to_str().unwrap()],
+        true,
+        &[("MALLOC_CONF", "prof:true,prof_accum:true,lg_prof_sample:14")],
+    );
+    let out = ok(&o, "prof sites");
+    assert!(out.contains("dumped after free"), "{out}");
+    let sites = sites(&out);
+    let d = parse(&live);
+    assert_eq!(d.period, 1 << 14);
+    assert!(d.maps.contains("prof-shared"), "maps name the program");
+    let got = per_site(&d, &sites);
+    // The truth, at usable sizes. 16 KiB sampling gives each live site
+    // 1,000-3,000 samples (1-3% standard deviation): 12% is over 4 sigma.
+    let truth = [
+        ("site_small", 400_000.0 * 112.0),
+        ("site_medium", 20_000.0 * 1536.0),
+        ("site_large", 1_000.0 * 40960.0),
+        ("site_realloc", 5_000.0 * 4096.0),
+    ];
+    for (site, want) in truth {
+        let live = got.get(site).map_or(0.0, |g| g.0);
+        assert!(
+            within(live, want, 0.12),
+            "{site}: estimated {live:.0} live bytes, truth {want}"
+        );
+    }
+    // Freed at once: counted (prof_accum), never live.
+    let churn = got.get("site_churn").copied().unwrap_or_default();
+    assert_eq!(churn.0, 0.0, "churned blocks are not live");
+    assert!(
+        within(churn.1, 2_000_000.0 * 64.0, 0.10),
+        "site_churn: estimated {:.0} bytes allocated in all, truth 128000000",
+        churn.1
+    );
+    // Every allocation counted: samples = sum over allocations of
+    // 1 - exp(-size / period) (2.7k + 1.8k + 0.9k + 7.8k + 2.4k, plus a
+    // few from the C library), within 5% (about 6 sigma).
+    let p = |s: f64| 1.0 - (-s / 16384.0).exp();
+    let realloc: f64 = (4..=12).map(|k| p((1u64 << k) as f64)).sum();
+    let want = 400_000.0 * p(112.0)
+        + 20_000.0 * p(1536.0)
+        + 1_000.0 * p(40960.0)
+        + 2_000_000.0 * p(64.0)
+        + 5_000.0 * realloc;
+    let samples: u64 = got.values().map(|g| g.2).sum();
+    assert!(
+        within(samples as f64, want, 0.05),
+        "{samples} samples, expected about {want:.0}"
+    );
+    // After the frees nothing of the sites is live.
+    let d = parse(&freed);
+    let after = per_site(&d, &sites);
+    for (site, _) in truth {
+        assert_eq!(after.get(site).map_or(0.0, |g| g.0), 0.0, "{site}");
+    }
+    // jeprof reads the dump and puts the bytes in the same functions.
+    let flat = jeprof_flat(&exe, &live);
+    for (site, want) in truth {
+        let b = flat.get(site).copied().unwrap_or(0.0);
+        assert!(
+            within(b, want, 0.12),
+            "jeprof: {site} has {b} bytes, truth {want}\n{flat:?}"
+        );
+    }
+}
+
+#[test]
+fn default_rate_dump_read_by_jeprof() {
+    // The default 512 KiB rate, the default file name (prof_prefix), and
+    // prof_final's dump at exit.
+    let exe = prog();
+    let dir = out_dir().join("prof-default");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let live = dir.join("live.heap");
+    let conf = format!(
+        "prof:true,prof_final:true,prof_prefix:{}/run",
+        dir.display()
+    );
+    let o = run(
+        &exe,
+        &[
+            "sites",
+            live.to_str().unwrap(),
+            dir.join("x.heap").to_str().unwrap(),
+        ],
+        true,
+        &[("MALLOC_CONF", &conf)],
+    );
+    ok(&o, "prof sites at the default rate");
+    let finals: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("run.") && n.ends_with(".f.heap"))
+        .collect();
+    assert_eq!(finals.len(), 1, "one prof_final dump: {finals:?}");
+    let flat = jeprof_flat(&exe, &live);
+    // 44.8 MB at one sample per 512 KiB: about 85 samples (11%); the
+    // large site's 40 KB blocks are sampled one in 13.
+    for (site, want) in [("site_small", 44.8e6), ("site_large", 40.96e6)] {
+        let b = flat.get(site).copied().unwrap_or(0.0);
+        assert!(
+            within(b, want, 0.5),
+            "jeprof: {site} has {b} bytes, truth {want}\n{flat:?}"
+        );
+    }
+}
+
+#[test]
+fn switches_at_run_time() {
+    let exe = prog();
+    let first = scratch("toggle.heap");
+    let dir = out_dir().join("prof-toggle");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = format!(
+        "prof:true,lg_prof_sample:12,prof_prefix:{}/t",
+        dir.display()
+    );
+    let o = run(
+        &exe,
+        &["toggle", first.to_str().unwrap()],
+        true,
+        &[("MALLOC_CONF", &conf)],
+    );
+    let out = ok(&o, "prof toggle");
+    assert!(out.contains("toggled"), "{out}");
+    let sites = sites(&out);
+    let d = parse(&first);
+    assert_eq!(d.period, 1 << 16, "prof.reset changed the rate");
+    let got = per_site(&d, &sites);
+    for site in ["site_small", "site_medium", "site_large"] {
+        assert!(
+            !got.contains_key(site),
+            "{site} was not to be recorded: {:?}",
+            got.keys()
+        );
+    }
+    let r = got.get("site_realloc").map_or(0.0, |g| g.0);
+    assert!(within(r, 5_000.0 * 4096.0, 0.25), "site_realloc: {r}");
+    // The dump without a name went to the next prof_prefix-based name.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with("t.") && names[0].ends_with(".m0.heap"),
+        "{names:?}"
+    );
+    let d = parse(&dir.join(&names[0]));
+    assert!(d
+        .recs
+        .iter()
+        .all(|r| r.cur.0 == 0 || site_of(&sites, r.frames[0]) != "site_realloc"));
+}
+
+#[test]
+fn leak_report_names_the_leaking_site() {
+    // Exported symbols, so that the report (which asks the dynamic linker)
+    // can name the function.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/prof.c");
+    let exe = out_dir().join("prof-rdynamic");
+    let st = Command::new("cc")
+        .args(["-O2", "-g", "-rdynamic", "-pthread", "-I"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib_dir().display()))
+        .arg("-lrjem_capi")
+        .arg(format!("-Wl,-rpath,{}", lib_dir().display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = run(
+        &exe,
+        &["leak"],
+        true,
+        &[("MALLOC_CONF", "prof:true,prof_leak:true")],
+    );
+    ok(&o, "prof leak");
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("<rjem>: Leak approximation summary: ~"),
+        "{err}"
+    );
+    let first_site = err
+        .lines()
+        .find(|l| l.contains(" bytes in ~"))
+        .and_then(|_| {
+            err.lines()
+                .skip_while(|l| !l.contains(" bytes in ~"))
+                .nth(1)
+        })
+        .unwrap_or("");
+    assert!(first_site.contains("site_leak"), "{err}");
+    // About 100 MB leaked (200 samples: within 40%).
+    let bytes: f64 = err
+        .split("summary: ~")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(within(bytes, 100_000.0 * 1024.0, 0.4), "{bytes}");
+    // prof_leak_error: the same, and exit status 1.
+    let o = run(
+        &exe,
+        &["leak"],
+        true,
+        &[("MALLOC_CONF", "prof:true,prof_leak_error:true")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+}
+
+#[test]
+fn fork_and_thread_churn_while_sampling() {
+    let exe = prog();
+    let (child, parent) = (scratch("child.heap"), scratch("parent.heap"));
+    let o = run(
+        &exe,
+        &["churn", child.to_str().unwrap(), parent.to_str().unwrap()],
+        true,
+        &[("MALLOC_CONF", "prof:true,lg_prof_sample:10,prof_accum:true")],
+    );
+    let out = ok(&o, "prof churn");
+    assert!(out.contains("churned"), "{out}");
+    let d = parse(&parent);
+    let samples: u64 = d.recs.iter().map(|r| r.accum.0).sum();
+    // 20 rounds x 4 threads x 20,000 blocks of 64-764 bytes (1/3 grown
+    // to 5,000 by realloc) at one sample per KiB: tens of thousands.
+    assert!(samples > 20_000, "{samples} samples");
+    assert!(parse(&child).recs.iter().any(|r| r.cur.0 > 0));
+}
+
+#[test]
+fn interval_and_gdump_dumps() {
+    let exe = prog();
+    let dir = out_dir().join("prof-interval");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // One dump per 64 MiB of allocation: the sites run allocates about
+    // 290 MB in all; gdump dumps on new highs of active memory.
+    let conf = format!(
+        "prof:true,lg_prof_interval:26,prof_gdump:true,prof_prefix:{}/i",
+        dir.display()
+    );
+    let live = dir.join("live.heap");
+    let o = run(
+        &exe,
+        &[
+            "sites",
+            live.to_str().unwrap(),
+            dir.join("x.heap").to_str().unwrap(),
+        ],
+        true,
+        &[("MALLOC_CONF", &conf)],
+    );
+    ok(&o, "prof interval");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let interval = names.iter().filter(|n| n.contains(".i")).count();
+    let gdump = names.iter().filter(|n| n.contains(".u")).count();
+    assert!(
+        (2..=6).contains(&interval),
+        "{interval} interval dumps: {names:?}"
+    );
+    assert!(gdump >= 1, "no gdump dump: {names:?}");
+    for n in names.iter().filter(|n| n.starts_with("i.")) {
+        parse(&dir.join(n));
+    }
+}
