@@ -4,8 +4,10 @@
 //! stacks, their storage, fill/flush sizing and incremental GC).
 //!
 //! The hot path (`pop`/`push`) is a compare and a load/store on thread-local
-//! memory, plus one increment of the pop count: no lock, no atomic. Each stack lives in one block of memory
-//! allocated from the thread's arena; it grows downward, so `head` points to
+//! memory, plus one increment of the pop count and the free key's word in
+//! the block (below): no lock, no read-modify-write atomic (`head` is a
+//! relaxed atomic, a plain load and store). Each stack lives in one block
+//! of memory allocated from the thread's arena; it grows downward, so `head` points to
 //! the most recently pushed item and `empty` is one past the bottom. Only the
 //! low 16 bits of positions are compared (a stack spans less than 64 KiB).
 //! `low_water` is the highest head seen since the last GC (fewest items):
