@@ -476,7 +476,7 @@ fn dalloc_prof(p: *mut u8, ent: Entry, place: Place) -> bool {
 /// (and, for large blocks, `p` is the block's start). False otherwise.
 fn cache_slow(p: *mut u8, ent: Entry) -> bool {
     // A live block exists, so rjem is initialised.
-    tsd::slow().cache().is_some_and(|c| cache_into(c, p, ent))
+    tsd::cache_for_free().is_some_and(|c| cache_into(c, p, ent))
 }
 
 /// Caches `p` (entry `ent`) in `c` if `c` holds its class (and, for large

@@ -58,7 +58,18 @@ pub(crate) struct Tsd {
     /// `zero`), the thread's cache and counters, from its set-up to its
     /// exit; `tcache` then stays zero-capacity.
     off_path: Cell<Option<&'static Tcache>>,
+    /// Frees before the thread was set up (`cache_for_free`).
+    early_frees: Cell<u8>,
 }
+
+/// A thread that has not allocated yet frees this many blocks straight to
+/// their arenas before it sets up a cache for its frees. Its first
+/// allocations then come from its own arena, not from the blocks other
+/// threads handed it: those share cache lines with the other threads'
+/// blocks (cache-scratch's passive false sharing, 1.7x jemalloc's time
+/// without this). A thread that only frees (a consumer) caches from the
+/// 65th free on.
+const EARLY_FREES: u8 = 64;
 
 impl Tsd {
     /// The initial state (equal to all-zero memory; the initial-exec block
@@ -74,6 +85,7 @@ impl Tsd {
             busy: Cell::new(false),
             arena: Cell::new(None),
             off_path: Cell::new(None),
+            early_frees: Cell::new(0),
         }
     }
 
@@ -219,6 +231,21 @@ pub(crate) fn slow() -> &'static Tsd {
         follow_cpu(t);
     }
     t
+}
+
+/// The cache a free on this thread should use: as `slow().cache()`, except
+/// for a thread not set up yet, whose first `EARLY_FREES` frees use none.
+/// Call only once rjem is initialised.
+pub(crate) fn cache_for_free() -> Option<&'static Tcache> {
+    let t = get();
+    if t.state.get() == UNINIT && !t.busy.get() {
+        let n = t.early_frees.get();
+        if n < EARLY_FREES {
+            t.early_frees.set(n + 1);
+            return None;
+        }
+    }
+    slow().cache()
 }
 
 /// With `percpu_arena`: moves the binding to the current CPU's arena,
