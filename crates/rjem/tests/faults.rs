@@ -25,21 +25,12 @@ fn errno() -> i32 {
     unsafe { *libc::__errno_location() }
 }
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
+use common::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// A size from 1 byte to 16 MiB, log-distributed.
-    fn size(&mut self) -> usize {
-        let bits = self.next() % 25;
-        1 + (self.next() as usize & ((1usize << bits) - 1))
-    }
+/// A size from 1 byte to 16 MiB, log-distributed.
+fn size(rng: &mut Rng) -> usize {
+    let bits = rng.next() % 25;
+    1 + (rng.next() as usize & ((1usize << bits) - 1))
 }
 
 /// A live block and the byte its contents are made of.
@@ -178,7 +169,7 @@ fn survive_faults() {
         faults::set(c, 3);
     }
     for i in 0..6000u64 {
-        let size = rng.size();
+        let size = size(&mut rng);
         match allocate(rng.next(), size, &mut live) {
             Outcome::New(b) => live.push(b),
             Outcome::Grown => {}
@@ -225,7 +216,7 @@ fn survive_faults() {
         check(b, "live through the faults");
     }
     for _ in 0..3000 {
-        let size = rng.size();
+        let size = size(&mut rng);
         match allocate(rng.next(), size, &mut live) {
             Outcome::New(b) => live.push(b),
             Outcome::Grown => {}

@@ -13,18 +13,8 @@ static GLOBAL: rjem::Rjem = rjem::Rjem;
 const THREADS: usize = 8;
 const OPS: usize = 30_000;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 /// A block and its layout, movable between threads.
 struct Block {

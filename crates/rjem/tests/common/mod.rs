@@ -29,3 +29,18 @@ pub fn child(name: &str, conf: &str) -> String {
 pub fn in_child() -> bool {
     std::env::var_os(CHILD).is_some()
 }
+
+/// A small deterministic generator (xorshift64), for seeded tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
