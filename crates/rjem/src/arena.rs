@@ -139,7 +139,7 @@ impl Arena {
         if p.is_null() {
             return None;
         }
-        let (lg_fit, policy) = page_policy();
+        let (lg_fit, policy) = page_policy(ind);
         // SAFETY: base memory is zeroed and exclusively ours. A zeroed Arena
         // is a valid value (unlocked mutexes, empty bins and heaps, zero
         // counters); we then overwrite the fields that need other values
@@ -355,8 +355,10 @@ impl Arena {
     }
 }
 
-/// Every arena keeps at most as many dirty pages as active ones, or
-/// `DIRTY_FLOOR` bytes if more (`PurgePolicy::dirty_share`): freed memory
+/// Every arena keeps at most as many dirty pages as active ones, or its
+/// share of `DIRTY_FLOOR` bytes if more (`PurgePolicy::dirty_share`; the
+/// floor is split among the automatic arenas, at least `DIRTY_FLOOR_MIN`
+/// each, so that many idle arenas hold little between them): freed memory
 /// stays hot for reuse while the arena is busy, but a program that frees
 /// far more than it keeps (the end of a burst of many threads, a phase
 /// that shrinks) gets it back at once instead of over the decay time.
@@ -368,10 +370,15 @@ impl Arena {
 /// 2000 iterations and saves 11% of peak RSS.
 const DIRTY_SHARE: usize = 1;
 const DIRTY_FLOOR: usize = 8 << 20;
+const DIRTY_FLOOR_MIN: usize = 1 << 20;
 
-/// The page allocator's settings for a new arena: (lg of the fit cap,
-/// purge policy).
-fn page_policy() -> (u32, PurgePolicy) {
+/// The page allocator's settings for new arena `ind`: (lg of the fit cap,
+/// purge policy). The huge arena asks for transparent huge pages: its
+/// blocks of `oversize_threshold` (8 MiB) and more are written in 2 MiB
+/// faults instead of 4 KiB ones (malloc-large: 140,000 page faults -> 1,400,
+/// time 0.30 -> 0.13 s, as current mimalloc, which advises huge pages on
+/// all its memory).
+fn page_policy(ind: usize) -> (u32, PurgePolicy) {
     let lg_fit = pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT.load(Ordering::Relaxed) as u32;
     let (dirty_decay_ms, muzzy_decay_ms) = default_decay_ms();
     let policy = PurgePolicy {
@@ -379,7 +386,8 @@ fn page_policy() -> (u32, PurgePolicy) {
         muzzy_decay_ms,
         retain: pages::OPT_RETAIN.load(Ordering::Relaxed),
         dirty_share: DIRTY_SHARE,
-        dirty_floor: DIRTY_FLOOR,
+        dirty_floor: (DIRTY_FLOOR / narenas().max(1)).max(DIRTY_FLOOR_MIN),
+        huge_pages: ind == narenas(),
     };
     (lg_fit, policy)
 }
@@ -706,7 +714,7 @@ pub(crate) fn destroy(i: usize) -> Result<(), Refusal> {
     }
     let n = a.large.nflushes.swap(0, Ordering::Relaxed);
     grave.large.nflushes.fetch_add(n, Ordering::Relaxed);
-    let (lg_fit, policy) = page_policy();
+    let (lg_fit, policy) = page_policy(i);
     let old = a.pages.lock().destroy_all(lg_fit, policy);
     let mut gp = grave.pages.lock();
     gp.stats.dirty.add(&old.dirty);

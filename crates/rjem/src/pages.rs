@@ -51,8 +51,8 @@ pub(crate) static OPT_RETAIN: AtomicBool = AtomicBool::new(false);
 pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Option `thp`: an index into `THP_NAMES`. `always` and `never` advise
-/// the kernel on every mapping the page allocators make; `default` leaves
-/// the system's setting.
+/// the kernel on every mapping the page allocators make; `default` advises
+/// huge pages only where `PurgePolicy::huge_pages` asks (the huge arena).
 pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
 pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never"];
 
@@ -327,6 +327,10 @@ pub(crate) struct PurgePolicy {
     /// stays.
     pub(crate) dirty_share: usize,
     pub(crate) dirty_floor: usize,
+    /// Under `thp:default`, ask for transparent huge pages on this page
+    /// allocator's growth mappings (the huge arena's: blocks of several
+    /// MiB fault in 2 MiB at a time instead of 4 KiB).
+    pub(crate) huge_pages: bool,
 }
 
 pub(crate) struct Pages {
@@ -346,6 +350,7 @@ pub(crate) struct Pages {
     retain: bool,
     dirty_share: usize,
     dirty_floor: usize,
+    huge_pages: bool,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
     /// How pages are obtained, purged and given back.
@@ -371,6 +376,7 @@ impl Pages {
             retain: policy.retain,
             dirty_share: policy.dirty_share,
             dirty_floor: policy.dirty_floor,
+            huge_pages: policy.huge_pages,
             next_decay_ns: 0,
             hooks: Ehooks::default_for(arena),
             active: ExtentList::new(),
@@ -575,20 +581,26 @@ impl Pages {
     /// One pass of `alloc`'s search: free extents by state, then growth.
     fn find(&mut self, need: usize, size: usize, align: usize) -> Option<(ERef, bool)> {
         let fit = self.lg_max_fit;
-        for (state, lg) in [
+        let tiers = [
             (State::Dirty, fit),
             (State::Muzzy, fit),
             (State::Dirty, 64),
             (State::Muzzy, 64),
             (State::Retained, 64),
-        ] {
-            if let Some(e) = self.set(state).first_fit(need, lg) {
-                self.set(state).remove(e);
-                // A refused split (custom hooks) leaves `e` where it was.
-                if let Some(got) = self.carve(e, size, align) {
-                    return Some(got);
-                }
-            }
+        ];
+        if let Some(got) = self.find_in(&tiers[..4], need, size, align) {
+            return Some(got);
+        }
+        // No resident extent fits. Before faulting in new pages, purge as
+        // many of the oldest dirty ones, which could not serve this
+        // request: resident memory then stays where it was instead of
+        // growing by `need`, and purged neighbours may merge into an
+        // extent that fits.
+        if self.dirty.bytes > 0 && self.dirty_cap(0).is_some() {
+            self.purge(State::Dirty, self.dirty_target(), need);
+        }
+        if let Some(got) = self.find_in(&tiers[3..], need, size, align) {
+            return Some(got);
         }
         let e = self.grow(need)?;
         if let Some(got) = self.carve(e, size, align) {
@@ -597,6 +609,27 @@ impl Pages {
         // Hooks that refuse to split: map exactly what is asked.
         let e = self.map_new(size, align.max(self.page))?;
         self.carve(e, size, align)
+    }
+
+    /// The first extent of the first of `tiers` (state, lg of the fit cap)
+    /// that fits, carved.
+    fn find_in(
+        &mut self,
+        tiers: &[(State, u32)],
+        need: usize,
+        size: usize,
+        align: usize,
+    ) -> Option<(ERef, bool)> {
+        for &(state, lg) in tiers {
+            if let Some(e) = self.set(state).first_fit(need, lg) {
+                self.set(state).remove(e);
+                // A refused split (custom hooks) leaves `e` where it was.
+                if let Some(got) = self.carve(e, size, align) {
+                    return Some(got);
+                }
+            }
+        }
+        None
     }
 
     /// Cuts `[aligned start, + size)` out of free extent `e` (already out of
@@ -698,6 +731,7 @@ impl Pages {
             match OPT_THP.load(Relaxed) {
                 1 => os::advise_huge(p, size, true),
                 2 => os::advise_huge(p, size, false),
+                _ if self.huge_pages && size >= GROW_MIN => os::advise_huge(p, size, true),
                 _ => {}
             }
         }
@@ -1074,6 +1108,7 @@ mod tests {
         retain: true,
         dirty_share: 0,
         dirty_floor: 0,
+        huge_pages: false,
     };
 
     fn pages() -> Box<Pages> {
