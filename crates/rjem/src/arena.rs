@@ -373,11 +373,13 @@ const DIRTY_FLOOR: usize = 8 << 20;
 const DIRTY_FLOOR_MIN: usize = 1 << 20;
 
 /// The page allocator's settings for new arena `ind`: (lg of the fit cap,
-/// purge policy). The huge arena asks for transparent huge pages: its
-/// blocks of `oversize_threshold` (8 MiB) and more are written in 2 MiB
-/// faults instead of 4 KiB ones (malloc-large: 140,000 page faults -> 1,400,
-/// time 0.30 -> 0.13 s, as current mimalloc, which advises huge pages on
-/// all its memory).
+/// purge policy). Under `thp:huge` the huge arena asks for transparent
+/// huge pages: its blocks of `oversize_threshold` (8 MiB) and more are
+/// written in 2 MiB faults instead of 4 KiB ones (malloc-large: 140,000
+/// page faults -> 1,400, time 0.30 -> 0.13 s, as current mimalloc, which
+/// advises huge pages on all its memory), but a sparsely written block
+/// holds 2 MiB per page touched (64 threads each with an 8 MiB array of
+/// which they write 20 KiB: 18 -> 145 MiB), hence not the default.
 fn page_policy(ind: usize) -> (u32, PurgePolicy) {
     let lg_fit = pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT.load(Ordering::Relaxed) as u32;
     let (dirty_decay_ms, muzzy_decay_ms) = default_decay_ms();

@@ -402,7 +402,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "thp",
-        doc: "Transparent huge pages for heap memory: default asks for them for blocks of oversize_threshold and more only, always asks for them everywhere, never refuses them.",
+        doc: "Transparent huge pages for heap memory: default leaves the system's setting, always asks for them, never refuses them; huge (rjem) asks for them for blocks of oversize_threshold and more only.",
         kind: Kind::Choice {
             cell: &pages::OPT_THP,
             names: pages::THP_NAMES,

@@ -51,10 +51,12 @@ pub(crate) static OPT_RETAIN: AtomicBool = AtomicBool::new(false);
 pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Option `thp`: an index into `THP_NAMES`. `always` and `never` advise
-/// the kernel on every mapping the page allocators make; `default` advises
-/// huge pages only where `PurgePolicy::huge_pages` asks (the huge arena).
+/// the kernel on every mapping the page allocators make; `default` leaves
+/// the system's setting, as jemalloc; `huge` (rjem's) asks for huge pages
+/// only where `PurgePolicy::huge_pages` says so (the huge arena).
 pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
-pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never"];
+pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never", c"huge"];
+const THP_HUGE: u8 = 3;
 
 /// Options `san_guard_small` and `san_guard_large`: every Nth slab, and
 /// every Nth large extent, a thread allocates lies between two
@@ -275,6 +277,22 @@ impl Eset {
     pub(crate) fn oldest(&self) -> Option<ERef> {
         self.fifo.first()
     }
+
+    /// An extent of the largest size class present.
+    fn largest(&self) -> Option<ERef> {
+        let w = self.nonempty.iter().rposition(|&b| b != 0)?;
+        let i = w * 64 + 63 - self.nonempty[w].leading_zeros() as usize;
+        self.heaps[i].first()
+    }
+}
+
+/// Which free extents a purge takes first.
+#[derive(Clone, Copy)]
+enum Order {
+    /// Least recently freed (decay: what has stayed unused longest).
+    Oldest,
+    /// Largest size class (the dirty cap: fewest calls for the bytes).
+    Largest,
 }
 
 /// Purging counters of one state (jemalloc's `dirty_*` and `muzzy_*`).
@@ -327,7 +345,7 @@ pub(crate) struct PurgePolicy {
     /// stays.
     pub(crate) dirty_share: usize,
     pub(crate) dirty_floor: usize,
-    /// Under `thp:default`, ask for transparent huge pages on this page
+    /// Under `thp:huge`, ask for transparent huge pages on this page
     /// allocator's growth mappings (the huge arena's: blocks of several
     /// MiB fault in 2 MiB at a time instead of 4 KiB).
     pub(crate) huge_pages: bool,
@@ -731,7 +749,7 @@ impl Pages {
             match OPT_THP.load(Relaxed) {
                 1 => os::advise_huge(p, size, true),
                 2 => os::advise_huge(p, size, false),
-                _ if self.huge_pages && size >= GROW_MIN => os::advise_huge(p, size, true),
+                THP_HUGE if self.huge_pages && size >= GROW_MIN => os::advise_huge(p, size, true),
                 _ => {}
             }
         }
@@ -766,15 +784,30 @@ impl Pages {
         e.set_state(State::Dirty);
         let freed = e.size();
         self.insert_free(e);
-        self.maybe_decay();
+        // `e` is now a dirty extent (merged with its free neighbours)
+        // until the decay below, which may purge and recycle it.
         if let Some(cap) = self.dirty_cap(freed) {
             if self.dirty.bytes > cap {
-                // The oldest go first: what was freed last stays hot. Down
-                // to half the cap, so that the next frees do not each purge.
+                // Down to half the cap, so that the next frees do not each
+                // purge. The largest go first (the fewest madvise calls for
+                // the bytes; crumbs between live slabs stay for reuse and
+                // decay), the extent just freed (merged with its free
+                // neighbours) last, and of it only what exceeds `freed`.
                 let keep = (cap / 2).max(freed);
-                self.purge(State::Dirty, self.dirty_target(), self.dirty.bytes - keep);
+                let target = self.dirty_target();
+                self.dirty.remove(e);
+                let others = self
+                    .dirty
+                    .bytes
+                    .saturating_sub(keep.saturating_sub(e.size()));
+                self.purge_in(State::Dirty, target, others, Order::Largest);
+                self.dirty.insert(e);
+                if self.dirty.bytes > keep {
+                    self.purge_in(State::Dirty, target, self.dirty.bytes - keep, Order::Oldest);
+                }
             }
         }
+        self.maybe_decay();
         SIGNAL.note_dirty(self.dirty.bytes);
     }
 
@@ -1033,9 +1066,18 @@ impl Pages {
     /// them to `to` (Muzzy with MADV_FREE, or Retained with MADV_DONTNEED).
     /// Returns bytes purged.
     pub(crate) fn purge(&mut self, from: State, to: State, limit: usize) -> usize {
+        self.purge_in(from, to, limit, Order::Oldest)
+    }
+
+    /// `purge`, taking extents in `order`.
+    fn purge_in(&mut self, from: State, to: State, limit: usize, order: Order) -> usize {
         let mut done = 0;
         while done < limit {
-            let Some(e) = self.set(from).oldest() else {
+            let next = match order {
+                Order::Oldest => self.set(from).oldest(),
+                Order::Largest => self.set(from).largest(),
+            };
+            let Some(e) = next else {
                 break;
             };
             self.set(from).remove(e);

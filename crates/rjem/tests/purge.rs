@@ -285,8 +285,9 @@ fn scenario(name: &str) {
             assert!(slots.iter().all(|v| v.iter().all(|&b| b == v[0])));
         }
         "thp" => {
-            // Blocks of oversize_threshold and more live in mappings
-            // advised for huge pages (VmFlags "hg"), unless thp:never.
+            // With thp:huge, blocks of oversize_threshold and more live in
+            // mappings advised for huge pages (VmFlags "hg"); by default,
+            // in mappings left alone; with thp:never, refused ("nh").
             let v = vec![1u8; 16 * MIB];
             let addr = v.as_ptr() as usize;
             let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
@@ -308,9 +309,9 @@ fn scenario(name: &str) {
                 }
             }
             let flags = flags.expect("the block's mapping in /proc/self/smaps");
-            let never = std::env::var("MALLOC_CONF").unwrap().contains("thp:never");
-            assert_eq!(flags.contains(" hg"), !never, "{flags}");
-            assert_eq!(flags.contains(" nh"), never, "{flags}");
+            let conf = std::env::var("MALLOC_CONF").unwrap();
+            assert_eq!(flags.contains(" hg"), conf == "thp:huge", "{flags}");
+            assert_eq!(flags.contains(" nh"), conf == "thp:never", "{flags}");
         }
         "mlocked" => {
             // Locked pages cannot be purged: the extent keeps its data and
@@ -408,6 +409,7 @@ fn huge_blocks_are_reused_but_resident_memory_follows_live() {
 #[test]
 fn huge_blocks_ask_for_transparent_huge_pages() {
     run("thp", "");
+    run("thp", "thp:huge");
     run("thp", "thp:never");
 }
 
