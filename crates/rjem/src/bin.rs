@@ -246,7 +246,7 @@ mod tests {
             retain: true,
             dirty_share: 0,
             dirty_floor: 0,
-            huge_pages: false,
+            huge_blocks: false,
         };
         // Box keeps the large struct off the test thread's stack.
         let pages = Box::new(Mutex::new(Pages::new(9, g.page, 6, policy)));

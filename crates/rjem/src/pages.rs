@@ -53,7 +53,7 @@ pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0
 /// Option `thp`: an index into `THP_NAMES`. `always` and `never` advise
 /// the kernel on every mapping the page allocators make; `default` leaves
 /// the system's setting, as jemalloc; `huge` (rjem's) asks for huge pages
-/// only where `PurgePolicy::huge_pages` says so (the huge arena).
+/// only where `PurgePolicy::huge_blocks` says so (the huge arena).
 pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
 pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never", c"huge"];
 const THP_HUGE: u8 = 3;
@@ -345,10 +345,13 @@ pub(crate) struct PurgePolicy {
     /// stays.
     pub(crate) dirty_share: usize,
     pub(crate) dirty_floor: usize,
-    /// Under `thp:huge`, ask for transparent huge pages on this page
-    /// allocator's growth mappings (the huge arena's: blocks of several
-    /// MiB fault in 2 MiB at a time instead of 4 KiB).
-    pub(crate) huge_pages: bool,
+    /// This page allocator serves blocks of `oversize_threshold` and more
+    /// (the huge arena). Under `thp:huge` its growth mappings ask for
+    /// transparent huge pages (blocks of several MiB fault in 2 MiB at a
+    /// time instead of 4 KiB). And before it faults in new pages for a
+    /// block that no resident free extent fits, it purges as many bytes
+    /// of old dirty ones (`find`).
+    pub(crate) huge_blocks: bool,
 }
 
 pub(crate) struct Pages {
@@ -368,7 +371,7 @@ pub(crate) struct Pages {
     retain: bool,
     dirty_share: usize,
     dirty_floor: usize,
-    huge_pages: bool,
+    huge_blocks: bool,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
     /// How pages are obtained, purged and given back.
@@ -394,7 +397,7 @@ impl Pages {
             retain: policy.retain,
             dirty_share: policy.dirty_share,
             dirty_floor: policy.dirty_floor,
-            huge_pages: policy.huge_pages,
+            huge_blocks: policy.huge_blocks,
             next_decay_ns: 0,
             hooks: Ehooks::default_for(arena),
             active: ExtentList::new(),
@@ -609,12 +612,15 @@ impl Pages {
         if let Some(got) = self.find_in(&tiers[..4], need, size, align) {
             return Some(got);
         }
-        // No resident extent fits. Before faulting in new pages, purge as
-        // many of the oldest dirty ones, which could not serve this
-        // request: resident memory then stays where it was instead of
-        // growing by `need`, and purged neighbours may merge into an
-        // extent that fits.
-        if self.dirty.bytes > 0 && self.dirty_cap(0).is_some() {
+        // No resident extent fits. For huge blocks, before faulting in new
+        // pages, purge as many of the oldest dirty ones, which could not
+        // serve this request: resident memory then stays where it was
+        // instead of growing by `need` (several MiB a block), and purged
+        // neighbours may merge into an extent that fits. Not for smaller
+        // blocks: a program growing buffers by realloc reuses the ones it
+        // leaves behind soon, and would fault them in again (realloc:
+        // 32,000 -> 52,000 page faults for 26% less peak RSS).
+        if self.huge_blocks && self.dirty.bytes > 0 && self.dirty_cap(0).is_some() {
             self.purge(State::Dirty, self.dirty_target(), need);
         }
         if let Some(got) = self.find_in(&tiers[3..], need, size, align) {
@@ -749,7 +755,7 @@ impl Pages {
             match OPT_THP.load(Relaxed) {
                 1 => os::advise_huge(p, size, true),
                 2 => os::advise_huge(p, size, false),
-                THP_HUGE if self.huge_pages && size >= GROW_MIN => os::advise_huge(p, size, true),
+                THP_HUGE if self.huge_blocks && size >= GROW_MIN => os::advise_huge(p, size, true),
                 _ => {}
             }
         }
@@ -919,6 +925,11 @@ impl Pages {
     pub(crate) fn decay_pending(&self) -> bool {
         (self.dirty.bytes > 0 && self.decay_dirty.ms() >= 0)
             || (self.muzzy.bytes > 0 && self.decay_muzzy.ms() >= 0)
+    }
+
+    /// Sets `PurgePolicy::dirty_floor`.
+    pub(crate) fn set_dirty_floor(&mut self, bytes: usize) {
+        self.dirty_floor = bytes;
     }
 
     /// Sets the decay times (`arena.<i>.dirty_decay_ms` and muzzy); None
@@ -1150,7 +1161,7 @@ mod tests {
         retain: true,
         dirty_share: 0,
         dirty_floor: 0,
-        huge_pages: false,
+        huge_blocks: false,
     };
 
     fn pages() -> Box<Pages> {

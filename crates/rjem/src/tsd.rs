@@ -458,7 +458,7 @@ pub(crate) fn fork_child() {
     let t = get();
     if matches!(t.state.get(), ACTIVE | ACTIVE_OFF_PATH | NOCACHE) {
         if let Some(a) = t.arena.get() {
-            a.nthreads.fetch_add(1, Ordering::Relaxed);
+            arena::bind(a);
         }
     }
 }
