@@ -299,10 +299,15 @@ impl Arena {
         self.pages.lock().dalloc(e);
     }
 
-    /// Its first thread bound, or its last gone: sets the dirty floor
-    /// (`DIRTY_FLOOR`). Reads the count under the page lock, so that of
-    /// two racing changes the later one decides.
+    /// Its first thread bound, or its last gone: sets the dirty floor of an
+    /// automatic arena (`DIRTY_FLOOR`; a manual arena keeps the busy one:
+    /// programs use those through `MALLOCX_ARENA` without binding). Reads
+    /// the count under the page lock, so that of two racing changes the
+    /// later one decides.
     fn note_binding(&self) {
+        if !is_auto(self.ind) {
+            return;
+        }
         let mut pages = self.pages.lock();
         let busy = self.nthreads.load(Ordering::Relaxed) > 0;
         pages.set_dirty_floor(if busy { DIRTY_FLOOR } else { DIRTY_FLOOR_IDLE });
@@ -366,7 +371,7 @@ impl Arena {
 
 /// Every arena keeps at most as many dirty pages as active ones, or
 /// `DIRTY_FLOOR` bytes if more, or `DIRTY_FLOOR_IDLE` while no thread is
-/// bound to it (`PurgePolicy::dirty_share`; many arenas left by exited
+/// bound to it (automatic arenas, the huge one included) (`PurgePolicy::dirty_share`; many arenas left by exited
 /// threads then hold little between them: thread-churn peak RSS 20.1 ->
 /// 13.7 MiB, jemalloc 11-14, where splitting one floor among all arenas
 /// doubled a single-threaded program's page faults): freed memory
@@ -400,8 +405,12 @@ fn page_policy(ind: usize) -> (u32, PurgePolicy) {
         muzzy_decay_ms,
         retain: pages::OPT_RETAIN.load(Ordering::Relaxed),
         dirty_share: DIRTY_SHARE,
-        // No thread is bound yet (`Arena::note_binding`).
-        dirty_floor: DIRTY_FLOOR_IDLE,
+        // Automatic arenas: no thread is bound yet (`Arena::note_binding`).
+        dirty_floor: if is_auto(ind) {
+            DIRTY_FLOOR_IDLE
+        } else {
+            DIRTY_FLOOR
+        },
         huge_blocks: ind == narenas(),
     };
     (lg_fit, policy)
@@ -822,7 +831,9 @@ pub(crate) fn fork_child() {
         // Only the forking thread survives in the child (bound again by
         // `tsd::fork_child`).
         a.nthreads.store(0, Ordering::Relaxed);
-        a.pages.lock().set_dirty_floor(DIRTY_FLOOR_IDLE);
+        if is_auto(a.ind) {
+            a.pages.lock().set_dirty_floor(DIRTY_FLOOR_IDLE);
+        }
     }
     // SAFETY: as above.
     unsafe { ARENAS_LOCK.reset_in_child() };

@@ -142,11 +142,12 @@ pub(crate) enum Kind {
         cell: &'static AtomicI64,
         default: i64,
     },
-    /// A signed 64-bit number (decimal, or 0x hex) of at least `min`.
+    /// A signed 64-bit number (decimal, or 0x hex) in `min..=max`.
     I64 {
         cell: &'static AtomicI64,
         default: i64,
         min: i64,
+        max: i64,
     },
     /// Text that `valid` accepts (`default` when unset); a later pair
     /// adds to what earlier ones set, or replaces it, as `join` says.
@@ -456,6 +457,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
             cell: &tcache::OPT_STATS_INTERVAL,
             default: -1,
             min: -1,
+            max: i64::MAX,
         },
         runtime: None,
     },
@@ -477,6 +479,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
             cell: &OPT_STATS_FD,
             default: 2,
             min: 0,
+            max: i64::MAX,
         },
         runtime: None,
     },
@@ -559,6 +562,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
             cell: &prof::OPT_LG_PROF_INTERVAL,
             default: -1,
             min: -1,
+            max: i64::MAX,
         },
         runtime: None,
     },
@@ -663,14 +667,59 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     ignored("utrace", "does not trace"),
-    ignored("tcache_nslots_small_min", "sizes cache bins as jemalloc's defaults"),
-    ignored("tcache_nslots_small_max", "sizes cache bins as jemalloc's defaults"),
-    ignored("tcache_nslots_large", "sizes cache bins as jemalloc's defaults"),
-    ignored("lg_tcache_nslots_mul", "sizes cache bins as jemalloc's defaults"),
-    ignored("tcache_gc_incr_bytes", "runs cache GC every 64 KiB of slow-path traffic"),
-    ignored("tcache_gc_delay_bytes", "runs cache GC every 64 KiB of slow-path traffic"),
-    ignored("lg_tcache_flush_small_div", "flushes half a full cache bin"),
-    ignored("lg_tcache_flush_large_div", "flushes half a full cache bin"),
+    nslots(
+        "tcache_nslots_small_min",
+        "Fewest items a small class's thread-cache stack holds.",
+        &tcache::OPT_NSLOTS_SMALL_MIN,
+        20,
+    ),
+    nslots(
+        "tcache_nslots_small_max",
+        "Most items a small class's thread-cache stack holds.",
+        &tcache::OPT_NSLOTS_SMALL_MAX,
+        200,
+    ),
+    nslots(
+        "tcache_nslots_large",
+        "Items a large class's thread-cache stack holds.",
+        &tcache::OPT_NSLOTS_LARGE,
+        20,
+    ),
+    Opt {
+        name: "lg_tcache_nslots_mul",
+        doc: "A small class's thread-cache stack holds its regions per slab times 2^this (within the two bounds above).",
+        kind: Kind::I64 {
+            cell: &tcache::OPT_LG_NSLOTS_MUL,
+            default: 1,
+            min: -16,
+            max: 16,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "tcache_gc_incr_bytes",
+        doc: "Bytes through a thread cache's slow paths between two steps of its incremental GC.",
+        kind: Kind::Size {
+            cell: &tcache::OPT_GC_INCR_BYTES,
+            default: 64 << 10,
+            min: 1,
+            max: usize::MAX,
+            over: Over::Clamp,
+            unsigned: false,
+        },
+        runtime: None,
+    },
+    ignored("tcache_gc_delay_bytes", "GCs a class whatever its last fill"),
+    flush_div(
+        "lg_tcache_flush_small_div",
+        "A full small-class stack keeps capacity >> this items and returns the rest.",
+        &tcache::OPT_LG_FLUSH_SMALL_DIV,
+    ),
+    flush_div(
+        "lg_tcache_flush_large_div",
+        "A full large-class stack keeps capacity >> this items and returns the rest.",
+        &tcache::OPT_LG_FLUSH_LARGE_DIV,
+    ),
     fixed("hpa", Setting::Bool(false), "uses its page allocator"),
     fixed("cache_oblivious", Setting::Bool(false), "does not pad large blocks"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
@@ -706,6 +755,46 @@ const fn fixed(name: &'static str, value: Setting, instead: &'static str) -> Opt
 
 /// A jemalloc option rjem accepts and ignores; `instead` completes "rjem
 /// ..." in the warning.
+/// A thread-cache stack size (jemalloc's `unsigned`, clamped to
+/// `tcache::NSLOTS_LIMIT`).
+const fn nslots(
+    name: &'static str,
+    doc: &'static str,
+    cell: &'static AtomicUsize,
+    default: usize,
+) -> Opt {
+    Opt {
+        name,
+        doc,
+        kind: Kind::Size {
+            cell,
+            default,
+            min: 1,
+            max: tcache::NSLOTS_LIMIT,
+            over: Over::Clamp,
+            unsigned: true,
+        },
+        runtime: None,
+    }
+}
+
+/// A thread-cache flush divisor (jemalloc's `unsigned`, 1 to 16).
+const fn flush_div(name: &'static str, doc: &'static str, cell: &'static AtomicUsize) -> Opt {
+    Opt {
+        name,
+        doc,
+        kind: Kind::Size {
+            cell,
+            default: 1,
+            min: 1,
+            max: 16,
+            over: Over::Clamp,
+            unsigned: true,
+        },
+        runtime: None,
+    }
+}
+
 const fn ignored(name: &'static str, instead: &'static str) -> Opt {
     Opt {
         name,
@@ -953,8 +1042,8 @@ impl Opt {
                     Err(Problem::OutOfRange)
                 }
             }
-            Kind::I64 { min, .. } => match parse_i64(v) {
-                Some(n) if n >= min => exact(Setting::I64(n)),
+            Kind::I64 { min, max, .. } => match parse_i64(v) {
+                Some(n) if (min..=max).contains(&n) => exact(Setting::I64(n)),
                 Some(_) => Err(Problem::OutOfRange),
                 None => Err(bad),
             },

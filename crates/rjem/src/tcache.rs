@@ -67,8 +67,29 @@ use sample::Sampler;
 pub(crate) const MAX_LIMIT: usize = 8 << 20;
 /// Most size classes a thread cache can hold: every class up to `MAX_LIMIT`.
 pub(crate) const NCACHED_MAX: usize = sc::size_to_index_compute(MAX_LIMIT) + 1;
-/// Slow-path traffic (bytes) between two incremental GC steps.
-const GC_INTERVAL: usize = 64 << 10;
+/// Bytes allocated between two samples of a thread's peak.
+const PEAK_INTERVAL: usize = 64 << 10;
+/// Most items a stack can hold: it spans less than 64 KiB (positions are
+/// compared in 16 bits), jemalloc's `CACHE_BIN_NCACHED_MAX`.
+pub(crate) const NSLOTS_LIMIT: usize = (1 << 16) / 8 - 1;
+
+/// Options `tcache_nslots_small_min`, `tcache_nslots_small_max`,
+/// `lg_tcache_nslots_mul` and `tcache_nslots_large`: how many items each
+/// class's stack holds (`slots`). Written by `conf::boot`, like every
+/// `OPT_*` static (the defaults live in its table: jemalloc's 20, 200, 1
+/// and 20).
+pub(crate) static OPT_NSLOTS_SMALL_MIN: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static OPT_NSLOTS_SMALL_MAX: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static OPT_LG_NSLOTS_MUL: AtomicI64 = AtomicI64::new(0);
+pub(crate) static OPT_NSLOTS_LARGE: AtomicUsize = AtomicUsize::new(0);
+/// Options `lg_tcache_flush_small_div` and `lg_tcache_flush_large_div`: a
+/// full stack keeps `capacity >> div` of its newest items and returns the
+/// others (1: half).
+pub(crate) static OPT_LG_FLUSH_SMALL_DIV: AtomicUsize = AtomicUsize::new(1);
+pub(crate) static OPT_LG_FLUSH_LARGE_DIV: AtomicUsize = AtomicUsize::new(1);
+/// Option `tcache_gc_incr_bytes`: slow-path traffic (bytes) between two
+/// incremental GC steps.
+pub(crate) static OPT_GC_INCR_BYTES: AtomicUsize = AtomicUsize::new(64 << 10);
 
 /// Option `tcache`: thread caches on or off (set by `conf::boot`).
 pub(crate) static OPT_TCACHE: AtomicBool = AtomicBool::new(false);
@@ -160,13 +181,57 @@ pub(crate) fn enabled() -> bool {
     OPT_TCACHE.load(Relaxed)
 }
 
-/// Stack slots of cached class `ind`.
-fn slots(g: &Geometry, ind: usize) -> usize {
-    if g.is_small(ind) {
-        (2 * g.bins[ind].nregs).clamp(20, 200) & !1
-    } else {
-        20
+/// The stack-size options, as read once per cache set-up.
+#[derive(Clone, Copy)]
+struct Nslots {
+    small_min: usize,
+    small_max: usize,
+    lg_mul: i64,
+    large: usize,
+}
+
+impl Nslots {
+    fn current() -> Nslots {
+        Nslots {
+            small_min: OPT_NSLOTS_SMALL_MIN.load(Relaxed),
+            small_max: OPT_NSLOTS_SMALL_MAX.load(Relaxed),
+            lg_mul: OPT_LG_NSLOTS_MUL.load(Relaxed),
+            large: OPT_NSLOTS_LARGE.load(Relaxed),
+        }
     }
+
+    /// Stack slots of cached class `ind`: for a small class, its regions
+    /// per slab times 2^`lg_mul`, made even and kept within [`small_min`,
+    /// `small_max`]; for a large one, `large`. Every bound is made even
+    /// and at least 2, and at most `NSLOTS_LIMIT` (jemalloc's rules).
+    fn slots(&self, g: &Geometry, ind: usize) -> usize {
+        let even = |n: usize| (n & !1).clamp(2, NSLOTS_LIMIT & !1);
+        if !g.is_small(ind) {
+            return even(self.large);
+        }
+        let max = even(self.small_max);
+        let min = even(self.small_min.saturating_add(1)).min(max);
+        let nregs = g.bins[ind].nregs;
+        let mul = self.lg_mul.clamp(-16, 16);
+        let want = if mul >= 0 {
+            nregs << mul
+        } else {
+            nregs >> -mul
+        };
+        (want + (want & 1)).clamp(min, max)
+    }
+}
+
+/// How many of a full stack's items of class `ind` a flush returns: all but
+/// `capacity >> lg_tcache_flush_*_div` (at least one).
+fn flush_count(ind: usize, capacity: usize) -> usize {
+    let div = if sc::geom().is_small(ind) {
+        &OPT_LG_FLUSH_SMALL_DIV
+    } else {
+        &OPT_LG_FLUSH_LARGE_DIV
+    };
+    let keep = capacity >> div.load(Relaxed).clamp(1, 16);
+    (capacity - keep).max(1)
 }
 
 /// 32 bytes, so a stack's hot fields share one cache line and indexing
@@ -371,7 +436,7 @@ struct Counters {
     net_at_reset: i64,
     peak: i64,
     /// Bytes allocated (filled into stacks, or outside them) since the
-    /// peak was last sampled: it is sampled every `GC_INTERVAL` bytes.
+    /// peak was last sampled: it is sampled every `PEAK_INTERVAL` bytes.
     since_peak: u64,
     /// Bytes allocated (as for the peak) since the last `stats_interval`
     /// report this thread asked for.
@@ -485,7 +550,8 @@ impl Tcache {
     fn setup_with(&self, arena: &Arena, register: bool, counted: bool) -> bool {
         let g = sc::geom();
         let n = NCACHED.load(Relaxed);
-        let total: usize = (0..n).map(|i| slots(g, i)).sum();
+        let nslots = Nslots::current();
+        let total: usize = (0..n).map(|i| nslots.slots(g, i)).sum();
         if total == 0 {
             return true;
         }
@@ -500,7 +566,7 @@ impl Tcache {
         let mut cur = mem as *mut *mut u8;
         for i in 0..n {
             // SAFETY: the block holds `total` slots; bin i gets its share.
-            let empty = unsafe { cur.add(slots(g, i)) };
+            let empty = unsafe { cur.add(nslots.slots(g, i)) };
             let b = &self.bins[i];
             b.head.store(empty, Relaxed);
             b.low_water.set(lo(empty));
@@ -674,8 +740,9 @@ impl Tcache {
             report_if_freed(b, ind, p, "free");
         }
         if b.is_full() {
-            self.flush(ind, b.capacity() / 2);
-            self.gc_tick(sc::index_to_size(ind) * (b.capacity() / 2));
+            let n = flush_count(ind, b.capacity());
+            self.flush(ind, n);
+            self.gc_tick(sc::index_to_size(ind) * n);
         }
         b.push_after_check(p);
         self.publish();
@@ -710,10 +777,10 @@ impl Tcache {
         }
     }
 
-    /// Counts slow-path traffic; every `GC_INTERVAL` bytes, GC one class.
+    /// Counts slow-path traffic; every `tcache_gc_incr_bytes`, GC one class.
     fn gc_tick(&self, bytes: usize) {
         let t = self.gc_bytes.get() + bytes;
-        if t < GC_INTERVAL {
+        if t < OPT_GC_INCR_BYTES.load(Relaxed) {
             self.gc_bytes.set(t);
             return;
         }
@@ -763,7 +830,7 @@ impl Tcache {
         self.publish();
     }
 
-    /// Samples the peak once per `GC_INTERVAL` bytes allocated (blocks
+    /// Samples the peak once per `PEAK_INTERVAL` bytes allocated (blocks
     /// filled into the stacks count when filled), as jemalloc samples it
     /// at its allocation events; counts the same bytes for
     /// `stats_interval`.
@@ -778,7 +845,7 @@ impl Tcache {
                 REPORT_DUE.fetch_or(REPORT_INTERVAL, Relaxed);
             }
         }
-        let due = c.since_peak >= GC_INTERVAL as u64;
+        let due = c.since_peak >= PEAK_INTERVAL as u64;
         if due {
             c.since_peak = 0;
         }
@@ -1199,10 +1266,39 @@ mod tests {
     #[test]
     fn slots_as_jemalloc() {
         let g = Geometry::new(4096);
-        assert_eq!(slots(&g, 0), 200); // 8 bytes: 512 regions
-        assert_eq!(slots(&g, 8), 64); // 128 bytes: 32 regions
-        assert_eq!(slots(&g, 28), 20); // 4096: 1 region
-        assert_eq!(slots(&g, 36), 20); // 16 KiB, large
+        let mut n = Nslots {
+            small_min: 20,
+            small_max: 200,
+            lg_mul: 1,
+            large: 20,
+        };
+        assert_eq!(n.slots(&g, 0), 200); // 8 bytes: 512 regions
+        assert_eq!(n.slots(&g, 8), 64); // 128 bytes: 32 regions
+        assert_eq!(n.slots(&g, 28), 20); // 4096: 1 region
+        assert_eq!(n.slots(&g, 36), 20); // 16 KiB, large
+                                         // Odd bounds are made even, inward for the maximum; the limit
+                                         // keeps a stack under 64 KiB.
+        n = Nslots {
+            small_min: 7,
+            small_max: 101,
+            lg_mul: -3,
+            large: 9999,
+        };
+        assert_eq!(n.slots(&g, 0), 64); // 512 >> 3
+        assert_eq!(n.slots(&g, 8), 8); // 32 >> 3 = 4, below the minimum
+        assert_eq!(n.slots(&g, 36), 8190);
+        n.lg_mul = 3;
+        assert_eq!(n.slots(&g, 0), 100); // 4096, above the maximum
+        assert_eq!(n.slots(&g, 28), 8); // 1 << 3
+        n.small_min = 300; // above the maximum: the maximum wins
+        assert_eq!(n.slots(&g, 28), 100);
+    }
+
+    #[test]
+    fn full_stacks_keep_capacity_shifted_by_the_divisor() {
+        // Defaults (div 1): half goes back.
+        assert_eq!(flush_count(0, 200), 100);
+        assert_eq!(flush_count(0, 2), 1);
     }
 
     #[test]

@@ -160,36 +160,6 @@ fn purge_returns_freed_pages() {
 }
 
 #[test]
-fn arenas_no_thread_uses_keep_little_dirty_memory() {
-    // A private arena with the default decay (10 s): within this test,
-    // only the dirty cap purges.
-    let Ok(Value::U32(ind)) = ctl::read("arenas.create") else {
-        panic!("arenas.create")
-    };
-    let page = u64_of("arenas.page");
-    let pdirty = move || u64_of(&format!("stats.arenas.{ind}.pdirty")) * page;
-    let kept = std::thread::spawn(move || {
-        ctl::write("thread.arena", Value::U32(ind)).unwrap();
-        let mut v: Vec<Box<[u8; 512]>> = (0..12_000).map(|_| Box::new([1; 512])).collect();
-        let kept = v.split_off(6_000);
-        drop(v);
-        rjem::flush_thread_cache();
-        // A thread is bound: the 3 MiB it freed stay for reuse (under the
-        // 8 MiB floor).
-        assert!(pdirty() >= 2 << 20, "dirty {}", pdirty());
-        kept
-    })
-    .join()
-    .unwrap();
-    // Its thread gone, the arena keeps at most 1 MiB once its last blocks
-    // come back (from another thread).
-    assert!(kept.iter().all(|b| b.iter().all(|&x| x == 1)));
-    drop(kept);
-    rjem::flush_thread_cache();
-    assert!(pdirty() <= 1 << 20, "dirty {}", pdirty());
-}
-
-#[test]
 fn thread_cache_flush() {
     let v: Vec<Box<[u8; 64]>> = (0..100).map(|_| Box::new([7; 64])).collect();
     drop(v);

@@ -72,10 +72,15 @@ fn every_implemented_option_reads_as_opt() {
         n += 1;
         let v = ctl::read(&name).unwrap();
         assert_eq!(v, Value::from(value), "{name}");
-        // jemalloc's C types: narenas is unsigned, decay times ssize_t,
-        // stats_interval int64_t.
+        // jemalloc's C types: narenas and the cache sizes are unsigned,
+        // decay times ssize_t, stats_interval int64_t.
         let want = match o.name {
-            "narenas" => Type::U32,
+            "narenas"
+            | "tcache_nslots_small_min"
+            | "tcache_nslots_small_max"
+            | "tcache_nslots_large"
+            | "lg_tcache_flush_small_div"
+            | "lg_tcache_flush_large_div" => Type::U32,
             _ if matches!(value, OptionValue::Ms(_) | OptionValue::I64(_)) => Type::Isize,
             _ if matches!(value, OptionValue::Bool(_) | OptionValue::Unset) => Type::Bool,
             _ if matches!(value, OptionValue::Str(_)) => Type::Str,

@@ -313,6 +313,37 @@ fn scenario(name: &str) {
             assert_eq!(flags.contains(" hg"), conf == "thp:huge", "{flags}");
             assert_eq!(flags.contains(" nh"), conf == "thp:never", "{flags}");
         }
+        "idle-arena" => {
+            // An automatic arena keeps freed pages for reuse (up to the
+            // 8 MiB floor) while a thread is bound to it, and at most
+            // 1 MiB once none is.
+            use rjem::ctl::{self, Value};
+            let ind = 3u32; // narenas:4; this thread is on arena 0
+            let Ok(Value::Usize(page)) = ctl::read("arenas.page") else {
+                panic!("arenas.page")
+            };
+            let pdirty = move || match ctl::read(&format!("stats.arenas.{ind}.pdirty")) {
+                Ok(Value::Usize(n)) => n * page,
+                other => panic!("pdirty: {other:?}"),
+            };
+            let kept = std::thread::spawn(move || {
+                ctl::write("thread.arena", Value::U32(ind)).unwrap();
+                let mut v: Vec<Box<[u8; 512]>> = (0..12_000).map(|_| Box::new([1; 512])).collect();
+                let kept = v.split_off(6_000);
+                drop(v);
+                rjem::flush_thread_cache();
+                assert!(pdirty() >= 2 * MIB, "bound: dirty {}", pdirty());
+                kept
+            })
+            .join()
+            .unwrap();
+            // Its thread gone, the arena's last blocks come back from
+            // another thread.
+            assert!(kept.iter().all(|b| b.iter().all(|&x| x == 1)));
+            drop(kept);
+            rjem::flush_thread_cache();
+            assert!(pdirty() <= MIB, "idle: dirty {}", pdirty());
+        }
         "mlocked" => {
             // Locked pages cannot be purged: the extent keeps its data and
             // must not be handed out as zeroed memory.
@@ -411,6 +442,11 @@ fn huge_blocks_ask_for_transparent_huge_pages() {
     run("thp", "");
     run("thp", "thp:huge");
     run("thp", "thp:never");
+}
+
+#[test]
+fn arenas_no_thread_uses_keep_little_dirty_memory() {
+    run("idle-arena", "narenas:4");
 }
 
 #[test]

@@ -264,7 +264,7 @@ impl Tcache {
             super::report_if_freed(b, ind, p, "free");
         }
         if lo(b.head.load(Relaxed)) == b.limit.get() {
-            self.flush_half_counted(ind);
+            self.flush_full_counted(ind);
         }
         // SAFETY: as above.
         unsafe { (p as *mut u64).write(b.key()) };
@@ -282,9 +282,9 @@ impl Tcache {
     }
 
     #[cold]
-    fn flush_half_counted(&self, ind: usize) {
-        let half = self.cap(ind) / 2;
-        self.flush(ind, half);
-        self.gc_tick(sc::index_to_size(ind) * half);
+    fn flush_full_counted(&self, ind: usize) {
+        let n = super::flush_count(ind, self.cap(ind));
+        self.flush(ind, n);
+        self.gc_tick(sc::index_to_size(ind) * n);
     }
 }
