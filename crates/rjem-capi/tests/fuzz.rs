@@ -42,6 +42,10 @@ const OPTION_SETS: &[&str] = &[
     "san_guard_small:1,san_guard_large:1",
     "san_guard_small:5,san_guard_large:3",
     "secure:true",
+    // Thread-cache stacks at both ends: 2 slots everywhere, flushed to
+    // nothing when full; 8190 slots, flushed to an eighth.
+    "tcache_nslots_small_max:1,tcache_nslots_large:1,lg_tcache_flush_small_div:16,lg_tcache_flush_large_div:16,tcache_gc_incr_bytes:1",
+    "tcache_nslots_small_min:8191,tcache_nslots_small_max:8191,lg_tcache_nslots_mul:16,tcache_nslots_large:8191,lg_tcache_flush_small_div:3",
 ];
 
 fn env_num(name: &str, default: u64) -> u64 {
