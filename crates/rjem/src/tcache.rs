@@ -15,12 +15,13 @@
 //! nothing; at the mark, the slow path lowers it (or refills when empty).
 //! A refill sets the mark to "empty": the stack ran dry.
 //!
-//! Policy (jemalloc's defaults, all written here): classes up to
+//! Policy (jemalloc's options and defaults, applied here): classes up to
 //! `tcache_max` are cached; small classes hold 2 x regions-per-slab
-//! items, clamped to [20, 200]; large cached classes 20. A miss fills
-//! `slots >> (1 + fill_shift)` items from the arena in one lock hold; a full stack
-//! flushes its older half back to the owning arenas, grouped per arena. Every
-//! 64 KiB of traffic through the slow path, one class is GC'd: 3/4 of what
+//! items, clamped to [20, 200]; large cached classes 20 (`Nslots`). A
+//! miss fills `slots >> (1 + fill_shift)` items from the arena in one lock
+//! hold; a full stack flushes its older half (`flush_count`) back to the
+//! owning arenas, grouped per arena. Every 64 KiB of traffic through the
+//! slow path (`tcache_gc_incr_bytes`), one class is GC'd: 3/4 of what
 //! stayed unused since its last GC (below its low-water mark) is flushed,
 //! and its fill size adapts.
 //!
