@@ -131,19 +131,49 @@ fn fill(p: *mut u8, len: usize, byte: u8) {
 
 /// `junk:free` (or `true`): fills live block `p` (entry `ent`), which is
 /// being freed, with `JUNK_FREE`, after checking it is a block's start (an
-/// interior pointer would be filled past the block's end): fatal if not.
+/// interior pointer would be filled past the block's end). False (the free
+/// must be skipped) if it is not, after `block_start` reported it.
 #[cold]
-fn junk_freed(p: *mut u8, ent: Entry) {
-    let e = ent.owner(p);
-    let ind = ent.szind();
-    if ent.is_slab() {
-        let info = &sc::geom().bins[ind];
-        let off = (p as usize).wrapping_sub(e.addr());
-        if off >= info.nregs * info.size || !info.region_of(off).1 {
-            os::fatal("free of a pointer that is not a region start", p as usize);
-        }
+fn junk_freed(p: *mut u8, ent: Entry) -> bool {
+    if !block_start(p, ent, "free") {
+        return false;
     }
-    fill(p, sc::index_to_size(ind), JUNK_FREE);
+    fill(p, sc::index_to_size(ent.szind()), JUNK_FREE);
+    true
+}
+
+/// Whether `p`, with live entry `ent`, given to entry point `func`, is the
+/// start of a block: a region start of its slab, or its large extent's
+/// start. If not, the misuse is reported (`os::misuse`) and false returned.
+#[inline]
+pub(crate) fn block_start(p: *mut u8, ent: Entry, func: &'static str) -> bool {
+    let Some(e) = ent.owner_in(p, func) else {
+        return false;
+    };
+    if !ent.is_slab() {
+        return true;
+    }
+    let info = &sc::geom().bins[ent.szind()];
+    let off = (p as usize).wrapping_sub(e.addr());
+    if off < info.nregs * info.size && info.region_of(off).1 {
+        return true;
+    }
+    not_region_start(p, ent.szind(), func);
+    false
+}
+
+/// Reports `p`, given to `func`, as a pointer into a small block that is
+/// not its start.
+#[cold]
+#[inline(never)]
+pub(crate) fn not_region_start(p: *mut u8, ind: usize, func: &'static str) {
+    os::misuse(
+        format_args!(
+            "invalid {func}: pointer inside a block, not its start ({} bytes class)",
+            sc::index_to_size(ind)
+        ),
+        p as usize,
+    )
 }
 
 /// `alloc_slow` without `junk`'s fill; returns the block (or null) with
@@ -307,7 +337,7 @@ fn free_slow(p: *mut u8) {
         return;
     }
     if !ent.is_active() {
-        emap::invalid_free(p);
+        return emap::invalid_free(p);
     }
     dalloc_freed(p, ent, Place::Cached);
 }
@@ -331,7 +361,11 @@ pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
         // SAFETY: forwarded contract.
         Place::Cached => unsafe { free(p) },
         _ if p.is_null() => {}
-        _ => dalloc_freed(p, emap::lookup_live(p), place),
+        _ => {
+            if let Some(ent) = emap::lookup_live(p) {
+                dalloc_freed(p, ent, place)
+            }
+        }
     }
 }
 
@@ -339,7 +373,8 @@ pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
 /// the requested and the usable size is accepted).
 ///
 /// With `CHECK` (the C library, and Rust debug builds) the size is checked
-/// against the pointer map at once, and a size of another class is fatal.
+/// against the pointer map at once, and a size of another class is
+/// reported (`os::misuse`; with `abort:false` the block stays allocated).
 /// Without it (Rust release builds, whose sizes come from a `Layout`) the
 /// cache path needs no lookup at all; a wrong size is then caught only when
 /// the thread cache flushes the block (until then the block may be handed
@@ -359,9 +394,11 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
     // Wrapping: an overflow (a size no block has) fails the check below.
     let r = size.wrapping_add(align - 1) & !(align - 1);
     if CHECK {
-        let ent = emap::lookup_live(p);
+        let Some(ent) = emap::lookup_live(p) else {
+            return;
+        };
         if !size_fits(r, size, align, ent.szind()) {
-            size_mismatch(p);
+            return size_mismatch(p, size, ent.szind());
         }
         let ind = ent.cached_class();
         // SAFETY: as in `free`.
@@ -377,7 +414,9 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
                 return;
             }
         }
-        dalloc_freed(p, emap::lookup_live(p), place);
+        if let Some(ent) = emap::lookup_live(p) {
+            dalloc_freed(p, ent, place);
+        }
     }
 }
 
@@ -401,9 +440,12 @@ fn size_fits_slow(size: usize, align: usize, szind: usize) -> bool {
 
 #[cold]
 #[inline(never)]
-fn size_mismatch(p: *mut u8) -> ! {
-    os::fatal(
-        "sized free with a size that does not match the allocation",
+fn size_mismatch(p: *mut u8, size: usize, ind: usize) {
+    os::misuse(
+        format_args!(
+            "sized free with a size that does not match the allocation (size {size}, block of {} bytes class)",
+            sc::index_to_size(ind)
+        ),
         p as usize,
     )
 }
@@ -424,8 +466,9 @@ fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
 fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
     if FREED && conf::junk_free() {
         // Before the fill overwrites the free key (a double free).
-        tsd::check_not_freed(ent.szind(), p, "free");
-        junk_freed(p, ent);
+        if tsd::freed_already(ent.szind(), p, "free") || !junk_freed(p, ent) {
+            return;
+        }
     }
     if prof::on() && dalloc_prof(p, ent, place) {
         return;
@@ -498,7 +541,7 @@ fn cache_into(c: &Tcache, p: *mut u8, ent: Entry) -> bool {
 /// `p` must be a live rjem allocation.
 #[inline]
 pub(crate) unsafe fn usable_size(p: *const u8, func: &'static str) -> usize {
-    sc::index_to_size(emap::lookup_live_in(p as *mut u8, func).szind())
+    emap::lookup_live_in(p as *mut u8, func).map_or(0, |e| sc::index_to_size(e.szind()))
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align`, in place when the
@@ -519,8 +562,12 @@ pub(crate) unsafe fn realloc(
     place: Place,
 ) -> *mut u8 {
     let zero = zero || conf::FILL.load(Relaxed) & conf::FILL_ZERO != 0;
-    let ent = emap::lookup_live_in(p, "realloc");
-    tsd::check_not_freed(ent.szind(), p, "realloc");
+    let Some(ent) = emap::lookup_live_in(p, "realloc") else {
+        return bad_realloc();
+    };
+    if tsd::freed_already(ent.szind(), p, "realloc") || !block_start(p, ent, "realloc") {
+        return bad_realloc();
+    }
     if let Some(q) = resize_in_place(p, ent, new_size, align, zero, "realloc") {
         let usize = sc::index_to_size(ent.szind());
         if sc::geom().usable_size(new_size, align) == Some(usize) {
@@ -545,6 +592,15 @@ pub(crate) unsafe fn realloc(
     unsafe { ptr::copy_nonoverlapping(p, q, old_usize.min(new_size)) };
     dalloc_slow(p, ent, place);
     q
+}
+
+/// `realloc` of something that is not a live block, reported and let
+/// through with `abort:false`: nothing is freed or allocated, and the
+/// caller gets null, as for any failed resize (C's `realloc` then sets
+/// `errno` ENOMEM, the one error it may report).
+#[cold]
+fn bad_realloc() -> *mut u8 {
+    ptr::null_mut()
 }
 
 /// After block `q` was resized in place (realloc): counted by the heap
@@ -589,7 +645,12 @@ pub(crate) unsafe fn xallocx(
     zero: bool,
 ) -> usize {
     let zero = zero || conf::FILL.load(Relaxed) & conf::FILL_ZERO != 0;
-    let ent = emap::lookup_live_in(p, "xallocx");
+    let Some(ent) = emap::lookup_live_in(p, "xallocx") else {
+        return 0;
+    };
+    if !block_start(p, ent, "xallocx") {
+        return 0;
+    }
     let old = sc::index_to_size(ent.szind());
     let max = size.saturating_add(extra);
     if old != max {
@@ -630,7 +691,7 @@ fn resize_in_place(
     if ent.is_slab() || new_usize < g.large_minclass {
         return None;
     }
-    let e = ent.owner_in(p, func);
+    let e = ent.owner_in(p, func)?;
     if prof::on() && prof::is_sampled(p, ent) {
         // Its tag is for the size it was sampled at: move it.
         return None;

@@ -502,10 +502,14 @@ pub(crate) fn alloc_internal(a: &Arena, usize: usize, align: usize) -> *mut u8 {
     p
 }
 
-/// Frees an internal block from `alloc_internal`.
+/// Frees an internal block from `alloc_internal`. One that is not live
+/// is corrupted metadata: fatal.
 pub(crate) fn dalloc_internal(p: *mut u8) {
-    let ent = crate::emap::lookup_live(p);
-    if let Some(a) = get(ent.owner(p).arena()) {
+    let ent = crate::emap::lookup(p as usize);
+    let Some(e) = ent.extent().filter(|_| ent.is_active()) else {
+        crate::os::fatal("internal block not live", p as usize)
+    };
+    if let Some(a) = get(e.arena()) {
         let usize = sc::index_to_size(ent.szind());
         a.internal.fetch_sub(usize, Ordering::Relaxed);
     }
@@ -513,9 +517,13 @@ pub(crate) fn dalloc_internal(p: *mut u8) {
 }
 
 /// Frees live block `p` (pointer-map entry `ent`) straight to the arena
-/// that owns it, bypassing every cache. Fatal if `p` is not a block start.
+/// that owns it, bypassing every cache. If `p` is not a block start (or
+/// names no arena), the misuse is reported and, with `abort:false`,
+/// nothing freed.
 pub(crate) fn dalloc_direct(p: *mut u8, ent: Entry) {
-    let e = ent.owner(p);
+    let Some(e) = ent.owner(p) else {
+        return;
+    };
     match get(e.arena()) {
         Some(a) => a.dalloc(p, ent, e),
         None => crate::emap::invalid_free(p),

@@ -648,17 +648,17 @@ impl Tcache {
         }
     }
 
-    /// Fatal if live-looking block `p` of class `ind`, given to entry point
-    /// `func` (`realloc`...), is one this cache took back as freed.
-    pub(crate) fn check_not_freed(&self, ind: usize, p: *mut u8, func: &str) {
+    /// Whether live-looking block `p` of class `ind`, given to entry point
+    /// `func` (`realloc`...), was freed already (reported; the caller
+    /// skips the operation).
+    pub(crate) fn freed_already(&self, ind: usize, p: *mut u8, func: &'static str) -> bool {
         if !self.caches(ind) {
-            return;
+            return false;
         }
         let b = &self.bins[ind];
         // SAFETY: a live block of a cached class, as in `push`.
-        if unsafe { os::first_word_is(p, b.key()) } {
-            report_if_freed(b, ind, p, func);
-        }
+        let marked = unsafe { os::first_word_is(p, b.key()) };
+        marked && report_if_freed(b, ind, p, func)
     }
 
     /// Slow free into cached class `ind` after `push` declined (stack full,
@@ -670,8 +670,9 @@ impl Tcache {
         }
         let b = &self.bins[ind];
         // SAFETY: as in `push`.
-        if unsafe { os::first_word_is(p, b.key()) } {
-            report_if_freed(b, ind, p, "free");
+        if unsafe { os::first_word_is(p, b.key()) } && report_if_freed(b, ind, p, "free") {
+            // abort:false: the block stays freed once.
+            return;
         }
         if b.is_full() {
             self.flush(ind, b.capacity() / 2);
@@ -1116,11 +1117,12 @@ pub(crate) fn fork_child() {
 }
 
 /// Block `p` of class `ind`, given to entry point `func` as live, starts
-/// with the free key: fatal if it is on stack `b` (this thread's, of that
-/// class) or free in its slab; otherwise the key was a coincidence.
+/// with the free key: reported (`os::misuse`), and true returned, if it
+/// is on stack `b` (this thread's, of that class) or free in its slab;
+/// otherwise the key was a coincidence (false).
 #[cold]
 #[inline(never)]
-fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) {
+fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) -> bool {
     let freed = b.holds(p)
         || (sc::geom().is_small(ind)
             && emap::lookup(p as usize)
@@ -1128,7 +1130,7 @@ fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) {
                 .and_then(|e| arena::get(e.arena()).map(|a| a.small_is_free(e, ind, p)))
                 .unwrap_or(false));
     if freed {
-        os::fatal_fmt(
+        os::misuse(
             format_args!(
                 "{}: {func} of a block already freed ({} bytes class)",
                 if func == "free" {
@@ -1141,6 +1143,7 @@ fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) {
             p as usize,
         );
     }
+    freed
 }
 
 /// Returns cached blocks of class `ind` to their owning arenas: one lock
@@ -1153,7 +1156,12 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
     // to the front, for the next round.
     let mut rest = items.len();
     while rest > 0 {
-        let e = emap::lookup_class(items[0], ind);
+        let Some(e) = emap::lookup_class(items[0], ind) else {
+            // Reported; with `abort:false` the block is left alone.
+            items.copy_within(1..rest, 0);
+            rest -= 1;
+            continue;
+        };
         let Some(a) = arena::get(e.arena()) else {
             os::fatal("cached block of an unknown arena", items[0] as usize)
         };
@@ -1166,7 +1174,13 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
 fn flush_large(ind: usize, items: &mut [*mut u8]) {
     let mut rest = items.len();
     while rest > 0 {
-        let owner = emap::lookup_class(items[0], ind).arena();
+        let Some(first) = emap::lookup_class(items[0], ind) else {
+            // Reported; with `abort:false` the block is left alone.
+            items.copy_within(1..rest, 0);
+            rest -= 1;
+            continue;
+        };
+        let owner = first.arena();
         let Some(a) = arena::get(owner) else {
             os::fatal("cached block of an unknown arena", items[0] as usize)
         };
@@ -1174,12 +1188,18 @@ fn flush_large(ind: usize, items: &mut [*mut u8]) {
         let mut kept = 0;
         for i in 0..rest {
             let p = items[i];
-            let e = emap::lookup_class(p, ind);
+            let Some(e) = emap::lookup_class(p, ind) else {
+                continue;
+            };
             if e.addr() != p as usize {
-                os::fatal(
-                    "invalid free: pointer inside a large allocation",
+                os::misuse(
+                    format_args!(
+                        "invalid free: pointer inside a large allocation, not its start ({} bytes class)",
+                        sc::index_to_size(ind)
+                    ),
                     p as usize,
                 );
+                continue;
             }
             if e.arena() == owner {
                 a.large_dalloc(e);

@@ -428,13 +428,13 @@ pub(crate) fn reset_peak() {
     get().tc().reset_peak()
 }
 
-/// Fatal if `p`, a live-looking block of class `ind` given to entry point
-/// `func`, was freed into this thread's cache (`realloc` of freed memory).
+/// Whether `p`, a live-looking block of class `ind` given to entry point
+/// `func`, was freed already (`realloc` of freed memory, a double free
+/// seen before `junk:free` fills): reported (`os::misuse`); true means
+/// the caller skips the operation.
 #[inline]
-pub(crate) fn check_not_freed(ind: usize, p: *mut u8, func: &str) {
-    if let Some(c) = get().cache() {
-        c.check_not_freed(ind, p, func)
-    }
+pub(crate) fn freed_already(ind: usize, p: *mut u8, func: &'static str) -> bool {
+    get().cache().is_some_and(|c| c.freed_already(ind, p, func))
 }
 
 /// Bytes and blocks this thread's cache holds (stats, tests).

@@ -260,8 +260,9 @@ impl Tcache {
         let b = &self.bins[ind];
         // The double-free key, as `CacheBin::push` keeps it.
         // SAFETY: a live block of a cached class, as in `push`.
-        if unsafe { os::first_word_is(p, b.key()) } {
-            super::report_if_freed(b, ind, p, "free");
+        if unsafe { os::first_word_is(p, b.key()) } && super::report_if_freed(b, ind, p, "free") {
+            // abort:false: the block stays freed once.
+            return true;
         }
         if lo(b.head.load(Relaxed)) == b.limit.get() {
             self.flush_half_counted(ind);
