@@ -414,9 +414,17 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
                 return;
             }
         }
-        if let Some(ent) = emap::lookup_live(p) {
-            dalloc_freed(p, ent, place);
-        }
+        sized_free_slow(p, place);
+    }
+}
+
+/// `sized_free` without `CHECK`, past the cache: out of line, so that
+/// Rust's `dealloc` stays small enough to be inlined.
+#[cold]
+#[inline(never)]
+fn sized_free_slow(p: *mut u8, place: Place) {
+    if let Some(ent) = emap::lookup_live(p) {
+        dalloc_freed(p, ent, place);
     }
 }
 
@@ -488,6 +496,17 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
     };
     if !cached {
         tsd::note_dalloc(sc::index_to_size(ent.szind()));
+        if ent.is_slab() {
+            if !block_start(p, ent, "free") {
+                // Reported; skipped with `abort:false`.
+                os::set_errno(saved);
+                return;
+            }
+            // The free key, as a cache would write it: a second free of
+            // this block, by any thread, then finds it free in its slab.
+            // SAFETY: a region start, 8-aligned, ours until freed below.
+            unsafe { (p as *mut u64).write(tcache::free_key()) };
+        }
         arena::dalloc_direct(p, ent);
     }
     // The cache is consistent again: a purger thread may be created now

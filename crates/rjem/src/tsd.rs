@@ -191,7 +191,9 @@ pub(crate) unsafe fn cache_pop(ind: usize) -> Option<*mut u8> {
 pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
     debug_assert!(ind < NCACHED_MAX);
     // SAFETY: the caller guarantees ind < NCACHED_MAX.
-    unsafe { get().tcache.bins.get_unchecked(ind) }.push(p)
+    let c = &get().tcache;
+    // SAFETY: the caller guarantees ind < NCACHED_MAX.
+    unsafe { c.bins.get_unchecked(ind) }.push(p, c.key())
 }
 
 /// Counted mode (`tcache::sample`, with `prof:true`): a block of cached
@@ -481,7 +483,7 @@ mod tests {
             assert_eq!(a.count(), 0);
             assert_eq!(b.count(), 0);
             assert!(a.pop().is_none() && b.pop().is_none());
-            assert!(!a.push(core::ptr::null_mut()) && !b.push(core::ptr::null_mut()));
+            assert!(!a.push(core::ptr::null_mut(), 0) && !b.push(core::ptr::null_mut(), 0));
         }
         assert!(z.tcache.same_as_new());
     }

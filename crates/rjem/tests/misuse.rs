@@ -79,6 +79,48 @@ fn scenario(name: &str) -> Vec<(usize, usize)> {
                 }
                 live.push((p as usize, 100));
             }
+            "double-cross-thread" | "double-cross-thread-direct" => {
+                // Freed by another thread, then here: caught at the second
+                // free, not when a cache flushes. That thread has used its
+                // cache (the block is on its stack, which stays alive: the
+                // thread waits), or not (its first frees go straight to
+                // the arena).
+                let cached = name == "double-cross-thread";
+                let p = malloc(48) as usize;
+                // Atomics, not channels: nothing may allocate a 48-byte
+                // block (and get p back) between the two frees.
+                use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+                static STEP: AtomicU8 = AtomicU8::new(0);
+                let t = std::thread::spawn(move || {
+                    if cached {
+                        free(malloc(48));
+                    }
+                    free(p as *mut _);
+                    STEP.store(1, SeqCst);
+                    while STEP.load(SeqCst) != 2 {
+                        std::thread::yield_now();
+                    }
+                });
+                while STEP.load(SeqCst) != 1 {
+                    std::thread::yield_now();
+                }
+                free(p as *mut _);
+                let (a, b) = (malloc(48), malloc(48));
+                distinct(a.cast(), b.cast());
+                live.extend([(a as usize, 48), (b as usize, 48)]);
+                STEP.store(2, SeqCst);
+                t.join().unwrap();
+            }
+            "interior-now" => {
+                // Caught at the free where the free takes a slow path
+                // (below): without that, the next malloc(64) would return
+                // p + 8, inside the live block p.
+                let p = malloc(64).cast::<u8>();
+                free(p.add(8).cast());
+                let q = malloc(64);
+                distinct(q.cast(), p.add(8));
+                live.extend([(p as usize, 64), (q as usize, 64)]);
+            }
             "interior-small" => {
                 let p = malloc(100).cast::<u8>();
                 free(p.add(16).cast());
@@ -205,6 +247,14 @@ const CASES: &[(&str, &str)] = &[
     ),
     ("double-flushed", "double free"),
     (
+        "double-cross-thread",
+        "double free: free of a block already freed (48 bytes class)",
+    ),
+    (
+        "double-cross-thread-direct",
+        "double free: free of a block already freed (48 bytes class)",
+    ),
+    (
         "double-rust",
         "double free: free of a block already freed (48 bytes class)",
     ),
@@ -261,6 +311,35 @@ fn abort_false_reports_skips_and_goes_on() {
         err.contains("double free: free of a block already freed"),
         "{err}"
     );
+}
+
+#[test]
+fn interior_pointer_caught_at_free_off_the_hit_path() {
+    // With the caches off the hit path (junk, zero), every free checks
+    // that the pointer is a block's start: junk:free before filling,
+    // zero:true by the class's alignment in the cache's slow path. The
+    // default hit path does not (docs/hardening.md: two instructions
+    // over the budget); the region check at flush catches it there.
+    for conf in ["junk:free", "zero:true"] {
+        let out = run("interior-now", &[("MALLOC_CONF", conf)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), None, "{conf}: {err}");
+        assert!(
+            err.contains("invalid free: pointer inside a block, not its start (64 bytes class)"),
+            "{conf}: {err}"
+        );
+        let conf = format!("{conf},abort:false");
+        let out = run(
+            "interior-now",
+            &[("MALLOC_CONF", &conf), ("RJEM_REPORT_ONLY", "1")],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{conf}: {err}");
+        assert!(
+            err.contains("not its start (64 bytes class)"),
+            "{conf}: {err}"
+        );
+    }
 }
 
 #[test]
