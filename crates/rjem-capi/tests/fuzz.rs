@@ -42,6 +42,8 @@ const OPTION_SETS: &[&str] = &[
     "san_guard_small:1,san_guard_large:1",
     "san_guard_small:5,san_guard_large:3",
     "secure:true",
+    "cache_oblivious:true,tcache_max:1048576",
+    "cache_oblivious:true,san_guard_large:2,junk:true,retain:false",
 ];
 
 fn env_num(name: &str, default: u64) -> u64 {

@@ -19,6 +19,7 @@ use crate::arena;
 use crate::background;
 use crate::conf;
 use crate::emap::{self, Entry};
+use crate::extent;
 use crate::init;
 use crate::os::{self, align_up};
 use crate::profiler as prof;
@@ -194,7 +195,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
             return (sampled(usize, ind, align, zero, place, s), usize);
         }
         // Counted caches (`tcache::sample`) serve every cached block here.
-        if place == Place::Cached && align <= g.page {
+        if place == Place::Cached && cached_align_ok(ind, align) {
             if let Some(p) = tsd::alloc_counted(ind) {
                 return (zeroed(p, usize, zero), usize);
             }
@@ -204,7 +205,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
     if let Place::Tcache(tc) = place {
         let arena = tsd::slow().arena();
         let got = tcache::with_explicit(tc, |c| {
-            (c.caches(ind) && align <= g.page).then(|| c.alloc(arena, ind))
+            (c.caches(ind) && cached_align_ok(ind, align)).then(|| c.alloc(arena, ind))
         });
         if let Some(Some(p)) = got {
             if !p.is_null() {
@@ -227,7 +228,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
         }
     };
     let p = match cache {
-        Some(c) if c.caches(ind) && align <= g.page => c.alloc(arena, ind),
+        Some(c) if c.caches(ind) && cached_align_ok(ind, align) => c.alloc(arena, ind),
         _ if g.is_small(ind) => {
             let p = arena.small_alloc(ind, Some(tsd::guards()));
             if !p.is_null() {
@@ -252,6 +253,20 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
         }
     };
     (zeroed(p, usize, zero), usize)
+}
+
+/// Whether a cached block of class `ind` satisfies alignment `align`:
+/// small regions up to a page (callers round the size up to the
+/// alignment), large blocks up to where they start (a page, or a cache
+/// line with `cache_oblivious`); larger alignments bypass the caches.
+#[inline]
+fn cached_align_ok(ind: usize, align: usize) -> bool {
+    let g = sc::geom();
+    if g.is_small(ind) || extent::large_pad() == 0 {
+        align <= g.page
+    } else {
+        align <= extent::CACHELINE
+    }
 }
 
 /// A block the heap profiler samples (`prof`): small classes get an
@@ -545,7 +560,7 @@ fn cache_slow(p: *mut u8, ent: Entry) -> bool {
 /// blocks, `p` is the block's start). False otherwise.
 fn cache_into(c: &Tcache, p: *mut u8, ent: Entry) -> bool {
     let ind = ent.szind();
-    let whole = ent.is_slab() || ent.extent().is_some_and(|e| e.addr() == p as usize);
+    let whole = ent.is_slab() || ent.extent().is_some_and(|e| e.block() == p as usize);
     if !(c.caches(ind) && whole) {
         return false;
     }

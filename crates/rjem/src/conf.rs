@@ -336,6 +336,15 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "cache_oblivious",
+        doc: "Pad every large block with a page and start it at a random cache line within it, so that large blocks do not share cache sets.",
+        kind: Kind::Bool {
+            cell: &crate::extent::OPT_CACHE_OBLIVIOUS,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "lg_extent_max_active_fit",
         doc: "Prefer reusing free extents at most 2^this times the request.",
         kind: Kind::Size {
@@ -683,7 +692,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
     ignored("lg_tcache_flush_small_div", "flushes half a full cache bin"),
     ignored("lg_tcache_flush_large_div", "flushes half a full cache bin"),
     fixed("hpa", Setting::Bool(false), "uses its page allocator"),
-    fixed("cache_oblivious", Setting::Bool(false), "does not pad large blocks"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
     ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
     ignored("prof_sys_thread_name", "does not record thread names"),

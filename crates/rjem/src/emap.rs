@@ -102,7 +102,7 @@ impl Entry {
     #[inline]
     pub(crate) fn owner_in(self, p: *mut u8, func: &'static str) -> Option<ERef> {
         match self.extent() {
-            Some(e) if self.is_slab() || e.addr() == p as usize => Some(e),
+            Some(e) if self.is_slab() || e.block() == p as usize => Some(e),
             _ => {
                 inside_large(p, self, func);
                 None

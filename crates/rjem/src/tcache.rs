@@ -1181,6 +1181,9 @@ fn align_mask(g: &Geometry, ind: usize) -> u16 {
     let size = sc::index_to_size(ind);
     let lg = if g.is_small(ind) {
         size.trailing_zeros().min(g.page.trailing_zeros())
+    } else if crate::extent::large_pad() != 0 {
+        // `cache_oblivious`: large blocks start at cache lines.
+        crate::extent::CACHELINE.trailing_zeros()
     } else {
         g.page.trailing_zeros()
     };
@@ -1197,12 +1200,12 @@ fn block_start(ind: usize, p: *mut u8) -> bool {
         return false;
     };
     let g = sc::geom();
-    let off = (p as usize).wrapping_sub(e.addr());
     let start = if g.is_small(ind) {
         let info = &g.bins[ind];
+        let off = (p as usize).wrapping_sub(e.addr());
         off < info.nregs * info.size && info.region_of(off).1
     } else {
-        off == 0
+        e.block() == p as usize
     };
     if !start {
         os::misuse(
@@ -1325,7 +1328,7 @@ fn flush_large(ind: usize, items: &mut [*mut u8]) {
             let Some(e) = emap::lookup_class(p, ind) else {
                 continue;
             };
-            if e.addr() != p as usize {
+            if e.block() != p as usize {
                 os::misuse(
                     format_args!(
                         "invalid free: pointer inside a large allocation, not its start ({} bytes class)",

@@ -253,7 +253,7 @@ pub(crate) fn is_sampled(p: *mut u8, ent: Entry) -> bool {
 /// The large extent `p` starts (entry `ent`); None for a pointer inside it,
 /// which the free path reports.
 fn large_start(p: *mut u8, ent: Entry) -> Option<crate::extent::ERef> {
-    ent.extent().filter(|e| e.addr() == p as usize)
+    ent.extent().filter(|e| e.block() == p as usize)
 }
 
 /// Before live non-slab block `p` (entry `ent`) is freed: if it was
