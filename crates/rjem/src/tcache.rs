@@ -1235,8 +1235,11 @@ fn on_other_stack(mine: *const Tcache, ind: usize, p: *mut u8) -> bool {
             continue;
         }
         let b = &t.bins[ind];
+        // One load of head: the items are [h, empty), at most the stack's
+        // slots (fixed at set-up) even if head moved meanwhile.
         let h = b.head.load(Relaxed);
-        let n = b.count().min(200);
+        let n =
+            ((b.empty.load(Relaxed).wrapping_sub(lo(h)) / 8) as usize).min(slots(sc::geom(), ind));
         for i in 0..n {
             // SAFETY: slots [head, head + count) lie in the cache's stack
             // storage, alive while it is registered; an atomic load of a
