@@ -33,9 +33,10 @@
 //! registry's lock); otherwise the word was the program's data, or a
 //! block that a cache flushed and an uncached path handed out, and the
 //! free proceeds. `pop` clears the word again. Costs the hit paths two
-//! loads, a compare and two stores. Interior pointers are checked by the
-//! class's alignment on the slow paths (`dalloc`, `dalloc_slow`) and
-//! exactly when a cache flushes.
+//! loads, a compare and two stores. `push` also sends a pointer that is
+//! not aligned as the class's blocks are (`align_mask`: exact for
+//! power-of-two classes) to the slow path, which reports it as an interior
+//! pointer; the rest are caught exactly when a cache flushes.
 //!
 //! With `junk` or `zero`, threads' caches are kept off the hit path
 //! (`set_off_hit_path`, `create_off_path`): the slow paths fill blocks.
@@ -191,9 +192,8 @@ pub(crate) struct CacheBin {
     limit: Cell<u16>,
     counted_low: Cell<u16>,
     /// Low address bits every block of the class has clear (`align_mask`):
-    /// a pointer with one of them set is not a block's start, which the
-    /// slow paths check (`dalloc_slow`, `freed_already`). In the padding
-    /// too.
+    /// a pointer with one of them set is not a block's start; `push` sends
+    /// it to the slow path, which reports it. In the padding too.
     align_mask: Cell<u16>,
 }
 
@@ -267,17 +267,22 @@ impl CacheBin {
     }
 
     /// Pushes freed block `p` (a live block of this class), marking it
-    /// with `key` (the cache's `key()`), unless the stack is full or `p`
-    /// already starts with the key (then the slow path decides: maybe a
-    /// double free).
+    /// with `key` (the cache's `key()`), unless the stack is full, `p` is
+    /// not aligned as the class's blocks are, or `p` already starts with
+    /// the key (then the slow path decides: maybe an interior pointer or
+    /// a double free).
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8, key: u64) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
         }
-        // SAFETY: a live block of a cached class is 8-aligned, at least 8
-        // bytes, and ours to write once freed.
+        if p as usize as u16 & self.align_mask.get() != 0 {
+            return false;
+        }
+        // SAFETY: a live block of a cached class is at least 8 bytes and
+        // ours to write once freed; 8-aligned (every class's mask has the
+        // low three bits: checked just above).
         unsafe {
             if os::first_word_is(p, key) {
                 return false;
@@ -580,12 +585,10 @@ impl Tcache {
     }
 
     /// Caches freed block `p` of cached class `ind` (`caches(ind)`),
-    /// flushing the older half of a full stack first. Off the hit path
-    /// (which pushes itself), so it checks `p`'s alignment for the class
-    /// first: a misaligned pointer is reported (`dalloc_slow`).
+    /// flushing the older half of a full stack first; a pointer misaligned
+    /// for the class is reported (`dalloc_slow`).
     pub(crate) fn dalloc(&self, ind: usize, p: *mut u8) {
-        let b = &self.bins[ind];
-        if p as usize as u16 & b.align_mask.get() != 0 || !b.push(p, self.key()) {
+        if !self.bins[ind].push(p, self.key()) {
             self.dalloc_slow(ind, p);
         }
     }

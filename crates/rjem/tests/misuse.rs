@@ -111,15 +111,16 @@ fn scenario(name: &str) -> Vec<(usize, usize)> {
                 STEP.store(2, SeqCst);
                 t.join().unwrap();
             }
-            "interior-now" => {
-                // Caught at the free where the free takes a slow path
-                // (below): without that, the next malloc(64) would return
-                // p + 8, inside the live block p.
-                let p = malloc(64).cast::<u8>();
+            "interior-now" | "interior-now-48" => {
+                // Caught at the free (not aligned as the class's blocks
+                // are): without that, the next malloc would return p + 8,
+                // inside the live block p.
+                let size = if name == "interior-now" { 64 } else { 48 };
+                let p = malloc(size).cast::<u8>();
                 free(p.add(8).cast());
-                let q = malloc(64);
+                let q = malloc(size);
                 distinct(q.cast(), p.add(8));
-                live.extend([(p as usize, 64), (q as usize, 64)]);
+                live.extend([(p as usize, size), (q as usize, size)]);
             }
             "interior-small" => {
                 let p = malloc(100).cast::<u8>();
@@ -255,6 +256,14 @@ const CASES: &[(&str, &str)] = &[
         "double free: free of a block already freed (48 bytes class)",
     ),
     (
+        "interior-now",
+        "invalid free: pointer inside a block, not its start (64 bytes class)",
+    ),
+    (
+        "interior-now-48",
+        "invalid free: pointer inside a block, not its start (48 bytes class)",
+    ),
+    (
         "double-rust",
         "double free: free of a block already freed (48 bytes class)",
     ),
@@ -315,11 +324,9 @@ fn abort_false_reports_skips_and_goes_on() {
 
 #[test]
 fn interior_pointer_caught_at_free_off_the_hit_path() {
-    // With the caches off the hit path (junk, zero), every free checks
-    // that the pointer is a block's start: junk:free before filling,
-    // zero:true by the class's alignment in the cache's slow path. The
-    // default hit path does not (docs/hardening.md: two instructions
-    // over the budget); the region check at flush catches it there.
+    // With the caches off the hit path (junk, zero), frees take the slow
+    // paths, which check too: junk:free exactly before filling, zero:true
+    // by the class's alignment in the cache's slow path.
     for conf in ["junk:free", "zero:true"] {
         let out = run("interior-now", &[("MALLOC_CONF", conf)]);
         let err = String::from_utf8_lossy(&out.stderr);
