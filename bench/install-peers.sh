@@ -6,11 +6,13 @@
 # 1. From Debian's packages (needs root; without it, prints the command):
 #    jemalloc 5.3 (libjemalloc2), mimalloc 2.0.9 (libmimalloc2.0), tcmalloc
 #    (libtcmalloc-minimal4), and valgrind for `rjem bench --instructions`.
-# 2. Current mimalloc v3 and v2 and snmalloc (no root needed), built for
+# 2. Current mimalloc v3 (also its secure build, MI_SECURE=4) and v2 and
+#    snmalloc (no root needed), built for
 #    LD_PRELOAD from the sources the crates.io crates libmimalloc-sys and
 #    snmalloc-sys bundle, at the versions in bench/rust-workloads/Cargo.lock:
 #    `cargo metadata` fetches them, cc and c++ compile them as their CMake
-#    builds do into target/bench/peers/lib{mimalloc3,mimalloc2,snmalloc}.so,
+#    builds do into target/bench/peers/lib{mimalloc3,mimalloc3-secure,
+#    mimalloc2,snmalloc}.so,
 #    each with NAME.version (what was built) and NAME.build (the command).
 #
 # Needs cargo, a C compiler ($CC, else cc) and a C++ compiler ($CXX, else
@@ -51,6 +53,9 @@ MIMALLOC_FLAGS=(-O3 -DNDEBUG -fPIC -shared -DMI_BUILD_RELEASE
   -DMI_CMAKE_BUILD_TYPE=release -DMI_MALLOC_OVERRIDE -DMI_SHARED_LIB
   -DMI_SHARED_LIB_EXPORT -fvisibility=hidden -ftls-model=initial-exec
   -fno-builtin-malloc -Wno-unknown-pragmas -pthread)
+# mimalloc's secure build (CMake MI_SECURE=ON, the mimalloc crate's
+# `secure` feature): every mitigation.
+MIMALLOC_SECURE_DEFINES=(-DMI_SECURE=4)
 # snmalloc's CMake snmallocshim target (release, default options) on Linux
 # with glibc, and the defines its configure checks produce there.
 SNMALLOC_FLAGS=(-std=c++20 -O3 -DNDEBUG -fPIC -shared -fvisibility=hidden
@@ -115,6 +120,11 @@ for v in 3 2; do
   [ -n "$n" ] || fail "no MI_MALLOC_VERSION in $src"
   echo "mimalloc $((n / 10000)).$((n / 100 % 100)).$((n % 100)) (sources of libmimalloc-sys $mi_crate)" >"$out/.mimalloc$v.version.new"
   build "mimalloc$v" "$CC" "${MIMALLOC_FLAGS[@]}" -I "$src/include" "$src/src/static.c"
+  if [ "$v" = 3 ]; then
+    echo "mimalloc $((n / 10000)).$((n / 100 % 100)).$((n % 100)) (sources of libmimalloc-sys $mi_crate, MI_SECURE=4)" >"$out/.mimalloc3-secure.version.new"
+    build mimalloc3-secure "$CC" "${MIMALLOC_FLAGS[@]}" "${MIMALLOC_SECURE_DEFINES[@]}" \
+      -I "$src/include" "$src/src/static.c"
+  fi
 done
 
 sn=$(crate_dir snmalloc-sys)

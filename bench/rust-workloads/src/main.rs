@@ -1,8 +1,9 @@
 //! Rust workloads for `rjem bench`, run through `#[global_allocator]`.
 //!
 //! One program, built once per allocator crate (feature `rjem`, `jemalloc`
-//! for tikv-jemallocator, `mimalloc3` or `mimalloc2` for the mimalloc crate
-//! with its bundled mimalloc v3 or v2, `snmalloc` for snmalloc-rs, or
+//! for tikv-jemallocator, `mimalloc3`, `mimalloc3-secure` (with the
+//! crate's `secure` feature) or `mimalloc2` for the mimalloc crate with
+//! its bundled mimalloc v3 or v2, `snmalloc` for snmalloc-rs, or
 //! `system` for Rust's default, which is glibc's malloc here, or whatever
 //! malloc is preloaded). Usage:
 //!
@@ -39,6 +40,7 @@ const _: () = assert!(
     (cfg!(feature = "rjem") as u8
         + cfg!(feature = "jemalloc") as u8
         + cfg!(feature = "mimalloc3") as u8
+        + cfg!(feature = "mimalloc3-secure") as u8
         + cfg!(feature = "mimalloc2") as u8
         + cfg!(feature = "snmalloc") as u8
         + cfg!(feature = "system") as u8)
@@ -58,11 +60,17 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(feature = "jemalloc")]
 const ALLOCATOR: &str = "jemalloc (tikv-jemallocator)";
 
-#[cfg(any(feature = "mimalloc3", feature = "mimalloc2"))]
+#[cfg(any(
+    feature = "mimalloc3",
+    feature = "mimalloc3-secure",
+    feature = "mimalloc2"
+))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[cfg(feature = "mimalloc3")]
 const ALLOCATOR: &str = "mimalloc v3 (mimalloc crate)";
+#[cfg(feature = "mimalloc3-secure")]
+const ALLOCATOR: &str = "mimalloc v3 (mimalloc crate, feature secure)";
 #[cfg(feature = "mimalloc2")]
 const ALLOCATOR: &str = "mimalloc v2 (mimalloc crate, feature v2)";
 

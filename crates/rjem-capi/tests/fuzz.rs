@@ -46,6 +46,8 @@ const OPTION_SETS: &[&str] = &[
     // nothing when full; 8190 slots, flushed to an eighth.
     "tcache_nslots_small_max:1,tcache_nslots_large:1,lg_tcache_flush_small_div:16,lg_tcache_flush_large_div:16,tcache_gc_incr_bytes:1",
     "tcache_nslots_small_min:8191,tcache_nslots_small_max:8191,lg_tcache_nslots_mul:16,tcache_nslots_large:8191,lg_tcache_flush_small_div:3",
+    "cache_oblivious:true,tcache_max:1048576",
+    "cache_oblivious:true,san_guard_large:2,junk:true,retain:false",
 ];
 
 fn env_num(name: &str, default: u64) -> u64 {

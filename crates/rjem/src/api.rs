@@ -19,6 +19,7 @@ use crate::arena;
 use crate::background;
 use crate::conf;
 use crate::emap::{self, Entry};
+use crate::extent;
 use crate::init;
 use crate::os::{self, align_up};
 use crate::profiler as prof;
@@ -131,19 +132,49 @@ fn fill(p: *mut u8, len: usize, byte: u8) {
 
 /// `junk:free` (or `true`): fills live block `p` (entry `ent`), which is
 /// being freed, with `JUNK_FREE`, after checking it is a block's start (an
-/// interior pointer would be filled past the block's end): fatal if not.
+/// interior pointer would be filled past the block's end). False (the free
+/// must be skipped) if it is not, after `block_start` reported it.
 #[cold]
-fn junk_freed(p: *mut u8, ent: Entry) {
-    let e = ent.owner(p);
-    let ind = ent.szind();
-    if ent.is_slab() {
-        let info = &sc::geom().bins[ind];
-        let off = (p as usize).wrapping_sub(e.addr());
-        if off >= info.nregs * info.size || !info.region_of(off).1 {
-            os::fatal("free of a pointer that is not a region start", p as usize);
-        }
+fn junk_freed(p: *mut u8, ent: Entry) -> bool {
+    if !block_start(p, ent, "free") {
+        return false;
     }
-    fill(p, sc::index_to_size(ind), JUNK_FREE);
+    fill(p, sc::index_to_size(ent.szind()), JUNK_FREE);
+    true
+}
+
+/// Whether `p`, with live entry `ent`, given to entry point `func`, is the
+/// start of a block: a region start of its slab, or its large extent's
+/// start. If not, the misuse is reported (`os::misuse`) and false returned.
+#[inline]
+pub(crate) fn block_start(p: *mut u8, ent: Entry, func: &'static str) -> bool {
+    let Some(e) = ent.owner_in(p, func) else {
+        return false;
+    };
+    if !ent.is_slab() {
+        return true;
+    }
+    let info = &sc::geom().bins[ent.szind()];
+    let off = (p as usize).wrapping_sub(e.addr());
+    if off < info.nregs * info.size && info.region_of(off).1 {
+        return true;
+    }
+    not_region_start(p, ent.szind(), func);
+    false
+}
+
+/// Reports `p`, given to `func`, as a pointer into a small block that is
+/// not its start.
+#[cold]
+#[inline(never)]
+pub(crate) fn not_region_start(p: *mut u8, ind: usize, func: &'static str) {
+    os::misuse(
+        format_args!(
+            "invalid {func}: pointer inside a block, not its start ({} bytes class)",
+            sc::index_to_size(ind)
+        ),
+        p as usize,
+    )
 }
 
 /// `alloc_slow` without `junk`'s fill; returns the block (or null) with
@@ -164,7 +195,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
             return (sampled(usize, ind, align, zero, place, s), usize);
         }
         // Counted caches (`tcache::sample`) serve every cached block here.
-        if place == Place::Cached && align <= g.page {
+        if place == Place::Cached && cached_align_ok(ind, align) {
             if let Some(p) = tsd::alloc_counted(ind) {
                 return (zeroed(p, usize, zero), usize);
             }
@@ -174,7 +205,7 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
     if let Place::Tcache(tc) = place {
         let arena = tsd::slow().arena();
         let got = tcache::with_explicit(tc, |c| {
-            (c.caches(ind) && align <= g.page).then(|| c.alloc(arena, ind))
+            (c.caches(ind) && cached_align_ok(ind, align)).then(|| c.alloc(arena, ind))
         });
         if let Some(Some(p)) = got {
             if !p.is_null() {
@@ -197,11 +228,12 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
         }
     };
     let p = match cache {
-        Some(c) if c.caches(ind) && align <= g.page => c.alloc(arena, ind),
+        Some(c) if c.caches(ind) && cached_align_ok(ind, align) => c.alloc(arena, ind),
         _ if g.is_small(ind) => {
             let p = arena.small_alloc(ind, Some(tsd::guards()));
             if !p.is_null() {
                 tsd::note_alloc(usize);
+                tcache::clear_stale_key(p);
             }
             p
         }
@@ -216,12 +248,27 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
             let p = target.large_alloc(usize, align, zero, Some(tsd::guards()));
             if !p.is_null() {
                 tsd::note_alloc(usize);
+                tcache::clear_stale_key(p);
             }
             background::start_if_wanted();
             return (p, usize);
         }
     };
     (zeroed(p, usize, zero), usize)
+}
+
+/// Whether a cached block of class `ind` satisfies alignment `align`:
+/// small regions up to a page (callers round the size up to the
+/// alignment), large blocks up to where they start (a page, or a cache
+/// line with `cache_oblivious`); larger alignments bypass the caches.
+#[inline]
+fn cached_align_ok(ind: usize, align: usize) -> bool {
+    let g = sc::geom();
+    if g.is_small(ind) || extent::large_pad() == 0 {
+        align <= g.page
+    } else {
+        align <= extent::CACHELINE
+    }
 }
 
 /// A block the heap profiler samples (`prof`): small classes get an
@@ -307,7 +354,7 @@ fn free_slow(p: *mut u8) {
         return;
     }
     if !ent.is_active() {
-        emap::invalid_free(p);
+        return emap::invalid_free(p);
     }
     dalloc_freed(p, ent, Place::Cached);
 }
@@ -331,7 +378,11 @@ pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
         // SAFETY: forwarded contract.
         Place::Cached => unsafe { free(p) },
         _ if p.is_null() => {}
-        _ => dalloc_freed(p, emap::lookup_live(p), place),
+        _ => {
+            if let Some(ent) = emap::lookup_live(p) {
+                dalloc_freed(p, ent, place)
+            }
+        }
     }
 }
 
@@ -339,7 +390,8 @@ pub(crate) unsafe fn free_in(p: *mut u8, place: Place) {
 /// the requested and the usable size is accepted).
 ///
 /// With `CHECK` (the C library, and Rust debug builds) the size is checked
-/// against the pointer map at once, and a size of another class is fatal.
+/// against the pointer map at once, and a size of another class is
+/// reported (`os::misuse`; with `abort:false` the block stays allocated).
 /// Without it (Rust release builds, whose sizes come from a `Layout`) the
 /// cache path needs no lookup at all; a wrong size is then caught only when
 /// the thread cache flushes the block (until then the block may be handed
@@ -359,9 +411,11 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
     // Wrapping: an overflow (a size no block has) fails the check below.
     let r = size.wrapping_add(align - 1) & !(align - 1);
     if CHECK {
-        let ent = emap::lookup_live(p);
+        let Some(ent) = emap::lookup_live(p) else {
+            return;
+        };
         if !size_fits(r, size, align, ent.szind()) {
-            size_mismatch(p);
+            return size_mismatch(p, size, ent.szind());
         }
         let ind = ent.cached_class();
         // SAFETY: as in `free`.
@@ -377,7 +431,17 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
                 return;
             }
         }
-        dalloc_freed(p, emap::lookup_live(p), place);
+        sized_free_slow(p, place);
+    }
+}
+
+/// `sized_free` without `CHECK`, past the cache: out of line, so that
+/// Rust's `dealloc` stays small enough to be inlined.
+#[cold]
+#[inline(never)]
+fn sized_free_slow(p: *mut u8, place: Place) {
+    if let Some(ent) = emap::lookup_live(p) {
+        dalloc_freed(p, ent, place);
     }
 }
 
@@ -401,9 +465,12 @@ fn size_fits_slow(size: usize, align: usize, szind: usize) -> bool {
 
 #[cold]
 #[inline(never)]
-fn size_mismatch(p: *mut u8) -> ! {
-    os::fatal(
-        "sized free with a size that does not match the allocation",
+fn size_mismatch(p: *mut u8, size: usize, ind: usize) {
+    os::misuse(
+        format_args!(
+            "sized free with a size that does not match the allocation (size {size}, block of {} bytes class)",
+            sc::index_to_size(ind)
+        ),
         p as usize,
     )
 }
@@ -424,8 +491,9 @@ fn dalloc_slow(p: *mut u8, ent: Entry, place: Place) {
 fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
     if FREED && conf::junk_free() {
         // Before the fill overwrites the free key (a double free).
-        tsd::check_not_freed(ent.szind(), p, "free");
-        junk_freed(p, ent);
+        if tsd::freed_already(ent.szind(), p, "free") || !junk_freed(p, ent) {
+            return;
+        }
     }
     if prof::on() && dalloc_prof(p, ent, place) {
         return;
@@ -445,6 +513,17 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
     };
     if !cached {
         tsd::note_dalloc(sc::index_to_size(ent.szind()));
+        if ent.is_slab() {
+            if !block_start(p, ent, "free") {
+                // Reported; skipped with `abort:false`.
+                os::set_errno(saved);
+                return;
+            }
+            // The free key, as a cache would write it: a second free of
+            // this block, by any thread, then finds it free in its slab.
+            // SAFETY: a region start, 8-aligned, ours until freed below.
+            unsafe { (p as *mut u64).write(tcache::free_key()) };
+        }
         arena::dalloc_direct(p, ent);
     }
     // The cache is consistent again: a purger thread may be created now
@@ -483,7 +562,7 @@ fn cache_slow(p: *mut u8, ent: Entry) -> bool {
 /// blocks, `p` is the block's start). False otherwise.
 fn cache_into(c: &Tcache, p: *mut u8, ent: Entry) -> bool {
     let ind = ent.szind();
-    let whole = ent.is_slab() || ent.extent().is_some_and(|e| e.addr() == p as usize);
+    let whole = ent.is_slab() || ent.extent().is_some_and(|e| e.block() == p as usize);
     if !(c.caches(ind) && whole) {
         return false;
     }
@@ -498,7 +577,7 @@ fn cache_into(c: &Tcache, p: *mut u8, ent: Entry) -> bool {
 /// `p` must be a live rjem allocation.
 #[inline]
 pub(crate) unsafe fn usable_size(p: *const u8, func: &'static str) -> usize {
-    sc::index_to_size(emap::lookup_live_in(p as *mut u8, func).szind())
+    emap::lookup_live_in(p as *mut u8, func).map_or(0, |e| sc::index_to_size(e.szind()))
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align`, in place when the
@@ -519,8 +598,12 @@ pub(crate) unsafe fn realloc(
     place: Place,
 ) -> *mut u8 {
     let zero = zero || conf::FILL.load(Relaxed) & conf::FILL_ZERO != 0;
-    let ent = emap::lookup_live_in(p, "realloc");
-    tsd::check_not_freed(ent.szind(), p, "realloc");
+    let Some(ent) = emap::lookup_live_in(p, "realloc") else {
+        return bad_realloc();
+    };
+    if tsd::freed_already(ent.szind(), p, "realloc") || !block_start(p, ent, "realloc") {
+        return bad_realloc();
+    }
     if let Some(q) = resize_in_place(p, ent, new_size, align, zero, "realloc") {
         let usize = sc::index_to_size(ent.szind());
         if sc::geom().usable_size(new_size, align) == Some(usize) {
@@ -545,6 +628,15 @@ pub(crate) unsafe fn realloc(
     unsafe { ptr::copy_nonoverlapping(p, q, old_usize.min(new_size)) };
     dalloc_slow(p, ent, place);
     q
+}
+
+/// `realloc` of something that is not a live block, reported and let
+/// through with `abort:false`: nothing is freed or allocated, and the
+/// caller gets null, as for any failed resize (C's `realloc` then sets
+/// `errno` ENOMEM, the one error it may report).
+#[cold]
+fn bad_realloc() -> *mut u8 {
+    ptr::null_mut()
 }
 
 /// After block `q` was resized in place (realloc): counted by the heap
@@ -589,7 +681,12 @@ pub(crate) unsafe fn xallocx(
     zero: bool,
 ) -> usize {
     let zero = zero || conf::FILL.load(Relaxed) & conf::FILL_ZERO != 0;
-    let ent = emap::lookup_live_in(p, "xallocx");
+    let Some(ent) = emap::lookup_live_in(p, "xallocx") else {
+        return 0;
+    };
+    if !block_start(p, ent, "xallocx") {
+        return 0;
+    }
     let old = sc::index_to_size(ent.szind());
     let max = size.saturating_add(extra);
     if old != max {
@@ -630,7 +727,7 @@ fn resize_in_place(
     if ent.is_slab() || new_usize < g.large_minclass {
         return None;
     }
-    let e = ent.owner_in(p, func);
+    let e = ent.owner_in(p, func)?;
     if prof::on() && prof::is_sampled(p, ent) {
         // Its tag is for the size it was sampled at: move it.
         return None;

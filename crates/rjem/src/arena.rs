@@ -243,8 +243,12 @@ impl Arena {
     ) -> *mut u8 {
         let g = sc::geom();
         let ind = sc::size_to_index(usize);
+        // The extent's size: the class, and `cache_oblivious`'s page.
+        let Some(esize) = usize.checked_add(crate::extent::large_pad()) else {
+            return ptr::null_mut();
+        };
         let eligible = align <= g.page
-            && usize
+            && esize
                 .checked_add(2 * g.page)
                 .is_some_and(|s| s <= sc::LARGE_MAXCLASS);
         let guard =
@@ -252,22 +256,23 @@ impl Arena {
         let try_alloc = || {
             let mut pages = self.pages.lock();
             let (e, z) = if guard {
-                pages.alloc_guarded(usize)?
+                pages.alloc_guarded(esize)?
             } else {
-                pages.alloc(usize, align.max(g.page))?
+                pages.alloc(esize, align.max(g.page))?
             };
             pages.register_active(e, ind, false);
             Some((e, z))
         };
         let got = try_alloc().or_else(|| {
-            let need = usize.saturating_add(align);
+            let need = esize.saturating_add(align);
             self.reclaim_for(need).then(try_alloc).flatten()
         });
         let Some((e, zeroed)) = got else {
             return ptr::null_mut();
         };
         self.large.nmalloc[ind].fetch_add(1, Ordering::Relaxed);
-        let p = e.addr() as *mut u8;
+        e.set_lead(crate::extent::choose_lead(align));
+        let p = e.block() as *mut u8;
         if zero && !zeroed {
             // SAFETY: the extent is ours, `usize` bytes long.
             unsafe { ptr::write_bytes(p, 0, usize) };
@@ -288,7 +293,7 @@ impl Arena {
             // Entries are written under the page lock, as the page
             // allocator writes them.
             let _pages = self.pages.lock();
-            crate::emap::set_range(p as usize, g.page, Entry::new(e, ind, false));
+            crate::emap::set_range(e.addr(), g.page, Entry::new(e, ind, false));
         }
         p
     }
@@ -326,7 +331,13 @@ impl Arena {
     /// Resizes large extent `e` in place to usable size `new_usize` (a large
     /// class). Returns false if the neighbouring pages are not free.
     pub(crate) fn large_resize(&self, e: ERef, new_usize: usize, zero: bool) -> bool {
-        let old = e.size();
+        // Extent sizes include `cache_oblivious`'s page; the block starts
+        // at `e.block()` and keeps its place.
+        let pad = crate::extent::large_pad();
+        let old = e.size() - pad;
+        let Some(new_esize) = new_usize.checked_add(pad) else {
+            return false;
+        };
         let old_ind = e.szind();
         let new_ind = sc::size_to_index(new_usize);
         let mut pages = self.pages.lock();
@@ -335,17 +346,19 @@ impl Arena {
             return false;
         }
         if new_usize < old {
-            if !pages.shrink(e, new_usize) {
+            if !pages.shrink(e, new_esize) {
                 return false;
             }
         } else if new_usize > old {
-            match pages.expand(e, new_usize) {
+            match pages.expand(e, new_esize) {
                 None => return false,
                 Some(zeroed) => {
-                    if zero && !zeroed {
+                    // With a pad, the block's new bytes start in the old
+                    // extent's slack, which is not known to be zero.
+                    if zero && (!zeroed || pad != 0) {
                         // SAFETY: the grown tail now belongs to `e`.
                         unsafe {
-                            ptr::write_bytes((e.addr() + old) as *mut u8, 0, new_usize - old)
+                            ptr::write_bytes((e.block() + old) as *mut u8, 0, new_usize - old)
                         };
                     }
                 }
@@ -534,10 +547,14 @@ pub(crate) fn alloc_internal(a: &Arena, usize: usize, align: usize) -> *mut u8 {
     p
 }
 
-/// Frees an internal block from `alloc_internal`.
+/// Frees an internal block from `alloc_internal`. One that is not live
+/// is corrupted metadata: fatal.
 pub(crate) fn dalloc_internal(p: *mut u8) {
-    let ent = crate::emap::lookup_live(p);
-    if let Some(a) = get(ent.owner(p).arena()) {
+    let ent = crate::emap::lookup(p as usize);
+    let Some(e) = ent.extent().filter(|_| ent.is_active()) else {
+        crate::os::fatal("internal block not live", p as usize)
+    };
+    if let Some(a) = get(e.arena()) {
         let usize = sc::index_to_size(ent.szind());
         a.internal.fetch_sub(usize, Ordering::Relaxed);
     }
@@ -545,9 +562,13 @@ pub(crate) fn dalloc_internal(p: *mut u8) {
 }
 
 /// Frees live block `p` (pointer-map entry `ent`) straight to the arena
-/// that owns it, bypassing every cache. Fatal if `p` is not a block start.
+/// that owns it, bypassing every cache. If `p` is not a block start (or
+/// names no arena), the misuse is reported and, with `abort:false`,
+/// nothing freed.
 pub(crate) fn dalloc_direct(p: *mut u8, ent: Entry) {
-    let e = ent.owner(p);
+    let Some(e) = ent.owner(p) else {
+        return;
+    };
     match get(e.arena()) {
         Some(a) => a.dalloc(p, ent, e),
         None => crate::emap::invalid_free(p),

@@ -145,35 +145,51 @@ impl Bin {
 
     /// Returns region `p` of slab `s` (a slab of this bin's class and arena).
     pub(crate) fn dalloc(&mut self, cx: &BinCtx, s: ERef, p: *mut u8) {
-        slab::free_run(s, cx.info, cx.words, core::slice::from_ref(&p));
+        let (_, freed) = slab::free_run(s, cx.info, cx.words, core::slice::from_ref(&p));
+        if freed == 0 {
+            // Reported misuse, skipped (`abort:false`).
+            return;
+        }
         self.stats.ndalloc += 1;
         self.stats.curregs -= 1;
         self.slab_freed(cx, s, 1);
     }
 
     /// Returns the blocks in `items` that belong to this bin's arena (all
-    /// must be live blocks of its class; fatal otherwise) and moves the
-    /// others, in order, to the front of `items`. Returns how many were
-    /// moved. Each run of blocks of one slab (the common case: a cache
+    /// must be live blocks of its class; any other is reported and, with
+    /// `abort:false`, dropped) and moves the others, in order, to the
+    /// front of `items`. Returns how many were moved. Each run of blocks of one slab (the common case: a cache
     /// flush returns blocks in the order they were freed) costs one
     /// pointer-map lookup and one update of the slab's count and place.
     pub(crate) fn dalloc_batch(&mut self, cx: &BinCtx, items: &mut [*mut u8]) -> usize {
         let mut kept = 0;
         let mut i = 0;
+        // Reported and skipped (`abort:false`).
+        let mut skipped = 0;
         while i < items.len() {
             let p = items[i];
-            let s = emap::lookup_class(p, cx.ind);
+            let Some(s) = emap::lookup_class(p, cx.ind) else {
+                i += 1;
+                skipped += 1;
+                continue;
+            };
             if s.arena() != cx.arena {
                 items[kept] = p;
                 kept += 1;
                 i += 1;
                 continue;
             }
-            let n = slab::free_run(s, cx.info, cx.words, &items[i..]);
+            let (n, freed) = slab::free_run(s, cx.info, cx.words, &items[i..]);
             i += n;
-            self.slab_freed(cx, s, n as u32);
+            if freed as usize != n {
+                skipped += n - freed as usize;
+                if freed == 0 {
+                    continue;
+                }
+            }
+            self.slab_freed(cx, s, freed);
         }
-        let total = items.len() - kept;
+        let total = items.len() - kept - skipped;
         self.stats.ndalloc += total as u64;
         self.stats.curregs -= total;
         kept

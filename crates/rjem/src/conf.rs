@@ -38,12 +38,17 @@ use core::ffi::CStr;
 use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
+// `abort` is a tri-state stored as the others (`Kind::Tristate`).
+const _: () = assert!(
+    os::ABORT_UNSET == background::UNSET
+        && os::ABORT_ON == background::ON
+        && os::ABORT_OFF == background::OFF
+);
+
 /// Option `abort_conf`: abort on an invalid option instead of warning.
 static OPT_ABORT_CONF: AtomicBool = AtomicBool::new(false);
 /// Option `confirm_conf`: print the settings in force at start-up.
 static OPT_CONFIRM_CONF: AtomicBool = AtomicBool::new(false);
-/// Option `abort`: warnings (an invalid option) abort, as `abort_conf`.
-static OPT_ABORT: AtomicBool = AtomicBool::new(false);
 
 // Options whose behaviour belongs to the entry points (`api`, `ffi`),
 // which sit above this module: their values live here, and those modules
@@ -125,7 +130,12 @@ pub(crate) enum Kind {
     },
     /// `true` or `false`, or left unset (the default, which may mean
     /// something of its own); stored as `background::{UNSET, ON, OFF}`.
-    Tristate { cell: &'static AtomicU8 },
+    /// `unset` is what the option reads (`opt.*`, `confirm_conf`) when
+    /// left unset: `Setting::Unset`, or the behaviour unset stands for.
+    Tristate {
+        cell: &'static AtomicU8,
+        unset: Setting,
+    },
     /// An unsigned number, decimal or `0x` hexadecimal, in `min..=max`;
     /// above `max` it is clamped or rejected. `unsigned`: C `unsigned`
     /// rather than `size_t` in `opt.*`.
@@ -239,10 +249,10 @@ impl fmt::Display for Setting {
 pub(crate) static OPTIONS: &[Opt] = &[
     Opt {
         name: "abort",
-        doc: "Abort on warnings (for rjem: an invalid option), as abort_conf does.",
-        kind: Kind::Bool {
-            cell: &OPT_ABORT,
-            default: false,
+        doc: "Heap misuse (invalid or double free, realloc of freed memory) is reported and aborts unless false, which only reports and skips the operation; true also aborts on an invalid option.",
+        kind: Kind::Tristate {
+            cell: &os::OPT_ABORT,
+            unset: Setting::Bool(true),
         },
         runtime: None,
     },
@@ -327,6 +337,15 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "cache_oblivious",
+        doc: "Pad every large block with a page and start it at a random cache line within it, so that large blocks do not share cache sets.",
+        kind: Kind::Bool {
+            cell: &crate::extent::OPT_CACHE_OBLIVIOUS,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "lg_extent_max_active_fit",
         doc: "Prefer reusing free extents at most 2^this times the request.",
         kind: Kind::Size {
@@ -344,6 +363,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
         doc: "Unset: a purger thread starts once an arena holds 8 MiB of freed pages; true: it starts at the first free and does all decay; false: never.",
         kind: Kind::Tristate {
             cell: &background::OPT_BACKGROUND_THREAD,
+            unset: Setting::Unset,
         },
         runtime: None,
     },
@@ -721,7 +741,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
         &tcache::OPT_LG_FLUSH_LARGE_DIV,
     ),
     fixed("hpa", Setting::Bool(false), "uses its page allocator"),
-    fixed("cache_oblivious", Setting::Bool(false), "does not pad large blocks"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
     ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
     ignored("prof_sys_thread_name", "does not record thread names"),
@@ -1120,7 +1139,7 @@ impl Opt {
         };
         match (&self.kind, s) {
             (Kind::Bool { cell, .. }, Setting::Bool(b)) => cell.store(b, Relaxed),
-            (Kind::Tristate { cell }, s) => cell.store(
+            (Kind::Tristate { cell, .. }, s) => cell.store(
                 match s {
                     Setting::Bool(true) => background::ON,
                     Setting::Bool(false) => background::OFF,
@@ -1148,10 +1167,10 @@ impl Opt {
     pub(crate) fn current(&self) -> Option<Setting> {
         Some(match self.kind {
             Kind::Bool { cell, .. } => Setting::Bool(cell.load(Relaxed)),
-            Kind::Tristate { cell } => match cell.load(Relaxed) {
+            Kind::Tristate { cell, unset } => match cell.load(Relaxed) {
                 background::ON => Setting::Bool(true),
                 background::OFF => Setting::Bool(false),
-                _ => Setting::Unset,
+                _ => unset,
             },
             Kind::Size { cell, unsigned, .. } => size_setting(cell.load(Relaxed), unsigned),
             Kind::Ms { cell, .. } => Setting::Ms(cell.load(Relaxed) as isize),
@@ -1317,7 +1336,7 @@ pub(crate) fn boot() {
             bad |= p.is_error();
         }
     });
-    if bad && (OPT_ABORT_CONF.load(Relaxed) || OPT_ABORT.load(Relaxed)) {
+    if bad && (OPT_ABORT_CONF.load(Relaxed) || os::OPT_ABORT.load(Relaxed) == os::ABORT_ON) {
         os::write_stderr(b"<rjem>: Aborting on an invalid option (abort_conf or abort)\n");
         // SAFETY: abort has no preconditions.
         unsafe { libc::abort() }

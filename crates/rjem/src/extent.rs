@@ -3,7 +3,8 @@
 //! Owns: `Extent` (address, size, state, owning arena, size class, slab
 //! bookkeeping, intrusive links), `ExtentHeap` (an address-ordered pairing
 //! heap over records) and `ExtentList` (an intrusive FIFO), and the pool that
-//! recycles records.
+//! recycles records. Also the one rule for where a large block starts in
+//! its extent (`cache_oblivious`: `large_pad`, `Extent::block`).
 //!
 //! An extent is in exactly one state: `Active` (a slab or a large
 //! allocation), `Dirty` (free, pages still resident), `Muzzy` (free, pages
@@ -19,9 +20,53 @@
 //! holds a live pointer into it.
 
 use crate::base;
+use crate::size_class as sc;
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
+
+/// Option `cache_oblivious` (jemalloc 5.3's): every large extent is one
+/// page longer than its class, and the block starts at a random multiple
+/// of the cache line (or of its alignment, if larger) within that first
+/// page, so that page-aligned large blocks touched at the same offsets do
+/// not all fall into the same cache sets. Fixed at start-up.
+pub(crate) static OPT_CACHE_OBLIVIOUS: AtomicBool = AtomicBool::new(false);
+
+/// Bytes a large extent has beyond its block's size class: a page with
+/// `cache_oblivious`, else 0. Every large extent of the process has it.
+#[inline]
+pub(crate) fn large_pad() -> usize {
+    if OPT_CACHE_OBLIVIOUS.load(Relaxed) {
+        sc::geom().page
+    } else {
+        0
+    }
+}
+
+/// The cache line the random offset is a multiple of.
+pub(crate) const CACHELINE: usize = 64;
+
+/// State of the offsets' sequence (splitmix64: lock-free, one shared
+/// counter).
+static LEAD_SEQ: AtomicU64 = AtomicU64::new(0x5eed_0ff5_e7c0_ffee);
+
+/// Where a new large block aligned to `align` starts in its extent: a
+/// random multiple of `max(align, CACHELINE)` below `large_pad()`; 0 when
+/// there is no pad or the alignment is a page or more (as jemalloc).
+pub(crate) fn choose_lead(align: usize) -> usize {
+    let pad = large_pad();
+    let step = align.max(CACHELINE);
+    if pad == 0 || step >= pad {
+        return 0;
+    }
+    let mut z = LEAD_SEQ.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z as usize % (pad / step)) * step
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -59,6 +104,10 @@ pub(crate) struct Extent {
     szind: AtomicU8,
     state: AtomicU8,
     flags: AtomicU8,
+    /// Active large extent: its block's offset from `addr`
+    /// (`cache_oblivious`; set by every large allocation, read through
+    /// `block`).
+    lead: AtomicU16,
     /// Slab: free regions left.
     pub(crate) nfree: Cell<u32>,
     /// Slab: free-region bitmap (1 = free), `Geometry::bitmap_words` words.
@@ -96,6 +145,18 @@ impl Extent {
     pub(crate) fn end(&self) -> usize {
         self.addr() + self.size()
     }
+    /// Active large extent: where its block starts (`addr`, plus the
+    /// random offset with `cache_oblivious`). The one place that says it.
+    #[inline]
+    pub(crate) fn block(&self) -> usize {
+        self.addr() + self.lead.load(Relaxed) as usize
+    }
+    /// Sets where this (active, large) extent's block starts: `lead`
+    /// bytes past its address, from `choose_lead`.
+    pub(crate) fn set_lead(&self, lead: usize) {
+        debug_assert!(lead < u16::MAX as usize && lead < self.size());
+        self.lead.store(lead as u16, Relaxed);
+    }
     #[inline]
     pub(crate) fn arena(&self) -> usize {
         self.arena.load(Relaxed) as usize
@@ -132,6 +193,7 @@ impl Extent {
         self.szind.store(NO_CLASS, Relaxed);
         self.state.store(state as u8, Relaxed);
         self.flags.store(flags, Relaxed);
+        self.lead.store(0, Relaxed);
         self.nfree.set(0);
         self.child.set(None);
         self.next.set(None);

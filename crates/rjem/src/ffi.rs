@@ -276,7 +276,8 @@ pub unsafe fn dallocx(p: *mut c_void, flags: c_int) {
 
 /// Sized free: the size (with the alignment) must map to the pointer's size
 /// class, checked at once (no compiler checks C callers' sizes); a
-/// mismatch is fatal, never a silently mis-filed block.
+/// mismatch is reported and aborts (`abort:false`: reported, the block
+/// left allocated), never a silently mis-filed block.
 pub unsafe fn sdallocx(p: *mut c_void, size: usize, flags: c_int) {
     let f = Flags::decode(flags);
     // SAFETY: forwarded contract.

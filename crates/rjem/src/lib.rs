@@ -195,7 +195,8 @@ fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
 ///
 /// # Safety
 /// `ptr` must be a live allocation made by rjem. A pointer rjem never
-/// handed out, or one already freed, is reported and aborts the process; a
+/// handed out, or one already freed, is reported and aborts the process
+/// (with the option `abort:false` it is only reported, and 0 returned); a
 /// pointer into the middle of a small block is not detected.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
     // SAFETY: forwarded contract.

@@ -459,8 +459,43 @@ impl Drop for Msg {
     }
 }
 
-/// Reports a fatal misuse (invalid or double free, corrupted metadata) and
-/// aborts the process. Never unwinds.
+/// Option `abort` (a tri-state, stored as `ABORT_UNSET`, `ABORT_ON`,
+/// `ABORT_OFF`): whether heap misuse reported by `misuse` aborts. Unset
+/// (the default) and `true` abort; an explicit `false` only reports, and
+/// the caller skips the bad operation. `conf` owns the parsing (and makes
+/// `abort:true` abort on invalid options too, as jemalloc's `abort`).
+pub(crate) static OPT_ABORT: core::sync::atomic::AtomicU8 =
+    core::sync::atomic::AtomicU8::new(ABORT_UNSET);
+pub(crate) const ABORT_UNSET: u8 = 0;
+pub(crate) const ABORT_ON: u8 = 1;
+pub(crate) const ABORT_OFF: u8 = 2;
+
+/// Whether heap misuse aborts (`abort` unset or true).
+pub(crate) fn misuse_aborts() -> bool {
+    OPT_ABORT.load(core::sync::atomic::Ordering::Relaxed) != ABORT_OFF
+}
+
+/// Reports heap misuse by the program (an invalid, double or wrongly sized
+/// free, `realloc` of freed memory): one line naming the error, the size
+/// class where known (in `what`) and the pointer. Aborts unless `abort:false`
+/// is in force; then it returns, and the caller must skip the operation
+/// (leave the memory as it is). The one place that decides.
+#[cold]
+#[inline(never)]
+pub(crate) fn misuse(what: core::fmt::Arguments, addr: usize) {
+    if misuse_aborts() {
+        fatal_fmt(what, addr);
+    }
+    use core::fmt::Write;
+    let mut m = Msg::new();
+    let _ = writeln!(
+        m,
+        "<rjem>: {what} (pointer {addr:#x}); ignored (abort:false)"
+    );
+}
+
+/// Reports a fatal error that cannot be skipped (corrupted metadata, an
+/// option asking to abort) and aborts the process. Never unwinds.
 #[cold]
 #[inline(never)]
 pub(crate) fn fatal(what: &str, addr: usize) -> ! {

@@ -6,9 +6,10 @@
 //!
 //! Invariants: `nfree` equals the number of set bits among the first `nregs`
 //! bits; bits at and beyond `nregs` are always clear. Freeing a pointer that
-//! is not at a region boundary, or a region that is already free, is fatal
-//! (reported and aborted), never silent corruption. All functions run under
-//! the owning bin's lock.
+//! is not at a region boundary, or a region that is already free, is
+//! reported (`os::misuse`: aborts unless `abort:false`, then the pointer is
+//! skipped), never silent corruption. All functions run under the owning
+//! bin's lock.
 
 use crate::base;
 use crate::extent::ERef;
@@ -98,31 +99,41 @@ pub(crate) fn is_free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> bool
 }
 
 /// Marks free the regions at the start of `items` that lie in slab `e`
-/// (class `info`): the first item must be one of its regions, and the run
-/// ends at the first item outside them. Returns the run's length, leaving
-/// the free count to the caller (a bin counts a run of frees once).
+/// (class `info`): the first item must be in the slab, and the run ends
+/// at the first item outside it. Returns the run's length and how many
+/// regions it freed, leaving the free count to the caller (a bin counts a
+/// run of frees once).
 ///
-/// Fatal for a pointer inside the slab that is not a region start, or a
-/// region already free.
+/// A pointer inside the slab that is not a region start, or a region
+/// already free, is reported (`os::misuse`) and, with `abort:false`,
+/// skipped: part of the run, not freed.
 #[inline]
-pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8]) -> usize {
+pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8]) -> (usize, u32) {
     let base = e.addr();
     // The slab may end in a tail shorter than a region (`slab_sizes`).
     let limit = info.nregs * info.size;
     debug_assert!(info.nregs <= words * 64);
     let bm = bitmap(e, words).as_mut_ptr();
     let mut rest = items.iter();
+    // Counted only on the (cold) paths that skip a pointer.
+    let mut skipped = 0;
     while let Some(&p) = rest.as_slice().first() {
         let off = (p as usize).wrapping_sub(base);
         if off >= limit {
             if rest.len() == items.len() {
-                os::fatal("free of a pointer that is not a region start", p as usize);
+                // In the slab's tail, past its last region.
+                not_region_start(p, info);
+                rest.next();
+                skipped += 1;
             }
             break;
         }
+        rest.next();
         let (idx, exact) = info.region_of(off);
         if !exact {
-            os::fatal("free of a pointer that is not a region start", p as usize);
+            not_region_start(p, info);
+            skipped += 1;
+            continue;
         }
         // SAFETY: idx < nregs <= 64 * words, so the word is in the bitmap,
         // which the bin lock lets us write.
@@ -130,12 +141,32 @@ pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8])
         let old = *word;
         let new = old | 1u64 << (idx % 64);
         if new == old {
-            os::fatal("double free", p as usize);
+            os::misuse(
+                format_args!(
+                    "double free: free of a block already freed ({} bytes class)",
+                    info.size
+                ),
+                p as usize,
+            );
+            skipped += 1;
+            continue;
         }
         *word = new;
-        rest.next();
     }
-    items.len() - rest.len()
+    let n = items.len() - rest.len();
+    (n, (n - skipped) as u32)
+}
+
+#[cold]
+#[inline(never)]
+fn not_region_start(p: *mut u8, info: &BinInfo) {
+    os::misuse(
+        format_args!(
+            "invalid free: pointer inside a block, not its start ({} bytes class)",
+            info.size
+        ),
+        p as usize,
+    )
 }
 
 #[cfg(test)]
@@ -148,7 +179,7 @@ mod tests {
 
     /// Frees one region, counting it.
     fn free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) {
-        assert_eq!(free_run(e, info, words, &[p]), 1);
+        assert_eq!(free_run(e, info, words, &[p]), (1, 1));
         e.nfree.set(e.nfree.get() + 1);
     }
 
@@ -165,7 +196,7 @@ mod tests {
         // Two of this slab's regions, one just past its end, then one more.
         let past = (1usize << 30) + info.nregs * info.size;
         let items = [out[5], out[0], past as *mut u8, out[1]];
-        assert_eq!(free_run(e, info, g.bitmap_words, &items), 2);
+        assert_eq!(free_run(e, info, g.bitmap_words, &items), (2, 2));
         // Refilling takes exactly the freed regions, lowest first.
         e.nfree.set(2);
         let mut two = [core::ptr::null_mut(); 3];

@@ -25,15 +25,19 @@
 //! stayed unused since its last GC (below its low-water mark) is flushed,
 //! and its fill size adapts.
 //!
-//! Double frees are caught when they happen: `push` writes a key (the
-//! stack's own address) into the first word of every block it caches,
-//! and a block that already starts with the key goes to the slow
-//! path, which reports it if it is on this thread's stack or free in its
-//! slab (otherwise the word was the program's data, or a block that a
-//! cache flushed and an uncached path handed out, and the free proceeds).
-//! `pop` clears the word again. A double free across threads is caught
-//! later, when a cache flushes the block. Costs the hit paths a load, a
-//! compare and two stores.
+//! Double frees are caught when they happen: `push` writes a key (one
+//! random value per process, `FREE_KEY`, copied into each cache) into the
+//! first word of every block it caches, and frees straight to an arena
+//! write it too; a block that already starts with the key goes to the
+//! slow path, which reports it if it is on this thread's stack, free in
+//! its slab, or on another thread's stack (`on_other_stack`, under the
+//! registry's lock); otherwise the word was the program's data, or a
+//! block that a cache flushed and an uncached path handed out, and the
+//! free proceeds. `pop` clears the word again. Costs the hit paths two
+//! loads, a compare and two stores. `push` also sends a pointer that is
+//! not aligned as the class's blocks are (`align_mask`: exact for
+//! power-of-two classes) to the slow path, which reports it as an interior
+//! pointer; the rest are caught exactly when a cache flushes.
 //!
 //! With `junk` or `zero`, threads' caches are kept off the hit path
 //! (`set_off_hit_path`, `create_off_path`): the slow paths fill blocks.
@@ -253,6 +257,10 @@ pub(crate) struct CacheBin {
     /// `full`, and the fewest items since the last GC.
     limit: Cell<u16>,
     counted_low: Cell<u16>,
+    /// Low address bits every block of the class has clear (`align_mask`):
+    /// a pointer with one of them set is not a block's start; `push` sends
+    /// it to the slow path, which reports it. In the padding too.
+    align_mask: Cell<u16>,
 }
 
 /// Clears the free key from block `p`, handed out again, so that a later
@@ -284,6 +292,7 @@ impl CacheBin {
             empty: AtomicU16::new(0),
             limit: Cell::new(0),
             counted_low: Cell::new(0),
+            align_mask: Cell::new(0),
         }
     }
 
@@ -324,17 +333,22 @@ impl CacheBin {
     }
 
     /// Pushes freed block `p` (a live block of this class), marking it
-    /// with the key, unless the stack is full or `p` already starts with
-    /// the key (then the slow path decides: maybe a double free).
+    /// with `key` (the cache's `key()`), unless the stack is full, `p` is
+    /// not aligned as the class's blocks are, or `p` already starts with
+    /// the key (then the slow path decides: maybe an interior pointer or
+    /// a double free).
     #[inline(always)]
-    pub(crate) fn push(&self, p: *mut u8) -> bool {
+    pub(crate) fn push(&self, p: *mut u8, key: u64) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
         }
-        let key = self.key();
-        // SAFETY: a live block of a cached class is 8-aligned, at least 8
-        // bytes, and ours to write once freed.
+        if p as usize as u16 & self.align_mask.get() != 0 {
+            return false;
+        }
+        // SAFETY: a live block of a cached class is at least 8 bytes and
+        // ours to write once freed; 8-aligned (every class's mask has the
+        // low three bits: checked just above).
         unsafe {
             if os::first_word_is(p, key) {
                 return false;
@@ -351,21 +365,14 @@ impl CacheBin {
         true
     }
 
-    /// The free key of this stack: its own address, which no program data
-    /// holds (rjem's thread state is private), and which is already in a
-    /// register on the hit path.
-    #[inline(always)]
-    fn key(&self) -> u64 {
-        self as *const CacheBin as u64
-    }
-
-    /// `push` without the key check, for a stack known not to be full.
-    fn push_after_check(&self, p: *mut u8) {
+    /// `push` without the checks, for a stack known not to be full and a
+    /// block known to be a block's start.
+    fn push_after_check(&self, p: *mut u8, key: u64) {
         let h = self.head.load(Relaxed);
         debug_assert_ne!(lo(h), self.full.get());
         // SAFETY: as in `push`.
         unsafe {
-            (p as *mut u64).write(self.key());
+            (p as *mut u64).write(key);
             let h = h.sub(1);
             *h = p;
             self.head.store(h, Relaxed);
@@ -470,6 +477,10 @@ pub(crate) struct Tcache {
     registered: Cell<bool>,
     /// xorshift64* state for `secure`'s fill order (0: not seeded yet).
     rng: Cell<u64>,
+    /// The free key (`FREE_KEY`), copied here by `setup` so that the hit
+    /// path loads it next to the stacks (0 until then: a zero-capacity
+    /// stack never compares it).
+    key: Cell<u64>,
     /// The thread's allocation count for the heap profiler (`sample`).
     pub(crate) sampler: Sampler,
 }
@@ -507,6 +518,7 @@ impl Tcache {
             published: [const { Cell::new(0) }; 2],
             publishing: Cell::new(false),
             rng: Cell::new(0),
+            key: Cell::new(0),
             arena_ind: AtomicUsize::new(0),
             guards: GuardSampler::new(),
             reg_next: Cell::new(ptr::null()),
@@ -564,11 +576,13 @@ impl Tcache {
         if mem.is_null() {
             return false;
         }
+        self.key.set(free_key());
         let mut cur = mem as *mut *mut u8;
         for i in 0..n {
             // SAFETY: the block holds `total` slots; bin i gets its share.
             let empty = unsafe { cur.add(nslots.slots(g, i)) };
             let b = &self.bins[i];
+            b.align_mask.set(align_mask(g, i));
             b.head.store(empty, Relaxed);
             b.low_water.set(lo(empty));
             b.empty.store(lo(empty), Relaxed);
@@ -638,11 +652,18 @@ impl Tcache {
     }
 
     /// Caches freed block `p` of cached class `ind` (`caches(ind)`),
-    /// flushing the older half of a full stack first.
+    /// flushing the older half of a full stack first; a pointer misaligned
+    /// for the class is reported (`dalloc_slow`).
     pub(crate) fn dalloc(&self, ind: usize, p: *mut u8) {
-        if !self.bins[ind].push(p) {
+        if !self.bins[ind].push(p, self.key()) {
             self.dalloc_slow(ind, p);
         }
+    }
+
+    /// The free key every block on this cache's stacks starts with.
+    #[inline(always)]
+    pub(crate) fn key(&self) -> u64 {
+        self.key.get()
     }
 
     /// Puts `items` in random order (`secure`): which region the next
@@ -715,37 +736,46 @@ impl Tcache {
         }
     }
 
-    /// Fatal if live-looking block `p` of class `ind`, given to entry point
-    /// `func` (`realloc`...), is one this cache took back as freed.
-    pub(crate) fn check_not_freed(&self, ind: usize, p: *mut u8, func: &str) {
+    /// Whether live-looking block `p` of class `ind`, given to entry point
+    /// `func` (`realloc`...), was freed already (reported; the caller
+    /// skips the operation).
+    pub(crate) fn freed_already(&self, ind: usize, p: *mut u8, func: &'static str) -> bool {
         if !self.caches(ind) {
-            return;
+            return false;
         }
         let b = &self.bins[ind];
-        // SAFETY: a live block of a cached class, as in `push`.
-        if unsafe { os::first_word_is(p, b.key()) } {
-            report_if_freed(b, ind, p, func);
+        if p as usize as u16 & b.align_mask.get() != 0 {
+            // Not a block's start: the caller's own check reports it.
+            return false;
         }
+        // SAFETY: a live block of a cached class, as in `push`.
+        let marked = unsafe { os::first_word_is(p, self.key()) };
+        marked && report_if_freed(self, ind, p, func)
     }
 
     /// Slow free into cached class `ind` after `push` declined (stack full,
-    /// or `p` starts with the key): reports a double free, flushes the
-    /// older half of a full stack, then caches `p`.
+    /// `p` misaligned for the class, or `p` starts with the key): reports
+    /// an interior pointer or a double free (and with `abort:false` skips
+    /// the free), flushes the older half of a full stack, then caches `p`.
     fn dalloc_slow(&self, ind: usize, p: *mut u8) {
+        let b = &self.bins[ind];
+        if p as usize as u16 & b.align_mask.get() != 0 && !block_start(ind, p) {
+            return;
+        }
         if self.counted() && self.put(ind, p) {
             return;
         }
-        let b = &self.bins[ind];
-        // SAFETY: as in `push`.
-        if unsafe { os::first_word_is(p, b.key()) } {
-            report_if_freed(b, ind, p, "free");
+        // SAFETY: as in `push` (aligned: checked above).
+        if unsafe { os::first_word_is(p, self.key()) } && report_if_freed(self, ind, p, "free") {
+            // abort:false: the block stays freed once.
+            return;
         }
         if b.is_full() {
             let n = flush_count(ind, b.capacity());
             self.flush(ind, n);
             self.gc_tick(sc::index_to_size(ind) * n);
         }
-        b.push_after_check(p);
+        b.push_after_check(p, self.key());
         self.publish();
     }
 
@@ -1183,20 +1213,158 @@ pub(crate) fn fork_child() {
     }
 }
 
-/// Block `p` of class `ind`, given to entry point `func` as live, starts
-/// with the free key: fatal if it is on stack `b` (this thread's, of that
-/// class) or free in its slab; otherwise the key was a coincidence.
+/// The process's free key: random, chosen once (`free_key`). A value no
+/// program holds by chance: odd (never an aligned pointer), top bit set
+/// (never a user-space address), 62 random bits.
+static FREE_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// The free key, chosen at the first call (thread caches call it when
+/// they are set up).
+pub(crate) fn free_key() -> u64 {
+    let k = FREE_KEY.load(Relaxed);
+    if k != 0 {
+        return k;
+    }
+    // Time, and where the loader put this library and the stack (ASLR),
+    // mixed by splitmix64's finaliser.
+    let here = 0u8;
+    let mut z = os::now_ns()
+        ^ (&FREE_KEY as *const AtomicU64 as u64).rotate_left(17)
+        ^ (&here as *const u8 as u64).rotate_left(41);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let k = z | 1 << 63 | 1;
+    // Whichever thread got there first wins.
+    match FREE_KEY.compare_exchange(0, k, Relaxed, Relaxed) {
+        Ok(_) => k,
+        Err(other) => other,
+    }
+}
+
+/// A block handed out without a cache may still start with the free key
+/// (a cache wrote it before the block went back to its slab or extent):
+/// clears it, so that its free does not look like a double free and
+/// search the other threads' stacks (`on_other_stack`). Only a word that
+/// holds the key is written (a fresh page is only read).
+#[inline]
+pub(crate) fn clear_stale_key(p: *mut u8) {
+    // SAFETY: `p` is a block just allocated for the caller: at least 8
+    // bytes, 8-aligned, not yet handed out.
+    unsafe {
+        if (p as *const u64).read() == free_key() {
+            (p as *mut u64).write(0);
+        }
+    }
+}
+
+/// The low address bits that every block of cached class `ind` has
+/// clear: regions start at multiples of their size from a page-aligned
+/// slab, so at multiples of the size's largest power-of-two divisor (up
+/// to a page); large blocks at pages. Exact for power-of-two classes;
+/// other classes' interior pointers that keep those bits clear are caught
+/// when the cache flushes (the region check).
+fn align_mask(g: &Geometry, ind: usize) -> u16 {
+    let size = sc::index_to_size(ind);
+    let lg = if g.is_small(ind) {
+        size.trailing_zeros().min(g.page.trailing_zeros())
+    } else if crate::extent::large_pad() != 0 {
+        // `cache_oblivious`: large blocks start at cache lines.
+        crate::extent::CACHELINE.trailing_zeros()
+    } else {
+        g.page.trailing_zeros()
+    };
+    ((1usize << lg.min(16)) - 1) as u16
+}
+
+/// Whether `p`, freed as a block of cached class `ind` but not aligned as
+/// those are, is a block's start after all (with the wrong class, which
+/// `lookup_class` reports). Reported if not (`os::misuse`).
 #[cold]
 #[inline(never)]
-fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) {
-    let freed = b.holds(p)
+fn block_start(ind: usize, p: *mut u8) -> bool {
+    let Some(e) = emap::lookup_class(p, ind) else {
+        return false;
+    };
+    let g = sc::geom();
+    let start = if g.is_small(ind) {
+        let info = &g.bins[ind];
+        let off = (p as usize).wrapping_sub(e.addr());
+        off < info.nregs * info.size && info.region_of(off).1
+    } else {
+        e.block() == p as usize
+    };
+    if !start {
+        os::misuse(
+            format_args!(
+                "invalid free: pointer inside a block, not its start ({} bytes class)",
+                sc::index_to_size(ind)
+            ),
+            p as usize,
+        );
+    }
+    start
+}
+
+/// Whether `p` is on another cache's stack of class `ind` (not `mine`):
+/// a double free across threads. Every registered cache's stack of that
+/// class is read under the registry's lock (caches leave it before their
+/// stacks go away), slot by slot with relaxed atomic loads: the owners go
+/// on pushing and popping, so a view may be stale. The owners' own writes
+/// are plain stores, so these reads race with them in the Rust memory
+/// model's terms (on the targets rjem supports a relaxed load is the same
+/// instruction as a plain one). That is why this runs only for a block
+/// that starts with the free key and is neither on this thread's stack
+/// nor free in its slab: with uncached allocations clearing a stale key
+/// (`clear_stale_key`), such a free is a double free, which is already
+/// undefined behaviour in the program, or program data equal to the
+/// 62-bit random key.
+fn on_other_stack(mine: *const Tcache, ind: usize, p: *mut u8) -> bool {
+    let r = REGISTRY.lock();
+    let mut c = r.head;
+    // SAFETY: registered caches are alive while the lock is held.
+    while let Some(t) = unsafe { c.as_ref() } {
+        c = t.reg_next.get();
+        if ptr::eq(t, mine) || ind >= NCACHED.load(Relaxed).min(t.bins.len()) {
+            continue;
+        }
+        let b = &t.bins[ind];
+        // One load of head: the items are [h, empty), at most the stack's
+        // slots (fixed at set-up) even if head moved meanwhile.
+        let h = b.head.load(Relaxed);
+        let n = ((b.empty.load(Relaxed).wrapping_sub(lo(h)) / 8) as usize)
+            .min(Nslots::current().slots(sc::geom(), ind));
+        for i in 0..n {
+            // SAFETY: slots [head, head + count) lie in the cache's stack
+            // storage, alive while it is registered; an atomic load of a
+            // pointer-sized, aligned slot.
+            let q = unsafe { AtomicPtr::from_ptr(h.add(i)).load(Relaxed) };
+            if q == p {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Block `p` of class `ind`, given to entry point `func` as live, starts
+/// with the free key: reported (`os::misuse`), and true returned, if it
+/// is on `t`'s stack of that class (the calling thread's), free in its slab, or
+/// on another thread's stack; otherwise the key was a coincidence (or a
+/// block a cache flushed and an uncached path handed out) and false is
+/// returned.
+#[cold]
+#[inline(never)]
+fn report_if_freed(t: &Tcache, ind: usize, p: *mut u8, func: &str) -> bool {
+    let freed = t.bins[ind].holds(p)
         || (sc::geom().is_small(ind)
             && emap::lookup(p as usize)
                 .extent()
                 .and_then(|e| arena::get(e.arena()).map(|a| a.small_is_free(e, ind, p)))
-                .unwrap_or(false));
+                .unwrap_or(false))
+        || on_other_stack(t, ind, p);
     if freed {
-        os::fatal_fmt(
+        os::misuse(
             format_args!(
                 "{}: {func} of a block already freed ({} bytes class)",
                 if func == "free" {
@@ -1209,6 +1377,7 @@ fn report_if_freed(b: &CacheBin, ind: usize, p: *mut u8, func: &str) {
             p as usize,
         );
     }
+    freed
 }
 
 /// Returns cached blocks of class `ind` to their owning arenas: one lock
@@ -1221,7 +1390,12 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
     // to the front, for the next round.
     let mut rest = items.len();
     while rest > 0 {
-        let e = emap::lookup_class(items[0], ind);
+        let Some(e) = emap::lookup_class(items[0], ind) else {
+            // Reported; with `abort:false` the block is left alone.
+            items.copy_within(1..rest, 0);
+            rest -= 1;
+            continue;
+        };
         let Some(a) = arena::get(e.arena()) else {
             os::fatal("cached block of an unknown arena", items[0] as usize)
         };
@@ -1234,7 +1408,13 @@ fn flush_items(ind: usize, items: &mut [*mut u8]) {
 fn flush_large(ind: usize, items: &mut [*mut u8]) {
     let mut rest = items.len();
     while rest > 0 {
-        let owner = emap::lookup_class(items[0], ind).arena();
+        let Some(first) = emap::lookup_class(items[0], ind) else {
+            // Reported; with `abort:false` the block is left alone.
+            items.copy_within(1..rest, 0);
+            rest -= 1;
+            continue;
+        };
+        let owner = first.arena();
         let Some(a) = arena::get(owner) else {
             os::fatal("cached block of an unknown arena", items[0] as usize)
         };
@@ -1242,12 +1422,18 @@ fn flush_large(ind: usize, items: &mut [*mut u8]) {
         let mut kept = 0;
         for i in 0..rest {
             let p = items[i];
-            let e = emap::lookup_class(p, ind);
-            if e.addr() != p as usize {
-                os::fatal(
-                    "invalid free: pointer inside a large allocation",
+            let Some(e) = emap::lookup_class(p, ind) else {
+                continue;
+            };
+            if e.block() != p as usize {
+                os::misuse(
+                    format_args!(
+                        "invalid free: pointer inside a large allocation, not its start ({} bytes class)",
+                        sc::index_to_size(ind)
+                    ),
                     p as usize,
                 );
+                continue;
             }
             if e.arena() == owner {
                 a.large_dalloc(e);

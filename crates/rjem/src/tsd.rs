@@ -191,7 +191,9 @@ pub(crate) unsafe fn cache_pop(ind: usize) -> Option<*mut u8> {
 pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
     debug_assert!(ind < NCACHED_MAX);
     // SAFETY: the caller guarantees ind < NCACHED_MAX.
-    unsafe { get().tcache.bins.get_unchecked(ind) }.push(p)
+    let c = &get().tcache;
+    // SAFETY: the caller guarantees ind < NCACHED_MAX.
+    unsafe { c.bins.get_unchecked(ind) }.push(p, c.key())
 }
 
 /// Counted mode (`tcache::sample`, with `prof:true`): a block of cached
@@ -428,13 +430,13 @@ pub(crate) fn reset_peak() {
     get().tc().reset_peak()
 }
 
-/// Fatal if `p`, a live-looking block of class `ind` given to entry point
-/// `func`, was freed into this thread's cache (`realloc` of freed memory).
+/// Whether `p`, a live-looking block of class `ind` given to entry point
+/// `func`, was freed already (`realloc` of freed memory, a double free
+/// seen before `junk:free` fills): reported (`os::misuse`); true means
+/// the caller skips the operation.
 #[inline]
-pub(crate) fn check_not_freed(ind: usize, p: *mut u8, func: &str) {
-    if let Some(c) = get().cache() {
-        c.check_not_freed(ind, p, func)
-    }
+pub(crate) fn freed_already(ind: usize, p: *mut u8, func: &'static str) -> bool {
+    get().cache().is_some_and(|c| c.freed_already(ind, p, func))
 }
 
 /// Bytes and blocks this thread's cache holds (stats, tests).
@@ -481,7 +483,7 @@ mod tests {
             assert_eq!(a.count(), 0);
             assert_eq!(b.count(), 0);
             assert!(a.pop().is_none() && b.pop().is_none());
-            assert!(!a.push(core::ptr::null_mut()) && !b.push(core::ptr::null_mut()));
+            assert!(!a.push(core::ptr::null_mut(), 0) && !b.push(core::ptr::null_mut(), 0));
         }
         assert!(z.tcache.same_as_new());
     }

@@ -37,8 +37,10 @@ use workloads::{Kind, Workload, WORKLOADS};
 pub const ALLOCATORS: &[&str] = &[
     "glibc",
     "rjem",
+    "rjem-secure",
     "jemalloc",
     "mimalloc3",
+    "mimalloc3-secure",
     "mimalloc2",
     "snmalloc",
     "mimalloc",
@@ -95,8 +97,9 @@ pub struct Args {
     /// These workloads only (--list shows them).
     #[arg(long, value_name = "W,..", value_delimiter = ',')]
     only: Option<Vec<String>>,
-    /// Of glibc, rjem, jemalloc, mimalloc3, mimalloc2, snmalloc, mimalloc
-    /// (Debian's 2.0.9), tcmalloc.
+    /// Of glibc, rjem, rjem-secure (rjem with MALLOC_CONF=secure:true),
+    /// jemalloc, mimalloc3, mimalloc3-secure (built with MI_SECURE=4),
+    /// mimalloc2, snmalloc, mimalloc (Debian's 2.0.9), tcmalloc.
     #[arg(long, value_name = "A,..", value_delimiter = ',')]
     allocators: Option<Vec<String>>,
     /// Ratios to A (default jemalloc, else the first selected).
@@ -131,7 +134,7 @@ pub struct Args {
     list: bool,
     /// apt-get install libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4
     /// valgrind (as root; otherwise says how), then build mimalloc3,
-    /// mimalloc2 and snmalloc from the sources of the crates libmimalloc-sys
+    /// mimalloc3-secure, mimalloc2 and snmalloc from the sources of the crates libmimalloc-sys
     /// and snmalloc-sys (fetched by cargo from crates.io) into
     /// target/bench/peers (needs cargo, cc and c++, not root); same as
     /// bench/install-peers.sh.
@@ -260,7 +263,7 @@ fn peer_lib(name: &str) -> Option<PathBuf> {
 fn c_preload(env: &Env, alloc: &str) -> Result<Option<PathBuf>, String> {
     match alloc {
         "glibc" => Ok(None),
-        "rjem" => env.rjem_lib.clone().map(Some).ok_or_else(|| {
+        "rjem" | "rjem-secure" => env.rjem_lib.clone().map(Some).ok_or_else(|| {
             "librjem.so not found (build it with `cargo build --release -p rjem-capi`, or pass \
              --lib or set RJEM_LIB)"
                 .to_string()
@@ -319,9 +322,10 @@ fn compile_c(env: &Env, src: &Path, name: &str) -> Result<PathBuf, String> {
 /// underneath Rust's System.
 fn rust_build(alloc: &str) -> (&'static str, bool) {
     match alloc {
-        "rjem" => ("rjem", false),
+        "rjem" | "rjem-secure" => ("rjem", false),
         "jemalloc" => ("jemalloc", false),
         "mimalloc3" => ("mimalloc3", false),
+        "mimalloc3-secure" => ("mimalloc3-secure", false),
         "mimalloc2" => ("mimalloc2", false),
         "snmalloc" => ("snmalloc", false),
         "mimalloc" | "tcmalloc" => ("system", true),
@@ -373,6 +377,13 @@ struct Plan {
     program: PathBuf,
     args: Vec<String>,
     preload: Option<PathBuf>,
+}
+
+/// The `MALLOC_CONF` an allocator of the suite runs with: rjem-secure is
+/// rjem with `secure:true`; the others run with none (the runner clears
+/// it).
+fn malloc_conf(alloc: &str) -> Option<&'static str> {
+    (alloc == "rjem-secure").then_some("secure:true")
 }
 
 fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> ExitCode {
@@ -567,6 +578,7 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> Ex
                     program: &plan.program,
                     args: &plan.args,
                     preload: plan.preload.as_deref(),
+                    conf: malloc_conf(allocators[a]),
                     timeout,
                 };
                 match run::run(&job, &scratch) {
@@ -795,7 +807,7 @@ fn allocator_version(env: &Env, alloc: &str) -> String {
     if alloc == "glibc" {
         return format!("glibc {} malloc", glibc_version());
     }
-    if alloc == "rjem" {
+    if alloc == "rjem" || alloc == "rjem-secure" {
         let commit = first_line("git", &["rev-parse", "--short", "HEAD"], Some(&env.root));
         return format!(
             "rjem {}{}",
@@ -996,6 +1008,10 @@ fn run_instructions(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &
     let mut names = Vec::new();
     let mut cells = Vec::new();
     for a in allocators {
+        if malloc_conf(a).is_some() {
+            eprintln!("rjem bench: skipping {a}: instructions are counted without options");
+            continue;
+        }
         let lib = match c_preload(env, a) {
             Ok(l) => l,
             Err(e) => {

@@ -24,6 +24,8 @@ pub struct Peer {
     /// The source tree inside the crate.
     pub dir: &'static str,
     pub lang: Lang,
+    /// Defines added to the language's flags (a build option).
+    pub defines: &'static [&'static str],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -40,20 +42,35 @@ pub const PEERS: &[Peer] = &[
         krate: "libmimalloc-sys",
         dir: "c_src/mimalloc/v3",
         lang: Lang::MimallocC,
+        defines: &[],
+    },
+    Peer {
+        name: "mimalloc3-secure",
+        krate: "libmimalloc-sys",
+        dir: "c_src/mimalloc/v3",
+        lang: Lang::MimallocC,
+        defines: MIMALLOC_SECURE_DEFINES,
     },
     Peer {
         name: "mimalloc2",
         krate: "libmimalloc-sys",
         dir: "c_src/mimalloc/v2",
         lang: Lang::MimallocC,
+        defines: &[],
     },
     Peer {
         name: "snmalloc",
         krate: "snmalloc-sys",
         dir: "upstream",
         lang: Lang::SnmallocCxx,
+        defines: &[],
     },
 ];
+
+/// mimalloc's secure build (CMake's `MI_SECURE=ON`, and the `secure`
+/// feature of the `mimalloc` crate): guard pages, encoded free lists,
+/// randomized allocation, double-free detection (level 4, all of them).
+pub const MIMALLOC_SECURE_DEFINES: &[&str] = &["-DMI_SECURE=4"];
 
 /// mimalloc's CMake shared library (`mimalloc` target, release build,
 /// default options, MI_OVERRIDE=ON) on Linux: `-O3 -DNDEBUG`, its defines
@@ -299,7 +316,15 @@ pub fn install(root: &Path, cache: &Path) -> Result<Vec<Built>, String> {
                     .map_err(|e| format!("{}: {e}", src.display()))?;
                 let v = mimalloc_version(&h)
                     .ok_or_else(|| format!("no MI_MALLOC_VERSION in {}", src.display()))?;
-                format!("mimalloc {v} (sources of {} {crate_ver})", peer.krate)
+                let secure = if peer.defines.is_empty() {
+                    ""
+                } else {
+                    ", MI_SECURE=4"
+                };
+                format!(
+                    "mimalloc {v} (sources of {} {crate_ver}{secure})",
+                    peer.krate
+                )
             }
             Lang::SnmallocCxx => match vcs_commit(&crate_dir) {
                 Some(c) => format!(
@@ -315,6 +340,7 @@ pub fn install(root: &Path, cache: &Path) -> Result<Vec<Built>, String> {
             Lang::MimallocC => {
                 let mut c = Command::new(&tools.cc);
                 c.args(MIMALLOC_FLAGS)
+                    .args(peer.defines)
                     .arg("-I")
                     .arg(src.join("include"))
                     .arg("-o")
@@ -445,6 +471,7 @@ mod tests {
             ("SNMALLOC_FLAGS", SNMALLOC_FLAGS),
             ("SNMALLOC_X86_64_FLAGS", SNMALLOC_X86_64_FLAGS),
             ("SNMALLOC_LINK_FLAGS", SNMALLOC_LINK_FLAGS),
+            ("MIMALLOC_SECURE_DEFINES", MIMALLOC_SECURE_DEFINES),
             ("pkgs", super::super::PEER_PACKAGES),
         ] {
             assert_eq!(shell_array(&script, name), flags, "{name}");

@@ -23,6 +23,8 @@ pub struct Job<'a> {
     pub program: &'a Path,
     pub args: &'a [String],
     pub preload: Option<&'a Path>,
+    /// `MALLOC_CONF` for the run (cleared otherwise).
+    pub conf: Option<&'a str>,
     pub timeout: Duration,
 }
 
@@ -79,6 +81,9 @@ pub fn run(job: &Job, scratch: &Scratch) -> Result<(Sample, String), String> {
     }
     if let Some(lib) = job.preload {
         cmd.env("LD_PRELOAD", OsString::from(lib.as_os_str()));
+    }
+    if let Some(conf) = job.conf {
+        cmd.env("MALLOC_CONF", conf);
     }
     let t0 = Instant::now();
     let child = cmd

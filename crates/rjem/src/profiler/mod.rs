@@ -247,7 +247,13 @@ pub(crate) fn record(p: *mut u8, usize: usize, s: Sample) {
 
 /// Whether live non-slab block `p` (entry `ent`) is a sampled one.
 pub(crate) fn is_sampled(p: *mut u8, ent: Entry) -> bool {
-    !ent.is_slab() && ent.owner(p).prof_tag() != 0
+    !ent.is_slab() && large_start(p, ent).is_some_and(|e| e.prof_tag() != 0)
+}
+
+/// The large extent `p` starts (entry `ent`); None for a pointer inside it,
+/// which the free path reports.
+fn large_start(p: *mut u8, ent: Entry) -> Option<crate::extent::ERef> {
+    ent.extent().filter(|e| e.block() == p as usize)
 }
 
 /// Before live non-slab block `p` (entry `ent`) is freed: if it was
@@ -255,7 +261,9 @@ pub(crate) fn is_sampled(p: *mut u8, ent: Entry) -> bool {
 /// caller must free it straight to its arena (never into a cache: a
 /// promoted block's entry names a small class).
 pub(crate) fn freed(p: *mut u8, ent: Entry) -> bool {
-    let e = ent.owner(p);
+    let Some(e) = large_start(p, ent) else {
+        return false;
+    };
     let tag = e.prof_tag();
     if tag == 0 {
         return false;

@@ -258,16 +258,23 @@ impl Tcache {
             return false;
         }
         let b = &self.bins[ind];
+        if p as usize as u16 & b.align_mask.get() != 0 && !super::block_start(ind, p) {
+            // An interior pointer, reported; skipped with `abort:false`.
+            return true;
+        }
         // The double-free key, as `CacheBin::push` keeps it.
         // SAFETY: a live block of a cached class, as in `push`.
-        if unsafe { os::first_word_is(p, b.key()) } {
-            super::report_if_freed(b, ind, p, "free");
+        if unsafe { os::first_word_is(p, self.key()) }
+            && super::report_if_freed(self, ind, p, "free")
+        {
+            // abort:false: the block stays freed once.
+            return true;
         }
         if lo(b.head.load(Relaxed)) == b.limit.get() {
             self.flush_full_counted(ind);
         }
         // SAFETY: as above.
-        unsafe { (p as *mut u64).write(b.key()) };
+        unsafe { (p as *mut u64).write(self.key()) };
         // SAFETY: the stack is below its capacity, so the slot under head
         // is inside its storage.
         let h = unsafe { b.head.load(Relaxed).sub(1) };
