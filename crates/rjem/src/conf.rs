@@ -608,6 +608,15 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "prof_pprof",
+        doc: "Write prof_prefix-named dumps (prof.dump without a name, prof_final, lg_prof_interval, prof_gdump) as gzipped pprof protobuf, <prefix>.<pid>.<seq>.<kind>.pb.gz, instead of heap_v2; prof.dump to a name ending in .pb.gz always does.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_PPROF,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "secure",
         doc: "rjem's hardened mode: regions handed out in random order, and every 8th slab and large extent between guard pages unless san_guard_small/san_guard_large say otherwise.",
         kind: Kind::Bool {

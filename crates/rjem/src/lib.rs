@@ -30,7 +30,8 @@
 //!
 //! The crate is `no_std` and does not link `alloc`: it cannot allocate
 //! through Rust's global allocator, by construction. Only `tsd` names
-//! `std`, for `thread_local!`.
+//! `std`, for `thread_local!`, and [`prof`], whose `dump_pprof` returns a
+//! vector (allocated in its caller's context, holding no lock).
 
 #![no_std]
 #![warn(unsafe_op_in_unsafe_fn)]
@@ -78,7 +79,11 @@ use core::alloc::{GlobalAlloc, Layout};
 /// then costs nothing); its controls are the `prof.*` names in [`ctl`];
 /// `docs/profiling.md` says how to read the profiles.
 pub mod prof {
+    // The one place outside `tsd` that names `std`: `dump_pprof` returns
+    // a vector.
+    extern crate std;
     use crate::{init, profiler};
+    use std::vec::Vec;
 
     /// Why [`dump`] wrote nothing.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +108,8 @@ pub mod prof {
     }
 
     /// Writes the heap profile to `path` (`prof.dump`): jemalloc's `heap_v2`
-    /// text, which `jeprof` reads. The counts are the samples'; readers
+    /// text, which `jeprof` reads, or, if `path` ends in `.pb.gz`, pprof's
+    /// gzipped protobuf (as [`dump_pprof`] returns it). The counts are the samples'; readers
     /// scale them by the sampling rate. Needs `prof:true` in `MALLOC_CONF`.
     ///
     /// ```
@@ -121,6 +127,42 @@ pub mod prof {
             None => Err(DumpError::BadPath),
             Some(true) => Ok(()),
             Some(false) => Err(DumpError::Io),
+        }
+    }
+
+    /// The heap profile as pprof's gzipped protobuf (`profile.proto`): the
+    /// bytes a `.pb.gz` dump holds, for pprof tools or `rjem prof`.
+    /// Sample types `alloc_objects`, `alloc_space` (0 without
+    /// `prof_accum`), `inuse_objects`, `inuse_space`, scaled from the
+    /// samples as jeprof scales them; locations with addresses, mappings
+    /// with build ids, functions from the loaded files' symbol tables.
+    /// Needs `prof:true` in `MALLOC_CONF`.
+    ///
+    /// Unlike the rest of the crate it allocates (the vector it returns),
+    /// in the caller's context: no allocator lock is held meanwhile, and
+    /// the profile is read without the record table's lock.
+    ///
+    /// ```
+    /// assert_eq!(rjem::prof::dump_pprof(), Err(rjem::prof::DumpError::Off));
+    /// ```
+    pub fn dump_pprof() -> Result<Vec<u8>, DumpError> {
+        if !init::ensure() || !profiler::on() {
+            return Err(DumpError::Off);
+        }
+        let mut v = VecSink(Vec::new());
+        if profiler::pprof_into(&mut v) {
+            Ok(v.0)
+        } else {
+            Err(DumpError::Io)
+        }
+    }
+
+    struct VecSink(Vec<u8>);
+
+    impl profiler::Sink for VecSink {
+        fn put(&mut self, b: &[u8]) -> bool {
+            self.0.extend_from_slice(b);
+            true
         }
     }
 

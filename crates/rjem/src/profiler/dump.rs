@@ -15,7 +15,8 @@
 //! while a dump reads it (a sample being recorded meanwhile waits).
 
 use super::table::{Record, TABLE};
-use super::{math, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PREFIX};
+use super::encode::FdSink;
+use super::{math, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PPROF, OPT_PROF_PREFIX};
 use crate::os;
 use crate::sync::Mutex;
 use core::ffi::CStr;
@@ -149,6 +150,38 @@ fn write_heap(out: &mut Out) {
 
 /// Appends `/proc/self/maps`.
 pub(super) fn copy_maps(out: &mut Out) {
+    read_maps(|b| out.bytes(b));
+}
+
+/// Calls `f` on each line of `/proc/self/maps` (with its newline; a
+/// line longer than 4 KiB is skipped).
+pub(super) fn for_each_maps_line(mut f: impl FnMut(&[u8])) {
+    let mut line = [0u8; 4096];
+    let (mut len, mut skip) = (0usize, false);
+    read_maps(|mut b| {
+        while !b.is_empty() {
+            let nl = b.iter().position(|&c| c == b'\n');
+            let take = nl.map_or(b.len(), |i| i + 1);
+            if !skip && len + take <= line.len() {
+                line[len..len + take].copy_from_slice(&b[..take]);
+                len += take;
+            } else {
+                skip = true;
+            }
+            if nl.is_some() {
+                if !skip {
+                    f(&line[..len]);
+                }
+                len = 0;
+                skip = false;
+            }
+            b = &b[take..];
+        }
+    });
+}
+
+/// Passes the bytes of `/proc/self/maps` to `f`, a buffer at a time.
+fn read_maps(mut f: impl FnMut(&[u8])) {
     // SAFETY: a NUL-terminated path; the descriptor is closed below.
     let fd = unsafe {
         libc::open(
@@ -169,14 +202,14 @@ pub(super) fn copy_maps(out: &mut Out) {
         if n <= 0 {
             break;
         }
-        out.bytes(&buf[..n as usize]);
+        f(&buf[..n as usize]);
     }
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
 }
 
-/// Writes the `heap_v2` profile to `path`. False if the file cannot be
-/// written.
+/// Writes the profile to `path`: pprof's gzipped protobuf if the name
+/// ends in `.pb.gz`, else `heap_v2`. False if the file cannot be written.
 pub(super) fn dump_path(path: &CStr) -> bool {
     // SAFETY: a NUL-terminated path.
     let fd = unsafe {
@@ -189,13 +222,21 @@ pub(super) fn dump_path(path: &CStr) -> bool {
     if fd < 0 {
         return false;
     }
-    let mut out = Out::new(fd);
-    write_heap(&mut out);
-    out.flush();
+    let ok = if path.to_bytes().ends_with(PPROF_SUFFIX.as_bytes()) {
+        super::pprof::write(&mut FdSink(fd))
+    } else {
+        let mut out = Out::new(fd);
+        write_heap(&mut out);
+        out.flush();
+        out.ok
+    };
     // SAFETY: fd is ours.
     let closed = unsafe { libc::close(fd) } == 0;
-    out.ok && closed
+    ok && closed
 }
+
+/// The file name ending that selects pprof output.
+pub(super) const PPROF_SUFFIX: &str = ".pb.gz";
 
 /// Writes a profile to the next `prof_prefix`-based name of `kind` (`m`,
 /// `i`, `u` or `f`).
@@ -212,8 +253,13 @@ pub(super) fn dump_seq(kind: u8) -> bool {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let seq = SEQ.fetch_add(1, Relaxed);
+    let ext = if OPT_PROF_PPROF.load(Relaxed) {
+        PPROF_SUFFIX
+    } else {
+        ".heap"
+    };
     let _ = match kind {
-        b'f' => write!(name, ".{pid}.{seq}.f.heap"),
+        b'f' => write!(name, ".{pid}.{seq}.f{ext}"),
         _ => {
             let v = match kind {
                 b'm' => &MSEQ,
@@ -221,7 +267,7 @@ pub(super) fn dump_seq(kind: u8) -> bool {
                 _ => &USEQ,
             }
             .fetch_add(1, Relaxed);
-            write!(name, ".{pid}.{seq}.{}{v}.heap", kind as char)
+            write!(name, ".{pid}.{seq}.{}{v}{ext}", kind as char)
         }
     };
     match name.c_str() {

@@ -6,7 +6,8 @@
 //! during which they run out is sampled: its stack is captured
 //! (`backtrace`), and the block counts for that stack's record (`table`)
 //! until it is freed. Dumps (`dump`) write the records in jemalloc's
-//! `heap_v2` format, which `jeprof` reads.
+//! `heap_v2` format, which `jeprof` reads, or in pprof's (`pprof`, with
+//! `encode` and `elf`).
 //!
 //! Owns: the `prof*` options, the profiler's run-time switches
 //! (`prof.active`, `prof.thread_active_init`, `thread.prof.active`,
@@ -34,7 +35,10 @@
 
 mod backtrace;
 mod dump;
+mod elf;
+mod encode;
 mod math;
+mod pprof;
 mod table;
 
 use crate::emap::Entry;
@@ -71,6 +75,9 @@ pub(crate) static OPT_PROF_LEAK: AtomicBool = AtomicBool::new(false);
 /// Option `prof_leak_error`: as `prof_leak`, and a leak makes the
 /// process exit with status 1.
 pub(crate) static OPT_PROF_LEAK_ERROR: AtomicBool = AtomicBool::new(false);
+/// Option `prof_pprof`: `prof_prefix`-based dumps (on demand, interval,
+/// gdump, final) are pprof's gzipped protobuf (`.pb.gz`), not `heap_v2`.
+pub(crate) static OPT_PROF_PPROF: AtomicBool = AtomicBool::new(false);
 /// Option `prof_accum`: keep cumulative counts (freed samples too).
 pub(crate) static OPT_PROF_ACCUM: AtomicBool = AtomicBool::new(false);
 
@@ -378,9 +385,9 @@ pub(crate) fn reset(lg_sample: Option<usize>) {
     }
 }
 
-/// `prof.dump`: writes a `heap_v2` profile to `path`, or to the next
-/// `prof_prefix`-based
-/// name. False if the profiler is off or the file cannot be written.
+/// `prof.dump`: writes the profile to `path` (pprof if it ends in
+/// `.pb.gz`, else `heap_v2`), or to the next `prof_prefix`-based name.
+/// False if the profiler is off or the file cannot be written.
 pub(crate) fn dump_to(path: Option<&core::ffi::CStr>) -> bool {
     if !on() {
         return false;
@@ -390,6 +397,14 @@ pub(crate) fn dump_to(path: Option<&core::ffi::CStr>) -> bool {
         None => dump::dump_seq(b'm'),
     }
 }
+
+/// Writes the profile as gzipped pprof into `sink` (which may allocate:
+/// no lock is held while it is called). False if it could not.
+pub(crate) fn pprof_into<S: Sink>(sink: &mut S) -> bool {
+    on() && pprof::write(sink)
+}
+
+pub(crate) use encode::Sink;
 
 /// The profile records' lock profile (`stats.mutexes.prof`); `reset`
 /// clears it.

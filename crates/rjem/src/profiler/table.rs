@@ -69,6 +69,32 @@ pub(crate) static TABLE: Mutex<Table> = Mutex::new(Table {
     epoch: 0,
 });
 
+/// The records published up to some moment (`Table::span`): walking them
+/// needs no lock, as records never move and the `newer` links up to
+/// `newest` were set before the lock that `span` took was released.
+#[derive(Clone, Copy)]
+pub(crate) struct Span {
+    oldest: *mut Record,
+    newest: *mut Record,
+}
+
+impl Span {
+    /// Every record of the span, oldest first.
+    pub(crate) fn walk(self, mut f: impl FnMut(&'static Record)) {
+        let mut r = self.oldest;
+        // SAFETY: the list holds published records (base memory); links
+        // up to `newest` are no longer written (records are only added
+        // after it).
+        while let Some(rec) = unsafe { r.as_ref() } {
+            f(rec);
+            if r == self.newest {
+                break;
+            }
+            r = rec.newer;
+        }
+    }
+}
+
 const TAG_SHIFT: u32 = 48;
 
 /// The tag for a block sampled into `r` now.
@@ -128,9 +154,13 @@ impl Table {
             (*p).chain = *slot;
             ptr::copy_nonoverlapping(frames.as_ptr(), p.add(1).cast::<usize>(), frames.len());
             *slot = p;
-            match self.newest.as_mut() {
-                Some(last) => last.newer = p,
-                None => self.oldest = p,
+            // Raw field writes: other threads hold shared references to
+            // records (their counts are atomics; `chain` and `newer` are
+            // only touched under the lock, `newer` up to a `Span`'s end).
+            if self.newest.is_null() {
+                self.oldest = p;
+            } else {
+                (*self.newest).newer = p;
             }
         }
         self.newest = p;
@@ -159,16 +189,16 @@ impl Table {
         self.buckets = b;
         self.nbuckets = n;
         let mut r = self.oldest;
-        // SAFETY: the records' list holds published records; re-chained
-        // under the lock.
-        while let Some(rec) = unsafe { r.as_mut() } {
-            let slot = self.slot(rec.hash);
-            // SAFETY: slot is inside the new array.
+        while !r.is_null() {
+            // SAFETY: the records' list holds published records; re-chained
+            // under the lock with raw field accesses (see `find_or_add`);
+            // `slot` is inside the new array.
             unsafe {
-                rec.chain = *slot;
-                *slot = rec;
+                let slot = self.slot((*r).hash);
+                (*r).chain = *slot;
+                *slot = r;
+                r = (*r).newer;
             }
-            r = rec.newer;
         }
         true
     }
@@ -181,6 +211,14 @@ impl Table {
         while let Some(rec) = unsafe { r.as_ref() } {
             f(rec);
             r = rec.newer;
+        }
+    }
+
+    /// The records published so far, for `walk` without the lock.
+    pub(crate) fn span(&self) -> Span {
+        Span {
+            oldest: self.oldest,
+            newest: self.newest,
         }
     }
 
