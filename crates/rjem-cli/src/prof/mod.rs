@@ -229,7 +229,7 @@ pub fn top(
         "{:>14} {:>6} {:>14} {:>6} {:>10}  site",
         "bytes", "%", "cum bytes", "cum%", "objects"
     )?;
-    for (name, (b, o)) in rows.into_iter().take(count) {
+    for (name, (b, o)) in rows.into_iter().filter(|r| r.1 .0 >= 0.5).take(count) {
         let c = cum.get(name).copied().unwrap_or(b);
         writeln!(
             out,

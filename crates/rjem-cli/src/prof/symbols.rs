@@ -8,13 +8,15 @@
 //! file and offset, so a report still tells the frames apart.
 
 use super::profile::{demangle, Mapping, Profile};
-use object::{Object, ObjectSegment};
+use object::{Object, ObjectSegment, ObjectSymbol};
 use std::collections::HashMap;
 
 struct File {
     loader: addr2line::Loader,
     /// (file offset, size, address) of each loadable segment.
     segments: Vec<(u64, u64, u64)>,
+    /// Function symbols with a size, (address, size, name), by address.
+    syms: Vec<(u64, u64, String)>,
 }
 
 #[derive(Default)]
@@ -36,32 +38,36 @@ impl Symbolizer {
                         (off, size, s.address())
                     })
                     .collect();
+                let mut syms: Vec<(u64, u64, String)> = obj
+                    .symbols()
+                    .chain(obj.dynamic_symbols())
+                    .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+                    .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+                    .collect();
+                syms.sort();
+                syms.dedup_by_key(|s| s.0);
                 let loader = addr2line::Loader::new(path).ok()?;
-                Some(File { loader, segments })
+                Some(File {
+                    loader,
+                    segments,
+                    syms,
+                })
             })
             .as_ref()
     }
 
     /// The names of the code at call site `addr` (innermost inlined
-    /// first), given the process's mappings.
-    pub fn names(&mut self, maps: &[Mapping], addr: u64) -> Vec<String> {
-        let Some(m) = maps.iter().find(|m| (m.start..m.end).contains(&addr)) else {
-            return vec![format!("{addr:#x}")];
-        };
+    /// first) from its file, given the process's mappings; None if the
+    /// file cannot tell.
+    fn lookup(&mut self, maps: &[Mapping], addr: u64) -> Option<Vec<String>> {
+        let m = maps.iter().find(|m| (m.start..m.end).contains(&addr))?;
         let off = addr - m.start + m.offset;
-        let short = m.path.rsplit('/').next().unwrap_or(&m.path).to_string();
-        let fallback = || vec![format!("{short}+{off:#x}")];
-        let Some(f) = self.file(&m.path) else {
-            return fallback();
-        };
-        let Some(vaddr) = f
+        let f = self.file(&m.path)?;
+        let vaddr = f
             .segments
             .iter()
             .find(|&&(o, size, _)| (o..o + size).contains(&off))
-            .map(|&(o, _, a)| a + (off - o))
-        else {
-            return fallback();
-        };
+            .map(|&(o, _, a)| a + (off - o))?;
         let mut names = Vec::new();
         if let Ok(mut frames) = f.loader.find_frames(vaddr) {
             while let Ok(Some(fr)) = frames.next() {
@@ -73,26 +79,45 @@ impl Symbolizer {
             }
         }
         if names.is_empty() {
-            if let Some(s) = f.loader.find_symbol(vaddr) {
-                names.push(demangle(s));
+            // The symbol whose extent holds the address (never merely the
+            // nearest one below: a local function of a stripped library
+            // is not its exported neighbour).
+            let i = f.syms.partition_point(|s| s.0 <= vaddr).checked_sub(1)?;
+            let (a, size, name) = &f.syms[i];
+            if vaddr < a + size {
+                names.push(demangle(name));
             }
         }
-        if names.is_empty() {
-            return fallback();
-        }
-        names
+        (!names.is_empty()).then_some(names)
     }
 
-    /// Names every frame that has none.
+    /// A frame the files cannot name: its file and offset.
+    fn unnamed(maps: &[Mapping], addr: u64) -> String {
+        match maps.iter().find(|m| (m.start..m.end).contains(&addr)) {
+            Some(m) => {
+                let short = m.path.rsplit('/').next().unwrap_or(&m.path);
+                format!("{short}+{:#x}", addr - m.start + m.offset)
+            }
+            None => format!("{addr:#x}"),
+        }
+    }
+
+    /// Names the frames from the mapped files (DWARF gives inlined calls
+    /// too); a frame they cannot name keeps the profile's names, or gets
+    /// its file and offset.
     pub fn fill(&mut self, p: &mut Profile) {
-        let mut cache: HashMap<u64, Vec<String>> = HashMap::new();
+        let mut cache: HashMap<u64, Option<Vec<String>>> = HashMap::new();
         for s in &mut p.stacks {
             for f in &mut s.frames {
-                if f.names.is_empty() {
-                    f.names = cache
-                        .entry(f.addr)
-                        .or_insert_with(|| self.names(&p.mappings, f.addr))
-                        .clone();
+                let found = cache
+                    .entry(f.addr)
+                    .or_insert_with(|| self.lookup(&p.mappings, f.addr));
+                match found {
+                    Some(n) => f.names = n.clone(),
+                    None if f.names.is_empty() => {
+                        f.names = vec![Self::unnamed(&p.mappings, f.addr)]
+                    }
+                    None => {}
                 }
             }
         }
