@@ -593,7 +593,10 @@ fn pprof_dump_attributes_bytes_to_their_sites() {
         .expect("a mapping of the program");
     assert!(prog_map.has_functions);
     let id = s(prog_map.build_id);
-    assert!(id.len() >= 16 && id.bytes().all(|c| c.is_ascii_hexdigit()), "{id}");
+    assert!(
+        id.len() >= 16 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
     let note = Command::new("readelf")
         .args(["-n"])
         .arg(&exe)
@@ -603,7 +606,10 @@ fn pprof_dump_attributes_bytes_to_their_sites() {
     if note.contains("Build ID") {
         assert!(note.contains(id), "build id {id} not in\n{note}");
     }
-    assert!(p.mapping.iter().any(|m| s(m.filename).ends_with("librjem_capi.so")));
+    assert!(p
+        .mapping
+        .iter()
+        .any(|m| s(m.filename).ends_with("librjem_capi.so")));
     // Every location lies in its mapping; functions are named from the
     // program's symbol table.
     let maps: BTreeMap<u64, &pb::Mapping> = p.mapping.iter().map(|m| (m.id, m)).collect();
@@ -644,7 +650,10 @@ fn pprof_dump_attributes_bytes_to_their_sites() {
     }
     assert_eq!(live_bytes.get("site_churn").copied().unwrap_or(0.0), 0.0);
     let churn = alloc_bytes.get("site_churn").copied().unwrap_or(0.0);
-    assert!(within(churn, 128e6, 0.10), "site_churn allocated {churn:.0}");
+    assert!(
+        within(churn, 128e6, 0.10),
+        "site_churn allocated {churn:.0}"
+    );
     // After the frees nothing of the sites is live.
     let p = read_pprof(&freed);
     let inuse: i64 = p.sample.iter().map(|s| s.value[3]).sum();
@@ -678,7 +687,10 @@ fn prof_pprof_names_prefix_dumps_pb_gz() {
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(names.contains(&"first.heap".to_string()));
     let m = names.iter().find(|n| n.ends_with(".m0.pb.gz")).expect("m0");
-    let f = names.iter().find(|n| n.ends_with(".f.pb.gz")).expect("final");
+    let f = names
+        .iter()
+        .find(|n| n.ends_with(".f.pb.gz"))
+        .expect("final");
     parse(&dir.join("first.heap"));
     for n in [m, f] {
         let p = read_pprof(&dir.join(n));

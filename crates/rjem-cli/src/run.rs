@@ -6,9 +6,9 @@
 //! read the program's statistics instead (`stats::live`).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::io::Write;
 use std::process::{Command, ExitCode};
 
 /// The status `rjem run` exits with when it fails itself (library not
@@ -191,7 +191,9 @@ fn prof_run(mut c: Command, conf: Option<OsString>, dir: &Path) -> ExitCode {
     if !mc.is_empty() {
         mc.push(",");
     }
-    mc.push(format!("prof:true,prof_final:true,prof_prefix:{prefix_str}"));
+    mc.push(format!(
+        "prof:true,prof_final:true,prof_prefix:{prefix_str}"
+    ));
     c.env("MALLOC_CONF", &mc);
     let prog = c.get_program().to_os_string();
     let mut child = match c.spawn() {
@@ -215,13 +217,11 @@ fn prof_run(mut c: Command, conf: Option<OsString>, dir: &Path) -> ExitCode {
     };
     let start = format!("rjem-prof.{pid}.");
     let dump = std::fs::read_dir(&dir).ok().and_then(|d| {
-        d.filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&start) && n.ends_with(".f.heap"))
-            })
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&start) && n.ends_with(".f.heap"))
+        })
     });
     let mut err = std::io::stderr().lock();
     match dump {

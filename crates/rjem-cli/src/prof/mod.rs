@@ -101,6 +101,7 @@ fn is_alloc_frame(name: &str) -> bool {
         "rjem::",
         "<rjem::",
         "__rg_",
+        "__rustc::",
         "__rust_alloc",
         "__rust_realloc",
         "__rust_dealloc",
@@ -134,17 +135,26 @@ fn is_alloc_frame(name: &str) -> bool {
     PREFIXES.iter().any(|p| name.starts_with(p)) || EXACT.contains(&name)
 }
 
-/// A stack's names, innermost first (inlined calls expanded).
+/// A stack's functions, innermost first (inlined calls expanded).
+fn funcs(s: &profile::Stack) -> impl Iterator<Item = &profile::Func> {
+    s.frames.iter().flat_map(|f| f.funcs.iter())
+}
+
 fn names(s: &profile::Stack) -> impl Iterator<Item = &str> {
-    s.frames
-        .iter()
-        .flat_map(|f| f.names.iter().map(|n| n.as_str()))
+    funcs(s).map(|f| f.name.as_str())
+}
+
+/// Whether a function is part of allocating, or of the Rust standard
+/// library (whose allocating paths are the caller's site).
+fn not_site(f: &profile::Func) -> bool {
+    f.std_lib || is_alloc_frame(&f.name)
 }
 
 /// The stack's site: its innermost frame outside allocating itself.
 fn site(s: &profile::Stack) -> &str {
-    names(s)
-        .find(|n| !is_alloc_frame(n))
+    funcs(s)
+        .find(|f| !not_site(f))
+        .map(|f| f.name.as_str())
         .or_else(|| names(s).next())
         .unwrap_or("(no stack)")
 }
@@ -252,13 +262,10 @@ fn flamegraph(p: &Profile, output: &Path, alloc: bool) -> Result<(), String> {
         if v < 0.5 {
             continue;
         }
-        let mut frames: Vec<&str> = names(s).collect();
+        let all: Vec<&profile::Func> = funcs(s).collect();
         // Drop the allocator's frames at the leaf end: the leaf is the site.
-        let keep = frames
-            .iter()
-            .position(|n| !is_alloc_frame(n))
-            .unwrap_or(0);
-        frames.drain(..keep);
+        let keep = all.iter().position(|f| !not_site(f)).unwrap_or(0);
+        let mut frames: Vec<&str> = all[keep..].iter().map(|f| f.name.as_str()).collect();
         frames.reverse();
         let line = frames
             .iter()
@@ -275,7 +282,13 @@ fn flamegraph(p: &Profile, output: &Path, alloc: bool) -> Result<(), String> {
     }
     let mut lines: Vec<String> = folded
         .into_iter()
-        .map(|(k, v)| format!("{} {}", if k.is_empty() { "(no stack)" } else { &k }, v.round() as u64))
+        .map(|(k, v)| {
+            format!(
+                "{} {}",
+                if k.is_empty() { "(no stack)" } else { &k },
+                v.round() as u64
+            )
+        })
         .collect();
     lines.sort();
     let mut opts = inferno::flamegraph::Options::default();
@@ -285,7 +298,8 @@ fn flamegraph(p: &Profile, output: &Path, alloc: bool) -> Result<(), String> {
         "Heap: bytes in use (estimated)".into()
     };
     opts.count_name = "bytes".into();
-    opts.colors = inferno::flamegraph::Palette::Multi(inferno::flamegraph::color::MultiPalette::Rust);
+    opts.colors =
+        inferno::flamegraph::Palette::Multi(inferno::flamegraph::color::MultiPalette::Rust);
     let f = std::fs::File::create(output)
         .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
     let mut w = std::io::BufWriter::new(f);

@@ -33,9 +33,17 @@ pub struct Stack {
 #[derive(Clone)]
 pub struct Frame {
     pub addr: u64,
-    /// Function names, innermost (inlined) first; empty until symbolized
-    /// if the file had none.
-    pub names: Vec<String>,
+    /// The functions at the address, innermost (inlined) first; empty
+    /// until symbolized if the file had none.
+    pub funcs: Vec<Func>,
+}
+
+#[derive(Clone)]
+pub struct Func {
+    pub name: String,
+    /// Compiled from Rust's standard library sources (its DWARF file
+    /// names are under /rustc/ or /rust/deps/): never a site.
+    pub std_lib: bool,
 }
 
 /// An executable file mapping of the profiled process.
@@ -96,7 +104,9 @@ fn counts(line: &str) -> Option<(u64, u64, u64, u64)> {
 }
 
 pub fn parse_heap_v2(text: &str) -> Result<Profile, String> {
-    let (head, maps) = text.split_once("\nMAPPED_LIBRARIES:\n").unwrap_or((text, ""));
+    let (head, maps) = text
+        .split_once("\nMAPPED_LIBRARIES:\n")
+        .unwrap_or((text, ""));
     let mut lines = head.lines();
     let period: u64 = lines
         .next()
@@ -113,7 +123,7 @@ pub fn parse_heap_v2(text: &str) -> Result<Profile, String> {
                     u64::from_str_radix(a.trim_start_matches("0x"), 16)
                         .map(|pc| Frame {
                             addr: pc.saturating_sub(1),
-                            names: Vec::new(),
+                            funcs: Vec::new(),
                         })
                         .map_err(|_| format!("bad address '{a}'"))
                 })
@@ -282,27 +292,27 @@ pub fn parse_pprof(raw: &[u8]) -> Result<Profile, String> {
     if ib.is_none() && ab.is_none() {
         return Err("no inuse_space or alloc_space sample type: not a heap profile".into());
     }
-    let funcs: std::collections::HashMap<u64, &str> = p
-        .function
-        .iter()
-        .map(|f| (f.id, p.str(f.name)))
-        .collect();
+    let funcs: std::collections::HashMap<u64, &str> =
+        p.function.iter().map(|f| (f.id, p.str(f.name))).collect();
     let locs: std::collections::HashMap<u64, Frame> = p
         .location
         .iter()
         .map(|l| {
-            let names = l
+            let found = l
                 .line
                 .iter()
                 .filter_map(|ln| funcs.get(&ln.function_id))
                 .filter(|n| !n.is_empty())
-                .map(|n| demangle(n))
+                .map(|n| Func {
+                    name: demangle(n),
+                    std_lib: false,
+                })
                 .collect();
             (
                 l.id,
                 Frame {
                     addr: l.address,
-                    names,
+                    funcs: found,
                 },
             )
         })

@@ -7,7 +7,7 @@
 //! whose file cannot be read (gone, rebuilt, no symbols) is named by its
 //! file and offset, so a report still tells the frames apart.
 
-use super::profile::{demangle, Mapping, Profile};
+use super::profile::{demangle, Func, Mapping, Profile};
 use object::{Object, ObjectSegment, ObjectSymbol};
 use std::collections::HashMap;
 
@@ -59,7 +59,7 @@ impl Symbolizer {
     /// The names of the code at call site `addr` (innermost inlined
     /// first) from its file, given the process's mappings; None if the
     /// file cannot tell.
-    fn lookup(&mut self, maps: &[Mapping], addr: u64) -> Option<Vec<String>> {
+    fn lookup(&mut self, maps: &[Mapping], addr: u64) -> Option<Vec<Func>> {
         let m = maps.iter().find(|m| (m.start..m.end).contains(&addr))?;
         let off = addr - m.start + m.offset;
         let f = self.file(&m.path)?;
@@ -71,9 +71,16 @@ impl Symbolizer {
         let mut names = Vec::new();
         if let Ok(mut frames) = f.loader.find_frames(vaddr) {
             while let Ok(Some(fr)) = frames.next() {
+                let std_lib = fr
+                    .location
+                    .and_then(|l| l.file)
+                    .is_some_and(|f| f.starts_with("/rustc/") || f.starts_with("/rust/deps/"));
                 if let Some(func) = fr.function {
                     if let Ok(n) = func.demangle() {
-                        names.push(n.into_owned());
+                        names.push(Func {
+                            name: n.into_owned(),
+                            std_lib,
+                        });
                     }
                 }
             }
@@ -85,7 +92,10 @@ impl Symbolizer {
             let i = f.syms.partition_point(|s| s.0 <= vaddr).checked_sub(1)?;
             let (a, size, name) = &f.syms[i];
             if vaddr < a + size {
-                names.push(demangle(name));
+                names.push(Func {
+                    name: demangle(name),
+                    std_lib: false,
+                });
             }
         }
         (!names.is_empty()).then_some(names)
@@ -106,16 +116,19 @@ impl Symbolizer {
     /// too); a frame they cannot name keeps the profile's names, or gets
     /// its file and offset.
     pub fn fill(&mut self, p: &mut Profile) {
-        let mut cache: HashMap<u64, Option<Vec<String>>> = HashMap::new();
+        let mut cache: HashMap<u64, Option<Vec<Func>>> = HashMap::new();
         for s in &mut p.stacks {
             for f in &mut s.frames {
                 let found = cache
                     .entry(f.addr)
                     .or_insert_with(|| self.lookup(&p.mappings, f.addr));
                 match found {
-                    Some(n) => f.names = n.clone(),
-                    None if f.names.is_empty() => {
-                        f.names = vec![Self::unnamed(&p.mappings, f.addr)]
+                    Some(n) => f.funcs = n.clone(),
+                    None if f.funcs.is_empty() => {
+                        f.funcs = vec![Func {
+                            name: Self::unnamed(&p.mappings, f.addr),
+                            std_lib: false,
+                        }]
                     }
                     None => {}
                 }

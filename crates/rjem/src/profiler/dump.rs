@@ -14,8 +14,8 @@
 //! the stack and written with `write(2)`; the record table's lock is held
 //! while a dump reads it (a sample being recorded meanwhile waits).
 
-use super::table::{Record, TABLE};
 use super::encode::FdSink;
+use super::table::{Record, TABLE};
 use super::{math, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PPROF, OPT_PROF_PREFIX};
 use crate::os;
 use crate::sync::Mutex;

@@ -279,7 +279,10 @@ mod tests {
         let meta = std::fs::metadata(&exe).unwrap();
         use std::os::unix::fs::MetadataExt;
         let path = std::ffi::CString::new(exe.to_str().unwrap()).unwrap();
-        assert!(SymFile::open(&path, meta.ino() + 1).is_none(), "wrong inode");
+        assert!(
+            SymFile::open(&path, meta.ino() + 1).is_none(),
+            "wrong inode"
+        );
         let f = SymFile::open(&path, meta.ino()).expect("symbols");
         let mut found = false;
         f.for_each_function(|v, size, name| {

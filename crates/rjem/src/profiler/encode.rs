@@ -227,10 +227,11 @@ mod tests {
         assert!(g.finish());
         let o = &v.0;
         assert_eq!(&o[..3], &[0x1f, 0x8b, 8]);
-        // 21 bytes in blocks of 7, 7, 7 and an empty final one.
-        assert_eq!(o.len(), 10 + 4 * 5 + 21 + 8);
+        // 21 bytes in blocks of 7, 7 and a final 7.
+        assert_eq!(o.len(), 10 + 3 * 5 + 21 + 8);
         assert_eq!(&o[10..15], &[0, 7, 0, !7u8, 0xff]);
-        assert_eq!(o[10 + 3 * 12], 1, "final block");
+        assert_eq!(o[10 + 12], 0, "not final");
+        assert_eq!(o[10 + 2 * 12], 1, "final block");
         let n = o.len();
         assert_eq!(&o[n - 4..], &21u32.to_le_bytes());
     }

@@ -143,10 +143,15 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
     let mut nfiles = 0;
     for m in maps.iter_mut() {
         let first = addrs.partition_point(|&a| a <= m.start);
-        if nfiles == MAX_FILES || addrs.get(first).is_none_or(|&a| a > m.end) {
+        let Some(&pc) = addrs.get(first).filter(|&&a| a <= m.end) else {
+            continue;
+        };
+        if nfiles == MAX_FILES {
             continue;
         }
-        let Some(obj) = elf::object_at(m.start) else {
+        // A frame, not the mapping's start: a segment need not begin on
+        // a page boundary.
+        let Some(obj) = elf::object_at(pc - 1) else {
             continue;
         };
         ids[nfiles] = obj.build_id;
@@ -208,7 +213,10 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
         pb.uint(9, ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
     }
     if !OPT_PROF_ACCUM.load(Relaxed) {
-        let c = strings.add(&mut pb, b"alloc_objects and alloc_space need prof_accum:true");
+        let c = strings.add(
+            &mut pb,
+            b"alloc_objects and alloc_space need prof_accum:true",
+        );
         pb.uint(13, c);
     }
 
@@ -302,16 +310,8 @@ fn sample<S: Sink>(pb: &mut Pb<S>, r: &Record, addrs: &[usize]) {
         }
     }
     let p = period();
-    let (co, cb) = math::scale(
-        r.cur_objs.load(Relaxed),
-        r.cur_bytes.load(Relaxed),
-        p,
-    );
-    let (ao, ab) = math::scale(
-        r.accum_objs.load(Relaxed),
-        r.accum_bytes.load(Relaxed),
-        p,
-    );
+    let (co, cb) = math::scale(r.cur_objs.load(Relaxed), r.cur_bytes.load(Relaxed), p);
+    let (ao, ab) = math::scale(r.accum_objs.load(Relaxed), r.accum_bytes.load(Relaxed), p);
     let values = [ao, ab, co, cb];
     let vals_len: usize = values.iter().map(|&v| len_varint(v)).sum();
     let mut len = len_bytes(2, vals_len);
@@ -403,8 +403,7 @@ fn parse_maps_line(line: &[u8]) -> Option<(Map, &[u8])> {
     let _dev = f.next()?;
     let ino = dec(f.next()?)?;
     let path = trim(f.next()?);
-    if perms.get(2) != Some(&b'x') || path.first() != Some(&b'/') || path.ends_with(b" (deleted)")
-    {
+    if perms.get(2) != Some(&b'x') || path.first() != Some(&b'/') || path.ends_with(b" (deleted)") {
         return None;
     }
     let dash = range.iter().position(|&c| c == b'-')?;
@@ -424,7 +423,10 @@ fn parse_maps_line(line: &[u8]) -> Option<(Map, &[u8])> {
 
 fn trim(b: &[u8]) -> &[u8] {
     let s = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
-    let e = b.iter().rposition(|&c| c != b' ' && c != b'\n').map_or(s, |e| e + 1);
+    let e = b
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\n')
+        .map_or(s, |e| e + 1);
     &b[s..e.max(s)]
 }
 
@@ -456,7 +458,10 @@ mod tests {
     fn maps_lines() {
         let l = b"55d0c2a1b000-55d0c2a1c000 r-xp 00002000 08:01 1234567                    /usr/bin/prog\n";
         let (m, p) = parse_maps_line(l).unwrap();
-        assert_eq!((m.start, m.end, m.offset, m.ino), (0x55d0c2a1b000, 0x55d0c2a1c000, 0x2000, 1234567));
+        assert_eq!(
+            (m.start, m.end, m.offset, m.ino),
+            (0x55d0c2a1b000, 0x55d0c2a1c000, 0x2000, 1234567)
+        );
         assert_eq!(p, b"/usr/bin/prog");
         assert!(parse_maps_line(b"7ffd-7ffe r--p 00000000 00:00 0 /usr/bin/prog").is_none());
         assert!(parse_maps_line(b"7ffd-7ffe r-xp 00000000 00:00 0 [vdso]").is_none());
