@@ -55,7 +55,8 @@ fn parse(path: &Path) -> Dump {
     counts(lines.next().expect("totals"));
     let mut recs = Vec::new();
     while let Some(l) = lines.next() {
-        if l.is_empty() {
+        // Per-thread-name lines ("  t3: ...") follow a stack's t*: line.
+        if l.is_empty() || l.trim_start().starts_with('t') {
             continue;
         }
         let frames = l
@@ -492,6 +493,15 @@ mod pb {
         pub location_id: Vec<u64>,
         #[prost(int64, repeated, tag = "2")]
         pub value: Vec<i64>,
+        #[prost(message, repeated, tag = "3")]
+        pub label: Vec<Label>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(int64, tag = "1")]
+        pub key: i64,
+        #[prost(int64, tag = "2")]
+        pub str: i64,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Mapping {
@@ -696,4 +706,107 @@ fn prof_pprof_names_prefix_dumps_pb_gz() {
         let p = read_pprof(&dir.join(n));
         assert_eq!(p.period, 1 << 16);
     }
+}
+
+#[test]
+fn thread_names_in_both_formats() {
+    thread_names("names", "prof:true,lg_prof_sample:14", "set");
+}
+
+#[test]
+fn system_thread_names() {
+    // prof_sys_thread_name: the names the threads gave themselves with
+    // pthread_setname_np; the main thread has the program's.
+    thread_names(
+        "sysnames",
+        "prof:true,lg_prof_sample:14,prof_sys_thread_name:true",
+        "sys",
+    );
+}
+
+fn thread_names(tag: &str, conf: &str, how: &str) {
+    let exe = prog();
+    let (heap, pprof) = (
+        scratch(&format!("{tag}.heap")),
+        scratch(&format!("{tag}.pb.gz")),
+    );
+    let o = run(
+        &exe,
+        &["names", heap.to_str().unwrap(), pprof.to_str().unwrap(), how],
+        true,
+        &[("MALLOC_CONF", conf)],
+    );
+    let sys = how == "sys";
+    let out = ok(&o, "prof names");
+    assert!(out.contains("named"), "{out}");
+    let sites = sites(&out);
+    // heap_v2: a header line per name, "t<id>: counts name", and the
+    // stacks of named threads carry their "t<id>:" line.
+    let text = std::fs::read_to_string(&heap).unwrap();
+    let id_of = |name: &str| -> String {
+        let l = text
+            .lines()
+            .take_while(|l| !l.starts_with('@'))
+            .find(|l| l.ends_with(&format!("] {name}")))
+            .unwrap_or_else(|| panic!("no header line for {name}:\n{text}"));
+        l.trim().split(':').next().unwrap().to_string()
+    };
+    let (a, b) = (id_of("worker-a"), id_of("worker-b"));
+    assert_ne!(a, b);
+    let mut lines = text.lines().peekable();
+    let mut named: BTreeMap<String, String> = BTreeMap::new();
+    while let Some(l) = lines.next() {
+        let Some(frames) = l.strip_prefix("@ ") else {
+            continue;
+        };
+        let pc = u64::from_str_radix(frames.split(' ').next().unwrap().trim_start_matches("0x"), 16)
+            .unwrap();
+        lines.next(); // t*:
+        let thread = match lines.peek() {
+            Some(t) if t.trim_start().starts_with('t') && !t.contains("t*") => {
+                t.trim().split(':').next().unwrap().to_string()
+            }
+            _ => "-".to_string(),
+        };
+        let site = site_of(&sites, pc).to_string();
+        let prev = named.insert(site.clone(), thread.clone());
+        assert!(prev.is_none_or(|p| p == thread), "{site}: two names");
+    }
+    assert_eq!(named.get("site_small"), Some(&a), "{named:?}");
+    assert_eq!(named.get("site_medium"), Some(&b), "{named:?}");
+    if sys {
+        let main = id_of("prof-shared");
+        assert_eq!(named.get("site_large"), Some(&main), "{named:?}");
+    } else {
+        assert_eq!(named.get("site_large").map(|s| s.as_str()), Some("-"));
+    }
+    // jeprof still reads it.
+    let flat = jeprof_flat(&exe, &heap);
+    assert!(within(flat.get("site_small").copied().unwrap_or(0.0), 22.4e6, 0.12), "{flat:?}");
+    // pprof: a thread_name label on the named threads' samples.
+    let p = read_pprof(&pprof);
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    let locs: BTreeMap<u64, u64> = p.location.iter().map(|l| (l.id, l.address)).collect();
+    let mut by_name: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for smp in &p.sample {
+        let pc = locs[&smp.location_id[0]] + 1;
+        let label = smp
+            .label
+            .iter()
+            .find(|l| s(l.key) == "thread_name")
+            .map_or("-".to_string(), |l| s(l.str).to_string());
+        *by_name
+            .entry((site_of(&sites, pc).to_string(), label))
+            .or_default() += smp.value[3] as f64;
+    }
+    let get = |site: &str, name: &str| {
+        by_name
+            .get(&(site.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert!(within(get("site_small", "worker-a"), 22.4e6, 0.12), "{by_name:?}");
+    assert!(within(get("site_medium", "worker-b"), 30.72e6, 0.12), "{by_name:?}");
+    let main = if sys { "prof-shared" } else { "-" };
+    assert!(within(get("site_large", main), 40.96e6, 0.12), "{by_name:?}");
 }

@@ -608,6 +608,15 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "prof_sys_thread_name",
+        doc: "Name each sampling thread after its system name (pthread_getname_np, read at each sample) in profiles; thread.prof.name writes then answer ENOENT.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_SYS_THREAD_NAME,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "prof_pprof",
         doc: "Write prof_prefix-named dumps (prof.dump without a name, prof_final, lg_prof_interval, prof_gdump) as gzipped pprof protobuf, <prefix>.<pid>.<seq>.<kind>.pb.gz, instead of heap_v2; prof.dump to a name ending in .pb.gz always does.",
         kind: Kind::Bool {
@@ -684,7 +693,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
     fixed("cache_oblivious", Setting::Bool(false), "does not pad large blocks"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
     ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
-    ignored("prof_sys_thread_name", "does not record thread names"),
     ignored("prof_time_resolution", "does not record allocation times"),
     ignored("prof_recent_alloc_max", "does not keep recent allocations"),
     ignored("prof_stats", "does not keep per-class sampling statistics"),

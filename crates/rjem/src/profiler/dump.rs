@@ -2,9 +2,11 @@
 //! report at exit.
 //!
 //! Owns: the text format `jeprof` reads: a header with the sampling
-//! period and totals, then each stack (`@` and its return addresses) with
-//! its counts (`t*:` live objects and bytes, `[` cumulative `]` with
-//! `prof_accum`), then `MAPPED_LIBRARIES:` and a copy of
+//! period and totals (and per thread name, `t<id>: ... <name>`), then each
+//! stack (`@` and its return addresses) with its counts (`t*:` live
+//! objects and bytes, `[` cumulative `]` with `prof_accum`; a `t<id>:`
+//! line too if named threads sampled it: a stack sampled by threads of
+//! several names appears once per name), then `MAPPED_LIBRARIES:` and a copy of
 //! `/proc/self/maps`. Counts are the sampled ones: readers scale them
 //! (`math::scale`). File names follow jemalloc:
 //! `<prefix>.<pid>.<seq>.<kind><n>.heap` (`m` on demand, `i` interval, `u`
@@ -16,7 +18,7 @@
 
 use super::encode::FdSink;
 use super::table::{Record, TABLE};
-use super::{math, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PPROF, OPT_PROF_PREFIX};
+use super::{math, names, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PPROF, OPT_PROF_PREFIX};
 use crate::os;
 use crate::sync::Mutex;
 use core::ffi::CStr;
@@ -126,6 +128,22 @@ fn write_heap(out: &mut Out) {
         ab += r.accum_bytes.load(Relaxed);
     });
     let _ = write!(out, "heap_v2/{}\n  t*: {co}: {cb} [{ao}: {ab}]\n", period());
+    // Per thread name: "t<name id>: counts name" (jemalloc writes one
+    // line per thread, with its name if it has one).
+    let mut per_name = [[0u64; 4]; names::MAX + 1];
+    table.for_each(|r| {
+        let c = &mut per_name[r.thread as usize];
+        c[0] += r.cur_objs.load(Relaxed);
+        c[1] += r.cur_bytes.load(Relaxed);
+        c[2] += r.accum_objs.load(Relaxed);
+        c[3] += r.accum_bytes.load(Relaxed);
+    });
+    for (id, c) in per_name.iter().enumerate().skip(1) {
+        if c[0] != 0 || c[2] != 0 {
+            let name = names::get(id as u16).to_str().unwrap_or("?");
+            let _ = writeln!(out, "  t{id}: {}: {} [{}: {}] {name}", c[0], c[1], c[2], c[3]);
+        }
+    }
     table.for_each(|r| {
         if !shown(r) {
             return;
@@ -134,14 +152,17 @@ fn write_heap(out: &mut Out) {
         for f in r.frames() {
             let _ = write!(out, " {f:#x}");
         }
-        let _ = writeln!(
-            out,
-            "\n  t*: {}: {} [{}: {}]",
+        let counts = [
             r.cur_objs.load(Relaxed),
             r.cur_bytes.load(Relaxed),
             r.accum_objs.load(Relaxed),
-            r.accum_bytes.load(Relaxed)
-        );
+            r.accum_bytes.load(Relaxed),
+        ];
+        let [a, b, c, d] = counts;
+        let _ = writeln!(out, "\n  t*: {a}: {b} [{c}: {d}]");
+        if r.thread != 0 {
+            let _ = writeln!(out, "  t{}: {a}: {b} [{c}: {d}]", r.thread);
+        }
     });
     drop(table);
     out.bytes(b"\nMAPPED_LIBRARIES:\n");

@@ -22,7 +22,7 @@
 use super::elf::{self, SymFile};
 use super::encode::{len_bytes, len_uint, len_varint, Gzip, Pb, Sink};
 use super::table::{Record, TABLE};
-use super::{dump, math, period, OPT_PROF_ACCUM};
+use super::{dump, math, names, period, OPT_PROF_ACCUM};
 use crate::os;
 use core::ffi::CStr;
 use core::sync::atomic::Ordering::Relaxed;
@@ -286,10 +286,24 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
         }
     }
 
+    // Thread names, for the samples' "thread_name" labels.
+    let mut name_str = [0u64; names::MAX + 1];
+    let mut used = [false; names::MAX + 1];
+    span.walk(|r| used[r.thread as usize] |= dump::shown(r));
+    if used[1..].iter().any(|&u| u) {
+        name_str[0] = strings.add(&mut pb, b"thread_name");
+        for id in 1..=names::MAX {
+            if used[id] {
+                name_str[id] = strings.add(&mut pb, names::get(id as u16).to_bytes());
+            }
+        }
+    }
+
     // Samples.
     span.walk(|r| {
         if dump::shown(r) {
-            sample(&mut pb, r, addrs);
+            let label = (r.thread != 0).then(|| (name_str[0], name_str[r.thread as usize]));
+            sample(&mut pb, r, addrs, label);
         }
     });
     drop(pb);
@@ -301,7 +315,7 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
 
 /// One record's sample; left out if a frame is not among `addrs` (the
 /// record was first shown after they were collected).
-fn sample<S: Sink>(pb: &mut Pb<S>, r: &Record, addrs: &[usize]) {
+fn sample<S: Sink>(pb: &mut Pb<S>, r: &Record, addrs: &[usize], label: Option<(u64, u64)>) {
     let mut ids_len = 0;
     for pc in r.frames() {
         match addrs.binary_search(pc) {
@@ -318,6 +332,10 @@ fn sample<S: Sink>(pb: &mut Pb<S>, r: &Record, addrs: &[usize]) {
     if ids_len != 0 {
         len += len_bytes(1, ids_len);
     }
+    let label_len = label.map_or(0, |(k, v)| len_uint(1, k) + len_uint(2, v));
+    if label.is_some() {
+        len += len_bytes(3, label_len);
+    }
     pb.open(2, len);
     if ids_len != 0 {
         pb.open(1, ids_len);
@@ -329,6 +347,11 @@ fn sample<S: Sink>(pb: &mut Pb<S>, r: &Record, addrs: &[usize]) {
     pb.open(2, vals_len);
     for v in values {
         pb.varint(v);
+    }
+    if let Some((k, v)) = label {
+        pb.open(3, label_len);
+        pb.uint(1, k);
+        pb.uint(2, v);
     }
 }
 
