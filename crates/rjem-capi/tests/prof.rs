@@ -732,7 +732,12 @@ fn thread_names(tag: &str, conf: &str, how: &str) {
     );
     let o = run(
         &exe,
-        &["names", heap.to_str().unwrap(), pprof.to_str().unwrap(), how],
+        &[
+            "names",
+            heap.to_str().unwrap(),
+            pprof.to_str().unwrap(),
+            how,
+        ],
         true,
         &[("MALLOC_CONF", conf)],
     );
@@ -759,8 +764,11 @@ fn thread_names(tag: &str, conf: &str, how: &str) {
         let Some(frames) = l.strip_prefix("@ ") else {
             continue;
         };
-        let pc = u64::from_str_radix(frames.split(' ').next().unwrap().trim_start_matches("0x"), 16)
-            .unwrap();
+        let pc = u64::from_str_radix(
+            frames.split(' ').next().unwrap().trim_start_matches("0x"),
+            16,
+        )
+        .unwrap();
         lines.next(); // t*:
         let thread = match lines.peek() {
             Some(t) if t.trim_start().starts_with('t') && !t.contains("t*") => {
@@ -782,7 +790,10 @@ fn thread_names(tag: &str, conf: &str, how: &str) {
     }
     // jeprof still reads it.
     let flat = jeprof_flat(&exe, &heap);
-    assert!(within(flat.get("site_small").copied().unwrap_or(0.0), 22.4e6, 0.12), "{flat:?}");
+    assert!(
+        within(flat.get("site_small").copied().unwrap_or(0.0), 22.4e6, 0.12),
+        "{flat:?}"
+    );
     // pprof: a thread_name label on the named threads' samples.
     let p = read_pprof(&pprof);
     let s = |i: i64| p.string_table[i as usize].as_str();
@@ -805,8 +816,17 @@ fn thread_names(tag: &str, conf: &str, how: &str) {
             .copied()
             .unwrap_or(0.0)
     };
-    assert!(within(get("site_small", "worker-a"), 22.4e6, 0.12), "{by_name:?}");
-    assert!(within(get("site_medium", "worker-b"), 30.72e6, 0.12), "{by_name:?}");
+    assert!(
+        within(get("site_small", "worker-a"), 22.4e6, 0.12),
+        "{by_name:?}"
+    );
+    assert!(
+        within(get("site_medium", "worker-b"), 30.72e6, 0.12),
+        "{by_name:?}"
+    );
     let main = if sys { "prof-shared" } else { "-" };
-    assert!(within(get("site_large", main), 40.96e6, 0.12), "{by_name:?}");
+    assert!(
+        within(get("site_large", main), 40.96e6, 0.12),
+        "{by_name:?}"
+    );
 }

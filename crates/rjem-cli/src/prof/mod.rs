@@ -167,8 +167,11 @@ fn value(s: &profile::Stack, alloc: bool) -> f64 {
     }
 }
 
+/// Bytes and objects per site.
+type Flat<'a> = HashMap<&'a str, (f64, f64)>;
+
 /// Bytes per site (flat) and per function anywhere on the stack (cum).
-fn per_site(p: &Profile, alloc: bool) -> (HashMap<&str, (f64, f64)>, HashMap<&str, f64>) {
+fn per_site(p: &Profile, alloc: bool) -> (Flat<'_>, HashMap<&str, f64>) {
     let mut flat: HashMap<&str, (f64, f64)> = HashMap::new();
     let mut cum: HashMap<&str, f64> = HashMap::new();
     for s in &p.stacks {
@@ -323,7 +326,7 @@ pub fn diff(out: &mut impl Write, a: &Profile, b: &Profile, count: usize) -> std
     let mut sites: Vec<&str> = fa.keys().chain(fb.keys()).copied().collect();
     sites.sort();
     sites.dedup();
-    let get = |m: &HashMap<&str, (f64, f64)>, s: &str| m.get(s).map_or(0.0, |v| v.0);
+    let get = |m: &Flat, s: &str| m.get(s).map_or(0.0, |v| v.0);
     let mut rows: Vec<(&str, f64, f64)> = sites
         .into_iter()
         .map(|s| (s, get(&fa, s), get(&fb, s)))

@@ -141,7 +141,11 @@ fn write_heap(out: &mut Out) {
     for (id, c) in per_name.iter().enumerate().skip(1) {
         if c[0] != 0 || c[2] != 0 {
             let name = names::get(id as u16).to_str().unwrap_or("?");
-            let _ = writeln!(out, "  t{id}: {}: {} [{}: {}] {name}", c[0], c[1], c[2], c[3]);
+            let _ = writeln!(
+                out,
+                "  t{id}: {}: {} [{}: {}] {name}",
+                c[0], c[1], c[2], c[3]
+            );
         }
     }
     table.for_each(|r| {

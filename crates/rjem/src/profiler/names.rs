@@ -36,7 +36,8 @@ static TABLE: Table = Table(UnsafeCell::new([[0; LEN + 1]; MAX]));
 /// Whether `b` can be a thread name: printable or blank characters, as
 /// jemalloc requires (`isgraph` or `isblank`).
 pub(crate) fn valid(b: &[u8]) -> bool {
-    b.iter().all(|&c| c.is_ascii_graphic() || c == b' ' || c == b'\t')
+    b.iter()
+        .all(|&c| c.is_ascii_graphic() || c == b' ' || c == b'\t')
 }
 
 /// The id of `name` (its first `LEN` bytes), added if new; 0 for the

@@ -265,7 +265,7 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
             pb.uint(2, name);
             pb.uint(3, name);
         }
-        let mapping = maps.partition_point(|m| m.start <= pc - 1);
+        let mapping = maps.partition_point(|m| m.start < pc);
         let mapping = match mapping.checked_sub(1) {
             Some(k) if pc - 1 < maps[k].end => k as u64 + 1,
             _ => 0,
@@ -306,7 +306,6 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
             sample(&mut pb, r, addrs, label);
         }
     });
-    drop(pb);
     let ok = g.finish();
     drop(files);
     drop(sc);
