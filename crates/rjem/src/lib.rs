@@ -83,7 +83,6 @@ pub mod prof {
     // a vector.
     extern crate std;
     use crate::{init, profiler};
-    use std::vec::Vec;
 
     /// Why [`dump`] wrote nothing.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +129,7 @@ pub mod prof {
         }
     }
 
+    // -- caller-context allocation: dump_pprof's Vec --
     /// The heap profile as pprof's gzipped protobuf (`profile.proto`): the
     /// bytes a `.pb.gz` dump holds, for pprof tools or `rjem prof`.
     /// Sample types `alloc_objects`, `alloc_space` (0 without
@@ -145,11 +145,11 @@ pub mod prof {
     /// ```
     /// assert_eq!(rjem::prof::dump_pprof(), Err(rjem::prof::DumpError::Off));
     /// ```
-    pub fn dump_pprof() -> Result<Vec<u8>, DumpError> {
+    pub fn dump_pprof() -> Result<std::vec::Vec<u8>, DumpError> {
         if !init::ensure() || !profiler::on() {
             return Err(DumpError::Off);
         }
-        let mut v = VecSink(Vec::new());
+        let mut v = VecSink(std::vec::Vec::new());
         if profiler::pprof_into(&mut v) {
             Ok(v.0)
         } else {
@@ -157,7 +157,7 @@ pub mod prof {
         }
     }
 
-    struct VecSink(Vec<u8>);
+    struct VecSink(std::vec::Vec<u8>);
 
     impl profiler::Sink for VecSink {
         fn put(&mut self, b: &[u8]) -> bool {
@@ -165,6 +165,8 @@ pub mod prof {
             true
         }
     }
+
+    // -- end of caller-context allocation --
 
     /// Whether the heap profiler is on (`prof:true` at start-up).
     pub fn enabled() -> bool {

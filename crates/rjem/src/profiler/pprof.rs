@@ -43,9 +43,12 @@ struct Map {
     end: usize,
     offset: u64,
     ino: u64,
+    /// Offset and length of its path in the paths area (NUL follows).
     path: (u32, u32),
     /// Index in `files` + 1 (0: not symbolized).
     file: u8,
+    build_id: [u8; 64],
+    build_id_len: u8,
 }
 
 /// The working memory of one dump (one anonymous mapping).
@@ -138,8 +141,6 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
     let maps = &mut maps[..nmaps];
     // Symbols and build ids of the mappings that hold frames.
     let mut files: [Option<SymFile>; MAX_FILES] = [const { None }; MAX_FILES];
-    let mut ids = [[0u8; 64]; MAX_FILES];
-    let mut id_len = [0usize; MAX_FILES];
     let mut nfiles = 0;
     for m in maps.iter_mut() {
         let first = addrs.partition_point(|&a| a <= m.start);
@@ -154,15 +155,11 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
         let Some(obj) = elf::object_at(pc - 1) else {
             continue;
         };
-        ids[nfiles] = obj.build_id;
-        id_len[nfiles] = obj.build_id_len;
-        let path = path_of(paths, m);
-        let mut cpath = [0u8; 4097];
-        if path.len() < cpath.len() {
-            cpath[..path.len()].copy_from_slice(path);
-            if let Ok(c) = CStr::from_bytes_with_nul(&cpath[..=path.len()]) {
-                files[nfiles] = SymFile::open(c, m.ino);
-            }
+        m.build_id = obj.build_id;
+        m.build_id_len = obj.build_id_len as u8;
+        let (off, len) = (m.path.0 as usize, m.path.1 as usize);
+        if let Ok(c) = CStr::from_bytes_with_nul(&paths[off..=off + len]) {
+            files[nfiles] = SymFile::open(c, m.ino);
         }
         m.file = nfiles as u8 + 1;
         let slot = nfiles as u64 + 1;
@@ -190,7 +187,7 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
 
     let mut g = Gzip::new(sink, gz);
     let mut pb = Pb(&mut g);
-    let mut strings = Strings(0);
+    let mut strings = StrTable(0);
     strings.add(&mut pb, b"");
     let mut value_type = |pb: &mut Pb<S>, field: u32, kind: &[u8], unit: &[u8]| {
         let (k, u) = (strings.add(pb, kind), strings.add(pb, unit));
@@ -228,7 +225,7 @@ pub(super) fn write<S: Sink>(sink: &mut S) -> bool {
         if m.file != 0 {
             let f = m.file as usize - 1;
             let mut hex = [0u8; 128];
-            let l = to_hex(&ids[f][..id_len[f]], &mut hex);
+            let l = to_hex(&m.build_id[..m.build_id_len as usize], &mut hex);
             if l != 0 {
                 id = strings.add(&mut pb, &hex[..l]);
             }
@@ -355,9 +352,9 @@ fn sample<S: Sink>(pb: &mut Pb<S>, r: &Record, addrs: &[usize], label: Option<(u
 }
 
 /// The string table, written as strings are first needed.
-struct Strings(u64);
+struct StrTable(u64);
 
-impl Strings {
+impl StrTable {
     fn add<S: Sink>(&mut self, pb: &mut Pb<S>, s: &[u8]) -> u64 {
         pb.bytes(6, s);
         self.0 += 1;
@@ -392,7 +389,7 @@ fn path_of<'a>(paths: &'a [u8], m: &Map) -> &'a [u8] {
 }
 
 /// Fills `maps` with the executable file mappings of `/proc/self/maps`
-/// (their paths in `paths`); returns how many.
+/// (their paths in `paths`, each followed by a NUL); returns how many.
 fn read_maps(maps: &mut [Map], paths: &mut [u8]) -> usize {
     let mut n = 0;
     let mut used = 0usize;
@@ -401,15 +398,16 @@ fn read_maps(maps: &mut [Map], paths: &mut [u8]) -> usize {
             return;
         };
         let path = m.1;
-        if n == maps.len() || used + path.len() > paths.len() {
+        if n == maps.len() || used + path.len() + 1 > paths.len() {
             return;
         }
         paths[used..used + path.len()].copy_from_slice(path);
+        paths[used + path.len()] = 0;
         maps[n] = Map {
             path: (used as u32, path.len() as u32),
             ..m.0
         };
-        used += path.len();
+        used += path.len() + 1;
         n += 1;
     });
     n
@@ -438,6 +436,8 @@ fn parse_maps_line(line: &[u8]) -> Option<(Map, &[u8])> {
             ino,
             path: (0, 0),
             file: 0,
+            build_id: [0; 64],
+            build_id_len: 0,
         },
         path,
     ))
