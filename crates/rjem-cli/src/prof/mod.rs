@@ -227,7 +227,7 @@ pub fn top(
         "{what}: {:.0} bytes in {:.0} objects (estimated), {} sites",
         total,
         objs,
-        flat.len()
+        flat.values().filter(|v| v.0 >= 0.5).count()
     )?;
     if alloc && total == 0.0 {
         writeln!(
