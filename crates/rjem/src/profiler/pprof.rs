@@ -33,8 +33,8 @@ const MAX_MAPS: usize = 512;
 const PATHS: usize = 128 << 10;
 /// Files whose symbols are read per dump.
 const MAX_FILES: usize = 64;
-/// The gzip block buffer.
-const GZ_BUF: usize = 65535;
+/// The gzip writer's working memory.
+const GZ_BUF: usize = super::encode::GZIP_WORK;
 
 /// An executable file mapping from `/proc/self/maps`.
 #[derive(Clone, Copy)]
