@@ -451,3 +451,40 @@ fn rust_program_pprof_names_its_sites() {
     assert!(within(b, 22.4e6, 0.12), "{top}");
     assert!(within(st, 20.48e6, 0.12), "{top}");
 }
+
+#[test]
+fn top_reads_jemalloc_dumps() {
+    // jemalloc's own heap_v2 (Debian's libjemalloc2 is built with the
+    // profiler): its stacks keep jemalloc's frames, which are never sites.
+    let je = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    assert!(Path::new(je).exists(), "Debian's libjemalloc2 is needed");
+    let dir = work().join("jemalloc");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new("python3")
+        .args(["-c", "x = [bytes(3000) for i in range(20000)]; import ctypes; ctypes.CDLL(None).mallctl(b'prof.dump', None, None, None, 0)"])
+        .env("LD_PRELOAD", je)
+        .env(
+            "MALLOC_CONF",
+            format!("prof:true,lg_prof_sample:12,prof_prefix:{}/je", dir.display()),
+        )
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let dump = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_str().unwrap().ends_with(".m0.heap"))
+        .expect("jemalloc's prof.dump");
+    let o = rjem(&["prof", "top", "-n", "50", dump.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("heap_v2, one sample per 4096 bytes"), "{out}");
+    // 60 MB in bytes objects, held by the interpreter's allocation
+    // functions (not jemalloc's).
+    let got = rows(&out);
+    let total: f64 = got.values().sum();
+    assert!(total > 40e6, "{out}");
+    assert!(got.keys().all(|k| !k.starts_with("libjemalloc")), "{out}");
+}

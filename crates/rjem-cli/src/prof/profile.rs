@@ -41,8 +41,9 @@ pub struct Frame {
 #[derive(Clone)]
 pub struct Func {
     pub name: String,
-    /// Compiled from Rust's standard library sources (its DWARF file
-    /// names are under /rustc/ or /rust/deps/): never a site.
+    /// Never a site: compiled from Rust's standard library sources (its
+    /// DWARF file names are under /rustc/ or /rust/deps/), or in an
+    /// allocator's library (jemalloc's stacks keep its own frames).
     pub std_lib: bool,
 }
 

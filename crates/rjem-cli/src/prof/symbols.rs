@@ -61,6 +61,7 @@ impl Symbolizer {
     /// file cannot tell.
     fn lookup(&mut self, maps: &[Mapping], addr: u64) -> Option<Vec<Func>> {
         let m = maps.iter().find(|m| (m.start..m.end).contains(&addr))?;
+        let allocator = is_allocator_library(&m.path);
         let off = addr - m.start + m.offset;
         let f = self.file(&m.path)?;
         let vaddr = f
@@ -71,10 +72,11 @@ impl Symbolizer {
         let mut names = Vec::new();
         if let Ok(mut frames) = f.loader.find_frames(vaddr) {
             while let Ok(Some(fr)) = frames.next() {
-                let std_lib = fr
-                    .location
-                    .and_then(|l| l.file)
-                    .is_some_and(|f| f.starts_with("/rustc/") || f.starts_with("/rust/deps/"));
+                let std_lib = allocator
+                    || fr
+                        .location
+                        .and_then(|l| l.file)
+                        .is_some_and(|f| f.starts_with("/rustc/") || f.starts_with("/rust/deps/"));
                 if let Some(func) = fr.function {
                     if let Ok(n) = func.demangle() {
                         names.push(Func {
@@ -94,7 +96,7 @@ impl Symbolizer {
             if vaddr < a + size {
                 names.push(Func {
                     name: demangle(name),
-                    std_lib: false,
+                    std_lib: allocator,
                 });
             }
         }
@@ -125,9 +127,13 @@ impl Symbolizer {
                 match found {
                     Some(n) => f.funcs = n.clone(),
                     None if f.funcs.is_empty() => {
+                        let m = p
+                            .mappings
+                            .iter()
+                            .find(|m| (m.start..m.end).contains(&f.addr));
                         f.funcs = vec![Func {
                             name: Self::unnamed(&p.mappings, f.addr),
-                            std_lib: false,
+                            std_lib: m.is_some_and(|m| is_allocator_library(&m.path)),
                         }]
                     }
                     None => {}
@@ -135,4 +141,13 @@ impl Symbolizer {
             }
         }
     }
+}
+
+/// Whether `path` is an allocator's shared library (its frames are the
+/// allocator's own: jemalloc keeps them in its stacks).
+fn is_allocator_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    ["libjemalloc", "librjem", "libtcmalloc", "libmimalloc"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
