@@ -45,7 +45,8 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["stats", "stats_interval"])]
     prof: bool,
     /// Where --prof writes the profile, as rjem-prof.<pid>.<seq>.f.heap
-    /// (default: the current directory).
+    /// (.f.pb.gz with --conf prof_pprof:true; default: the current
+    /// directory).
     #[arg(long, value_name = "DIR", requires = "prof")]
     prof_dir: Option<PathBuf>,
     /// The program and its arguments.
@@ -218,9 +219,9 @@ fn prof_run(mut c: Command, conf: Option<OsString>, dir: &Path) -> ExitCode {
     let start = format!("rjem-prof.{pid}.");
     let dump = std::fs::read_dir(&dir).ok().and_then(|d| {
         d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&start) && n.ends_with(".f.heap"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&start) && (n.ends_with(".f.heap") || n.ends_with(".f.pb.gz"))
+            })
         })
     });
     let mut err = std::io::stderr().lock();

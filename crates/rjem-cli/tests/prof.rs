@@ -245,6 +245,23 @@ fn run_prof_reports_the_top_sites_at_exit() {
     assert!(err.contains("rjem: profile: "), "{err}");
     assert!(err.contains(&dumps[0]), "{err}");
     assert!(err.contains("one sample per 16384 bytes"), "{err}");
+    // With prof_pprof the profile is pprof, found and read the same way.
+    let pdir = work().join("run-prof-pprof");
+    let _ = std::fs::remove_dir_all(&pdir);
+    let o = Command::new(env!("CARGO_BIN_EXE_rjem"))
+        .args(["run", "--prof", "--conf", "prof_pprof:true", "--prof-dir"])
+        .arg(&pdir)
+        .arg("--")
+        .arg(prog())
+        .arg("leak")
+        .env("RJEM_LIB", common::lib())
+        .env_remove("MALLOC_CONF")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(err.contains(".f.pb.gz (rjem prof"), "{err}");
+    assert!(rows(&err).contains_key("site_leak"), "{err}");
     // The exit status is the program's.
     let o = Command::new(env!("CARGO_BIN_EXE_rjem"))
         .args(["run", "--prof", "--prof-dir"])
