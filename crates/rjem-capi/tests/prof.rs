@@ -55,7 +55,8 @@ fn parse(path: &Path) -> Dump {
     counts(lines.next().expect("totals"));
     let mut recs = Vec::new();
     while let Some(l) = lines.next() {
-        if l.is_empty() {
+        // Per-thread-name lines ("  t3: ...") follow a stack's t*: line.
+        if l.is_empty() || l.trim_start().starts_with('t') {
             continue;
         }
         let frames = l
@@ -451,4 +452,381 @@ fn interval_and_gdump_dumps() {
     for n in names.iter().filter(|n| n.starts_with("i.")) {
         parse(&dir.join(n));
     }
+}
+
+/// pprof's `profile.proto`, the fields the tests check (decoded with
+/// prost, independently of rjem's encoder and of `rjem prof`'s reader).
+mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub mapping: Vec<Mapping>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "9")]
+        pub time_nanos: i64,
+        #[prost(message, optional, tag = "11")]
+        pub period_type: Option<ValueType>,
+        #[prost(int64, tag = "12")]
+        pub period: i64,
+        #[prost(int64, tag = "14")]
+        pub default_sample_type: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+        #[prost(message, repeated, tag = "3")]
+        pub label: Vec<Label>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(int64, tag = "1")]
+        pub key: i64,
+        #[prost(int64, tag = "2")]
+        pub str: i64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Mapping {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub memory_start: u64,
+        #[prost(uint64, tag = "3")]
+        pub memory_limit: u64,
+        #[prost(uint64, tag = "4")]
+        pub file_offset: u64,
+        #[prost(int64, tag = "5")]
+        pub filename: i64,
+        #[prost(int64, tag = "6")]
+        pub build_id: i64,
+        #[prost(bool, tag = "7")]
+        pub has_functions: bool,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub mapping_id: u64,
+        #[prost(uint64, tag = "3")]
+        pub address: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "3")]
+        pub system_name: i64,
+    }
+}
+
+/// Reads a gzipped pprof file.
+fn read_pprof(path: &Path) -> pb::Profile {
+    use prost::Message;
+    use std::io::Read;
+    let gz = std::fs::read(path).unwrap();
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "gzip magic");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut raw)
+        .expect("a valid gzip stream (CRC and length checked)");
+    pb::Profile::decode(&raw[..]).expect("a valid profile.proto message")
+}
+
+#[test]
+fn pprof_dump_attributes_bytes_to_their_sites() {
+    let exe = prog();
+    let (live, freed) = (scratch("sites.pb.gz"), scratch("sites-freed.pb.gz"));
+    let o = run(
+        &exe,
+        &["sites", live.to_str().unwrap(), freed.to_str().unwrap()],
+        true,
+        &[("MALLOC_CONF", "prof:true,prof_accum:true,lg_prof_sample:14")],
+    );
+    let out = ok(&o, "prof sites (pprof)");
+    assert!(out.contains("dumped after free"), "{out}");
+    let p = read_pprof(&live);
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    assert_eq!(s(0), "");
+    let types: Vec<(&str, &str)> = p
+        .sample_type
+        .iter()
+        .map(|t| (s(t.r#type), s(t.unit)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("alloc_objects", "count"),
+            ("alloc_space", "bytes"),
+            ("inuse_objects", "count"),
+            ("inuse_space", "bytes")
+        ]
+    );
+    let pt = p.period_type.as_ref().unwrap();
+    assert_eq!((s(pt.r#type), s(pt.unit)), ("space", "bytes"));
+    assert_eq!(p.period, 1 << 14);
+    assert_eq!(s(p.default_sample_type), "inuse_space");
+    assert!(p.time_nanos > 1_600_000_000_000_000_000);
+    // Mappings: the program and librjem, with the program's build id
+    // (the one in its file: `readelf -n` agrees with the bytes here).
+    let prog_map = p
+        .mapping
+        .iter()
+        .find(|m| s(m.filename) == exe.to_str().unwrap())
+        .expect("a mapping of the program");
+    assert!(prog_map.has_functions);
+    let id = s(prog_map.build_id);
+    assert!(
+        id.len() >= 16 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    let note = Command::new("readelf")
+        .args(["-n"])
+        .arg(&exe)
+        .output()
+        .map(|o| text(&o.stdout))
+        .unwrap_or_default();
+    if note.contains("Build ID") {
+        assert!(note.contains(id), "build id {id} not in\n{note}");
+    }
+    assert!(p
+        .mapping
+        .iter()
+        .any(|m| s(m.filename).ends_with("librjem_capi.so")));
+    // Every location lies in its mapping; functions are named from the
+    // program's symbol table.
+    let maps: BTreeMap<u64, &pb::Mapping> = p.mapping.iter().map(|m| (m.id, m)).collect();
+    for l in &p.location {
+        if let Some(m) = maps.get(&l.mapping_id) {
+            assert!((m.memory_start..m.memory_limit).contains(&l.address));
+        }
+    }
+    let funcs: BTreeMap<u64, &str> = p.function.iter().map(|f| (f.id, s(f.name))).collect();
+    let locs: BTreeMap<u64, &pb::Location> = p.location.iter().map(|l| (l.id, l)).collect();
+    // Bytes per innermost function (the values are already scaled).
+    let mut live_bytes: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut alloc_bytes: BTreeMap<&str, f64> = BTreeMap::new();
+    for smp in &p.sample {
+        assert_eq!(smp.value.len(), 4);
+        let leaf = smp
+            .location_id
+            .first()
+            .and_then(|id| locs.get(id))
+            .and_then(|l| l.line.first())
+            .and_then(|ln| funcs.get(&ln.function_id))
+            .copied()
+            .unwrap_or("?");
+        *live_bytes.entry(leaf).or_default() += smp.value[3] as f64;
+        *alloc_bytes.entry(leaf).or_default() += smp.value[1] as f64;
+    }
+    for (site, want) in [
+        ("site_small", 400_000.0 * 112.0),
+        ("site_medium", 20_000.0 * 1536.0),
+        ("site_large", 1_000.0 * 40960.0),
+        ("site_realloc", 5_000.0 * 4096.0),
+    ] {
+        let got = live_bytes.get(site).copied().unwrap_or(0.0);
+        assert!(
+            within(got, want, 0.12),
+            "{site}: {got:.0} live bytes in the pprof, truth {want}: {live_bytes:?}"
+        );
+    }
+    assert_eq!(live_bytes.get("site_churn").copied().unwrap_or(0.0), 0.0);
+    let churn = alloc_bytes.get("site_churn").copied().unwrap_or(0.0);
+    assert!(
+        within(churn, 128e6, 0.10),
+        "site_churn allocated {churn:.0}"
+    );
+    // After the frees nothing of the sites is live.
+    let p = read_pprof(&freed);
+    let inuse: i64 = p.sample.iter().map(|s| s.value[3]).sum();
+    assert!(inuse < 1_000_000, "{inuse} bytes still in use");
+}
+
+#[test]
+fn prof_pprof_names_prefix_dumps_pb_gz() {
+    let exe = prog();
+    let dir = out_dir().join("prof-pprof");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = format!(
+        "prof:true,prof_pprof:true,prof_final:true,lg_prof_sample:16,prof_prefix:{}/p",
+        dir.display()
+    );
+    let o = run(
+        &exe,
+        &["toggle", dir.join("first.heap").to_str().unwrap()],
+        true,
+        &[("MALLOC_CONF", &conf)],
+    );
+    ok(&o, "prof toggle with prof_pprof");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    // The named dump is heap_v2 (its name does not end in .pb.gz); the
+    // prefix-named ones (prof.dump without a name, prof_final) are pprof.
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"first.heap".to_string()));
+    let m = names.iter().find(|n| n.ends_with(".m0.pb.gz")).expect("m0");
+    let f = names
+        .iter()
+        .find(|n| n.ends_with(".f.pb.gz"))
+        .expect("final");
+    parse(&dir.join("first.heap"));
+    for n in [m, f] {
+        let p = read_pprof(&dir.join(n));
+        assert_eq!(p.period, 1 << 16);
+    }
+}
+
+#[test]
+fn thread_names_in_both_formats() {
+    thread_names("names", "prof:true,lg_prof_sample:14", "set");
+}
+
+#[test]
+fn system_thread_names() {
+    // prof_sys_thread_name: the names the threads gave themselves with
+    // pthread_setname_np; the main thread has the program's.
+    thread_names(
+        "sysnames",
+        "prof:true,lg_prof_sample:14,prof_sys_thread_name:true",
+        "sys",
+    );
+}
+
+fn thread_names(tag: &str, conf: &str, how: &str) {
+    let exe = prog();
+    let (heap, pprof) = (
+        scratch(&format!("{tag}.heap")),
+        scratch(&format!("{tag}.pb.gz")),
+    );
+    let o = run(
+        &exe,
+        &[
+            "names",
+            heap.to_str().unwrap(),
+            pprof.to_str().unwrap(),
+            how,
+        ],
+        true,
+        &[("MALLOC_CONF", conf)],
+    );
+    let sys = how == "sys";
+    let out = ok(&o, "prof names");
+    assert!(out.contains("named"), "{out}");
+    let sites = sites(&out);
+    // heap_v2: a header line per name, "t<id>: counts name", and the
+    // stacks of named threads carry their "t<id>:" line.
+    let text = std::fs::read_to_string(&heap).unwrap();
+    let id_of = |name: &str| -> String {
+        let l = text
+            .lines()
+            .take_while(|l| !l.starts_with('@'))
+            .find(|l| l.ends_with(&format!("] {name}")))
+            .unwrap_or_else(|| panic!("no header line for {name}:\n{text}"));
+        l.trim().split(':').next().unwrap().to_string()
+    };
+    let (a, b) = (id_of("worker-a"), id_of("worker-b"));
+    assert_ne!(a, b);
+    let mut lines = text.lines().peekable();
+    let mut named: BTreeMap<String, String> = BTreeMap::new();
+    while let Some(l) = lines.next() {
+        let Some(frames) = l.strip_prefix("@ ") else {
+            continue;
+        };
+        let pc = u64::from_str_radix(
+            frames.split(' ').next().unwrap().trim_start_matches("0x"),
+            16,
+        )
+        .unwrap();
+        lines.next(); // t*:
+        let thread = match lines.peek() {
+            Some(t) if t.trim_start().starts_with('t') && !t.contains("t*") => {
+                t.trim().split(':').next().unwrap().to_string()
+            }
+            _ => "-".to_string(),
+        };
+        let site = site_of(&sites, pc).to_string();
+        let prev = named.insert(site.clone(), thread.clone());
+        assert!(prev.is_none_or(|p| p == thread), "{site}: two names");
+    }
+    assert_eq!(named.get("site_small"), Some(&a), "{named:?}");
+    assert_eq!(named.get("site_medium"), Some(&b), "{named:?}");
+    if sys {
+        let main = id_of("prof-shared");
+        assert_eq!(named.get("site_large"), Some(&main), "{named:?}");
+    } else {
+        assert_eq!(named.get("site_large").map(|s| s.as_str()), Some("-"));
+    }
+    // jeprof still reads it.
+    let flat = jeprof_flat(&exe, &heap);
+    assert!(
+        within(flat.get("site_small").copied().unwrap_or(0.0), 22.4e6, 0.12),
+        "{flat:?}"
+    );
+    // pprof: a thread_name label on the named threads' samples.
+    let p = read_pprof(&pprof);
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    let locs: BTreeMap<u64, u64> = p.location.iter().map(|l| (l.id, l.address)).collect();
+    let mut by_name: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for smp in &p.sample {
+        let pc = locs[&smp.location_id[0]] + 1;
+        let label = smp
+            .label
+            .iter()
+            .find(|l| s(l.key) == "thread_name")
+            .map_or("-".to_string(), |l| s(l.str).to_string());
+        *by_name
+            .entry((site_of(&sites, pc).to_string(), label))
+            .or_default() += smp.value[3] as f64;
+    }
+    let get = |site: &str, name: &str| {
+        by_name
+            .get(&(site.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert!(
+        within(get("site_small", "worker-a"), 22.4e6, 0.12),
+        "{by_name:?}"
+    );
+    assert!(
+        within(get("site_medium", "worker-b"), 30.72e6, 0.12),
+        "{by_name:?}"
+    );
+    let main = if sys { "prof-shared" } else { "-" };
+    assert!(
+        within(get("site_large", main), 40.96e6, 0.12),
+        "{by_name:?}"
+    );
 }

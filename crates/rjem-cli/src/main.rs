@@ -5,12 +5,15 @@
 //!   allocator statistics when it exits, or snapshotting them);
 //! - `rjem bench` ([`bench`]): the side-by-side allocator benchmarks;
 //! - `rjem stats` ([`stats`]): read, explain, compare and draw
-//!   `malloc_stats_print` output from rjem, jemalloc 5.x and Redis.
+//!   `malloc_stats_print` output from rjem, jemalloc 5.x and Redis;
+//! - `rjem prof` ([`prof`]): read heap profiles (top sites, flame graphs,
+//!   growth between dumps); `rjem run --prof` profiles a whole run.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod prof;
 mod run;
 mod stats;
 mod svg;
@@ -33,6 +36,9 @@ enum Cmd {
     Bench(bench::Args),
     #[command(subcommand)]
     Stats(stats::Cmd),
+    /// Read heap profiles: top sites, flame graphs, growth between dumps.
+    #[command(subcommand)]
+    Prof(prof::Cmd),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         shell: clap_complete::Shell,
@@ -43,7 +49,7 @@ enum Cmd {
 /// failures (the program's statuses pass through), the others use 2.
 fn usage_status(args: &[std::ffi::OsString]) -> u8 {
     match args.get(1).and_then(|a| a.to_str()) {
-        Some("bench" | "stats" | "completions") => 2,
+        Some("bench" | "stats" | "prof" | "completions") => 2,
         _ => run::FAILED,
     }
 }
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run::main(a),
         Cmd::Bench(a) => bench::main(a),
         Cmd::Stats(c) => stats::main(c),
+        Cmd::Prof(c) => prof::main(c),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rjem", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -6,6 +6,7 @@
 //! read the program's statistics instead (`stats::live`).
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -38,6 +39,16 @@ pub struct Args {
     /// implies --stats.
     #[arg(long, num_args = 2, value_names = ["SECONDS", "DIR"])]
     stats_interval: Option<Vec<String>>,
+    /// Profile the program's heap (MALLOC_CONF prof:true, prof_final:true):
+    /// when it exits, its profile is in --prof-dir and its largest
+    /// allocation sites are printed on stderr (see `rjem prof`).
+    #[arg(long, conflicts_with_all = ["stats", "stats_interval"])]
+    prof: bool,
+    /// Where --prof writes the profile, as rjem-prof.<pid>.<seq>.f.heap
+    /// (.f.pb.gz with --conf prof_pprof:true; default: the current
+    /// directory).
+    #[arg(long, value_name = "DIR", requires = "prof")]
+    prof_dir: Option<PathBuf>,
     /// The program and its arguments.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -147,7 +158,95 @@ pub fn main(args: Args) -> ExitCode {
         };
         return crate::stats::live::run(c, args.conf, interval);
     }
+    if args.prof {
+        let dir = args.prof_dir.unwrap_or_else(|| PathBuf::from("."));
+        return prof_run(c, args.conf, &dir);
+    }
     // exec only returns on failure.
     let err = c.exec();
     spawn_failure(&args.command[0], &err)
+}
+
+/// `--prof`: runs the program with the profiler on and a final dump in
+/// `dir`, then prints its top sites; exits with the program's status.
+fn prof_run(mut c: Command, conf: Option<OsString>, dir: &Path) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(&format!("--prof-dir {}: {e}", dir.display()), FAILED);
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let prefix = dir.join("rjem-prof");
+    let Some(prefix_str) = prefix.to_str().filter(|p| !p.contains(',')) else {
+        return fail(
+            &format!(
+                "--prof-dir {}: the path must be UTF-8 without commas (it goes into MALLOC_CONF)",
+                dir.display()
+            ),
+            FAILED,
+        );
+    };
+    // Later settings win: the tool's come last.
+    let mut mc = conf
+        .or_else(|| std::env::var_os("MALLOC_CONF"))
+        .unwrap_or_default();
+    if !mc.is_empty() {
+        mc.push(",");
+    }
+    mc.push(format!(
+        "prof:true,prof_final:true,prof_prefix:{prefix_str}"
+    ));
+    c.env("MALLOC_CONF", &mc);
+    let prog = c.get_program().to_os_string();
+    let mut child = match c.spawn() {
+        Ok(ch) => ch,
+        Err(e) => return spawn_failure(&prog, &e),
+    };
+    let pid = child.id();
+    // The terminal's ^C is for the program; the tool stays to report.
+    // SAFETY: setting a signal's disposition to ignore is always sound.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let code: u8 = match child.wait() {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => c as u8,
+            (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+            _ => 1,
+        },
+        Err(_) => 1,
+    };
+    let start = format!("rjem-prof.{pid}.");
+    let dump = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&start) && (n.ends_with(".f.heap") || n.ends_with(".f.pb.gz"))
+            })
+        })
+    });
+    let mut err = std::io::stderr().lock();
+    match dump {
+        None => {
+            let _ = writeln!(
+                err,
+                "rjem: no heap profile in {} (the program did not exit normally, or did not run on rjem)",
+                dir.display()
+            );
+        }
+        Some(path) => match crate::prof::load(&path) {
+            Ok(p) => {
+                let _ = writeln!(err, "rjem run --prof: heap in use at exit, largest sites:");
+                let _ = crate::prof::top(&mut err, &path, &p, 10, false);
+                let _ = writeln!(
+                    err,
+                    "rjem: profile: {} (rjem prof top|flamegraph|diff, or jeprof)",
+                    path.display()
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(err, "rjem: profile {}: {e}", path.display());
+            }
+        },
+    }
+    ExitCode::from(code)
 }

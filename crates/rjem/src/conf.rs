@@ -632,6 +632,24 @@ pub(crate) static OPTIONS: &[Opt] = &[
         runtime: None,
     },
     Opt {
+        name: "prof_sys_thread_name",
+        doc: "Name each sampling thread after its system name (pthread_getname_np, read at each sample) in profiles; thread.prof.name writes then answer ENOENT.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_SYS_THREAD_NAME,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
+        name: "prof_pprof",
+        doc: "Write prof_prefix-named dumps (prof.dump without a name, prof_final, lg_prof_interval, prof_gdump) as gzipped pprof protobuf, <prefix>.<pid>.<seq>.<kind>.pb.gz, instead of heap_v2; prof.dump to a name ending in .pb.gz always does.",
+        kind: Kind::Bool {
+            cell: &prof::OPT_PROF_PPROF,
+            default: false,
+        },
+        runtime: None,
+    },
+    Opt {
         name: "secure",
         doc: "rjem's hardened mode: regions handed out in random order, and every 8th slab and large extent between guard pages unless san_guard_small/san_guard_large say otherwise.",
         kind: Kind::Bool {
@@ -743,7 +761,6 @@ pub(crate) static OPTIONS: &[Opt] = &[
     fixed("hpa", Setting::Bool(false), "uses its page allocator"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
     ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
-    ignored("prof_sys_thread_name", "does not record thread names"),
     ignored("prof_time_resolution", "does not record allocation times"),
     ignored("prof_recent_alloc_max", "does not keep recent allocations"),
     ignored("prof_stats", "does not keep per-class sampling statistics"),

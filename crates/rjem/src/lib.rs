@@ -30,7 +30,8 @@
 //!
 //! The crate is `no_std` and does not link `alloc`: it cannot allocate
 //! through Rust's global allocator, by construction. Only `tsd` names
-//! `std`, for `thread_local!`.
+//! `std`, for `thread_local!`, and [`prof`], whose `dump_pprof` returns a
+//! vector (allocated in its caller's context, holding no lock).
 
 #![no_std]
 #![warn(unsafe_op_in_unsafe_fn)]
@@ -78,6 +79,9 @@ use core::alloc::{GlobalAlloc, Layout};
 /// then costs nothing); its controls are the `prof.*` names in [`ctl`];
 /// `docs/profiling.md` says how to read the profiles.
 pub mod prof {
+    // The one place outside `tsd` that names `std`: `dump_pprof` returns
+    // a vector.
+    extern crate std;
     use crate::{init, profiler};
 
     /// Why [`dump`] wrote nothing.
@@ -103,7 +107,8 @@ pub mod prof {
     }
 
     /// Writes the heap profile to `path` (`prof.dump`): jemalloc's `heap_v2`
-    /// text, which `jeprof` reads. The counts are the samples'; readers
+    /// text, which `jeprof` reads, or, if `path` ends in `.pb.gz`, pprof's
+    /// gzipped protobuf (as [`dump_pprof`] returns it). The counts are the samples'; readers
     /// scale them by the sampling rate. Needs `prof:true` in `MALLOC_CONF`.
     ///
     /// ```
@@ -123,6 +128,45 @@ pub mod prof {
             Some(false) => Err(DumpError::Io),
         }
     }
+
+    // -- caller-context allocation: dump_pprof's Vec --
+    /// The heap profile as pprof's gzipped protobuf (`profile.proto`): the
+    /// bytes a `.pb.gz` dump holds, for pprof tools or `rjem prof`.
+    /// Sample types `alloc_objects`, `alloc_space` (0 without
+    /// `prof_accum`), `inuse_objects`, `inuse_space`, scaled from the
+    /// samples as jeprof scales them; locations with addresses, mappings
+    /// with build ids, functions from the loaded files' symbol tables.
+    /// Needs `prof:true` in `MALLOC_CONF`.
+    ///
+    /// Unlike the rest of the crate it allocates (the vector it returns),
+    /// in the caller's context: no allocator lock is held meanwhile, and
+    /// the profile is read without the record table's lock.
+    ///
+    /// ```
+    /// assert_eq!(rjem::prof::dump_pprof(), Err(rjem::prof::DumpError::Off));
+    /// ```
+    pub fn dump_pprof() -> Result<std::vec::Vec<u8>, DumpError> {
+        if !init::ensure() || !profiler::on() {
+            return Err(DumpError::Off);
+        }
+        let mut v = VecSink(std::vec::Vec::new());
+        if profiler::pprof_into(&mut v) {
+            Ok(v.0)
+        } else {
+            Err(DumpError::Io)
+        }
+    }
+
+    struct VecSink(std::vec::Vec<u8>);
+
+    impl profiler::Sink for VecSink {
+        fn put(&mut self, b: &[u8]) -> bool {
+            self.0.extend_from_slice(b);
+            true
+        }
+    }
+
+    // -- end of caller-context allocation --
 
     /// Whether the heap profiler is on (`prof:true` at start-up).
     pub fn enabled() -> bool {

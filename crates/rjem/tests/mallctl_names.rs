@@ -31,10 +31,16 @@ const NOT_IN_RJEM: &[(&str, &str)] = &[
 ];
 
 /// Names rjem answers with another access than jemalloc's, and why.
-const ACCESS_DIFFERS: &[(&str, &str)] = &[(
-    "arena.0.dss",
-    "read-only: rjem maps with mmap only, so the precedence is always disabled",
-)];
+const ACCESS_DIFFERS: &[(&str, &str)] = &[
+    (
+        "arena.0.dss",
+        "read-only: rjem maps with mmap only, so the precedence is always disabled",
+    ),
+    (
+        "thread.prof.name",
+        "jemalloc's is read or written (\"r- or -w\", the list says r-); rjem's is both",
+    ),
+];
 
 const COUNTERS: &[&str] = &[
     "num_ops",

@@ -1,6 +1,9 @@
 /* The heap profiler from C (tests/prof.rs runs it with MALLOC_CONF
  * prof:true): allocation sites with known sizes and counts, dumps through
- * mallctl, run-time switches, fork and thread churn while sampling. */
+ * mallctl, run-time switches, thread names, fork and thread churn while
+ * sampling. */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -109,6 +112,40 @@ static void *churner(void *arg) {
   return NULL;
 }
 
+/* Names itself (thread.prof.name) and allocates at a site. */
+struct named {
+  const char *name;
+  int site;
+};
+static pthread_mutex_t keep_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool sys_names;
+static void *named_thread(void *arg) {
+  struct named *n = arg;
+  /* Under prof_sys_thread_name the system name is used (and the control
+   * refuses writes). */
+  pthread_setname_np(pthread_self(), n->name);
+  int rc = mallctl("thread.prof.name", NULL, NULL, &n->name, sizeof(n->name));
+  if (rc != 0 && !(sys_names && rc == ENOENT)) {
+    fprintf(stderr, "thread.prof.name write failed: %d\n", rc);
+    exit(2);
+  }
+  if (!sys_names) {
+    const char *got = NULL;
+    size_t sz = sizeof(got);
+    if (mallctl("thread.prof.name", &got, &sz, NULL, 0) != 0 || strcmp(got, n->name) != 0) {
+      fprintf(stderr, "thread.prof.name read back wrong\n");
+      exit(2);
+    }
+  }
+  pthread_mutex_lock(&keep_lock);
+  if (n->site == 0)
+    site_small(200000, 100); /* 22.4 MB */
+  else
+    site_medium(20000, 1500); /* 30.7 MB */
+  pthread_mutex_unlock(&keep_lock);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *mode = argv[1];
@@ -149,6 +186,23 @@ int main(int argc, char **argv) {
     release_all();
     if (mallctl("prof.dump", NULL, NULL, NULL, 0) != 0) return 3;
     printf("toggled\n");
+    return 0;
+  }
+  if (!strcmp(mode, "names")) {
+    /* Two named threads; the main thread's samples stay unnamed. */
+    sys_names = argc > 4 && !strcmp(argv[4], "sys");
+    const char *bad = "bad\nname";
+    if (mallctl("thread.prof.name", NULL, NULL, &bad, sizeof(bad)) != (sys_names ? ENOENT : EINVAL))
+      return 9;
+    struct named a = {"worker-a", 0}, b = {"worker-b", 1};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, named_thread, &a);
+    pthread_create(&tb, NULL, named_thread, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    site_large(1000, 40000);
+    if (dump(argv[2]) != 0 || dump(argv[3]) != 0) return 3;
+    printf("named\n");
     return 0;
   }
   if (!strcmp(mode, "leak")) {

@@ -164,8 +164,7 @@ pub(super) static ROOT: Node = Node::Named(&[
             (
                 "prof",
                 Node::Named(&[
-                    // rjem does not record thread names: always empty.
-                    ("name", ro!(Str, |_idx| Some(c""))),
+                    ("name", Node::Rw(Type::Str, thread_prof_name)),
                     ("active", Node::Rw(Type::Bool, thread_prof_active)),
                 ]),
             ),
@@ -518,6 +517,27 @@ fn prof_gdump(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
 
 fn thread_prof_active(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
     prof_switch(new, prof::thread_active)
+}
+
+/// `thread.prof.name`: reads the calling thread's name ("" with
+/// `prof:false` or none set); a write names it (first 15 bytes) for its
+/// samples from then on: EINVAL for a character neither printable nor
+/// blank, EAGAIN once 64 distinct names are in use, ENOENT with
+/// `prof:false` or `prof_sys_thread_name:true` (as jemalloc); it returns
+/// the old name.
+fn thread_prof_name(_: &[usize], new: Option<Value>) -> Result<Value, Error> {
+    match new {
+        None if !prof::on() => Ok(Value::Str(c"")),
+        None => Ok(Value::Str(prof::thread_name())),
+        Some(_) if !prof::on() => Err(Error::NotFound),
+        Some(Value::Str(n)) => match prof::set_thread_name(n.to_bytes()) {
+            Ok(old) => Ok(Value::Str(old)),
+            Err(prof::NameError::Invalid) => Err(Error::Invalid),
+            Err(prof::NameError::Full) => Err(Error::Again),
+            Err(prof::NameError::System) => Err(Error::NotFound),
+        },
+        Some(_) => Err(Error::Invalid),
+    }
 }
 
 /// `prof.dump`: EFAULT if the file cannot be written, ENOENT with

@@ -2,9 +2,11 @@
 //! report at exit.
 //!
 //! Owns: the text format `jeprof` reads: a header with the sampling
-//! period and totals, then each stack (`@` and its return addresses) with
-//! its counts (`t*:` live objects and bytes, `[` cumulative `]` with
-//! `prof_accum`), then `MAPPED_LIBRARIES:` and a copy of
+//! period and totals (and per thread name, `t<id>: ... <name>`), then each
+//! stack (`@` and its return addresses) with its counts (`t*:` live
+//! objects and bytes, `[` cumulative `]` with `prof_accum`; a `t<id>:`
+//! line too if named threads sampled it: a stack sampled by threads of
+//! several names appears once per name), then `MAPPED_LIBRARIES:` and a copy of
 //! `/proc/self/maps`. Counts are the sampled ones: readers scale them
 //! (`math::scale`). File names follow jemalloc:
 //! `<prefix>.<pid>.<seq>.<kind><n>.heap` (`m` on demand, `i` interval, `u`
@@ -14,8 +16,9 @@
 //! the stack and written with `write(2)`; the record table's lock is held
 //! while a dump reads it (a sample being recorded meanwhile waits).
 
+use super::encode::FdSink;
 use super::table::{Record, TABLE};
-use super::{math, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PREFIX};
+use super::{math, names, period, OPT_PROF_ACCUM, OPT_PROF_FINAL, OPT_PROF_PPROF, OPT_PROF_PREFIX};
 use crate::os;
 use crate::sync::Mutex;
 use core::ffi::CStr;
@@ -125,6 +128,26 @@ fn write_heap(out: &mut Out) {
         ab += r.accum_bytes.load(Relaxed);
     });
     let _ = write!(out, "heap_v2/{}\n  t*: {co}: {cb} [{ao}: {ab}]\n", period());
+    // Per thread name: "t<name id>: counts name" (jemalloc writes one
+    // line per thread, with its name if it has one).
+    let mut per_name = [[0u64; 4]; names::MAX + 1];
+    table.for_each(|r| {
+        let c = &mut per_name[r.thread as usize];
+        c[0] += r.cur_objs.load(Relaxed);
+        c[1] += r.cur_bytes.load(Relaxed);
+        c[2] += r.accum_objs.load(Relaxed);
+        c[3] += r.accum_bytes.load(Relaxed);
+    });
+    for (id, c) in per_name.iter().enumerate().skip(1) {
+        if c[0] != 0 || c[2] != 0 {
+            let name = names::get(id as u16).to_str().unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "  t{id}: {}: {} [{}: {}] {name}",
+                c[0], c[1], c[2], c[3]
+            );
+        }
+    }
     table.for_each(|r| {
         if !shown(r) {
             return;
@@ -133,14 +156,17 @@ fn write_heap(out: &mut Out) {
         for f in r.frames() {
             let _ = write!(out, " {f:#x}");
         }
-        let _ = writeln!(
-            out,
-            "\n  t*: {}: {} [{}: {}]",
+        let counts = [
             r.cur_objs.load(Relaxed),
             r.cur_bytes.load(Relaxed),
             r.accum_objs.load(Relaxed),
-            r.accum_bytes.load(Relaxed)
-        );
+            r.accum_bytes.load(Relaxed),
+        ];
+        let [a, b, c, d] = counts;
+        let _ = writeln!(out, "\n  t*: {a}: {b} [{c}: {d}]");
+        if r.thread != 0 {
+            let _ = writeln!(out, "  t{}: {a}: {b} [{c}: {d}]", r.thread);
+        }
     });
     drop(table);
     out.bytes(b"\nMAPPED_LIBRARIES:\n");
@@ -149,6 +175,38 @@ fn write_heap(out: &mut Out) {
 
 /// Appends `/proc/self/maps`.
 pub(super) fn copy_maps(out: &mut Out) {
+    read_maps(|b| out.bytes(b));
+}
+
+/// Calls `f` on each line of `/proc/self/maps` (with its newline; a
+/// line longer than 4 KiB is skipped).
+pub(super) fn for_each_maps_line(mut f: impl FnMut(&[u8])) {
+    let mut line = [0u8; 4096];
+    let (mut len, mut skip) = (0usize, false);
+    read_maps(|mut b| {
+        while !b.is_empty() {
+            let nl = b.iter().position(|&c| c == b'\n');
+            let take = nl.map_or(b.len(), |i| i + 1);
+            if !skip && len + take <= line.len() {
+                line[len..len + take].copy_from_slice(&b[..take]);
+                len += take;
+            } else {
+                skip = true;
+            }
+            if nl.is_some() {
+                if !skip {
+                    f(&line[..len]);
+                }
+                len = 0;
+                skip = false;
+            }
+            b = &b[take..];
+        }
+    });
+}
+
+/// Passes the bytes of `/proc/self/maps` to `f`, a buffer at a time.
+fn read_maps(mut f: impl FnMut(&[u8])) {
     // SAFETY: a NUL-terminated path; the descriptor is closed below.
     let fd = unsafe {
         libc::open(
@@ -169,14 +227,14 @@ pub(super) fn copy_maps(out: &mut Out) {
         if n <= 0 {
             break;
         }
-        out.bytes(&buf[..n as usize]);
+        f(&buf[..n as usize]);
     }
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
 }
 
-/// Writes the `heap_v2` profile to `path`. False if the file cannot be
-/// written.
+/// Writes the profile to `path`: pprof's gzipped protobuf if the name
+/// ends in `.pb.gz`, else `heap_v2`. False if the file cannot be written.
 pub(super) fn dump_path(path: &CStr) -> bool {
     // SAFETY: a NUL-terminated path.
     let fd = unsafe {
@@ -189,13 +247,21 @@ pub(super) fn dump_path(path: &CStr) -> bool {
     if fd < 0 {
         return false;
     }
-    let mut out = Out::new(fd);
-    write_heap(&mut out);
-    out.flush();
+    let ok = if path.to_bytes().ends_with(PPROF_SUFFIX.as_bytes()) {
+        super::pprof::write(&mut FdSink(fd))
+    } else {
+        let mut out = Out::new(fd);
+        write_heap(&mut out);
+        out.flush();
+        out.ok
+    };
     // SAFETY: fd is ours.
     let closed = unsafe { libc::close(fd) } == 0;
-    out.ok && closed
+    ok && closed
 }
+
+/// The file name ending that selects pprof output.
+pub(super) const PPROF_SUFFIX: &str = ".pb.gz";
 
 /// Writes a profile to the next `prof_prefix`-based name of `kind` (`m`,
 /// `i`, `u` or `f`).
@@ -212,8 +278,13 @@ pub(super) fn dump_seq(kind: u8) -> bool {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let seq = SEQ.fetch_add(1, Relaxed);
+    let ext = if OPT_PROF_PPROF.load(Relaxed) {
+        PPROF_SUFFIX
+    } else {
+        ".heap"
+    };
     let _ = match kind {
-        b'f' => write!(name, ".{pid}.{seq}.f.heap"),
+        b'f' => write!(name, ".{pid}.{seq}.f{ext}"),
         _ => {
             let v = match kind {
                 b'm' => &MSEQ,
@@ -221,7 +292,7 @@ pub(super) fn dump_seq(kind: u8) -> bool {
                 _ => &USEQ,
             }
             .fetch_add(1, Relaxed);
-            write!(name, ".{pid}.{seq}.{}{v}.heap", kind as char)
+            write!(name, ".{pid}.{seq}.{}{v}{ext}", kind as char)
         }
     };
     match name.c_str() {

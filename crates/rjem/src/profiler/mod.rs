@@ -6,10 +6,12 @@
 //! during which they run out is sampled: its stack is captured
 //! (`backtrace`), and the block counts for that stack's record (`table`)
 //! until it is freed. Dumps (`dump`) write the records in jemalloc's
-//! `heap_v2` format, which `jeprof` reads.
+//! `heap_v2` format, which `jeprof` reads, or in pprof's (`pprof`, with
+//! `encode` and `elf`).
 //!
 //! Owns: the `prof*` options, the profiler's run-time switches
 //! (`prof.active`, `prof.thread_active_init`, `thread.prof.active`,
+//! `thread.prof.name` with `names`,
 //! `prof.gdump`, `prof.reset`), the sampling decision on the allocation
 //! slow path, sampled blocks (their tags), dumps at exit, on demand, per
 //! allocation interval and per new high-water mark, and the leak report.
@@ -34,7 +36,11 @@
 
 mod backtrace;
 mod dump;
+mod elf;
+mod encode;
 mod math;
+mod names;
+mod pprof;
 mod table;
 
 use crate::emap::Entry;
@@ -71,6 +77,11 @@ pub(crate) static OPT_PROF_LEAK: AtomicBool = AtomicBool::new(false);
 /// Option `prof_leak_error`: as `prof_leak`, and a leak makes the
 /// process exit with status 1.
 pub(crate) static OPT_PROF_LEAK_ERROR: AtomicBool = AtomicBool::new(false);
+/// Option `prof_sys_thread_name`: samples take the thread's system name.
+pub(crate) static OPT_PROF_SYS_THREAD_NAME: AtomicBool = AtomicBool::new(false);
+/// Option `prof_pprof`: `prof_prefix`-based dumps (on demand, interval,
+/// gdump, final) are pprof's gzipped protobuf (`.pb.gz`), not `heap_v2`.
+pub(crate) static OPT_PROF_PPROF: AtomicBool = AtomicBool::new(false);
 /// Option `prof_accum`: keep cumulative counts (freed samples too).
 pub(crate) static OPT_PROF_ACCUM: AtomicBool = AtomicBool::new(false);
 
@@ -201,11 +212,33 @@ pub(crate) fn should_sample(usize: usize, entry: usize) -> Option<Sample> {
         return None;
     }
     t.sampler.flags.set(flags | T_BUSY);
+    if OPT_PROF_SYS_THREAD_NAME.load(Relaxed) {
+        take_system_name(t);
+    }
     let mut pcs = [0usize; backtrace::MAX_DEPTH];
     let n = backtrace::capture(&mut pcs, entry);
-    let rec = TABLE.lock().find_or_add(&pcs[..n]);
+    let rec = TABLE.lock().find_or_add(&pcs[..n], t.sampler.name.get());
     t.sampler.flags.set(flags);
     rec.map(Sample)
+}
+
+/// `prof_sys_thread_name`: the thread's name becomes its system name
+/// (glibc reads its own thread's with prctl: no allocation).
+fn take_system_name(t: &Tcache) {
+    let mut buf = [0u8; 16];
+    // SAFETY: a 16-byte buffer, the size glibc's names fit in.
+    let rc = unsafe {
+        libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len())
+    };
+    if rc != 0 {
+        return;
+    }
+    let len = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    if names::valid(&buf[..len]) {
+        if let Some(id) = names::intern(&buf[..len]) {
+            t.sampler.name.set(id);
+        }
+    }
 }
 
 /// Interval dumps and new high-water marks: checked on every slow-path
@@ -355,6 +388,37 @@ pub(crate) fn thread_active(new: Option<bool>) -> bool {
     f & T_ACTIVE != 0
 }
 
+/// `thread.prof.name` of the calling thread ("" if it has none).
+pub(crate) fn thread_name() -> &'static core::ffi::CStr {
+    names::get(thread().sampler.name.get())
+}
+
+/// Why a thread name was refused.
+pub(crate) enum NameError {
+    /// A character neither printable nor blank.
+    Invalid,
+    /// `names::MAX` distinct names are recorded already.
+    Full,
+    /// `prof_sys_thread_name` names threads.
+    System,
+}
+
+/// Names the calling thread (its first 15 bytes; empty: no name) for the
+/// samples it takes from now on; returns the old name.
+pub(crate) fn set_thread_name(name: &[u8]) -> Result<&'static core::ffi::CStr, NameError> {
+    if OPT_PROF_SYS_THREAD_NAME.load(Relaxed) {
+        return Err(NameError::System);
+    }
+    if !names::valid(name) {
+        return Err(NameError::Invalid);
+    }
+    let id = names::intern(name).ok_or(NameError::Full)?;
+    let s = &thread().sampler;
+    let old = names::get(s.name.get());
+    s.name.set(id);
+    Ok(old)
+}
+
 /// `prof.gdump`.
 pub(crate) fn gdump(new: Option<bool>) -> bool {
     match new {
@@ -386,9 +450,9 @@ pub(crate) fn reset(lg_sample: Option<usize>) {
     }
 }
 
-/// `prof.dump`: writes a `heap_v2` profile to `path`, or to the next
-/// `prof_prefix`-based
-/// name. False if the profiler is off or the file cannot be written.
+/// `prof.dump`: writes the profile to `path` (pprof if it ends in
+/// `.pb.gz`, else `heap_v2`), or to the next `prof_prefix`-based name.
+/// False if the profiler is off or the file cannot be written.
 pub(crate) fn dump_to(path: Option<&core::ffi::CStr>) -> bool {
     if !on() {
         return false;
@@ -398,6 +462,14 @@ pub(crate) fn dump_to(path: Option<&core::ffi::CStr>) -> bool {
         None => dump::dump_seq(b'm'),
     }
 }
+
+/// Writes the profile as gzipped pprof into `sink` (which may allocate:
+/// no lock is held while it is called). False if it could not.
+pub(crate) fn pprof_into<S: Sink>(sink: &mut S) -> bool {
+    on() && pprof::write(sink)
+}
+
+pub(crate) use encode::Sink;
 
 /// The profile records' lock profile (`stats.mutexes.prof`); `reset`
 /// clears it.
@@ -416,6 +488,7 @@ pub(crate) fn with_c_path<R>(path: &str, f: impl FnOnce(&core::ffi::CStr) -> R) 
 pub(crate) fn fork_prepare() {
     dump::PREFIX.lock_raw();
     TABLE.lock_raw();
+    names::fork_prepare();
 }
 
 pub(crate) fn fork_parent() {
@@ -424,6 +497,7 @@ pub(crate) fn fork_parent() {
         TABLE.unlock_raw();
         dump::PREFIX.unlock_raw();
     }
+    names::fork_parent();
 }
 
 pub(crate) fn fork_child() {
@@ -432,6 +506,7 @@ pub(crate) fn fork_child() {
         TABLE.reset_in_child();
         dump::PREFIX.reset_in_child();
     }
+    names::fork_child();
 }
 
 /// `prof.prefix`: the prefix of dump names from now on; false if it is

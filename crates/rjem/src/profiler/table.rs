@@ -1,8 +1,10 @@
 //! Profile records: one per distinct stack, with the counts of the
 //! sampled blocks it allocated, in a hash table.
 //!
-//! Owns: `Record` (the stack's frames and its counts: live objects and
-//! bytes, and, with `prof_accum`, all ever sampled) and the table that
+//! Owns: `Record` (the stack's frames, the name id of the threads that
+//! sampled it (`names`; one record per stack and thread name), and its
+//! counts: live objects and bytes, and, with `prof_accum`, all ever
+//! sampled) and the table that
 //! finds a stack's record. Records and the table's buckets are base
 //! memory (`base::Use::Prof`): nothing here goes through an allocator,
 //! and records are never freed (a program has a bounded set of allocation
@@ -28,6 +30,8 @@ pub(crate) struct Record {
     newer: *mut Record,
     hash: u64,
     depth: usize,
+    /// The name id of the threads that sampled into it (`names`).
+    pub(crate) thread: u16,
     pub(crate) cur_objs: AtomicU64,
     pub(crate) cur_bytes: AtomicU64,
     pub(crate) accum_objs: AtomicU64,
@@ -69,6 +73,32 @@ pub(crate) static TABLE: Mutex<Table> = Mutex::new(Table {
     epoch: 0,
 });
 
+/// The records published up to some moment (`Table::span`): walking them
+/// needs no lock, as records never move and the `newer` links up to
+/// `newest` were set before the lock that `span` took was released.
+#[derive(Clone, Copy)]
+pub(crate) struct Span {
+    oldest: *mut Record,
+    newest: *mut Record,
+}
+
+impl Span {
+    /// Every record of the span, oldest first.
+    pub(crate) fn walk(self, mut f: impl FnMut(&'static Record)) {
+        let mut r = self.oldest;
+        // SAFETY: the list holds published records (base memory); links
+        // up to `newest` are no longer written (records are only added
+        // after it).
+        while let Some(rec) = unsafe { r.as_ref() } {
+            f(rec);
+            if r == self.newest {
+                break;
+            }
+            r = rec.newer;
+        }
+    }
+}
+
 const TAG_SHIFT: u32 = 48;
 
 /// The tag for a block sampled into `r` now.
@@ -86,9 +116,9 @@ pub(crate) fn untag(tag: usize, epoch: u16) -> Option<&'static Record> {
     unsafe { p.as_ref() }
 }
 
-/// FNV-1a over the frames.
-fn hash(frames: &[usize]) -> u64 {
-    let mut h = 0xcbf29ce484222325u64;
+/// FNV-1a over the thread name id and the frames.
+fn hash(frames: &[usize], thread: u16) -> u64 {
+    let mut h = (0xcbf29ce484222325u64 ^ thread as u64).wrapping_mul(0x100000001b3);
     for &f in frames {
         h = (h ^ f as u64).wrapping_mul(0x100000001b3);
     }
@@ -96,16 +126,16 @@ fn hash(frames: &[usize]) -> u64 {
 }
 
 impl Table {
-    /// The record of stack `frames`, created if new. None when out of
-    /// memory.
-    pub(crate) fn find_or_add(&mut self, frames: &[usize]) -> Option<&'static Record> {
+    /// The record of stack `frames` sampled by threads of name id
+    /// `thread`, created if new. None when out of memory.
+    pub(crate) fn find_or_add(&mut self, frames: &[usize], thread: u16) -> Option<&'static Record> {
         debug_assert!(frames.len() <= MAX_DEPTH);
-        let h = hash(frames);
+        let h = hash(frames, thread);
         if self.nbuckets != 0 {
             let mut r = self.bucket(h);
             // SAFETY: chains hold published records (base memory).
             while let Some(rec) = unsafe { r.as_ref() } {
-                if rec.hash == h && rec.frames() == frames {
+                if rec.hash == h && rec.thread == thread && rec.frames() == frames {
                     return Some(rec);
                 }
                 r = rec.chain;
@@ -125,12 +155,17 @@ impl Table {
         unsafe {
             (*p).hash = h;
             (*p).depth = frames.len();
+            (*p).thread = thread;
             (*p).chain = *slot;
             ptr::copy_nonoverlapping(frames.as_ptr(), p.add(1).cast::<usize>(), frames.len());
             *slot = p;
-            match self.newest.as_mut() {
-                Some(last) => last.newer = p,
-                None => self.oldest = p,
+            // Raw field writes: other threads hold shared references to
+            // records (their counts are atomics; `chain` and `newer` are
+            // only touched under the lock, `newer` up to a `Span`'s end).
+            if self.newest.is_null() {
+                self.oldest = p;
+            } else {
+                (*self.newest).newer = p;
             }
         }
         self.newest = p;
@@ -159,16 +194,16 @@ impl Table {
         self.buckets = b;
         self.nbuckets = n;
         let mut r = self.oldest;
-        // SAFETY: the records' list holds published records; re-chained
-        // under the lock.
-        while let Some(rec) = unsafe { r.as_mut() } {
-            let slot = self.slot(rec.hash);
-            // SAFETY: slot is inside the new array.
+        while !r.is_null() {
+            // SAFETY: the records' list holds published records; re-chained
+            // under the lock with raw field accesses (see `find_or_add`);
+            // `slot` is inside the new array.
             unsafe {
-                rec.chain = *slot;
-                *slot = rec;
+                let slot = self.slot((*r).hash);
+                (*r).chain = *slot;
+                *slot = r;
+                r = (*r).newer;
             }
-            r = rec.newer;
         }
         true
     }
@@ -181,6 +216,14 @@ impl Table {
         while let Some(rec) = unsafe { r.as_ref() } {
             f(rec);
             r = rec.newer;
+        }
+    }
+
+    /// The records published so far, for `walk` without the lock.
+    pub(crate) fn span(&self) -> Span {
+        Span {
+            oldest: self.oldest,
+            newest: self.newest,
         }
     }
 

@@ -62,6 +62,8 @@ pub(crate) struct Sampler {
     pub(crate) prng: Cell<u64>,
     pub(crate) flags: Cell<u8>,
     pub(crate) reported: Cell<u64>,
+    /// The thread's name id (`thread.prof.name`; 0: none).
+    pub(crate) name: Cell<u16>,
 }
 
 impl Sampler {
@@ -74,6 +76,7 @@ impl Sampler {
             prng: Cell::new(0),
             flags: Cell::new(0),
             reported: Cell::new(0),
+            name: Cell::new(0),
         }
     }
 
