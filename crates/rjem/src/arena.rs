@@ -382,21 +382,21 @@ impl Arena {
     }
 }
 
-/// Every arena keeps at most as many dirty pages as active ones, or
-/// `DIRTY_FLOOR` bytes if more, or `DIRTY_FLOOR_IDLE` while no thread is
-/// bound to it (automatic arenas, the huge one included) (`PurgePolicy::dirty_share`; many arenas left by exited
-/// threads then hold little between them: thread-churn peak RSS 20.1 ->
-/// 13.7 MiB, jemalloc 11-14, where splitting one floor among all arenas
-/// doubled a single-threaded program's page faults): freed memory
-/// stays hot for reuse while the arena is busy, but a program that frees
-/// far more than it keeps (the end of a burst of many threads, a phase
-/// that shrinks) gets it back at once instead of over the decay time.
-/// jemalloc 5.3 has a rule to the same end: a freed large extent that
-/// merges with free neighbours into `oversize_threshold` bytes or more
-/// is purged at once. Measured (docs/benchmarks.md): after 64 threads
-/// free 1.3 GB, RSS falls to under 100 MiB at once instead of over 10 s;
-/// on malloc-large the cap of the huge arena costs 14% time over no cap at
-/// 2000 iterations and saves 11% of peak RSS.
+/// Every arena keeps at most as many dirty pages as active ones
+/// (`PurgePolicy::dirty_share`), or a floor if more: `DIRTY_FLOOR`, or
+/// `DIRTY_FLOOR_IDLE` for an automatic arena no thread is bound to (the
+/// huge arena included). Freed memory stays hot for reuse while the arena
+/// is busy, but a program that frees far more than it keeps (the end of a
+/// burst of many threads, a phase that shrinks) gets it back at once
+/// instead of over the decay time, and arenas left by exited threads hold
+/// little between them. jemalloc 5.3 has a rule to the same end: a freed
+/// large extent that merges with free neighbours into
+/// `oversize_threshold` bytes or more is purged at once. Measured
+/// (docs/benchmarks.md): after 64 threads free 1.3 GB, RSS falls to under
+/// 100 MiB at once instead of over 10 s; thread-churn peak RSS 20.1 ->
+/// 13.7 MiB with the idle floor (jemalloc 11-14; one floor split among
+/// all arenas did as well there but doubled a single thread's page
+/// faults).
 const DIRTY_SHARE: usize = 1;
 const DIRTY_FLOOR: usize = 8 << 20;
 const DIRTY_FLOOR_IDLE: usize = 1 << 20;

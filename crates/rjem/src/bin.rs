@@ -158,9 +158,10 @@ impl Bin {
     /// Returns the blocks in `items` that belong to this bin's arena (all
     /// must be live blocks of its class; any other is reported and, with
     /// `abort:false`, dropped) and moves the others, in order, to the
-    /// front of `items`. Returns how many were moved. Each run of blocks of one slab (the common case: a cache
-    /// flush returns blocks in the order they were freed) costs one
-    /// pointer-map lookup and one update of the slab's count and place.
+    /// front of `items`. Returns how many were moved. Each run of blocks
+    /// of one slab (the common case: a cache flush returns blocks in the
+    /// order they were freed) costs one pointer-map lookup and one update
+    /// of the slab's count and place.
     pub(crate) fn dalloc_batch(&mut self, cx: &BinCtx, items: &mut [*mut u8]) -> usize {
         let mut kept = 0;
         let mut i = 0;
