@@ -11,6 +11,7 @@
 //! estimates (scaled from the samples as jeprof scales them).
 
 pub mod profile;
+mod proto;
 mod symbols;
 
 use profile::Profile;

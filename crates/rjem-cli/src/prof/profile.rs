@@ -7,6 +7,7 @@
 //! by hand for prost). Frame addresses are call sites: a `heap_v2` return
 //! address minus one, a pprof location's address as it is.
 
+use super::proto;
 use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::Path;
@@ -174,100 +175,7 @@ fn parse_maps_line(l: &str) -> Option<Mapping> {
     })
 }
 
-// profile.proto, the fields read here.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbProfile {
-    #[prost(message, repeated, tag = "1")]
-    pub sample_type: Vec<PbValueType>,
-    #[prost(message, repeated, tag = "2")]
-    pub sample: Vec<PbSample>,
-    #[prost(message, repeated, tag = "3")]
-    pub mapping: Vec<PbMapping>,
-    #[prost(message, repeated, tag = "4")]
-    pub location: Vec<PbLocation>,
-    #[prost(message, repeated, tag = "5")]
-    pub function: Vec<PbFunction>,
-    #[prost(string, repeated, tag = "6")]
-    pub string_table: Vec<String>,
-    #[prost(int64, tag = "7")]
-    pub drop_frames: i64,
-    #[prost(int64, tag = "9")]
-    pub time_nanos: i64,
-    #[prost(message, optional, tag = "11")]
-    pub period_type: Option<PbValueType>,
-    #[prost(int64, tag = "12")]
-    pub period: i64,
-    #[prost(int64, repeated, tag = "13")]
-    pub comment: Vec<i64>,
-    #[prost(int64, tag = "14")]
-    pub default_sample_type: i64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbValueType {
-    #[prost(int64, tag = "1")]
-    pub r#type: i64,
-    #[prost(int64, tag = "2")]
-    pub unit: i64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbSample {
-    #[prost(uint64, repeated, tag = "1")]
-    pub location_id: Vec<u64>,
-    #[prost(int64, repeated, tag = "2")]
-    pub value: Vec<i64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbMapping {
-    #[prost(uint64, tag = "1")]
-    pub id: u64,
-    #[prost(uint64, tag = "2")]
-    pub memory_start: u64,
-    #[prost(uint64, tag = "3")]
-    pub memory_limit: u64,
-    #[prost(uint64, tag = "4")]
-    pub file_offset: u64,
-    #[prost(int64, tag = "5")]
-    pub filename: i64,
-    #[prost(int64, tag = "6")]
-    pub build_id: i64,
-    #[prost(bool, tag = "7")]
-    pub has_functions: bool,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbLocation {
-    #[prost(uint64, tag = "1")]
-    pub id: u64,
-    #[prost(uint64, tag = "2")]
-    pub mapping_id: u64,
-    #[prost(uint64, tag = "3")]
-    pub address: u64,
-    #[prost(message, repeated, tag = "4")]
-    pub line: Vec<PbLine>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbLine {
-    #[prost(uint64, tag = "1")]
-    pub function_id: u64,
-    #[prost(int64, tag = "2")]
-    pub line: i64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PbFunction {
-    #[prost(uint64, tag = "1")]
-    pub id: u64,
-    #[prost(int64, tag = "2")]
-    pub name: i64,
-    #[prost(int64, tag = "3")]
-    pub system_name: i64,
-}
-
-impl PbProfile {
+impl proto::Profile {
     /// The string at index `i` (empty if out of range).
     pub fn str(&self, i: i64) -> &str {
         usize::try_from(i)
@@ -279,7 +187,7 @@ impl PbProfile {
 
 pub fn parse_pprof(raw: &[u8]) -> Result<Profile, String> {
     use prost::Message;
-    let p = PbProfile::decode(raw).map_err(|e| e.to_string())?;
+    let p = proto::Profile::decode(raw).map_err(|e| e.to_string())?;
     if p.sample_type.is_empty() {
         return Err("no sample types".into());
     }
