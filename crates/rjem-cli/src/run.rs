@@ -169,6 +169,19 @@ pub fn main(args: Args) -> ExitCode {
 
 /// `--prof`: runs the program with the profiler on and a final dump in
 /// `dir`, then prints its top sites; exits with the program's status.
+/// The program's options (`--conf`, else its MALLOC_CONF), then the
+/// tool's `ours`: later settings win, so the tool's come last.
+pub(crate) fn malloc_conf_then(conf: Option<OsString>, ours: &str) -> OsString {
+    let mut mc = conf
+        .or_else(|| std::env::var_os("MALLOC_CONF"))
+        .unwrap_or_default();
+    if !mc.is_empty() {
+        mc.push(",");
+    }
+    mc.push(ours);
+    mc
+}
+
 fn prof_run(mut c: Command, conf: Option<OsString>, dir: &Path) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
     if let Err(e) = std::fs::create_dir_all(dir) {
@@ -185,16 +198,10 @@ fn prof_run(mut c: Command, conf: Option<OsString>, dir: &Path) -> ExitCode {
             FAILED,
         );
     };
-    // Later settings win: the tool's come last.
-    let mut mc = conf
-        .or_else(|| std::env::var_os("MALLOC_CONF"))
-        .unwrap_or_default();
-    if !mc.is_empty() {
-        mc.push(",");
-    }
-    mc.push(format!(
-        "prof:true,prof_final:true,prof_prefix:{prefix_str}"
-    ));
+    let mc = malloc_conf_then(
+        conf,
+        &format!("prof:true,prof_final:true,prof_prefix:{prefix_str}"),
+    );
     c.env("MALLOC_CONF", &mc);
     let prog = c.get_program().to_os_string();
     let mut child = match c.spawn() {

@@ -163,17 +163,13 @@ pub fn run(mut cmd: Command, conf: Option<OsString>, interval: Option<Interval>)
         Err(e) => return fail(&format!("cannot duplicate a descriptor: {e}")),
     };
     drop(wr);
-    // Later settings win: the tool's come last.
-    let mut mc = conf
-        .or_else(|| std::env::var_os("MALLOC_CONF"))
-        .unwrap_or_default();
-    if !mc.is_empty() {
-        mc.push(",");
-    }
-    mc.push(format!(
-        "stats_print:true,stats_print_opts:J,stats_fd:{}",
-        child_wr.as_raw_fd()
-    ));
+    let mut mc = crate::run::malloc_conf_then(
+        conf,
+        &format!(
+            "stats_print:true,stats_print_opts:J,stats_fd:{}",
+            child_wr.as_raw_fd()
+        ),
+    );
     if interval.is_some() {
         mc.push(format!(
             ",stats_interval:{INTERVAL_BYTES},stats_interval_opts:J"
