@@ -33,6 +33,7 @@ use crate::os::{self, BootStr, BOOT_STR_MAX};
 use crate::pages;
 use crate::profiler as prof;
 use crate::size_class as sc;
+use crate::sync;
 use crate::tcache;
 use core::ffi::CStr;
 use core::fmt::{self, Write as _};
@@ -747,7 +748,11 @@ pub(crate) static OPTIONS: &[Opt] = &[
         },
         runtime: None,
     },
-    ignored("tcache_gc_delay_bytes", "GCs a class whatever its last fill"),
+    fixed(
+        "tcache_gc_delay_bytes",
+        Setting::Size(0),
+        "GCs a class whatever its last fill",
+    ),
     flush_div(
         "lg_tcache_flush_small_div",
         "A full small-class stack keeps capacity >> this items and returns the rest.",
@@ -760,7 +765,17 @@ pub(crate) static OPTIONS: &[Opt] = &[
     ),
     fixed("hpa", Setting::Bool(false), "uses its page allocator"),
     fixed("trust_madvise", Setting::Bool(false), "checks madvise results"),
-    ignored("mutex_max_spin", "spins 100 times before sleeping on a lock"),
+    Opt {
+        name: "mutex_max_spin",
+        doc: "Times a thread polls a busy lock before it sleeps on it (-1: polls until it is free).",
+        kind: Kind::I64 {
+            cell: &sync::OPT_MUTEX_MAX_SPIN,
+            default: 100,
+            min: -1,
+            max: i64::MAX,
+        },
+        runtime: None,
+    },
     ignored("prof_time_resolution", "does not record allocation times"),
     ignored("prof_recent_alloc_max", "does not keep recent allocations"),
     ignored("prof_stats", "does not keep per-class sampling statistics"),
@@ -789,8 +804,6 @@ const fn fixed(name: &'static str, value: Setting, instead: &'static str) -> Opt
     }
 }
 
-/// A jemalloc option rjem accepts and ignores; `instead` completes "rjem
-/// ..." in the warning.
 /// A thread-cache stack size (jemalloc's `unsigned`, clamped to
 /// `tcache::NSLOTS_LIMIT`).
 const fn nslots(
@@ -831,6 +844,8 @@ const fn flush_div(name: &'static str, doc: &'static str, cell: &'static AtomicU
     }
 }
 
+/// A jemalloc option rjem accepts and ignores; `instead` completes "rjem
+/// ..." in the warning.
 const fn ignored(name: &'static str, instead: &'static str) -> Opt {
     Opt {
         name,

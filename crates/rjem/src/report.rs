@@ -296,6 +296,7 @@ const CONFIG: &[&str] = &[
     "fill",
     "lazy_lock",
     "malloc_conf",
+    "opt_safety_checks",
     "prof",
     "prof_libgcc",
     "prof_libunwind",
@@ -359,7 +360,27 @@ const LOCK_FIELDS: &[&str] = &[
 ];
 
 /// Process-wide locks (`stats.mutexes.*`).
-const GLOBAL_LOCKS: &[&str] = &["ctl", "arenas", "base", "tcaches"];
+const GLOBAL_LOCKS: &[&str] = &["ctl", "prof", "arenas", "base", "tcaches"];
+
+/// Options that can change at run time, and the control that holds the
+/// value in force (the text report prints both, as jemalloc does).
+const MUTABLE: &[(&str, &str)] = &[
+    ("background_thread", "background_thread"),
+    ("dirty_decay_ms", "arenas.dirty_decay_ms"),
+    ("muzzy_decay_ms", "arenas.muzzy_decay_ms"),
+    ("prof_active", "prof.active"),
+    ("prof_thread_active_init", "prof.thread_active_init"),
+    ("lg_prof_sample", "prof.lg_sample"),
+];
+
+/// The profiler's settings in force (`prof.*`), under "prof".
+const PROF: &[&str] = &[
+    "thread_active_init",
+    "active",
+    "gdump",
+    "interval",
+    "lg_sample",
+];
 
 /// Free extents of one page-size class, by state.
 const EXTENT_FIELDS: &[&str] = &[
@@ -460,6 +481,11 @@ fn json(o: &Opts, out: &mut Out) -> fmt::Result {
         e.obj("opt")?;
         for opt in ctl::options().filter(|x| x.value.is_some()) {
             e.kv(opt.name, get(format_args!("opt.{}", opt.name)))?;
+        }
+        e.close('}')?;
+        e.obj("prof")?;
+        for k in PROF {
+            e.kv(k, get(format_args!("prof.{k}")))?;
         }
         e.close('}')?;
         e.obj("arenas")?;
@@ -617,7 +643,15 @@ fn text(o: &Opts, out: &mut Out) -> fmt::Result {
         writeln!(out, "Run-time option settings")?;
         for opt in ctl::options().filter(|x| x.value.is_some()) {
             let v = get(format_args!("opt.{}", opt.name));
-            writeln!(out, "  opt.{}: {}", opt.name, Json(v))?;
+            write!(out, "  opt.{}: {}", opt.name, Json(v))?;
+            match MUTABLE.iter().find(|m| m.0 == opt.name) {
+                Some((_, now)) => writeln!(out, " ({now}: {})", Json(get(format_args!("{now}"))))?,
+                None => writeln!(out)?,
+            }
+        }
+        writeln!(out, "Profiling settings")?;
+        for k in PROF {
+            writeln!(out, "  prof.{k}: {}", Json(get(format_args!("prof.{k}"))))?;
         }
         writeln!(out, "Arenas: {narenas}")?;
         writeln!(out, "Quantum size: {}", num(format_args!("arenas.quantum")))?;

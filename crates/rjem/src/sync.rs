@@ -1,9 +1,10 @@
 //! Locks that never allocate.
 //!
 //! Owns: `Mutex<T>`, a futex-based lock (three states: unlocked, locked,
-//! locked with waiters) that spins briefly before sleeping. It is `const`
-//! constructible, so it can live in statics and in metadata carved from base
-//! pages, and it can be reset in a child after `fork()`.
+//! locked with waiters) that spins briefly (`mutex_max_spin`) before
+//! sleeping. It is `const` constructible, so it can live in statics and in
+//! metadata carved from base pages, and it can be reset in a child after
+//! `fork()`.
 //!
 //! Each lock keeps jemalloc's mutex profile (`LockStats`: acquisitions,
 //! waits, spins, owner switches, wait times, most waiters), written by the
@@ -18,7 +19,12 @@
 use crate::os;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+
+/// Option `mutex_max_spin`: how many times a thread polls a busy lock
+/// before it sleeps (-1: until it is free). Written by `conf::boot`, which
+/// holds the default; locks taken before that do not spin.
+pub(crate) static OPT_MUTEX_MAX_SPIN: AtomicI64 = AtomicI64::new(0);
 
 /// One lock's profile (jemalloc's `mutex_prof_data_t`), or several merged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,7 +175,10 @@ impl<T> Mutex<T> {
     #[cold]
     fn lock_contended(&self) -> Acquired {
         // Spin a little while the holder is running (no sleepers yet).
-        for _ in 0..100 {
+        let max = OPT_MUTEX_MAX_SPIN.load(Ordering::Relaxed);
+        let mut spins = 0i64;
+        while max < 0 || spins < max {
+            spins += 1;
             match self.state.load(Ordering::Relaxed) {
                 UNLOCKED => {
                     if self

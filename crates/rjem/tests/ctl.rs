@@ -9,6 +9,9 @@ static GLOBAL: rjem::Rjem = rjem::Rjem;
 // The tests share one process (and its arenas): each restores what it
 // changes, and this lock keeps the ones that change decay times apart.
 static DECAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+// Tests that refresh the epoch and then read several figures of one
+// snapshot hold this, so no other test refreshes it in between.
+static EPOCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn constants_and_their_types() {
@@ -309,6 +312,7 @@ fn stats_of_a_private_arena_are_exact() {
 
 #[test]
 fn process_totals_keep_jemallocs_relations() {
+    let _g = EPOCH.lock().unwrap_or_else(|e| e.into_inner());
     let keep: Vec<Vec<u8>> = (0..1000).map(|i| vec![1; 10 + i * 37]).collect();
     // As jemalloc's users do: refresh, then read figures of one snapshot
     // (other tests allocate meanwhile).
@@ -458,6 +462,7 @@ fn explicit_tcache_shared_by_threads_stays_consistent() {
 
 #[test]
 fn metadata_is_explained() {
+    let _g = EPOCH.lock().unwrap_or_else(|e| e.into_inner());
     let keep: Vec<Vec<u8>> = (0..200).map(|i| vec![0u8; 100 + i * 50]).collect();
     let parts = [
         "arenas",

@@ -114,11 +114,15 @@ pub(super) static ROOT: Node = Node::Named(&[
     (
         "config",
         Node::Named(&[
-            ("cache_oblivious", config!(false)),
+            // Built in; the option `cache_oblivious` turns it on.
+            ("cache_oblivious", config!(true)),
             ("debug", config!(cfg!(debug_assertions))),
             ("fill", config!(true)),
             ("lazy_lock", config!(false)),
             ("malloc_conf", Node::Leaf(Type::Str, config_malloc_conf)),
+            // Sized frees, double frees and foreign pointers are always
+            // checked (docs/hardening.md).
+            ("opt_safety_checks", config!(true)),
             ("prof", config!(true)),
             // Stacks come from libgcc's unwinder (`prof::backtrace`).
             ("prof_libgcc", config!(true)),
