@@ -160,7 +160,6 @@ impl Arena {
             arena: self.ind,
             info: &g.bins[ind],
             words: g.bitmap_words,
-            page: g.page,
             pages: &self.pages,
             guards,
         }
@@ -256,7 +255,7 @@ impl Arena {
         let try_alloc = || {
             let mut pages = self.pages.lock();
             let (e, z) = if guard {
-                pages.alloc_guarded(esize)?
+                pages.alloc_guarded(esize, 0)?
             } else {
                 pages.alloc(esize, align.max(g.page))?
             };

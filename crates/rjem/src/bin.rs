@@ -68,7 +68,6 @@ pub(crate) struct BinCtx<'a> {
     pub(crate) arena: usize,
     pub(crate) info: &'a BinInfo,
     pub(crate) words: usize,
-    pub(crate) page: usize,
     pub(crate) pages: &'a Mutex<Pages>,
     /// The allocating thread's guard sampler (`san_guard_small`), if any.
     pub(crate) guards: Option<&'a GuardSampler>,
@@ -105,9 +104,9 @@ impl Bin {
             .guards
             .is_some_and(|g| g.small(|| pages.hooks().is_default()));
         let (e, _) = if guard {
-            pages.alloc_guarded(cx.info.slab_size)?
+            pages.alloc_guarded(cx.info.slab_size, cx.info.size)?
         } else {
-            pages.alloc(cx.info.slab_size, cx.page)?
+            pages.alloc_slab(cx.info.slab_size, cx.info.size)?
         };
         pages.register_active(e, cx.ind, true);
         let Some(bitmap) = slab::init(e, cx.info, cx.words) else {
@@ -274,7 +273,6 @@ mod tests {
             arena: 9,
             info,
             words: g.bitmap_words,
-            page: g.page,
             pages: &pages,
             guards: None,
         };

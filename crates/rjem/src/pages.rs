@@ -58,6 +58,78 @@ pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
 pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never", c"huge"];
 const THP_HUGE: u8 = 3;
 
+/// Where a new active extent may start: at a multiple of `align` (a power
+/// of two, at least a page) such that, `lead` bytes further, the low 32
+/// bits of the address are a multiple of `period` and the extent does not
+/// cross a multiple of 2^32 there. Slabs use it with their region size as
+/// the period: every region then starts at an address whose low 32 bits
+/// are a multiple of the region size, and nothing else in the slab does,
+/// which the thread cache checks on free with one multiplication
+/// (`tcache::StartCheck`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fit {
+    align: usize,
+    /// Multiple of `align` (1: no constraint beyond it).
+    period: usize,
+    lead: usize,
+}
+
+impl Fit {
+    fn aligned(align: usize) -> Fit {
+        Fit {
+            align,
+            period: 1,
+            lead: 0,
+        }
+    }
+
+    /// For a slab of regions of `region` bytes starting `lead` bytes into
+    /// the extent (0 for no constraint: a large extent).
+    fn slab(page: usize, region: usize, lead: usize) -> Fit {
+        if region <= 1 {
+            return Fit::aligned(page);
+        }
+        // The least common multiple of the page and the region size.
+        let g = gcd(page, region);
+        Fit {
+            align: page,
+            period: page / g * region,
+            lead,
+        }
+    }
+
+    /// Extra bytes a free extent needs so that `start` finds a place in it
+    /// (sizing the search; the exact fit is checked when carving).
+    fn slack(&self, page: usize) -> usize {
+        self.align.max(self.period) - page
+    }
+
+    /// The first start at or after `addr` for an extent of `size` bytes.
+    fn start(&self, addr: usize, size: usize) -> Option<usize> {
+        let start = os::align_up(addr, self.align)?;
+        if self.period == 1 {
+            return Some(start);
+        }
+        const WINDOW: usize = 1 << 32;
+        let at = start.checked_add(self.lead)?;
+        let base = at & !(WINDOW - 1);
+        let off = (at - base).div_ceil(self.period) * self.period;
+        let at = if off + (size - self.lead) <= WINDOW {
+            base + off
+        } else {
+            base + WINDOW
+        };
+        Some(at - self.lead)
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// Options `san_guard_small` and `san_guard_large`: every Nth slab, and
 /// every Nth large extent, a thread allocates lies between two
 /// inaccessible guard pages (`alloc_guarded`); 0 (the default): never.
@@ -531,11 +603,24 @@ impl Pages {
     /// (at least a page). Returns it with whether its memory is all zero.
     /// The caller registers it with `register_active`.
     pub(crate) fn alloc(&mut self, size: usize, align: usize) -> Option<(ERef, bool)> {
-        let need = size.checked_add(align - self.page)?;
+        self.alloc_fit(size, Fit::aligned(align))
+    }
+
+    /// A slab of `size` bytes for regions of `region` bytes, placed where
+    /// `Fit::slab` says (so that its regions start at addresses whose low
+    /// 32 bits are multiples of `region`), or anywhere page-aligned if the
+    /// extent hooks refuse to split what they mapped.
+    pub(crate) fn alloc_slab(&mut self, size: usize, region: usize) -> Option<(ERef, bool)> {
+        let fit = Fit::slab(self.page, region, 0);
+        self.alloc_fit(size, fit)
+    }
+
+    fn alloc_fit(&mut self, size: usize, fit: Fit) -> Option<(ERef, bool)> {
+        let need = size.checked_add(fit.slack(self.page))?;
         // Resident memory first, within the fit cap; then resident memory
         // beyond the cap (splitting a big free extent beats faulting in new
         // pages); then retained address space; then the OS.
-        let got = self.find(need, size, align).or_else(|| {
+        let got = self.find(need, size, fit).or_else(|| {
             // The OS refused more address space (RLIMIT_AS, overcommit):
             // purge every freed page, which merges them into retained
             // extents (or unmaps them with retain:false), and try once more.
@@ -543,7 +628,7 @@ impl Pages {
                 return None;
             }
             self.purge_all();
-            self.find(need, size, align)
+            self.find(need, size, fit)
         });
         if let Some((e, _)) = got {
             self.active.push_back(e);
@@ -561,13 +646,16 @@ impl Pages {
     /// returned; if it refuses the second only, the second stays
     /// accessible but out of the extent all the same (nothing to undo, so
     /// no inaccessible page can be handed out).
-    pub(crate) fn alloc_guarded(&mut self, size: usize) -> Option<(ERef, bool)> {
+    /// `region`: as `alloc_slab`'s, for a slab (the placement applies to
+    /// the range inside the guards); 0 for a large extent.
+    pub(crate) fn alloc_guarded(&mut self, size: usize, region: usize) -> Option<(ERef, bool)> {
         let page = self.page;
-        let (e, zeroed) = self.alloc(size.checked_add(2 * page)?, page)?;
+        let fit = Fit::slab(page, region, page);
+        let (e, zeroed) = self.alloc_fit(size.checked_add(2 * page)?, fit)?;
         let (lo, hi) = (e.addr(), e.end() - page);
         if !os::protect(lo as *mut u8, page, true) {
             self.dalloc(e);
-            return self.alloc(size, page);
+            return self.alloc_fit(size, Fit::slab(page, region, 0));
         }
         os::protect(hi as *mut u8, page, true);
         // The free extent `e` was cut from may have left its boundary
@@ -600,7 +688,7 @@ impl Pages {
     }
 
     /// One pass of `alloc`'s search: free extents by state, then growth.
-    fn find(&mut self, need: usize, size: usize, align: usize) -> Option<(ERef, bool)> {
+    fn find(&mut self, need: usize, size: usize, place: Fit) -> Option<(ERef, bool)> {
         let fit = self.lg_max_fit;
         let tiers = [
             (State::Dirty, fit),
@@ -609,7 +697,7 @@ impl Pages {
             (State::Muzzy, 64),
             (State::Retained, 64),
         ];
-        if let Some(got) = self.find_in(&tiers[..4], need, size, align) {
+        if let Some(got) = self.find_in(&tiers[..4], need, size, place) {
             return Some(got);
         }
         // No resident extent fits. For huge blocks, before faulting in new
@@ -626,16 +714,17 @@ impl Pages {
             && self.purge(State::Dirty, self.dirty_target(), need) > 0;
         // Purged pages land in the muzzy or the retained set.
         let rest = if purged { &tiers[3..] } else { &tiers[4..] };
-        if let Some(got) = self.find_in(rest, need, size, align) {
+        if let Some(got) = self.find_in(rest, need, size, place) {
             return Some(got);
         }
         let e = self.grow(need)?;
-        if let Some(got) = self.carve(e, size, align) {
+        if let Some(got) = self.carve(e, size, place) {
             return Some(got);
         }
-        // Hooks that refuse to split: map exactly what is asked.
-        let e = self.map_new(size, align.max(self.page))?;
-        self.carve(e, size, align)
+        // Hooks that refuse to split: map exactly what is asked, and take
+        // it wherever it lies (a slab there is only slower to free into).
+        let e = self.map_new(size, place.align)?;
+        self.carve(e, size, Fit::aligned(place.align))
     }
 
     /// The first extent of the first of `tiers` (state, lg of the fit cap)
@@ -645,13 +734,13 @@ impl Pages {
         tiers: &[(State, u32)],
         need: usize,
         size: usize,
-        align: usize,
+        fit: Fit,
     ) -> Option<(ERef, bool)> {
         for &(state, lg) in tiers {
             if let Some(e) = self.set(state).first_fit(need, lg) {
                 self.set(state).remove(e);
                 // A refused split (custom hooks) leaves `e` where it was.
-                if let Some(got) = self.carve(e, size, align) {
+                if let Some(got) = self.carve(e, size, fit) {
                     return Some(got);
                 }
             }
@@ -659,12 +748,16 @@ impl Pages {
         None
     }
 
-    /// Cuts `[aligned start, + size)` out of free extent `e` (already out of
-    /// its set), returning lead and trail to the set `e` came from.
-    fn carve(&mut self, e: ERef, size: usize, align: usize) -> Option<(ERef, bool)> {
+    /// Cuts `[start, + size)` out of free extent `e` (already out of its
+    /// set), at the first start `fit` allows, returning lead and trail to
+    /// the set `e` came from. None (and `e` back in its set) if no start in
+    /// `e` fits, or a split is refused.
+    fn carve(&mut self, e: ERef, size: usize, fit: Fit) -> Option<(ERef, bool)> {
         let state = e.state();
-        // Addresses are below 2^48, so this cannot overflow.
-        let start = os::align_up(e.addr(), align).unwrap_or(usize::MAX);
+        let Some(start) = fit.start(e.addr(), size).filter(|&s| s + size <= e.end()) else {
+            self.set(state).insert(e);
+            return None;
+        };
         let lead = start - e.addr();
         let trail = e.size() - lead - size;
         let lead_rec = if lead > 0 { self.pool.get() } else { None };
@@ -1031,7 +1124,7 @@ impl Pages {
         }
         let state = r.state();
         self.set(state).remove(r);
-        let (mid, zeroed) = self.carve(r, extra, self.page)?;
+        let (mid, zeroed) = self.carve(r, extra, Fit::aligned(self.page))?;
         if !self.hooks.merge(e.addr(), e.size(), mid.addr(), mid.size()) {
             // Refused (custom hooks): `mid` goes back where it came from.
             self.stats.active_bytes -= mid.size();
@@ -1327,6 +1420,63 @@ mod tests {
         p.dalloc(b);
     }
 
+    #[test]
+    fn slabs_are_placed_so_regions_start_at_multiples_of_their_size() {
+        let mut p = pages();
+        let ps = p.page;
+        let mut live = std::vec::Vec::new();
+        // Region sizes with odd factors 3, 5 and 7, a power of two above a
+        // page, and slabs of several sizes, interleaved with large extents
+        // that misalign what follows.
+        for round in 0..4 {
+            for (region, pages) in [(48, 3), (80, 5), (14336, 7), (8192, 2), (96, 17), (16, 1)] {
+                let (e, _) = p.alloc_slab(pages * ps, region).unwrap();
+                assert_eq!(e.size(), pages * ps);
+                assert_eq!(e.addr() % ps, 0);
+                assert_eq!(
+                    e.addr() as u32 as usize % region,
+                    0,
+                    "{region} B: {:#x}",
+                    e.addr()
+                );
+                assert!((e.addr() as u32 as usize) + e.size() <= 1 << 32);
+                p.register_active(e, 3, true);
+                live.push(e);
+            }
+            let (l, _) = p.alloc((round + 1) * ps, ps).unwrap();
+            p.register_active(l, 40, false);
+            live.push(l);
+        }
+        // Guarded: the placement holds inside the guards.
+        let (g, _) = p.alloc_guarded(3 * ps, 48).unwrap();
+        assert_eq!(g.addr() as u32 as usize % 48, 0);
+        assert_eq!(g.size(), 3 * ps);
+        p.register_active(g, 3, true);
+        live.push(g);
+        for e in live {
+            p.dalloc(e);
+        }
+    }
+
+    #[test]
+    fn slab_placement_skips_a_4_gib_boundary() {
+        let fit = Fit::slab(4096, 48, 0);
+        assert_eq!(fit.period, 12288);
+        let w = 7usize << 32;
+        // Room before the boundary: the next multiple of the period.
+        assert_eq!(fit.start(w + 4096, 3 * 4096), Some(w + 12288));
+        // A slab that would cross it starts at the boundary instead.
+        let last = w + (1 << 32) - 12288 + 4096;
+        assert_eq!(fit.start(last, 3 * 4096), Some(w + (1 << 32)));
+        // With guards, the constraint applies one page in.
+        let guarded = Fit::slab(4096, 48, 4096);
+        assert_eq!(
+            guarded.start(w, 5 * 4096).map(|s| s + 4096),
+            Some(w + 12288)
+        );
+        assert_eq!(Fit::slab(4096, 0, 0).start(w + 1, 4096), Some(w + 4096));
+    }
+
     /// Six 64-page blocks allocated from pages with `policy`.
     fn six_blocks(policy: PurgePolicy) -> (Box<Pages>, std::vec::Vec<ERef>) {
         let mut p = Box::new(Pages::new(7, os::page_size(), 6, policy));
@@ -1401,7 +1551,7 @@ mod tests {
         let ps = p.page;
         let (a, _) = p.alloc(4 * ps, ps).unwrap();
         p.register_active(a, 36, false);
-        let (g, z) = p.alloc_guarded(4 * ps).unwrap();
+        let (g, z) = p.alloc_guarded(4 * ps, 0).unwrap();
         p.register_active(g, 36, false);
         assert!(z && g.has(GUARDED));
         assert_eq!(g.size(), 4 * ps);
