@@ -59,7 +59,7 @@ pub(crate) enum Place {
 pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     if r.wrapping_sub(1) < LOOKUP_MAX {
         // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX.
-        unsafe { tsd::cache_pop(sc::lookup_index(r)) }
+        unsafe { tsd::cache_pop(tcache::bin_offset(r)) }
     } else {
         None
     }
@@ -330,10 +330,10 @@ fn zeroed(p: *mut u8, usize: usize, zero: bool) -> *mut u8 {
 pub(crate) unsafe fn free(p: *mut u8) {
     // Null, foreign and freed pointers have no cached class: slow path.
     let ent = emap::lookup(p as usize);
-    let ind = ent.cached_class();
-    // SAFETY: ind < NCACHED_MAX, and the entry says p's block is live and
-    // of class ind (the caller gives it up).
-    if ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
+    let off = ent.scaled_class::<{ tcache::LG_BIN }>();
+    // SAFETY: a cached class's offset, and the entry says p's block is
+    // live and of that class (the caller gives it up).
+    if off < tcache::OFFSET_LIMIT && unsafe { tsd::cache_push(off, p) } {
         return;
     }
     free_slow(p);
@@ -417,9 +417,12 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         if !size_fits(r, size, align, ent.szind()) {
             return size_mismatch(p, size, ent.szind());
         }
-        let ind = ent.cached_class();
+        let off = ent.scaled_class::<{ tcache::LG_BIN }>();
         // SAFETY: as in `free`.
-        if place == Place::Cached && ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
+        if place == Place::Cached
+            && off < tcache::OFFSET_LIMIT
+            && unsafe { tsd::cache_push(off, p) }
+        {
             return;
         }
         dalloc_freed(p, ent, place);
@@ -427,7 +430,7 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         if place == Place::Cached && r.wrapping_sub(1) < LOOKUP_MAX {
             // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX; the
             // caller says p's block is of r's class.
-            if unsafe { tsd::cache_push(sc::lookup_index(r), p) } {
+            if unsafe { tsd::cache_push(tcache::bin_offset(r), p) } {
                 return;
             }
         }

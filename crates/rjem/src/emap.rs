@@ -37,7 +37,9 @@ pub(crate) fn mapped_bytes() -> usize {
 }
 
 const SLAB_BIT: u64 = 1;
-const SZ_SHIFT: u32 = 48;
+/// The class (plus one) sits above bit 53, so that bits 48..53 are zero
+/// and `scaled_class` can shift it down to any multiple up to 32.
+const SZ_SHIFT: u32 = 53;
 const PTR_MASK: u64 = (1 << 48) - 64;
 
 /// One pointer-map entry: record, size class, slab bit.
@@ -52,7 +54,7 @@ impl Entry {
         debug_assert_eq!(p & !PTR_MASK, 0);
         // The class is stored plus one, so that an empty entry (0), a free
         // extent (NO_CLASS + 1) and an uncached class all fail one compare
-        // in `cached_class`.
+        // in `scaled_class`.
         Entry(p | ((szind as u64 + 1) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
     }
     /// Entry for a free extent's boundary pages.
@@ -64,13 +66,16 @@ impl Entry {
     pub(crate) fn szind(self) -> usize {
         ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
     }
-    /// The size class if the entry is an active allocation, otherwise a
-    /// number above every class (`usize::MAX` for empty entries,
-    /// `NO_CLASS` for free extents): `cached_class() < n` checks "live and
-    /// of a class below n" with one compare.
+    /// The size class shifted left by `LG` (`LG <= 5`: one shift and one
+    /// subtraction) if the entry is an active allocation, otherwise a
+    /// number above every class's (a wrapped one for empty entries,
+    /// `NO_CLASS << LG` for free extents): `scaled_class() < n << LG`
+    /// checks "live and of a class below n" with one compare. The thread
+    /// cache indexes its stacks with it (`tcache::BinOffset`).
     #[inline(always)]
-    pub(crate) fn cached_class(self) -> usize {
-        self.szind()
+    pub(crate) fn scaled_class<const LG: u32>(self) -> usize {
+        const { assert!(LG <= 5) };
+        ((self.0 >> (SZ_SHIFT - LG)) as usize).wrapping_sub(1 << LG)
     }
     #[inline]
     pub(crate) fn is_slab(self) -> bool {

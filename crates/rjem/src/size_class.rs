@@ -106,6 +106,18 @@ const SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8] = {
     t
 };
 
+/// `SIZE_TO_INDEX` with each class index shifted left by `lg` (the thread
+/// cache's table of stack offsets).
+pub(crate) const fn lookup_table_scaled(lg: u32) -> [u16; LOOKUP_MAX / 8] {
+    let mut t = [0u16; LOOKUP_MAX / 8];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = (SIZE_TO_INDEX[i] as u16) << lg;
+        i += 1;
+    }
+    t
+}
+
 /// Size of class `i` (`i < NSIZES`).
 #[inline(always)]
 pub(crate) fn index_to_size(i: usize) -> usize {

@@ -34,10 +34,10 @@
 //! registry's lock); otherwise the word was the program's data, or a
 //! block that a cache flushed and an uncached path handed out, and the
 //! free proceeds. `pop` clears the word again. Costs the hit paths two
-//! loads, a compare and two stores. `push` also sends a pointer that is
-//! not aligned as the class's blocks are (`align_mask`: exact for
-//! power-of-two classes) to the slow path, which reports it as an interior
-//! pointer; the rest are caught exactly when a cache flushes.
+//! loads, a compare and two stores. `push` also sends a pointer that
+//! cannot be a block's start (`StartCheck`: one multiplication, exact for
+//! slabs placed by the page allocator) to the slow path, which reports it
+//! as an interior pointer.
 //!
 //! With `junk` or `zero`, threads' caches are kept off the hit path
 //! (`set_off_hit_path`, `create_off_path`): the slow paths fill blocks.
@@ -253,15 +253,86 @@ pub(crate) struct CacheBin {
     low_water: Cell<u16>,
     full: Cell<u16>,
     empty: AtomicU16,
-    /// Counted mode only (`sample`; in this struct's padding): the real
-    /// `full`, and the fewest items since the last GC.
+    /// Counted mode only (`sample`): the real `full`.
     limit: Cell<u16>,
-    counted_low: Cell<u16>,
-    /// Low address bits every block of the class has clear (`align_mask`):
-    /// a pointer with one of them set is not a block's start; `push` sends
-    /// it to the slow path, which reports it. In the padding too.
-    align_mask: Cell<u16>,
+    /// `StartCheck` of the class: `push` sends a pointer that is not a
+    /// block's start to the slow path, which reports it.
+    start: StartCheck,
 }
+
+/// Whether a pointer can be the start of a block of one cached class,
+/// with one multiplication: the low 32 bits of every block's address are
+/// a multiple of `d`, the class size for small classes (slabs are placed
+/// so, `pages::Fit`) and the page (or cache line, with `cache_oblivious`)
+/// for large ones. `mul` is ceil(2^64 / d): for n < 2^32, d divides n
+/// exactly when n * mul (mod 2^64) < mul (Lemire, Kaser and Kurz, 2019).
+///
+/// Exact for small classes whose slabs hold only whole regions (every
+/// class at the default slab sizes): no other address in a slab passes.
+/// A `slab_sizes` setting that leaves a tail lets the tail's first byte
+/// pass, and so does an interior pointer into a slab that custom extent
+/// hooks placed elsewhere (valid frees there take the slow path); those
+/// are caught when the cache flushes.
+#[repr(transparent)]
+struct StartCheck(Cell<u64>);
+
+impl StartCheck {
+    /// Always fails (zero-capacity stacks never get this far).
+    const fn none() -> StartCheck {
+        StartCheck(Cell::new(0))
+    }
+
+    fn set(&self, other: StartCheck) {
+        self.0.set(other.0.get());
+    }
+
+    fn for_modulus(d: usize) -> StartCheck {
+        debug_assert!(d > 1 && d < 1 << 32);
+        StartCheck(Cell::new(u64::MAX / d as u64 + 1))
+    }
+}
+
+impl CacheBin {
+    /// Whether `p` passes the class's `StartCheck`.
+    #[inline(always)]
+    fn starts_block(&self, p: *mut u8) -> bool {
+        const OFF: usize = core::mem::offset_of!(CacheBin, start);
+        // SAFETY: the field at OFF is the multiplier, a u64 (`StartCheck`
+        // is a transparent `Cell<u64>`).
+        let prod = unsafe {
+            os::mul_by_field::<OFF>(
+                p as usize as u32 as u64,
+                self as *const CacheBin as *const u8,
+            )
+        };
+        prod < self.start.0.get()
+    }
+}
+
+/// log2 of a `CacheBin`'s size: a class index shifted by this is its
+/// stack's byte offset in `Tcache::bins`.
+pub(crate) const LG_BIN: u32 = 5;
+const _: () = assert!(core::mem::size_of::<CacheBin>() == 1 << LG_BIN);
+
+/// A cached class as the byte offset of its stack (`index << LG_BIN`):
+/// the fast paths get it from a table (`bin_offset`) or the pointer map
+/// (`Entry::scaled_class`) and index the stacks with it, without a shift.
+pub(crate) type BinOffset = usize;
+
+/// `bin_offset`'s table: sizes 1..=LOOKUP_MAX, by `(size - 1) / 8`. A
+/// `const`, as `size_class`'s table, for the same reason.
+const SIZE_TO_BIN: [u16; sc::LOOKUP_MAX / 8] = sc::lookup_table_scaled(LG_BIN);
+
+/// The `BinOffset` of the class of `s` bytes, 1 <= s <= LOOKUP_MAX (its
+/// class is below `NCACHED_MAX`).
+#[inline(always)]
+pub(crate) fn bin_offset(s: usize) -> BinOffset {
+    SIZE_TO_BIN[s.wrapping_sub(1) >> 3] as usize
+}
+
+/// The `BinOffset` bound: offsets below it are cached classes' (given a
+/// cache of every class).
+pub(crate) const OFFSET_LIMIT: BinOffset = NCACHED_MAX << LG_BIN;
 
 /// Clears the free key from block `p`, handed out again, so that a later
 /// free does not mistake the key, or what a partial write left of it, for
@@ -273,8 +344,6 @@ fn unmark(p: *mut u8) -> *mut u8 {
     unsafe { (p as *mut u64).write(0) };
     p
 }
-
-const _: () = assert!(core::mem::size_of::<CacheBin>() == 32);
 
 #[inline(always)]
 fn lo(p: *mut *mut u8) -> u16 {
@@ -291,8 +360,7 @@ impl CacheBin {
             full: Cell::new(0),
             empty: AtomicU16::new(0),
             limit: Cell::new(0),
-            counted_low: Cell::new(0),
-            align_mask: Cell::new(0),
+            start: StartCheck::none(),
         }
     }
 
@@ -343,12 +411,12 @@ impl CacheBin {
         if lo(h) == self.full.get() {
             return false;
         }
-        if p as usize as u16 & self.align_mask.get() != 0 {
+        if !self.starts_block(p) {
             return false;
         }
         // SAFETY: a live block of a cached class is at least 8 bytes and
-        // ours to write once freed; 8-aligned (every class's mask has the
-        // low three bits: checked just above).
+        // ours to write once freed; 8-aligned (every class's modulus is a
+        // multiple of 8: checked just above).
         unsafe {
             if os::first_word_is(p, key) {
                 return false;
@@ -428,6 +496,8 @@ struct BinCtl {
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
+    /// Counted mode only (`sample`): the fewest items since the last GC.
+    counted_low: u16,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -492,6 +562,21 @@ impl Default for Tcache {
 }
 
 impl Tcache {
+    /// The stack at byte offset `off` of `bins`.
+    ///
+    /// # Safety
+    /// `off < OFFSET_LIMIT` and a multiple of the stacks' size.
+    #[inline(always)]
+    pub(crate) unsafe fn bin_at(&self, off: BinOffset) -> &CacheBin {
+        debug_assert!(off < OFFSET_LIMIT && off.is_multiple_of(1 << LG_BIN));
+        // SAFETY: the caller guarantees a whole stack of `bins` there.
+        unsafe {
+            &*(self.bins.as_ptr() as *const u8)
+                .add(off)
+                .cast::<CacheBin>()
+        }
+    }
+
     pub(crate) const fn new() -> Tcache {
         Tcache {
             bins: [const { CacheBin::zero() }; NCACHED_MAX],
@@ -501,6 +586,7 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
+                    counted_low: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
@@ -582,7 +668,7 @@ impl Tcache {
             // SAFETY: the block holds `total` slots; bin i gets its share.
             let empty = unsafe { cur.add(nslots.slots(g, i)) };
             let b = &self.bins[i];
-            b.align_mask.set(align_mask(g, i));
+            b.start.set(start_check(g, i));
             b.head.store(empty, Relaxed);
             b.low_water.set(lo(empty));
             b.empty.store(lo(empty), Relaxed);
@@ -744,7 +830,11 @@ impl Tcache {
             return false;
         }
         let b = &self.bins[ind];
-        if p as usize as u16 & b.align_mask.get() != 0 {
+        if !b.starts_block(p)
+            && !emap::lookup(p as usize)
+                .extent()
+                .is_some_and(|e| is_block_start(e, ind, p))
+        {
             // Not a block's start: the caller's own check reports it.
             return false;
         }
@@ -759,7 +849,7 @@ impl Tcache {
     /// the free), flushes the older half of a full stack, then caches `p`.
     fn dalloc_slow(&self, ind: usize, p: *mut u8) {
         let b = &self.bins[ind];
-        if p as usize as u16 & b.align_mask.get() != 0 && !block_start(ind, p) {
+        if !b.starts_block(p) && !block_start(ind, p) {
             return;
         }
         if self.counted() && self.put(ind, p) {
@@ -1258,23 +1348,17 @@ pub(crate) fn clear_stale_key(p: *mut u8) {
     }
 }
 
-/// The low address bits that every block of cached class `ind` has
-/// clear: regions start at multiples of their size from a page-aligned
-/// slab, so at multiples of the size's largest power-of-two divisor (up
-/// to a page); large blocks at pages. Exact for power-of-two classes;
-/// other classes' interior pointers that keep those bits clear are caught
-/// when the cache flushes (the region check).
-fn align_mask(g: &Geometry, ind: usize) -> u16 {
-    let size = sc::index_to_size(ind);
-    let lg = if g.is_small(ind) {
-        size.trailing_zeros().min(g.page.trailing_zeros())
+/// The `StartCheck` of cached class `ind`: small blocks start at
+/// multiples of their size (in the low 32 address bits, `pages::Fit`),
+/// large ones at pages, or at cache lines with `cache_oblivious`.
+fn start_check(g: &Geometry, ind: usize) -> StartCheck {
+    StartCheck::for_modulus(if g.is_small(ind) {
+        sc::index_to_size(ind)
     } else if crate::extent::large_pad() != 0 {
-        // `cache_oblivious`: large blocks start at cache lines.
-        crate::extent::CACHELINE.trailing_zeros()
+        crate::extent::CACHELINE
     } else {
-        g.page.trailing_zeros()
-    };
-    ((1usize << lg.min(16)) - 1) as u16
+        g.page
+    })
 }
 
 /// Whether `p`, freed as a block of cached class `ind` but not aligned as
@@ -1286,14 +1370,7 @@ fn block_start(ind: usize, p: *mut u8) -> bool {
     let Some(e) = emap::lookup_class(p, ind) else {
         return false;
     };
-    let g = sc::geom();
-    let start = if g.is_small(ind) {
-        let info = &g.bins[ind];
-        let off = (p as usize).wrapping_sub(e.addr());
-        off < info.nregs * info.size && info.region_of(off).1
-    } else {
-        e.block() == p as usize
-    };
+    let start = is_block_start(e, ind, p);
     if !start {
         os::misuse(
             format_args!(
@@ -1304,6 +1381,19 @@ fn block_start(ind: usize, p: *mut u8) -> bool {
         );
     }
     start
+}
+
+/// Whether `p`, in extent `e` of class `ind`, is where one of its blocks
+/// starts.
+fn is_block_start(e: crate::extent::ERef, ind: usize, p: *mut u8) -> bool {
+    let g = sc::geom();
+    if g.is_small(ind) {
+        let info = &g.bins[ind];
+        let off = (p as usize).wrapping_sub(e.addr());
+        off < info.nregs * info.size && info.region_of(off).1
+    } else {
+        e.block() == p as usize
+    }
 }
 
 /// Whether `p` is on another cache's stack of class `ind` (not `mine`):

@@ -169,31 +169,28 @@ pub(crate) fn get() -> &'static Tsd {
     }
 }
 
-/// Fast-path pop from cached class `ind`.
+/// Fast-path pop from the cached class at `off` (`tcache::BinOffset`).
 ///
 /// # Safety
-/// `ind < NCACHED_MAX` (the bound is not checked, to keep the hit path to
-/// a compare, a load and a store).
+/// `off` is a `BinOffset` of a class below `NCACHED_MAX` (the bound is not
+/// checked, to keep the hit path to a compare, a load and a store).
 #[inline(always)]
-pub(crate) unsafe fn cache_pop(ind: usize) -> Option<*mut u8> {
-    debug_assert!(ind < NCACHED_MAX);
-    // SAFETY: the caller guarantees ind < NCACHED_MAX.
-    unsafe { get().tcache.bins.get_unchecked(ind) }.pop()
+pub(crate) unsafe fn cache_pop(off: tcache::BinOffset) -> Option<*mut u8> {
+    // SAFETY: forwarded.
+    unsafe { get().tcache.bin_at(off) }.pop()
 }
 
-/// Fast-path push to cached class `ind`. False if the caller must take the
-/// slow path.
+/// Fast-path push to the cached class at `off`. False if the caller must
+/// take the slow path.
 ///
 /// # Safety
-/// `ind < NCACHED_MAX`, and `p` is a live block of class `ind` that the
-/// caller gives up.
+/// As `cache_pop`, and `p` is a live block of that class that the caller
+/// gives up.
 #[inline(always)]
-pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
-    debug_assert!(ind < NCACHED_MAX);
-    // SAFETY: the caller guarantees ind < NCACHED_MAX.
+pub(crate) unsafe fn cache_push(off: tcache::BinOffset, p: *mut u8) -> bool {
     let c = &get().tcache;
-    // SAFETY: the caller guarantees ind < NCACHED_MAX.
-    unsafe { c.bins.get_unchecked(ind) }.push(p, c.key())
+    // SAFETY: forwarded.
+    unsafe { c.bin_at(off) }.push(p, c.key())
 }
 
 /// Counted mode (`tcache::sample`, with `prof:true`): a block of cached

@@ -122,6 +122,19 @@ fn scenario(name: &str) -> Vec<(usize, usize)> {
                 distinct(q.cast(), p.add(8));
                 live.extend([(p as usize, size), (q as usize, size)]);
             }
+            "interior-aligned" => {
+                // Interior pointers aligned as the class's blocks are (a
+                // multiple of the size's power-of-two part), which only
+                // the exact start check catches at the free: else the next
+                // malloc returns them, inside the live block.
+                for &(size, off) in INTERIOR_ALIGNED {
+                    let p = malloc(size).cast::<u8>();
+                    free(p.add(off).cast());
+                    let q = malloc(size).cast::<u8>();
+                    distinct(q, p.add(off));
+                    live.extend([(p as usize, size), (q as usize, size)]);
+                }
+            }
             "interior-small" => {
                 let p = malloc(100).cast::<u8>();
                 free(p.add(16).cast());
@@ -238,6 +251,36 @@ fn child() {
     }
 }
 
+/// (class size, offset) of the `interior-aligned` case: classes with odd
+/// factors 3, 5 and 7, and a power of two above the page.
+const INTERIOR_ALIGNED: &[(usize, usize)] = &[
+    (48, 16),
+    (48, 32),
+    (80, 16),
+    (112, 48),
+    (3072, 1024),
+    (10240, 2048),
+    (12288, 4096),
+    (14336, 2048),
+    (8192, 4096),
+];
+
+#[test]
+fn interior_pointers_aligned_as_blocks_are_caught_at_the_free() {
+    let out = run(
+        "interior-aligned",
+        &[("MALLOC_CONF", "abort:false"), ("RJEM_REPORT_ONLY", "1")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for &(size, _) in INTERIOR_ALIGNED {
+        let want = format!("not its start ({size} bytes class)");
+        assert!(err.contains(&want), "{want}: stderr was {err}");
+    }
+    let n = err.matches("invalid free: pointer inside a block").count();
+    assert_eq!(n, INTERIOR_ALIGNED.len(), "{err}");
+}
+
 /// The misuse cases both tests run, with the message each must print.
 const CASES: &[(&str, &str)] = &[
     ("foreign", "invalid free: pointer not allocated by rjem"),
@@ -274,6 +317,10 @@ const CASES: &[(&str, &str)] = &[
     (
         "realloc-interior",
         "invalid realloc: pointer inside a block, not its start (112 bytes class)",
+    ),
+    (
+        "interior-aligned",
+        "invalid free: pointer inside a block, not its start (48 bytes class)",
     ),
     (
         "interior-small",

@@ -22,7 +22,7 @@
 //!
 //! Invariants in counted mode: `full == low_water == lo(head)` after
 //! every operation; the stack's real limit is `slots` below `empty`. The
-//! cache GC sees the true low-water mark, kept in `CacheBin::counted_low`.
+//! cache GC sees the true low-water mark, kept in `BinCtl::counted_low`.
 
 use super::{lo, Tcache};
 use crate::arena::Arena;
@@ -104,9 +104,13 @@ impl Tcache {
         for b in &self.bins[..n] {
             let h = lo(b.head.load(Relaxed));
             b.limit.set(b.full.get());
-            b.counted_low.set(0);
             b.full.set(h);
             b.low_water.set(h);
+        }
+        for c in &self.ctl[..n] {
+            let mut ctl = c.get();
+            ctl.counted_low = 0;
+            c.set(ctl);
         }
         self.sampler.counted.set(true);
     }
@@ -135,7 +139,14 @@ impl Tcache {
         let h = lo(b.head.load(Relaxed));
         b.full.set(h);
         b.low_water.set(h);
-        b.counted_low.set(b.counted_low.get().min(b.count() as u16));
+        self.note_counted_low(ind);
+    }
+
+    /// Lowers the GC's low-water mark of class `ind` to the items left.
+    fn note_counted_low(&self, ind: usize) {
+        let mut ctl = self.ctl[ind].get();
+        ctl.counted_low = ctl.counted_low.min(self.bins[ind].count() as u16);
+        self.ctl[ind].set(ctl);
     }
 
     /// Schedules the next event `wait` bytes of allocation from now (at
@@ -173,7 +184,7 @@ impl Tcache {
         let h = lo(b.head.load(Relaxed));
         b.full.set(h);
         b.low_water.set(h);
-        b.counted_low.set(b.counted_low.get().min(b.count() as u16));
+        self.note_counted_low(ind);
         Some(p)
     }
 
@@ -235,7 +246,7 @@ impl Tcache {
     #[cold]
     pub(super) fn gc_one_counted(&self, ind: usize) {
         let b = &self.bins[ind];
-        let lw = (b.counted_low.get() as usize).min(b.count());
+        let lw = (self.ctl[ind].get().counted_low as usize).min(b.count());
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
         }
@@ -248,8 +259,8 @@ impl Tcache {
             ctl.fill_shift -= 1;
         }
         ctl.refilled = false;
+        ctl.counted_low = b.count() as u16;
         self.ctl[ind].set(ctl);
-        b.counted_low.set(b.count() as u16);
     }
 
     /// Counted mode: caches freed block `p` of cached class `ind`
@@ -261,7 +272,7 @@ impl Tcache {
             return false;
         }
         let b = &self.bins[ind];
-        if p as usize as u16 & b.align_mask.get() != 0 && !super::block_start(ind, p) {
+        if !b.starts_block(p) && !super::block_start(ind, p) {
             // An interior pointer, reported; skipped with `abort:false`.
             return true;
         }
