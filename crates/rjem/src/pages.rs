@@ -737,11 +737,18 @@ impl Pages {
         fit: Fit,
     ) -> Option<(ERef, bool)> {
         for &(state, lg) in tiers {
-            if let Some(e) = self.set(state).first_fit(need, lg) {
-                self.set(state).remove(e);
-                // A refused split (custom hooks) leaves `e` where it was.
-                if let Some(got) = self.carve(e, size, fit) {
-                    return Some(got);
+            // A placed request (`need > size`) first tries the extents of
+            // its own size, which fit when placed right already (a slab's
+            // freed predecessor), then those that fit wherever they lie.
+            let exact = (need > size).then_some(size);
+            for n in exact.into_iter().chain([need]) {
+                if let Some(e) = self.set(state).first_fit(n, lg) {
+                    self.set(state).remove(e);
+                    // No place in `e`, or a refused split (custom hooks),
+                    // leaves `e` where it was.
+                    if let Some(got) = self.carve(e, size, fit) {
+                        return Some(got);
+                    }
                 }
             }
         }
