@@ -637,6 +637,39 @@ pub(crate) unsafe fn mul_by_field<const OFF: usize>(n: u64, base: *const u8) -> 
     n.wrapping_mul(unsafe { (base.add(OFF) as *const u64).read() })
 }
 
+/// `mul_by_field` for the u64 at byte offset `index + OFF` of `base`,
+/// addressed as base + index + OFF in the instruction itself.
+///
+/// # Safety
+/// `base + index + OFF` must hold an aligned, initialised u64.
+#[inline(always)]
+pub(crate) unsafe fn mul_by_indexed_field<const OFF: usize>(
+    n: u64,
+    base: *const u8,
+    index: usize,
+) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut r = n;
+        // SAFETY: the caller guarantees the u64 there; the asm reads it and
+        // writes only `r` and the flags.
+        unsafe {
+            core::arch::asm!(
+                "imul {r}, qword ptr [{b} + {i} + {off}]",
+                r = inout(reg) r,
+                b = in(reg) base,
+                i = in(reg) index,
+                off = const OFF,
+                options(pure, readonly, nostack)
+            )
+        };
+        r
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: as above.
+    n.wrapping_mul(unsafe { (base.add(index + OFF) as *const u64).read() })
+}
+
 /// Monotonic time in nanoseconds (vDSO: no system call on Linux).
 pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {

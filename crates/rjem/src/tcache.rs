@@ -407,11 +407,17 @@ impl CacheBin {
     /// a double free).
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8, key: u64) -> bool {
+        self.push_checked(p, key, self.starts_block(p))
+    }
+
+    /// `push`, given the outcome of `p`'s start check.
+    #[inline(always)]
+    fn push_checked(&self, p: *mut u8, key: u64, starts_block: bool) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
         }
-        if !self.starts_block(p) {
+        if !starts_block {
             return false;
         }
         // SAFETY: a live block of a cached class is at least 8 bytes and
@@ -566,6 +572,28 @@ impl Tcache {
     ///
     /// # Safety
     /// `off < OFFSET_LIMIT` and a multiple of the stacks' size.
+    /// Pushes freed block `p` onto the stack at `off` (`CacheBin::push`),
+    /// with its start check addressed from the stacks' base, as the other
+    /// fields are (one instruction less than from the stack's address).
+    ///
+    /// # Safety
+    /// As `bin_at`.
+    #[inline(always)]
+    pub(crate) unsafe fn push_at(&self, off: BinOffset, p: *mut u8) -> bool {
+        const START: usize = core::mem::offset_of!(CacheBin, start);
+        // SAFETY: a stack's multiplier, at `off + START` of `bins`.
+        let prod = unsafe {
+            os::mul_by_indexed_field::<START>(
+                p as usize as u32 as u64,
+                self.bins.as_ptr() as *const u8,
+                off,
+            )
+        };
+        // SAFETY: forwarded.
+        let b = unsafe { self.bin_at(off) };
+        b.push_checked(p, self.key(), prod < b.start.0.get())
+    }
+
     #[inline(always)]
     pub(crate) unsafe fn bin_at(&self, off: BinOffset) -> &CacheBin {
         debug_assert!(off < OFFSET_LIMIT && off.is_multiple_of(1 << LG_BIN));

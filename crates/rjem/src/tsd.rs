@@ -188,9 +188,8 @@ pub(crate) unsafe fn cache_pop(off: tcache::BinOffset) -> Option<*mut u8> {
 /// gives up.
 #[inline(always)]
 pub(crate) unsafe fn cache_push(off: tcache::BinOffset, p: *mut u8) -> bool {
-    let c = &get().tcache;
     // SAFETY: forwarded.
-    unsafe { c.bin_at(off) }.push(p, c.key())
+    unsafe { get().tcache.push_at(off, p) }
 }
 
 /// Counted mode (`tcache::sample`, with `prof:true`): a block of cached
