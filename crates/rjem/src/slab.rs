@@ -107,8 +107,37 @@ pub(crate) fn is_free(e: ERef, info: &BinInfo, words: usize, p: *mut u8) -> bool
 /// A pointer inside the slab that is not a region start, or a region
 /// already free, is reported (`os::misuse`) and, with `abort:false`,
 /// skipped: part of the run, not freed.
+///
+/// Region starts are checked only in slabs that `placed` says nothing
+/// else can reach here: every pointer a thread cache takes passed its
+/// `tcache::StartCheck`, exact in those, and the other ways in check
+/// exactly before.
 #[inline]
 pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8]) -> (usize, u32) {
+    if placed(e, info) {
+        free_run_in::<false>(e, info, words, items)
+    } else {
+        free_run_in::<true>(e, info, words, items)
+    }
+}
+
+/// Whether slab `e` of class `info` lies as `pages::Fit` places slabs
+/// (the low 32 bits of its address a multiple of the region size, not
+/// crossing a multiple of 2^32) and holds only whole regions: then the
+/// only addresses in it whose low 32 bits are multiples of the region
+/// size are its regions' starts.
+fn placed(e: ERef, info: &BinInfo) -> bool {
+    let low = e.addr() as u32 as usize;
+    info.nregs * info.size == e.size() && low.is_multiple_of(info.size) && low + e.size() <= 1 << 32
+}
+
+#[inline(always)]
+fn free_run_in<const CHECK_START: bool>(
+    e: ERef,
+    info: &BinInfo,
+    words: usize,
+    items: &[*mut u8],
+) -> (usize, u32) {
     let base = e.addr();
     // The slab may end in a tail shorter than a region (`slab_sizes`).
     let limit = info.nregs * info.size;
@@ -130,7 +159,7 @@ pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8])
         }
         rest.next();
         let (idx, exact) = info.region_of(off);
-        if !exact {
+        if CHECK_START && !exact {
             not_region_start(p, info);
             skipped += 1;
             continue;
