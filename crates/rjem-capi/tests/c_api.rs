@@ -137,6 +137,23 @@ fn bad_pointer_report_names_the_function() {
         assert_eq!(o.status.code(), None, "{case}: must abort: {err}");
         assert!(err.contains(&format!("<rjem>: {want}")), "{case}: {err}");
     }
+    // Interior pointers at multiples of the class's power-of-two part
+    // (docs/hardening.md): caught at the free, before a malloc can hand
+    // them out.
+    for (size, off) in [
+        ("48", "16"),
+        ("80", "32"),
+        ("14336", "2048"),
+        ("8192", "4096"),
+    ] {
+        let o = run(&exe, &["free-interior", size, off], true, &[]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), None, "{size}+{off}: must abort: {err}");
+        let want = format!(
+            "<rjem>: invalid free: pointer inside a block, not its start ({size} bytes class)"
+        );
+        assert!(err.contains(&want), "{size}+{off}: {err}");
+    }
 }
 
 #[test]

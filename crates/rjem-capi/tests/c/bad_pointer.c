@@ -19,6 +19,15 @@ int main(int argc, char **argv) {
     } else if (!strcmp(c, "realloc-interior")) {
         char *p = malloc(1 << 20);
         printf("%p\n", realloc(p + 8192, 2 << 20));
+    } else if (!strcmp(c, "free-interior") && argc > 3) {
+        /* A pointer aligned as the class's blocks are, inside one: freed,
+         * the next malloc of the class must not return it. */
+        size_t size = strtoul(argv[2], 0, 0), off = strtoul(argv[3], 0, 0);
+        char *p = malloc(size);
+        memset(p, 1, size);
+        free(p + off);
+        char *q = malloc(size);
+        printf("%s\n", q == p + off ? "handed out again" : "other block");
     } else {
         return 2;
     }
