@@ -285,7 +285,8 @@ impl Arena {
     /// class `ind` (not a slab), so usable sizes and frees see the small
     /// class while the extent record carries the profiler's tag
     /// (jemalloc's promotion). Counted as the large allocation it is.
-    /// Null when out of memory.
+    /// Null when out of memory. The profiler then makes its entry bypass
+    /// the caches (`bypass_caches`).
     pub(crate) fn promoted_alloc(&self, ind: usize, align: usize, zero: bool) -> *mut u8 {
         let g = sc::geom();
         let p = self.large_alloc(g.large_minclass, align, zero, None);
@@ -296,6 +297,21 @@ impl Arena {
             crate::emap::set_range(e.addr(), g.page, Entry::new(e, ind, false));
         }
         p
+    }
+
+    /// Live large extent `e` of this arena (a sampled block) bypasses the
+    /// thread caches from now on (`Entry::bypassing`): the entry of the
+    /// page its block starts in, which frees look up. Large extents are
+    /// never resized in place while sampled (`api::resize_in_place`), so
+    /// the entry stays until the extent is freed.
+    pub(crate) fn bypass_caches(&self, e: ERef) {
+        let page = sc::geom().page;
+        let at = e.block() & !(page - 1);
+        let _pages = self.pages.lock();
+        let ent = crate::emap::lookup(at);
+        if ent.extent().is_some_and(|x| ptr::eq(x, e)) {
+            crate::emap::set_range(at, page, ent.bypassing());
+        }
     }
 
     /// Frees large extent `e` (owned by this arena).

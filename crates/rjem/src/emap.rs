@@ -39,8 +39,11 @@ pub(crate) fn mapped_bytes() -> usize {
 const SLAB_BIT: u64 = 1;
 const SZ_SHIFT: u32 = 48;
 const PTR_MASK: u64 = (1 << 48) - 64;
+/// In the class field: the block bypasses the thread caches (`bypassing`).
+const BYPASS_BIT: u64 = 1 << 63;
 
-/// One pointer-map entry: record, size class, slab bit.
+/// One pointer-map entry: record, size class, slab bit, and the bypass
+/// bit (the top bit of the class field).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Entry(u64);
 
@@ -55,6 +58,13 @@ impl Entry {
         // in `cached_class`.
         Entry(p | ((szind as u64 + 1) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
     }
+    /// This entry with the bypass bit set: `cached_class` reports no
+    /// class, so that a free of the block never takes a cache's hit path
+    /// (the heap profiler's sampled blocks, which it must see freed),
+    /// while `szind` still gives the class.
+    pub(crate) fn bypassing(self) -> Entry {
+        Entry(self.0 | BYPASS_BIT)
+    }
     /// Entry for a free extent's boundary pages.
     pub(crate) fn free(e: ERef) -> Entry {
         Entry::new(e, NO_CLASS as usize, false)
@@ -62,15 +72,16 @@ impl Entry {
     /// Size class; `NO_CLASS` for free extents.
     #[inline]
     pub(crate) fn szind(self) -> usize {
-        ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
+        (((self.0 & !BYPASS_BIT) >> SZ_SHIFT) as usize).wrapping_sub(1)
     }
-    /// The size class if the entry is an active allocation, otherwise a
-    /// number above every class (`usize::MAX` for empty entries,
-    /// `NO_CLASS` for free extents): `cached_class() < n` checks "live and
+    /// The size class if the entry is an active allocation that may be
+    /// cached, otherwise a number above every class (`usize::MAX` for
+    /// empty entries, `NO_CLASS` for free extents, 2^15 or more with the
+    /// bypass bit): `cached_class() < n` checks "live, not bypassing, and
     /// of a class below n" with one compare.
     #[inline(always)]
     pub(crate) fn cached_class(self) -> usize {
-        self.szind()
+        ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
     }
     #[inline]
     pub(crate) fn is_slab(self) -> bool {

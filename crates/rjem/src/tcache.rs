@@ -4,9 +4,12 @@
 //! stacks, their storage, fill/flush sizing and incremental GC).
 //!
 //! The hot path (`pop`/`push`) is a compare and a load/store on thread-local
-//! memory, plus one increment of the pop count and the free key's word in
-//! the block (below): no lock, no read-modify-write atomic (`head` is a
-//! relaxed atomic, a plain load and store). Each stack lives in one block
+//! memory, plus the free key's word in the block (below) and, for `pop`,
+//! one decrement of the class's countdown (`left`: the pop count, and the
+//! heap profiler's per-class sampling, `sample`) that leaves for the slow
+//! path when it reaches zero (never in practice with `prof:false`): no
+//! lock, no read-modify-write atomic (`head` is a relaxed atomic, a plain
+//! load and store). Each stack lives in one block
 //! of memory allocated from the thread's arena; it grows downward, so `head` points to
 //! the most recently pushed item and `empty` is one past the bottom. Only the
 //! low 16 bits of positions are compared (a stack spans less than 64 KiB).
@@ -247,16 +250,15 @@ pub(crate) struct CacheBin {
     /// loads and stores on x86_64) so that statistics readers on other
     /// threads may count the items (`cached_bytes`) without a data race.
     head: AtomicPtr<*mut u8>,
-    /// Blocks this stack handed out: the thread's allocations of the class
-    /// (one increment on the hit path; `thread.allocated` derives the rest).
-    npop: Cell<u64>,
+    /// Pops left until the class's next sampling event (`sample`): one
+    /// decrement per block handed out, on the hit path too, which leaves
+    /// for the slow path when it reaches zero. It is also the pop count
+    /// (the thread's allocations of the class, for `thread.allocated`):
+    /// pops = `BinCtl::pop_base` - `left`.
+    left: Cell<u64>,
     low_water: Cell<u16>,
     full: Cell<u16>,
     empty: AtomicU16,
-    /// Counted mode only (`sample`; in this struct's padding): the real
-    /// `full`, and the fewest items since the last GC.
-    limit: Cell<u16>,
-    counted_low: Cell<u16>,
     /// Low address bits every block of the class has clear (`align_mask`):
     /// a pointer with one of them set is not a block's start; `push` sends
     /// it to the slow path, which reports it. In the padding too.
@@ -286,25 +288,29 @@ impl CacheBin {
     const fn zero() -> CacheBin {
         CacheBin {
             head: AtomicPtr::new(ptr::null_mut()),
-            npop: Cell::new(0),
+            left: Cell::new(0),
             low_water: Cell::new(0),
             full: Cell::new(0),
             empty: AtomicU16::new(0),
-            limit: Cell::new(0),
-            counted_low: Cell::new(0),
             align_mask: Cell::new(0),
         }
     }
 
-    /// Pops the most recently cached block, unless the stack is at its
-    /// low-water mark (then the slow path decides).
+    /// Pops the most recently cached block, counting it, unless the stack
+    /// is at its low-water mark or the pop is the class's next sampling
+    /// event (`left` reaches zero: counted, nothing popped); then the slow
+    /// path decides, and must not call `pop` again for this allocation.
     #[inline(always)]
     pub(crate) fn pop(&self) -> Option<*mut u8> {
         let h = self.head.load(Relaxed);
         if lo(h) == self.low_water.get() {
             return None;
         }
-        self.npop.set(self.npop.get().wrapping_add(1));
+        let left = self.left.get().wrapping_sub(1);
+        self.left.set(left);
+        if left == 0 {
+            return None;
+        }
         // SAFETY: head is above the low-water mark, so it points at a cached
         // item inside this bin's stack storage.
         unsafe {
@@ -313,21 +319,24 @@ impl CacheBin {
         }
     }
 
-    /// After `pop` declined at the low-water mark: if the stack is not
-    /// empty, lower the mark by one and pop; an empty stack declines (the
-    /// caller refills). Kept out of `pop` so the hit path stays minimal.
+    /// The slow path's pop of an allocation already counted: the top
+    /// block if the stack is not empty (None: the caller refills),
+    /// lowering the low-water mark if the stack has fewer items than it
+    /// says. Kept out of `pop` so the hit path stays minimal.
     #[inline]
-    fn pop_below_low_water(&self) -> Option<*mut u8> {
+    fn take(&self) -> Option<*mut u8> {
         let h = self.head.load(Relaxed);
         if lo(h) == self.empty.load(Relaxed) {
             return None;
         }
-        self.npop.set(self.npop.get().wrapping_add(1));
+        let fewest = self.low_water_count();
         // SAFETY: not empty, so head points at a cached item; the new mark
         // (one slot up) stays within the stack.
         unsafe {
             self.head.store(h.add(1), Relaxed);
-            self.low_water.set(lo(h.add(1)));
+            if self.count() < fewest {
+                self.low_water.set(lo(h.add(1)));
+            }
             Some(unmark(*h))
         }
     }
@@ -423,11 +432,15 @@ struct BinCtl {
     fill_shift: u8,
     /// Went empty and was refilled since the last GC of this class.
     refilled: bool,
-    /// Blocks ever put on the stack by fills, and taken off by flushes:
-    /// with `npop` and the stack's count they give the blocks pushed
+    /// Blocks ever put on the stack by fills (a large class's block from
+    /// the arena counts as one), and taken off by flushes:
+    /// with the pops and the stack's count they give the blocks pushed
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
+    /// Pops so far plus `CacheBin::left` (wrapping): the pop count
+    /// survives re-arming the countdown (`sample`).
+    pop_base: u64,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -501,6 +514,7 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
+                    pop_base: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
@@ -540,9 +554,13 @@ impl Tcache {
             && self.counters.get().peak == 0
             && self.ctl.iter().all(|c| {
                 let c = c.get();
-                c.fill_shift == 0 && !c.refilled && c.nfill == 0 && c.nflush == 0
+                c.fill_shift == 0
+                    && !c.refilled
+                    && c.nfill == 0
+                    && c.nflush == 0
+                    && c.pop_base == 0
             })
-            && self.bins.iter().all(|b| b.npop.get() == 0)
+            && self.bins.iter().all(|b| b.left.get() == 0)
     }
 
     /// Whether class `ind` is cached by this (set-up) cache.
@@ -559,8 +577,9 @@ impl Tcache {
         self.setup_with(arena, register, sample::enabled())
     }
 
-    /// `setup`, with the stacks in counted mode (`sample`) if `counted`.
-    fn setup_with(&self, arena: &Arena, register: bool, counted: bool) -> bool {
+    /// `setup`, with the classes sampled per class (`sample`) if
+    /// `per_class`.
+    fn setup_with(&self, arena: &Arena, register: bool, per_class: bool) -> bool {
         let g = sc::geom();
         let n = NCACHED.load(Relaxed);
         let nslots = Nslots::current();
@@ -591,9 +610,7 @@ impl Tcache {
         }
         self.stack.set(mem);
         self.nbins.set(n);
-        if counted {
-            self.setup_counted(n);
-        }
+        self.arm_all(n, per_class);
         self.set_arena(arena);
         if register {
             self.registered.set(true);
@@ -635,20 +652,23 @@ impl Tcache {
             b.empty.store(0, Relaxed);
         }
         self.nbins.set(0);
-        self.forget_counted();
         let mem = self.stack.replace(ptr::null_mut());
         if !mem.is_null() {
             arena::dalloc_internal(mem);
         }
     }
 
-    /// A block of cached class `ind` (`caches(ind)`), refilling from
-    /// `arena` if the stack is empty. Null when out of memory.
+    /// A block of cached class `ind` (`caches(ind)`) for a slow path
+    /// (after the hit path's `pop` declined, or instead of it) in a cache
+    /// not sampled per class: counted, refilling from `arena` if the
+    /// stack is empty. Null when out of memory.
     pub(crate) fn alloc(&self, arena: &Arena, ind: usize) -> *mut u8 {
-        match self.bins[ind].pop() {
-            Some(p) => p,
-            None => self.alloc_slow(arena, ind),
+        if self.charge_pop(ind) {
+            // Armed with `NEVER`: 2^64 pops later, or a hit path's pop that
+            // ran out just before a thread's switch to another cache.
+            self.arm_class(ind, sample::NEVER);
         }
+        self.alloc_counted(arena, ind)
     }
 
     /// Caches freed block `p` of cached class `ind` (`caches(ind)`),
@@ -684,13 +704,12 @@ impl Tcache {
         self.rng.set(x);
     }
 
-    /// Slow allocation of cached class `ind` after `pop` declined (the stack
-    /// is empty): refills from `arena`. Null when out of memory.
-    fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
+    /// A block of cached class `ind` (`caches(ind)`) for an allocation
+    /// already counted (`charge_pop`): the stack's top one, or one from a
+    /// refill from `arena`. Null when out of memory.
+    pub(crate) fn alloc_counted(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
-        // A counted stack comes here empty, from `alloc_counted`.
-        debug_assert!(!self.counted() || b.count() == 0);
-        if let Some(p) = b.pop_below_low_water() {
+        if let Some(p) = b.take() {
             return p;
         }
         let g = sc::geom();
@@ -699,14 +718,22 @@ impl Tcache {
         if !g.is_small(ind) {
             // Large classes are not filled in batches.
             let p = arena.large_alloc(size, 1, false, Some(&self.guards));
-            if !p.is_null() {
-                self.note_alloc(size);
+            if p.is_null() {
+                self.uncount_pop(ind);
+            } else {
+                // Counted as a pop of the class, and as a fill (the block
+                // never sat on the stack): pushes stay exact.
+                let mut ctl = self.ctl[ind].get();
+                ctl.nfill += 1;
+                self.ctl[ind].set(ctl);
+                self.peak_tick(size);
+                self.publish();
             }
             return p;
         }
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
-        let nfill = (self.cap(ind) >> (1 + ctl.fill_shift)).max(1);
+        let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
@@ -719,9 +746,10 @@ impl Tcache {
         self.ctl[ind].set(ctl);
         self.peak_tick(n * sc::index_to_size(ind));
         if n == 0 {
+            // Not allocated after all.
+            self.uncount_pop(ind);
             return ptr::null_mut();
         }
-        b.npop.set(b.npop.get().wrapping_add(1));
         self.publish();
         if n < nfill {
             out.copy_within(0..n, nfill - n);
@@ -762,9 +790,6 @@ impl Tcache {
         if p as usize as u16 & b.align_mask.get() != 0 && !block_start(ind, p) {
             return;
         }
-        if self.counted() && self.put(ind, p) {
-            return;
-        }
         // SAFETY: as in `push` (aligned: checked above).
         if unsafe { os::first_word_is(p, self.key()) } && report_if_freed(self, ind, p, "free") {
             // abort:false: the block stays freed once.
@@ -801,9 +826,7 @@ impl Tcache {
             ptr::copy(head, head.add(n), keep);
             b.head.store(head.add(n), Relaxed);
         }
-        if self.counted() {
-            self.rebar(ind);
-        } else if b.low_water_count() > keep {
+        if b.low_water_count() > keep {
             b.reset_low_water();
         }
     }
@@ -829,9 +852,6 @@ impl Tcache {
     /// used since the last GC, and adapt the fill size.
     fn gc_one(&self, ind: usize) {
         let b = &self.bins[ind];
-        if self.counted() {
-            return self.gc_one_counted(ind);
-        }
         let lw = b.low_water_count();
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
@@ -924,7 +944,7 @@ impl Tcache {
         let (mut a, mut d) = (c.slow_alloc, c.slow_dalloc);
         for (i, (b, ctl)) in self.bins.iter().zip(self.ctl.iter()).enumerate() {
             let ctl = ctl.get();
-            let pops = b.npop.get();
+            let pops = ctl.pop_base.wrapping_sub(b.left.get());
             let pushes = (b.count() as u64)
                 .wrapping_add(pops)
                 .wrapping_add(ctl.nflush)

@@ -196,29 +196,6 @@ pub(crate) unsafe fn cache_push(ind: usize, p: *mut u8) -> bool {
     unsafe { c.bins.get_unchecked(ind) }.push(p, c.key())
 }
 
-/// Counted mode (`tcache::sample`, with `prof:true`): a block of cached
-/// class `ind` (null when out of memory) from the calling thread's
-/// cache, if it has a counted one holding that class.
-#[inline]
-pub(crate) fn alloc_counted(ind: usize) -> Option<*mut u8> {
-    // Set up first: a cache must not fill outside counted mode's rules.
-    let t = slow();
-    match t.cache() {
-        Some(c) if c.caches(ind) && c.counted() => Some(c.alloc_counted(t.arena(), ind)),
-        _ => None,
-    }
-}
-
-/// Counted mode: caches freed block `p` of class `ind` in the calling
-/// thread's counted cache; false if it has none holding that class.
-#[inline]
-pub(crate) fn put_counted(ind: usize, p: *mut u8) -> bool {
-    match get().cache() {
-        Some(c) if c.caches(ind) => c.put(ind, p),
-        _ => false,
-    }
-}
-
 /// Slow-path entry: makes sure this thread is set up (bound to an arena,
 /// with a cache when enabled) and, with `percpu_arena`, bound to the arena
 /// of the CPU it runs on now (jemalloc also re-checks on slow paths only).
