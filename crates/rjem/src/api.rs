@@ -50,7 +50,7 @@ pub(crate) enum Place {
 }
 
 /// The thread-cache hit path for a request whose size, already rounded up to
-/// its alignment, is `r`: one table load and a pop. Declines (None) for
+/// its alignment, is `r`: one table load (the stack's offset) and a pop. Declines (None) for
 /// `r == 0` or `r > LOOKUP_MAX` with a single compare. Callers guarantee
 /// that `r` did not overflow and that a class of size >= `r` satisfies their
 /// alignment (true for any alignment up to a page when `r` is a multiple
@@ -58,8 +58,8 @@ pub(crate) enum Place {
 #[inline(always)]
 pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     if r.wrapping_sub(1) < LOOKUP_MAX {
-        // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX.
-        unsafe { tsd::cache_pop(sc::lookup_index(r)) }
+        // SAFETY: an offset from the table.
+        unsafe { tsd::cache_pop_at(tcache::bin_offset(r)) }
     } else {
         None
     }
@@ -418,10 +418,9 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         // `TRUSTED_PUSH_MAX` is `LOOKUP_MAX`, or 0 with the heap profiler
         // on: then the entry must say whether the block is a sample.
         if place == Place::Cached && r.wrapping_sub(1) < TRUSTED_PUSH_MAX.load(Relaxed) {
-            // SAFETY: r <= TRUSTED_PUSH_MAX <= LOOKUP_MAX, whose class is
-            // below NCACHED_MAX; the caller says p's block is of r's
-            // class.
-            if unsafe { tsd::cache_push(sc::lookup_index_unchecked(r), p) } {
+            // SAFETY: 1 <= r <= TRUSTED_PUSH_MAX <= LOOKUP_MAX; the caller
+            // says p's block is of r's class.
+            if unsafe { tsd::cache_push_at(tcache::bin_offset_unchecked(r), p) } {
                 return;
             }
         }

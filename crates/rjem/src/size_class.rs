@@ -120,18 +120,6 @@ pub(crate) fn lookup_index(s: usize) -> usize {
     SIZE_TO_INDEX[s.wrapping_sub(1) >> 3] as usize
 }
 
-/// `lookup_index` for a caller whose range check compared against a
-/// run-time bound (no index check).
-///
-/// # Safety
-/// `1 <= s <= LOOKUP_MAX`.
-#[inline(always)]
-pub(crate) unsafe fn lookup_index_unchecked(s: usize) -> usize {
-    debug_assert!(s.wrapping_sub(1) < LOOKUP_MAX);
-    // SAFETY: (s - 1) / 8 < LOOKUP_MAX / 8, the table's length.
-    unsafe { *SIZE_TO_INDEX.get_unchecked(s.wrapping_sub(1) >> 3) as usize }
-}
-
 /// Class index for any size up to `LARGE_MAXCLASS`.
 #[inline]
 pub(crate) fn size_to_index(s: usize) -> usize {

@@ -278,6 +278,42 @@ fn unmark(p: *mut u8) -> *mut u8 {
 
 const _: () = assert!(core::mem::size_of::<CacheBin>() == 32);
 
+/// Byte offsets in `Tcache::bins` of the stacks of sizes 1..=`LOOKUP_MAX`,
+/// indexed by `(size - 1) / 8` as `size_class::lookup_index`'s table: the
+/// hit paths load a stack's offset, not its class, and save scaling it
+/// (one instruction). A `const`, as that table is, for the same reason.
+const BIN_OFFSET: [u16; sc::LOOKUP_MAX / 8] = {
+    let mut t = [0u16; sc::LOOKUP_MAX / 8];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = (sc::size_to_index_compute(i * 8 + 8) * core::mem::size_of::<CacheBin>()) as u16;
+        i += 1;
+    }
+    t
+};
+// The largest offset fits: every class a lookup gives is cached.
+const _: () = assert!(NCACHED_MAX * core::mem::size_of::<CacheBin>() <= u16::MAX as usize);
+
+/// The offset (`bin_at`) of the stack of size `s`, from 1 to `LOOKUP_MAX`
+/// (callers that checked `s - 1 < LOOKUP_MAX` let the compiler drop the
+/// index check). Panics outside that range.
+#[inline(always)]
+pub(crate) fn bin_offset(s: usize) -> usize {
+    BIN_OFFSET[s.wrapping_sub(1) >> 3] as usize
+}
+
+/// `bin_offset` for a caller whose range check compared against a
+/// run-time bound.
+///
+/// # Safety
+/// `1 <= s <= LOOKUP_MAX`.
+#[inline(always)]
+pub(crate) unsafe fn bin_offset_unchecked(s: usize) -> usize {
+    debug_assert!(s.wrapping_sub(1) < sc::LOOKUP_MAX);
+    // SAFETY: (s - 1) / 8 < LOOKUP_MAX / 8, the table's length.
+    unsafe { *BIN_OFFSET.get_unchecked(s.wrapping_sub(1) >> 3) as usize }
+}
+
 #[inline(always)]
 fn lo(p: *mut *mut u8) -> u16 {
     p as usize as u16
@@ -554,13 +590,20 @@ impl Tcache {
             && self.counters.get().peak == 0
             && self.ctl.iter().all(|c| {
                 let c = c.get();
-                c.fill_shift == 0
-                    && !c.refilled
-                    && c.nfill == 0
-                    && c.nflush == 0
-                    && c.pop_base == 0
+                c.fill_shift == 0 && !c.refilled && c.nfill == 0 && c.nflush == 0 && c.pop_base == 0
             })
             && self.bins.iter().all(|b| b.left.get() == 0)
+    }
+
+    /// The stack at byte offset `off` of `bins` (`bin_offset`).
+    ///
+    /// # Safety
+    /// `off` is `bin_offset(s)` for some size `s`.
+    #[inline(always)]
+    pub(crate) unsafe fn bin_at(&self, off: usize) -> &CacheBin {
+        // SAFETY: the caller's offset is that of a class below
+        // NCACHED_MAX (`BIN_OFFSET`'s assertion), a stack inside `bins`.
+        unsafe { &*(self.bins.as_ptr().cast::<u8>().add(off).cast::<CacheBin>()) }
     }
 
     /// Whether class `ind` is cached by this (set-up) cache.
@@ -1506,6 +1549,20 @@ mod tests {
         // Defaults (div 1): half goes back.
         assert_eq!(flush_count(0, 200), 100);
         assert_eq!(flush_count(0, 2), 1);
+    }
+
+    #[test]
+    fn bin_offsets_are_the_lookup_classes() {
+        for s in 1..=sc::LOOKUP_MAX {
+            let want = sc::lookup_index(s) * core::mem::size_of::<CacheBin>();
+            assert_eq!(bin_offset(s), want, "size {s}");
+            // SAFETY: s is in range.
+            assert_eq!(unsafe { bin_offset_unchecked(s) }, want);
+        }
+        let t = Tcache::new();
+        // SAFETY: an offset from the table.
+        let b = unsafe { t.bin_at(bin_offset(4096)) };
+        assert!(ptr::eq(b, &t.bins[sc::lookup_index(4096)]));
     }
 
     #[test]

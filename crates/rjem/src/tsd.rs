@@ -169,16 +169,27 @@ pub(crate) fn get() -> &'static Tsd {
     }
 }
 
-/// Fast-path pop from cached class `ind`.
+/// Fast-path pop from the stack at offset `off` (`tcache::bin_offset`).
 ///
 /// # Safety
-/// `ind < NCACHED_MAX` (the bound is not checked, to keep the hit path to
-/// a compare, a load and a store).
+/// `off` is `tcache::bin_offset(s)` for some size `s`.
 #[inline(always)]
-pub(crate) unsafe fn cache_pop(ind: usize) -> Option<*mut u8> {
-    debug_assert!(ind < NCACHED_MAX);
-    // SAFETY: the caller guarantees ind < NCACHED_MAX.
-    unsafe { get().tcache.bins.get_unchecked(ind) }.pop()
+pub(crate) unsafe fn cache_pop_at(off: usize) -> Option<*mut u8> {
+    // SAFETY: forwarded contract.
+    unsafe { get().tcache.bin_at(off) }.pop()
+}
+
+/// Fast-path push to the stack at offset `off` (`tcache::bin_offset`).
+/// False if the caller must take the slow path.
+///
+/// # Safety
+/// `off` is `tcache::bin_offset(s)` for some size `s`, and `p` is a live
+/// block of that stack's class that the caller gives up.
+#[inline(always)]
+pub(crate) unsafe fn cache_push_at(off: usize, p: *mut u8) -> bool {
+    let c = &get().tcache;
+    // SAFETY: forwarded contract.
+    unsafe { c.bin_at(off) }.push(p, c.key())
 }
 
 /// Fast-path push to cached class `ind`. False if the caller must take the

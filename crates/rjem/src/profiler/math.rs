@@ -212,15 +212,22 @@ mod tests {
             let n = 200_000;
             let p = 1.0 - exp(-(size as f64) / (1u64 << lg) as f64);
             let want = 1.0 / p;
-            let draws: std::vec::Vec<u64> = (0..n).map(|_| sample_pops(&mut st, lg, size)).collect();
+            let draws: std::vec::Vec<u64> =
+                (0..n).map(|_| sample_pops(&mut st, lg, size)).collect();
             let mean = draws.iter().map(|&w| w as f64).sum::<f64>() / n as f64;
             // Standard deviation of the mean: sqrt(1 - p) / p / sqrt(n).
             let sd = (1.0 - p).sqrt() / p / (n as f64).sqrt();
-            assert!((mean - want).abs() < 5.0 * sd.max(1e-9), "{lg} {size}: {mean} vs {want}");
+            assert!(
+                (mean - want).abs() < 5.0 * sd.max(1e-9),
+                "{lg} {size}: {mean} vs {want}"
+            );
             // P(W = 1) = p.
             let ones = draws.iter().filter(|&&w| w == 1).count() as f64 / n as f64;
             let sd1 = (p * (1.0 - p) / n as f64).sqrt();
-            assert!((ones - p).abs() < 5.0 * sd1.max(1e-9), "{lg} {size}: P(1) {ones} vs {p}");
+            assert!(
+                (ones - p).abs() < 5.0 * sd1.max(1e-9),
+                "{lg} {size}: P(1) {ones} vs {p}"
+            );
             assert!(draws.iter().all(|&w| w >= 1));
         }
         assert_eq!(sample_pops(&mut st, 0, 8), 1);

@@ -606,7 +606,8 @@ pub(crate) fn fork_child() {
         // copies: a new seed, and countdowns drawn again.
         let s = &tsd::get().tcache.sampler;
         if s.flags.get() & T_INIT != 0 {
-            s.prng.set(s.prng.get() ^ crate::os::now_ns().rotate_left(17) | 1);
+            s.prng
+                .set(s.prng.get() ^ crate::os::now_ns().rotate_left(17) | 1);
         }
         s.disarm();
         new_generation();
