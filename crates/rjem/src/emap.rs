@@ -324,4 +324,23 @@ mod tests {
         assert_eq!(lookup(16), Entry::EMPTY);
         os::unmap(mem, 1 << 20);
     }
+
+    #[test]
+    fn bypassing_entries_keep_their_class_but_no_cached_one() {
+        let mut pool = ExtentPool::new();
+        let e = pool.get().unwrap();
+        for (ind, slab) in [(0, false), (5, false), (40, false), (sc::NSIZES - 1, true)] {
+            let plain = Entry::new(e, ind, slab);
+            assert_eq!(plain.cached_class(), ind);
+            let b = plain.bypassing();
+            assert_eq!(b.szind(), ind);
+            assert_eq!(b.is_slab(), slab);
+            assert!(b.is_active());
+            assert!(ptr::eq(b.extent().unwrap(), e));
+            // Above every class a cache holds: the free hit path declines.
+            assert!(b.cached_class() >= sc::NSIZES);
+        }
+        // Free extents stay free.
+        assert!(!Entry::free(e).bypassing().is_active());
+    }
 }
