@@ -24,7 +24,7 @@ use crate::init;
 use crate::os::{self, align_up};
 use crate::profiler as prof;
 use crate::size_class::{self as sc, LOOKUP_MAX};
-use crate::tcache::{self, sample::TRUSTED_PUSH_MAX, Tcache, NCACHED_MAX};
+use crate::tcache::{self, Tcache, NCACHED_MAX};
 use crate::tsd;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -415,12 +415,13 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         }
         dalloc_freed(p, ent, place);
     } else {
-        // `TRUSTED_PUSH_MAX` is `LOOKUP_MAX`, or 0 with the heap profiler
-        // on: then the entry must say whether the block is a sample.
-        if place == Place::Cached && r.wrapping_sub(1) < TRUSTED_PUSH_MAX.load(Relaxed) {
-            // SAFETY: 1 <= r <= TRUSTED_PUSH_MAX <= LOOKUP_MAX; the caller
-            // says p's block is of r's class.
-            if unsafe { tsd::cache_push_at(tcache::bin_offset_unchecked(r), p) } {
+        // With the heap profiler on, the trusted push declines all but
+        // blocks at 64 KiB boundaries, never samples: the entry must say
+        // whether the block is one.
+        if place == Place::Cached && r.wrapping_sub(1) < LOOKUP_MAX {
+            // SAFETY: an offset from the table; the caller says p's block
+            // is of r's class.
+            if unsafe { tsd::cache_push_trusted_at(tcache::bin_offset(r), p) } {
                 return;
             }
         }
@@ -449,7 +450,8 @@ fn sized_free_checked_slow(
 
 /// `sized_free` without `CHECK`, past the cache: out of line, so that
 /// Rust's `dealloc` stays small enough to be inlined. By the entry, as
-/// `free` (with the heap profiler on, every such free comes here).
+/// `free` (with the heap profiler on, nearly every such free comes here:
+/// `CacheBin::trusted_mask`).
 #[cold]
 #[inline(never)]
 fn sized_free_slow(p: *mut u8, place: Place) {

@@ -263,6 +263,13 @@ pub(crate) struct CacheBin {
     /// a pointer with one of them set is not a block's start; `push` sends
     /// it to the slow path, which reports it. In the padding too.
     align_mask: Cell<u16>,
+    /// The mask `push_trusted` tests instead (frees that trust the
+    /// caller's size, looking nothing up: Rust's `dealloc` in release
+    /// builds): `align_mask`, or with per-class sampling (`prof:true`)
+    /// all 16 bits, so that only blocks at a 64 KiB boundary, which a
+    /// sampled block never is (`Arena::promoted_alloc`), skip the lookup
+    /// that tells a sampled block. In the padding too.
+    trusted_mask: Cell<u16>,
 }
 
 /// Clears the free key from block `p`, handed out again, so that a later
@@ -302,18 +309,6 @@ pub(crate) fn bin_offset(s: usize) -> usize {
     BIN_OFFSET[s.wrapping_sub(1) >> 3] as usize
 }
 
-/// `bin_offset` for a caller whose range check compared against a
-/// run-time bound.
-///
-/// # Safety
-/// `1 <= s <= LOOKUP_MAX`.
-#[inline(always)]
-pub(crate) unsafe fn bin_offset_unchecked(s: usize) -> usize {
-    debug_assert!(s.wrapping_sub(1) < sc::LOOKUP_MAX);
-    // SAFETY: (s - 1) / 8 < LOOKUP_MAX / 8, the table's length.
-    unsafe { *BIN_OFFSET.get_unchecked(s.wrapping_sub(1) >> 3) as usize }
-}
-
 #[inline(always)]
 fn lo(p: *mut *mut u8) -> u16 {
     p as usize as u16
@@ -329,6 +324,7 @@ impl CacheBin {
             full: Cell::new(0),
             empty: AtomicU16::new(0),
             align_mask: Cell::new(0),
+            trusted_mask: Cell::new(0),
         }
     }
 
@@ -384,16 +380,28 @@ impl CacheBin {
     /// a double free).
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8, key: u64) -> bool {
+        self.push_masked(p, key, &self.align_mask)
+    }
+
+    /// `push` for a free that trusts the caller's size and has not looked
+    /// `p` up: tests `trusted_mask` instead of `align_mask` (same cost).
+    #[inline(always)]
+    pub(crate) fn push_trusted(&self, p: *mut u8, key: u64) -> bool {
+        self.push_masked(p, key, &self.trusted_mask)
+    }
+
+    #[inline(always)]
+    fn push_masked(&self, p: *mut u8, key: u64, mask: &Cell<u16>) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
         }
-        if p as usize as u16 & self.align_mask.get() != 0 {
+        if p as usize as u16 & mask.get() != 0 {
             return false;
         }
         // SAFETY: a live block of a cached class is at least 8 bytes and
-        // ours to write once freed; 8-aligned (every class's mask has the
-        // low three bits: checked just above).
+        // ours to write once freed; 8-aligned (both masks have the low
+        // three bits: checked just above).
         unsafe {
             if os::first_word_is(p, key) {
                 return false;
@@ -645,6 +653,11 @@ impl Tcache {
             let empty = unsafe { cur.add(nslots.slots(g, i)) };
             let b = &self.bins[i];
             b.align_mask.set(align_mask(g, i));
+            b.trusted_mask.set(if per_class {
+                u16::MAX
+            } else {
+                align_mask(g, i)
+            });
             b.head.store(empty, Relaxed);
             b.low_water.set(lo(empty));
             b.empty.store(lo(empty), Relaxed);
@@ -1556,8 +1569,6 @@ mod tests {
         for s in 1..=sc::LOOKUP_MAX {
             let want = sc::lookup_index(s) * core::mem::size_of::<CacheBin>();
             assert_eq!(bin_offset(s), want, "size {s}");
-            // SAFETY: s is in range.
-            assert_eq!(unsafe { bin_offset_unchecked(s) }, want);
         }
         let t = Tcache::new();
         // SAFETY: an offset from the table.

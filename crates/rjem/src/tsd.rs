@@ -179,17 +179,19 @@ pub(crate) unsafe fn cache_pop_at(off: usize) -> Option<*mut u8> {
     unsafe { get().tcache.bin_at(off) }.pop()
 }
 
-/// Fast-path push to the stack at offset `off` (`tcache::bin_offset`).
-/// False if the caller must take the slow path.
+/// Fast-path push to the stack at offset `off` (`tcache::bin_offset`) by
+/// a free that trusts the caller's size and looked nothing up
+/// (`CacheBin::push_trusted`). False if the caller must take the slow
+/// path.
 ///
 /// # Safety
 /// `off` is `tcache::bin_offset(s)` for some size `s`, and `p` is a live
 /// block of that stack's class that the caller gives up.
 #[inline(always)]
-pub(crate) unsafe fn cache_push_at(off: usize, p: *mut u8) -> bool {
+pub(crate) unsafe fn cache_push_trusted_at(off: usize, p: *mut u8) -> bool {
     let c = &get().tcache;
     // SAFETY: forwarded contract.
-    unsafe { c.bin_at(off) }.push(p, c.key())
+    unsafe { c.bin_at(off) }.push_trusted(p, c.key())
 }
 
 /// Fast-path push to cached class `ind`. False if the caller must take the

@@ -143,3 +143,46 @@ fn interleaved_classes_are_estimated_without_bias() {
         );
     }
 }
+
+/// Frees that trust the caller's `Layout` (Rust's `dealloc` in a release
+/// build, `tests/release-frees`) look nothing up on their hit path; with
+/// the profiler on they must still never put a sampled block in a cache:
+/// every allocation sampled (`lg_prof_sample:0`), every free is seen.
+#[test]
+fn trusted_frees_of_samples_are_seen() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("../../target/release-frees");
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(root.join("tests/release-frees/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS")
+        .status()
+        .expect("cargo");
+    assert!(st.success(), "building tests/release-frees failed");
+    let dir = std::env::temp_dir().join(format!("rjem-release-frees-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(target.join("release/rjem-release-frees"))
+        .arg(&dir)
+        .env("MALLOC_CONF", "prof:true,lg_prof_sample:0")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |k: &str| -> i64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(get("live"), get("blocks"), "every block sampled\n{stdout}");
+    assert_eq!(get("after"), 0, "every free seen\n{stdout}");
+}

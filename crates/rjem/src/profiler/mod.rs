@@ -29,10 +29,10 @@
 //! as jemalloc promotes it) whose pointer-map entry still reports the
 //! small class, so that the extent record can carry the tag; every sampled
 //! block's entry bypasses the caches (`Entry::bypassing`), so its free
-//! leaves the hit path and asks `freed` (and sized frees that trust the
-//! caller's size look the entry up while the profiler is on:
-//! `tcache::sample::TRUSTED_PUSH_MAX`). A sampled block never enters a
-//! cache.
+//! leaves the hit path and asks `freed` (and frees that trust the
+//! caller's size look the entry up while the profiler is on, unless the
+//! block is at a 64 KiB boundary, where no sample is:
+//! `CacheBin::trusted_mask`). A sampled block never enters a cache.
 //!
 //! Invariants: nothing here allocates through an allocator (records are
 //! base memory; dumps are written with system calls from a stack buffer);

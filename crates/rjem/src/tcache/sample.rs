@@ -30,19 +30,11 @@
 //! profiler's generation moves: `prof.reset`, fork).
 
 use super::Tcache;
-use crate::size_class as sc;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// Caches set up from now on sample per class (`prof:true`).
 static PER_CLASS: AtomicBool = AtomicBool::new(false);
-
-/// Sized frees that trust the caller's size (Rust's `dealloc` in release
-/// builds) push to the cache without a lookup up to this rounded size:
-/// `LOOKUP_MAX`, or 0 with `prof:true`, where only the pointer map tells
-/// a sampled block (which must not enter a cache) from the others. Read
-/// with one compare, as the constant was.
-pub(crate) static TRUSTED_PUSH_MAX: AtomicUsize = AtomicUsize::new(sc::LOOKUP_MAX);
 
 /// A countdown that never runs out in practice (2^64 pops).
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -51,7 +43,6 @@ pub(crate) const NEVER: u64 = u64::MAX;
 /// before any thread sets up its cache).
 pub(crate) fn enable() {
     PER_CLASS.store(true, Relaxed);
-    TRUSTED_PUSH_MAX.store(0, Relaxed);
 }
 
 /// Whether thread caches sample per class.
