@@ -449,18 +449,18 @@ fn sized_free_checked_slow(
 }
 
 /// `sized_free` without `CHECK`, past the cache: out of line, so that
-/// Rust's `dealloc` stays small enough to be inlined. By the entry, as
-/// `free` (with the heap profiler on, nearly every such free comes here:
+/// Rust's `dealloc` stays small enough to be inlined. By the entry: for
+/// the calling thread's cache as `free` (hit path included; with the heap
+/// profiler on, nearly every such free comes here:
 /// `CacheBin::trusted_mask`).
 #[cold]
 #[inline(never)]
 fn sized_free_slow(p: *mut u8, place: Place) {
+    if place == Place::Cached {
+        // SAFETY: the caller gives up live block `p`, as `free` needs.
+        return unsafe { free(p) };
+    }
     if let Some(ent) = emap::lookup_live(p) {
-        let ind = ent.cached_class();
-        // SAFETY: as in `free`.
-        if place == Place::Cached && ind < NCACHED_MAX && unsafe { tsd::cache_push(ind, p) } {
-            return;
-        }
         dalloc_freed(p, ent, place);
     }
 }
