@@ -59,6 +59,13 @@ fn per_size(text: &str) -> Vec<(u64, f64, f64, f64)> {
     out
 }
 
+fn thread_allocated() -> u64 {
+    match rjem::ctl::read("thread.allocated") {
+        Ok(rjem::ctl::Value::U64(n)) => n,
+        other => panic!("thread.allocated: {other:?}"),
+    }
+}
+
 fn child() {
     assert!(rjem::prof::enabled());
     let path = std::env::var("RJEM_PROF_CLASSES_DUMP").unwrap();
@@ -69,7 +76,11 @@ fn child() {
     drop((tiny, big));
     let mut tiny = Vec::with_capacity(400_000);
     let mut big = Vec::with_capacity(2_000);
+    let a0 = thread_allocated();
     mix(&mut tiny, &mut big, 2_000, 200);
+    // Exact with sampling on too: samples are counted once, outside the
+    // stacks, and taken off the class's pop count.
+    println!("\nallocated {}", thread_allocated() - a0);
     rjem::prof::dump(&path).unwrap();
     drop((tiny, big));
     let text = std::fs::read_to_string(&path).unwrap();
@@ -82,7 +93,7 @@ fn child() {
 /// (more than every other block), interleaved by one thread in known
 /// proportions: each class's sample count is binomial with its own
 /// probability, and its estimates of objects and bytes are unbiased,
-/// whatever the other class does.
+/// whatever the other class does; `thread.allocated` stays exact.
 #[test]
 fn interleaved_classes_are_estimated_without_bias() {
     if std::env::var_os(CHILD).is_some() {
@@ -118,6 +129,11 @@ fn interleaved_classes_are_estimated_without_bias() {
                 (n[0], n[1], n[2])
             })
     };
+    let allocated = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("allocated "))
+        .map(|v| v.parse::<u64>().unwrap());
+    assert_eq!(allocated, Some(400_000 * 16 + 2_000 * 3072), "{stdout}");
     for (n, size) in [(400_000.0, 16u64), (2_000.0, 3072)] {
         let (samples, objs, bytes) = get(size);
         let p = 1.0 - (-(size as f64) / 4096.0).exp();
