@@ -720,8 +720,7 @@ impl Tcache {
     /// stack is empty. Null when out of memory.
     pub(crate) fn alloc(&self, arena: &Arena, ind: usize) -> *mut u8 {
         if self.charge_pop(ind) {
-            // Armed with `NEVER`: 2^64 pops later, or a hit path's pop that
-            // ran out just before a thread's switch to another cache.
+            // Such a cache is armed with `NEVER`: this is 2^64 pops later.
             self.arm_class(ind, sample::NEVER);
         }
         self.alloc_counted(arena, ind)
