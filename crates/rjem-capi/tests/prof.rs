@@ -335,6 +335,36 @@ fn switches_at_run_time() {
         .all(|r| r.cur.0 == 0 || site_of(&sites, r.frames[0]) != "site_realloc"));
 }
 
+/// Every block sampled (`lg_prof_sample:0`), of small and cached large
+/// classes, freed by `free`, `free_sized` and `sdallocx`: each is counted
+/// while live, and each free reaches the profiler (a sampled block never
+/// enters a thread cache, whose hit path would hide its free).
+#[test]
+fn every_free_of_a_sampled_block_is_seen() {
+    let exe = prog();
+    let (live, freed) = (scratch("sized-live.heap"), scratch("sized-freed.heap"));
+    let o = run(
+        &exe,
+        &["sized", live.to_str().unwrap(), freed.to_str().unwrap()],
+        true,
+        &[("MALLOC_CONF", "prof:true,lg_prof_sample:0")],
+    );
+    let out = ok(&o, "prof sized");
+    assert!(out.contains("sized"), "{out}");
+    let sites = sites(&out);
+    let objs = |path: &Path| -> u64 {
+        let d = parse(path);
+        assert_eq!(d.period, 1);
+        d.recs
+            .iter()
+            .filter(|r| site_of(&sites, r.frames[0]) == "site_sized")
+            .map(|r| r.cur.0)
+            .sum()
+    };
+    assert_eq!(objs(&live), 4000, "every allocation is a sample");
+    assert_eq!(objs(&freed), 0, "every free was seen");
+}
+
 #[test]
 fn leak_report_names_the_leaking_site() {
     // Exported symbols, so that the report (which asks the dynamic linker)

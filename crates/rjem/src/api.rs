@@ -50,7 +50,7 @@ pub(crate) enum Place {
 }
 
 /// The thread-cache hit path for a request whose size, already rounded up to
-/// its alignment, is `r`: one table load and a pop. Declines (None) for
+/// its alignment, is `r`: one table load (the stack's offset) and a pop. Declines (None) for
 /// `r == 0` or `r > LOOKUP_MAX` with a single compare. Callers guarantee
 /// that `r` did not overflow and that a class of size >= `r` satisfies their
 /// alignment (true for any alignment up to a page when `r` is a multiple
@@ -60,21 +60,6 @@ pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     if r.wrapping_sub(1) < LOOKUP_MAX {
         // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX.
         unsafe { tsd::cache_pop(tcache::bin_offset(r)) }
-    } else {
-        None
-    }
-}
-
-/// With the heap profiler on (`prof:true`), the fronts' first step off
-/// the hit path for a request of `size` bytes with an alignment of at most
-/// 8: a block from the calling thread's counted cache (`tcache::sample`),
-/// counted, unless it is the next sample or the stack is empty (then
-/// None, and `alloc_slow` decides). One load and a branch when off.
-#[inline(always)]
-pub(crate) fn alloc_counted(size: usize) -> Option<*mut u8> {
-    if prof::on() && size.wrapping_sub(1) < LOOKUP_MAX {
-        let ind = sc::lookup_index(size);
-        tsd::get().tcache.take_charged(ind, sc::index_to_size(ind))
     } else {
         None
     }
@@ -191,14 +176,21 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
     };
     let ind = sc::size_to_index(usize);
     if prof::on() {
-        if let Some(s) = prof::should_sample(usize, alloc_slow as *const () as usize) {
-            return (sampled(usize, ind, align, zero, place, s), usize);
-        }
-        // Counted caches (`tcache::sample`) serve every cached block here.
+        let entry = alloc_slow as *const () as usize;
         if place == Place::Cached && cached_align_ok(ind, align) {
-            if let Some(p) = tsd::alloc_counted(ind) {
+            // The thread's cache samples its classes itself
+            // (`tcache::sample`): its countdown decides.
+            let t = tsd::slow();
+            if let Some(c) = t.cache().filter(|c| c.caches(ind)) {
+                if let Some(s) = prof::should_sample_cached(c, ind, entry) {
+                    return (sampled(usize, ind, align, zero, place, s), usize);
+                }
+                let p = c.alloc_counted(t.arena(), ind);
                 return (zeroed(p, usize, zero), usize);
             }
+        }
+        if let Some(s) = prof::should_sample(usize, entry) {
+            return (sampled(usize, ind, align, zero, place, s), usize);
         }
     }
     let mut place = place;
@@ -273,7 +265,9 @@ fn cached_align_ok(ind: usize, align: usize) -> bool {
 
 /// A block the heap profiler samples (`prof`): small classes get an
 /// extent of their own (promoted), large ones are placed as usual; either
-/// way the extent carries the sample's tag. Null when out of memory.
+/// way the extent carries the sample's tag, and its pointer-map entry
+/// keeps its frees off the caches' hit paths (`prof::record`). Null when
+/// out of memory.
 #[cold]
 #[inline(never)]
 fn sampled(
@@ -348,11 +342,6 @@ fn free_slow(p: *mut u8) {
         return;
     }
     let ent = emap::lookup(p as usize);
-    // Counted caches (`tcache::sample`, with `prof:true`) take every
-    // cached region here.
-    if prof::on() && ent.is_slab() && tsd::put_counted(ent.szind(), p) {
-        return;
-    }
     if !ent.is_active() {
         return emap::invalid_free(p);
     }
@@ -414,8 +403,11 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         let Some(ent) = emap::lookup_live(p) else {
             return;
         };
-        if !size_fits(r, size, align, ent.szind()) {
-            return size_mismatch(p, size, ent.szind());
+        // The class a cache may take (none for a block that bypasses
+        // the caches): checked first, so the hit path needs no other.
+        let ind = ent.cached_class();
+        if !size_fits(r, size, align, ind) {
+            return sized_free_checked_slow(p, r, size, align, ent, place);
         }
         let off = ent.scaled_class::<{ tcache::LG_BIN }>();
         // SAFETY: as in `free`.
@@ -427,10 +419,13 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         }
         dalloc_freed(p, ent, place);
     } else {
+        // With the heap profiler on, the trusted push declines all but
+        // blocks at 64 KiB boundaries, never samples: the entry must say
+        // whether the block is one.
         if place == Place::Cached && r.wrapping_sub(1) < LOOKUP_MAX {
             // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX; the
             // caller says p's block is of r's class.
-            if unsafe { tsd::cache_push(tcache::bin_offset(r), p) } {
+            if unsafe { tsd::cache_push_trusted(tcache::bin_offset(r), p) } {
                 return;
             }
         }
@@ -438,11 +433,37 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
     }
 }
 
+/// `sized_free` with `CHECK` when the size does not fit the class a cache
+/// may take: a block that bypasses the caches (a sample), or a size that
+/// does not match.
+#[cold]
+#[inline(never)]
+fn sized_free_checked_slow(
+    p: *mut u8,
+    r: usize,
+    size: usize,
+    align: usize,
+    ent: Entry,
+    place: Place,
+) {
+    if !size_fits(r, size, align, ent.szind()) {
+        return size_mismatch(p, size, ent.szind());
+    }
+    dalloc_freed(p, ent, place);
+}
+
 /// `sized_free` without `CHECK`, past the cache: out of line, so that
-/// Rust's `dealloc` stays small enough to be inlined.
+/// Rust's `dealloc` stays small enough to be inlined. By the entry: for
+/// the calling thread's cache as `free` (hit path included; with the heap
+/// profiler on, nearly every such free comes here:
+/// `CacheBin::trusted_mask`).
 #[cold]
 #[inline(never)]
 fn sized_free_slow(p: *mut u8, place: Place) {
+    if place == Place::Cached {
+        // SAFETY: the caller gives up live block `p`, as `free` needs.
+        return unsafe { free(p) };
+    }
     if let Some(ent) = emap::lookup_live(p) {
         dalloc_freed(p, ent, place);
     }
@@ -498,7 +519,7 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
             return;
         }
     }
-    if prof::on() && dalloc_prof(p, ent, place) {
+    if prof::on() && dalloc_prof(p, ent) {
         return;
     }
     let saved = os::errno();
@@ -535,13 +556,13 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
     os::set_errno(saved);
 }
 
-/// The free slow path's part with the heap profiler on: counted caches
-/// (`tcache::sample`) take every cached region here, and a sampled block
-/// goes straight back to its arena. True if `p` was freed.
+/// The free slow path's part with the heap profiler on: a sampled block
+/// (never a slab region; its entry kept it off the hit path) goes
+/// straight back to its arena. True if `p` was freed.
 #[cold]
-fn dalloc_prof(p: *mut u8, ent: Entry, place: Place) -> bool {
+fn dalloc_prof(p: *mut u8, ent: Entry) -> bool {
     if ent.is_slab() {
-        return place == Place::Cached && tsd::put_counted(ent.szind(), p);
+        return false;
     }
     let saved = os::errno();
     if !prof::freed(p, ent) {

@@ -284,17 +284,59 @@ impl Arena {
     /// class `ind` (not a slab), so usable sizes and frees see the small
     /// class while the extent record carries the profiler's tag
     /// (jemalloc's promotion). Counted as the large allocation it is.
-    /// Null when out of memory.
+    /// Null when out of memory. The profiler then makes its entry bypass
+    /// the caches (`bypass_caches`).
+    ///
+    /// A promoted block of a class up to `LOOKUP_MAX` never starts at a
+    /// 64 KiB boundary: frees that trust the caller's size push such
+    /// blocks to a thread cache without looking them up
+    /// (`tcache::CacheBin::trusted_mask`). An extent that would put it
+    /// there gets another lead: the requested alignment (at least 16)
+    /// within the first page, or, if that is a page, the extent's last
+    /// page (which maps to the record, as the first does; the block fits
+    /// in it, being at most `LOOKUP_MAX` bytes).
     pub(crate) fn promoted_alloc(&self, ind: usize, align: usize, zero: bool) -> *mut u8 {
         let g = sc::geom();
         let p = self.large_alloc(g.large_minclass, align, zero, None);
-        if let Some(e) = crate::emap::lookup(p as usize).extent() {
-            // Entries are written under the page lock, as the page
-            // allocator writes them.
-            let _pages = self.pages.lock();
-            crate::emap::set_range(e.addr(), g.page, Entry::new(e, ind, false));
+        let Some(e) = crate::emap::lookup(p as usize).extent() else {
+            return p;
+        };
+        let size = sc::index_to_size(ind);
+        if p as usize & 0xffff == 0 && size <= sc::LOOKUP_MAX {
+            let step = align.max(16);
+            e.set_lead(if step < g.page {
+                step
+            } else {
+                e.size() - g.page
+            });
+            if zero {
+                // SAFETY: the block moved inside the extent, which is ours;
+                // only the old place was cleared.
+                unsafe { ptr::write_bytes(e.block() as *mut u8, 0, size) };
+            }
         }
+        let p = e.block() as *mut u8;
+        let at = e.block() & !(g.page - 1);
+        // Entries are written under the page lock, as the page allocator
+        // writes them.
+        let _pages = self.pages.lock();
+        crate::emap::set_range(at, g.page, Entry::new(e, ind, false));
         p
+    }
+
+    /// Live large extent `e` of this arena (a sampled block) bypasses the
+    /// thread caches from now on (`Entry::bypassing`): the entry of the
+    /// page its block starts in, which frees look up. Large extents are
+    /// never resized in place while sampled (`api::resize_in_place`), so
+    /// the entry stays until the extent is freed.
+    pub(crate) fn bypass_caches(&self, e: ERef) {
+        let page = sc::geom().page;
+        let at = e.block() & !(page - 1);
+        let _pages = self.pages.lock();
+        let ent = crate::emap::lookup(at);
+        if ent.extent().is_some_and(|x| ptr::eq(x, e)) {
+            crate::emap::set_range(at, page, ent.bypassing());
+        }
     }
 
     /// Frees large extent `e` (owned by this arena).

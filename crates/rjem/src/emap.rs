@@ -61,8 +61,11 @@ const SLAB_BIT: u64 = 1;
 /// and `scaled_class` can shift it down to any multiple up to 32.
 const SZ_SHIFT: u32 = 53;
 const PTR_MASK: u64 = (1 << 48) - 64;
+/// In the class field: the block bypasses the thread caches (`bypassing`).
+const BYPASS_BIT: u64 = 1 << 63;
 
-/// One pointer-map entry: record, size class, slab bit.
+/// One pointer-map entry: record, size class, slab bit, and the bypass
+/// bit (the top bit of the class field).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Entry(u64);
 
@@ -74,8 +77,15 @@ impl Entry {
         debug_assert_eq!(p & !PTR_MASK, 0);
         // The class is stored plus one, so that an empty entry (0), a free
         // extent (NO_CLASS + 1) and an uncached class all fail one compare
-        // in `scaled_class`.
+        // in `cached_class` and `scaled_class`.
         Entry(p | ((szind as u64 + 1) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
+    }
+    /// This entry with the bypass bit set: `cached_class` reports no
+    /// class, so that a free of the block never takes a cache's hit path
+    /// (the heap profiler's sampled blocks, which it must see freed),
+    /// while `szind` still gives the class.
+    pub(crate) fn bypassing(self) -> Entry {
+        Entry(self.0 | BYPASS_BIT)
     }
     /// Entry for a free extent's boundary pages.
     pub(crate) fn free(e: ERef) -> Entry {
@@ -84,13 +94,20 @@ impl Entry {
     /// Size class; `NO_CLASS` for free extents.
     #[inline]
     pub(crate) fn szind(self) -> usize {
+        (((self.0 & !BYPASS_BIT) >> SZ_SHIFT) as usize).wrapping_sub(1)
+    }
+    /// The size class if the entry is an active allocation that may be
+    /// cached, otherwise a number above every class (`usize::MAX` for
+    /// empty entries, `NO_CLASS` for free extents, 2^10 or more with the
+    /// bypass bit): `cached_class() < n` checks "live, not bypassing, and
+    /// of a class below n" with one compare.
+    #[inline(always)]
+    pub(crate) fn cached_class(self) -> usize {
         ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
     }
-    /// The size class shifted left by `LG` (`LG <= 5`: one shift and one
-    /// subtraction) if the entry is an active allocation, otherwise a
-    /// number above every class's (a wrapped one for empty entries,
-    /// `NO_CLASS << LG` for free extents): `scaled_class() < n << LG`
-    /// checks "live and of a class below n" with one compare. The thread
+    /// `cached_class() << LG` (`LG <= 5`), in one shift and one
+    /// subtraction: `scaled_class() < n << LG` checks "live, not
+    /// bypassing, and of a class below n" with one compare. The thread
     /// cache indexes its stacks with it (`tcache::BinOffset`).
     #[inline(always)]
     pub(crate) fn scaled_class<const LG: u32>(self) -> usize {
@@ -352,5 +369,25 @@ mod tests {
         assert_eq!(lookup(usize::MAX - 5), Entry::EMPTY);
         assert_eq!(lookup(16), Entry::EMPTY);
         os::unmap(mem, 1 << 20);
+    }
+
+    #[test]
+    fn bypassing_entries_keep_their_class_but_no_cached_one() {
+        let mut pool = ExtentPool::new();
+        let e = pool.get().unwrap();
+        for (ind, slab) in [(0, false), (5, false), (40, false), (sc::NSIZES - 1, true)] {
+            let plain = Entry::new(e, ind, slab);
+            assert_eq!(plain.cached_class(), ind);
+            let b = plain.bypassing();
+            assert_eq!(b.szind(), ind);
+            assert_eq!(b.is_slab(), slab);
+            assert!(b.is_active());
+            assert!(ptr::eq(b.extent().unwrap(), e));
+            // Above every class a cache holds: the free hit path declines.
+            assert!(b.cached_class() >= sc::NSIZES);
+            assert!(b.scaled_class::<5>() >= sc::NSIZES << 5);
+        }
+        // Free extents stay free.
+        assert!(!Entry::free(e).bypassing().is_active());
     }
 }

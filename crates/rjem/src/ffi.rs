@@ -103,9 +103,6 @@ pub fn malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize) -> *mut c_void {
-    if let Some(p) = api::alloc_counted(size) {
-        return p.cast();
-    }
     let p = api::alloc_slow(size, 1, false, Place::Cached);
     report::poll();
     or_enomem(p)

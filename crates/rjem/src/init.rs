@@ -84,7 +84,7 @@ fn init_once() -> bool {
     unsafe { sc::boot(page) };
     tcache::set_off_hit_path(conf::fills_blocks());
     tcache::boot();
-    // Before any thread sets up its cache: counted mode.
+    // Before any thread sets up its cache: per-class sampling.
     prof::boot();
     if conf::OPT_STATS_PRINT.load(Ordering::Relaxed) {
         // The report registers its exit handler when it next polls.

@@ -225,11 +225,6 @@ unsafe impl GlobalAlloc for Rjem {
 #[cold]
 #[inline(never)]
 fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if !zero && align <= 8 {
-        if let Some(p) = api::alloc_counted(size) {
-            return p;
-        }
-    }
     let p = api::alloc_slow(size, align, zero, Place::Cached);
     report::poll();
     p

@@ -4,9 +4,12 @@
 //! stacks, their storage, fill/flush sizing and incremental GC).
 //!
 //! The hot path (`pop`/`push`) is a compare and a load/store on thread-local
-//! memory, plus one increment of the pop count and the free key's word in
-//! the block (below): no lock, no read-modify-write atomic (`head` is a
-//! relaxed atomic, a plain load and store). Each stack lives in one block
+//! memory, plus the free key's word in the block (below) and, for `pop`,
+//! one decrement of the class's countdown (`left`: the pop count, and the
+//! heap profiler's per-class sampling, `sample`) that leaves for the slow
+//! path when it reaches zero (never in practice with `prof:false`): no
+//! lock, no read-modify-write atomic (`head` is a relaxed atomic, a plain
+//! load and store). Each stack lives in one block
 //! of memory allocated from the thread's arena; it grows downward, so `head` points to
 //! the most recently pushed item and `empty` is one past the bottom. Only the
 //! low 16 bits of positions are compared (a stack spans less than 64 KiB).
@@ -247,17 +250,26 @@ pub(crate) struct CacheBin {
     /// loads and stores on x86_64) so that statistics readers on other
     /// threads may count the items (`cached_bytes`) without a data race.
     head: AtomicPtr<*mut u8>,
-    /// Blocks this stack handed out: the thread's allocations of the class
-    /// (one increment on the hit path; `thread.allocated` derives the rest).
-    npop: Cell<u64>,
-    low_water: Cell<u16>,
-    full: Cell<u16>,
-    empty: AtomicU16,
-    /// Counted mode only (`sample`): the real `full`.
-    limit: Cell<u16>,
+    /// Pops left until the class's next sampling event (`sample`): one
+    /// decrement per block handed out, on the hit path too, which leaves
+    /// for the slow path when it reaches zero. It is also the pop count
+    /// (the thread's allocations of the class, for `thread.allocated`):
+    /// pops = `BinCtl::pop_base` - `left`.
+    left: Cell<u64>,
     /// `StartCheck` of the class: `push` sends a pointer that is not a
     /// block's start to the slow path, which reports it.
     start: StartCheck,
+    low_water: Cell<u16>,
+    full: Cell<u16>,
+    empty: AtomicU16,
+    /// The mask `push_trusted` tests instead of `start` (frees that trust
+    /// the caller's size, looking nothing up: Rust's `dealloc` in release
+    /// builds): the low address bits every block of the class has clear
+    /// (`align_mask`), or with per-class sampling (`prof:true`) all 16
+    /// bits, so that only blocks at a 64 KiB boundary, which a sampled
+    /// block never is (`Arena::promoted_alloc`), skip the lookup that
+    /// tells a sampled block. In the padding.
+    trusted_mask: Cell<u16>,
 }
 
 /// Whether a pointer can be the start of a block of one cached class,
@@ -355,24 +367,30 @@ impl CacheBin {
     const fn zero() -> CacheBin {
         CacheBin {
             head: AtomicPtr::new(ptr::null_mut()),
-            npop: Cell::new(0),
+            left: Cell::new(0),
             low_water: Cell::new(0),
             full: Cell::new(0),
             empty: AtomicU16::new(0),
-            limit: Cell::new(0),
             start: StartCheck::none(),
+            trusted_mask: Cell::new(0),
         }
     }
 
-    /// Pops the most recently cached block, unless the stack is at its
-    /// low-water mark (then the slow path decides).
+    /// Pops the most recently cached block, counting it, unless the stack
+    /// is at its low-water mark or the pop is the class's next sampling
+    /// event (`left` reaches zero: counted, nothing popped); then the slow
+    /// path decides, and must not call `pop` again for this allocation.
     #[inline(always)]
     pub(crate) fn pop(&self) -> Option<*mut u8> {
         let h = self.head.load(Relaxed);
         if lo(h) == self.low_water.get() {
             return None;
         }
-        self.npop.set(self.npop.get().wrapping_add(1));
+        let left = self.left.get().wrapping_sub(1);
+        self.left.set(left);
+        if left == 0 {
+            return None;
+        }
         // SAFETY: head is above the low-water mark, so it points at a cached
         // item inside this bin's stack storage.
         unsafe {
@@ -381,21 +399,24 @@ impl CacheBin {
         }
     }
 
-    /// After `pop` declined at the low-water mark: if the stack is not
-    /// empty, lower the mark by one and pop; an empty stack declines (the
-    /// caller refills). Kept out of `pop` so the hit path stays minimal.
+    /// The slow path's pop of an allocation already counted: the top
+    /// block if the stack is not empty (None: the caller refills),
+    /// lowering the low-water mark if the stack has fewer items than it
+    /// says. Kept out of `pop` so the hit path stays minimal.
     #[inline]
-    fn pop_below_low_water(&self) -> Option<*mut u8> {
+    fn take(&self) -> Option<*mut u8> {
         let h = self.head.load(Relaxed);
         if lo(h) == self.empty.load(Relaxed) {
             return None;
         }
-        self.npop.set(self.npop.get().wrapping_add(1));
+        let fewest = self.low_water_count();
         // SAFETY: not empty, so head points at a cached item; the new mark
         // (one slot up) stays within the stack.
         unsafe {
             self.head.store(h.add(1), Relaxed);
-            self.low_water.set(lo(h.add(1)));
+            if self.count() < fewest {
+                self.low_water.set(lo(h.add(1)));
+            }
             Some(unmark(*h))
         }
     }
@@ -410,6 +431,13 @@ impl CacheBin {
         self.push_checked(p, key, self.starts_block(p))
     }
 
+    /// `push` for a free that trusts the caller's size and has not looked
+    /// `p` up: tests `trusted_mask` instead of the start check.
+    #[inline(always)]
+    pub(crate) fn push_trusted(&self, p: *mut u8, key: u64) -> bool {
+        self.push_checked(p, key, p as usize as u16 & self.trusted_mask.get() == 0)
+    }
+
     /// `push`, given the outcome of `p`'s start check.
     #[inline(always)]
     fn push_checked(&self, p: *mut u8, key: u64, starts_block: bool) -> bool {
@@ -421,8 +449,8 @@ impl CacheBin {
             return false;
         }
         // SAFETY: a live block of a cached class is at least 8 bytes and
-        // ours to write once freed; 8-aligned (every class's modulus is a
-        // multiple of 8: checked just above).
+        // ours to write once freed; 8-aligned (every class's modulus, and
+        // every trusted mask, checks the low three bits: just above).
         unsafe {
             if os::first_word_is(p, key) {
                 return false;
@@ -497,13 +525,15 @@ struct BinCtl {
     fill_shift: u8,
     /// Went empty and was refilled since the last GC of this class.
     refilled: bool,
-    /// Blocks ever put on the stack by fills, and taken off by flushes:
-    /// with `npop` and the stack's count they give the blocks pushed
+    /// Blocks ever put on the stack by fills (a large class's block from
+    /// the arena counts as one), and taken off by flushes:
+    /// with the pops and the stack's count they give the blocks pushed
     /// (freed by the thread) without counting on the free hit path.
     nfill: u64,
     nflush: u64,
-    /// Counted mode only (`sample`): the fewest items since the last GC.
-    counted_low: u16,
+    /// Pops so far plus `CacheBin::left` (wrapping): the pop count
+    /// survives re-arming the countdown (`sample`).
+    pop_base: u64,
 }
 
 /// The thread's allocation counters outside the stacks, and its peak
@@ -614,7 +644,7 @@ impl Tcache {
                     refilled: false,
                     nfill: 0,
                     nflush: 0,
-                    counted_low: 0,
+                    pop_base: 0,
                 })
             }; NCACHED_MAX],
             nbins: Cell::new(0),
@@ -654,9 +684,9 @@ impl Tcache {
             && self.counters.get().peak == 0
             && self.ctl.iter().all(|c| {
                 let c = c.get();
-                c.fill_shift == 0 && !c.refilled && c.nfill == 0 && c.nflush == 0
+                c.fill_shift == 0 && !c.refilled && c.nfill == 0 && c.nflush == 0 && c.pop_base == 0
             })
-            && self.bins.iter().all(|b| b.npop.get() == 0)
+            && self.bins.iter().all(|b| b.left.get() == 0)
     }
 
     /// Whether class `ind` is cached by this (set-up) cache.
@@ -673,8 +703,9 @@ impl Tcache {
         self.setup_with(arena, register, sample::enabled())
     }
 
-    /// `setup`, with the stacks in counted mode (`sample`) if `counted`.
-    fn setup_with(&self, arena: &Arena, register: bool, counted: bool) -> bool {
+    /// `setup`, with the classes sampled per class (`sample`) if
+    /// `per_class`.
+    fn setup_with(&self, arena: &Arena, register: bool, per_class: bool) -> bool {
         let g = sc::geom();
         let n = NCACHED.load(Relaxed);
         let nslots = Nslots::current();
@@ -697,6 +728,11 @@ impl Tcache {
             let empty = unsafe { cur.add(nslots.slots(g, i)) };
             let b = &self.bins[i];
             b.start.set(start_check(g, i));
+            b.trusted_mask.set(if per_class {
+                u16::MAX
+            } else {
+                align_mask(g, i)
+            });
             b.head.store(empty, Relaxed);
             b.low_water.set(lo(empty));
             b.empty.store(lo(empty), Relaxed);
@@ -705,9 +741,7 @@ impl Tcache {
         }
         self.stack.set(mem);
         self.nbins.set(n);
-        if counted {
-            self.setup_counted(n);
-        }
+        self.arm_all(n, per_class);
         self.set_arena(arena);
         if register {
             self.registered.set(true);
@@ -749,20 +783,22 @@ impl Tcache {
             b.empty.store(0, Relaxed);
         }
         self.nbins.set(0);
-        self.forget_counted();
         let mem = self.stack.replace(ptr::null_mut());
         if !mem.is_null() {
             arena::dalloc_internal(mem);
         }
     }
 
-    /// A block of cached class `ind` (`caches(ind)`), refilling from
-    /// `arena` if the stack is empty. Null when out of memory.
+    /// A block of cached class `ind` (`caches(ind)`) for a slow path
+    /// (after the hit path's `pop` declined, or instead of it) in a cache
+    /// not sampled per class: counted, refilling from `arena` if the
+    /// stack is empty. Null when out of memory.
     pub(crate) fn alloc(&self, arena: &Arena, ind: usize) -> *mut u8 {
-        match self.bins[ind].pop() {
-            Some(p) => p,
-            None => self.alloc_slow(arena, ind),
+        if self.charge_pop(ind) {
+            // Such a cache is armed with `NEVER`: this is 2^64 pops later.
+            self.arm_class(ind, sample::NEVER);
         }
+        self.alloc_counted(arena, ind)
     }
 
     /// Caches freed block `p` of cached class `ind` (`caches(ind)`),
@@ -798,13 +834,12 @@ impl Tcache {
         self.rng.set(x);
     }
 
-    /// Slow allocation of cached class `ind` after `pop` declined (the stack
-    /// is empty): refills from `arena`. Null when out of memory.
-    fn alloc_slow(&self, arena: &Arena, ind: usize) -> *mut u8 {
+    /// A block of cached class `ind` (`caches(ind)`) for an allocation
+    /// already counted (`charge_pop`): the stack's top one, or one from a
+    /// refill from `arena`. Null when out of memory.
+    pub(crate) fn alloc_counted(&self, arena: &Arena, ind: usize) -> *mut u8 {
         let b = &self.bins[ind];
-        // A counted stack comes here empty, from `alloc_counted`.
-        debug_assert!(!self.counted() || b.count() == 0);
-        if let Some(p) = b.pop_below_low_water() {
+        if let Some(p) = b.take() {
             return p;
         }
         let g = sc::geom();
@@ -813,14 +848,22 @@ impl Tcache {
         if !g.is_small(ind) {
             // Large classes are not filled in batches.
             let p = arena.large_alloc(size, 1, false, Some(&self.guards));
-            if !p.is_null() {
-                self.note_alloc(size);
+            if p.is_null() {
+                self.uncount_pop(ind);
+            } else {
+                // Counted as a pop of the class, and as a fill (the block
+                // never sat on the stack): pushes stay exact.
+                let mut ctl = self.ctl[ind].get();
+                ctl.nfill += 1;
+                self.ctl[ind].set(ctl);
+                self.peak_tick(size);
+                self.publish();
             }
             return p;
         }
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
-        let nfill = (self.cap(ind) >> (1 + ctl.fill_shift)).max(1);
+        let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
@@ -833,9 +876,10 @@ impl Tcache {
         self.ctl[ind].set(ctl);
         self.peak_tick(n * sc::index_to_size(ind));
         if n == 0 {
+            // Not allocated after all.
+            self.uncount_pop(ind);
             return ptr::null_mut();
         }
-        b.npop.set(b.npop.get().wrapping_add(1));
         self.publish();
         if n < nfill {
             out.copy_within(0..n, nfill - n);
@@ -880,9 +924,6 @@ impl Tcache {
         if !b.starts_block(p) && !block_start(ind, p) {
             return;
         }
-        if self.counted() && self.put(ind, p) {
-            return;
-        }
         // SAFETY: as in `push` (aligned: checked above).
         if unsafe { os::first_word_is(p, self.key()) } && report_if_freed(self, ind, p, "free") {
             // abort:false: the block stays freed once.
@@ -919,9 +960,7 @@ impl Tcache {
             ptr::copy(head, head.add(n), keep);
             b.head.store(head.add(n), Relaxed);
         }
-        if self.counted() {
-            self.rebar(ind);
-        } else if b.low_water_count() > keep {
+        if b.low_water_count() > keep {
             b.reset_low_water();
         }
     }
@@ -947,9 +986,6 @@ impl Tcache {
     /// used since the last GC, and adapt the fill size.
     fn gc_one(&self, ind: usize) {
         let b = &self.bins[ind];
-        if self.counted() {
-            return self.gc_one_counted(ind);
-        }
         let lw = b.low_water_count();
         if lw > 0 {
             self.flush(ind, lw - lw / 4);
@@ -1042,7 +1078,7 @@ impl Tcache {
         let (mut a, mut d) = (c.slow_alloc, c.slow_dalloc);
         for (i, (b, ctl)) in self.bins.iter().zip(self.ctl.iter()).enumerate() {
             let ctl = ctl.get();
-            let pops = b.npop.get();
+            let pops = ctl.pop_base.wrapping_sub(b.left.get());
             let pushes = (b.count() as u64)
                 .wrapping_add(pops)
                 .wrapping_add(ctl.nflush)
@@ -1376,6 +1412,23 @@ pub(crate) fn clear_stale_key(p: *mut u8) {
     }
 }
 
+/// The low address bits that every block of cached class `ind` has
+/// clear (`CacheBin::trusted_mask` with `prof:false`): at least the size's
+/// largest power-of-two divisor, up to a page, for small classes (regions
+/// start at multiples of their size from a page-aligned slab); the page,
+/// or the cache line with `cache_oblivious`, for large ones.
+fn align_mask(g: &Geometry, ind: usize) -> u16 {
+    let size = sc::index_to_size(ind);
+    let lg = if g.is_small(ind) {
+        size.trailing_zeros().min(g.page.trailing_zeros())
+    } else if crate::extent::large_pad() != 0 {
+        crate::extent::CACHELINE.trailing_zeros()
+    } else {
+        g.page.trailing_zeros()
+    };
+    ((1usize << lg.min(16)) - 1) as u16
+}
+
 /// The `StartCheck` of cached class `ind`: small blocks start at
 /// multiples of their size (in the low 32 address bits, `pages::Fit`),
 /// large ones at pages, or at cache lines with `cache_oblivious`.
@@ -1604,6 +1657,18 @@ mod tests {
         // Defaults (div 1): half goes back.
         assert_eq!(flush_count(0, 200), 100);
         assert_eq!(flush_count(0, 2), 1);
+    }
+
+    #[test]
+    fn bin_offsets_are_the_lookup_classes() {
+        for s in 1..=sc::LOOKUP_MAX {
+            let want = sc::lookup_index(s) * core::mem::size_of::<CacheBin>();
+            assert_eq!(bin_offset(s), want, "size {s}");
+        }
+        let t = Tcache::new();
+        // SAFETY: an offset from the table.
+        let b = unsafe { t.bin_at(bin_offset(4096)) };
+        assert!(ptr::eq(b, &t.bins[sc::lookup_index(4096)]));
     }
 
     #[test]

@@ -180,6 +180,20 @@ pub(crate) unsafe fn cache_pop(off: tcache::BinOffset) -> Option<*mut u8> {
     unsafe { get().tcache.bin_at(off) }.pop()
 }
 
+/// Fast-path push to the stack at `off` by a free that trusts the
+/// caller's size and looked nothing up (`CacheBin::push_trusted`). False
+/// if the caller must take the slow path.
+///
+/// # Safety
+/// As `cache_pop`, and `p` is a live block of that stack's class that the
+/// caller gives up.
+#[inline(always)]
+pub(crate) unsafe fn cache_push_trusted(off: tcache::BinOffset, p: *mut u8) -> bool {
+    let c = &get().tcache;
+    // SAFETY: forwarded.
+    unsafe { c.bin_at(off) }.push_trusted(p, c.key())
+}
+
 /// Fast-path push to the cached class at `off`. False if the caller must
 /// take the slow path.
 ///
@@ -190,29 +204,6 @@ pub(crate) unsafe fn cache_pop(off: tcache::BinOffset) -> Option<*mut u8> {
 pub(crate) unsafe fn cache_push(off: tcache::BinOffset, p: *mut u8) -> bool {
     // SAFETY: forwarded.
     unsafe { get().tcache.push_at(off, p) }
-}
-
-/// Counted mode (`tcache::sample`, with `prof:true`): a block of cached
-/// class `ind` (null when out of memory) from the calling thread's
-/// cache, if it has a counted one holding that class.
-#[inline]
-pub(crate) fn alloc_counted(ind: usize) -> Option<*mut u8> {
-    // Set up first: a cache must not fill outside counted mode's rules.
-    let t = slow();
-    match t.cache() {
-        Some(c) if c.caches(ind) && c.counted() => Some(c.alloc_counted(t.arena(), ind)),
-        _ => None,
-    }
-}
-
-/// Counted mode: caches freed block `p` of class `ind` in the calling
-/// thread's counted cache; false if it has none holding that class.
-#[inline]
-pub(crate) fn put_counted(ind: usize, p: *mut u8) -> bool {
-    match get().cache() {
-        Some(c) if c.caches(ind) => c.put(ind, p),
-        _ => false,
-    }
 }
 
 /// Slow-path entry: makes sure this thread is set up (bound to an arena,

@@ -59,6 +59,13 @@ __attribute__((noinline)) void site_leak(size_t n) {
   for (size_t i = 0; i < n; i++) touch(malloc(1000));
 }
 
+/* Blocks of small, medium and cached large classes, kept. */
+static const size_t sized_sizes[4] = {24, 100, 3000, 20000};
+__attribute__((noinline)) void site_sized(size_t n) {
+  for (size_t i = 0; i < n; i++) kept(malloc(sized_sizes[i % 4]));
+}
+void free_sized(void *, size_t);
+
 static void release_all(void) {
   for (size_t i = 0; i < nkeep; i++) free(keep[i]);
   nkeep = 0;
@@ -95,6 +102,7 @@ static void print_sites(void) {
   printf("site site_churn %p\n", (void *)site_churn);
   printf("site site_realloc %p\n", (void *)site_realloc);
   printf("site site_leak %p\n", (void *)site_leak);
+  printf("site site_sized %p\n", (void *)site_sized);
   printf("site main %p\n", (void *)main);
 }
 
@@ -203,6 +211,26 @@ int main(int argc, char **argv) {
     site_large(1000, 40000);
     if (dump(argv[2]) != 0 || dump(argv[3]) != 0) return 3;
     printf("named\n");
+    return 0;
+  }
+  if (!strcmp(mode, "sized")) {
+    /* With lg_prof_sample:0 every block is sampled; they are freed by
+     * free, free_sized and sdallocx in turn. The profiler must see every
+     * free (none may go into a cache), so nothing stays live. */
+    site_sized(4000);
+    if (dump(argv[2]) != 0) return 3;
+    for (size_t i = 0; i < nkeep; i++) {
+      size_t size = sized_sizes[i % 4];
+      switch (i % 3) {
+      case 0: free(keep[i]); break;
+      case 1: free_sized(keep[i], size); break;
+      default: sdallocx(keep[i], size, 0); break;
+      }
+    }
+    nkeep = 0;
+    if (mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) != 0) return 10;
+    if (dump(argv[3]) != 0) return 3;
+    printf("sized\n");
     return 0;
   }
   if (!strcmp(mode, "leak")) {

@@ -32,6 +32,28 @@ pub(crate) fn sample_wait(state: &mut u64, lg_sample: u32) -> u64 {
     (w as u64).saturating_add(1)
 }
 
+/// Pops of a class of `size` bytes until its next sample, for the thread
+/// caches' per-class sampling (`tcache::sample`): a geometric variable
+/// with success probability 1 - e^(-size / 2^`lg_sample`), drawn as
+/// floor(-ln(u) 2^`lg_sample` / size) + 1 for `u` uniform in (0, 1] (the
+/// number of `size`-byte steps that an exponential wait of mean
+/// 2^`lg_sample` bytes reaches into). `lg_sample` 0 samples every pop.
+pub(crate) fn sample_pops(state: &mut u64, lg_sample: u32, size: usize) -> u64 {
+    if lg_sample == 0 {
+        return 1;
+    }
+    let r = prng_lg_range(state, 53);
+    let u = if r == 0 {
+        1.0
+    } else {
+        r as f64 * (1.0 / 9007199254740992.0)
+    };
+    let mean = (1u64 << lg_sample.min(63)) as f64;
+    let w = -ln(u) * (mean / size.max(1) as f64);
+    // Saturating (`as`): u = 2^-53 at lg_sample 63 is above 2^64.
+    (w as u64).saturating_add(1)
+}
+
 /// ln(1 - p) for small p, without losing p to rounding (series).
 fn ln1m(p: f64) -> f64 {
     if p > 0.25 {
@@ -181,6 +203,35 @@ mod tests {
             );
         }
         assert_eq!(sample_wait(&mut st, 0), 1);
+    }
+
+    #[test]
+    fn pops_are_geometric_with_the_class_probability() {
+        let mut st = 7;
+        for (lg, size) in [(10u32, 16usize), (19, 8), (19, 3072), (14, 40960)] {
+            let n = 200_000;
+            let p = 1.0 - exp(-(size as f64) / (1u64 << lg) as f64);
+            let want = 1.0 / p;
+            let draws: std::vec::Vec<u64> =
+                (0..n).map(|_| sample_pops(&mut st, lg, size)).collect();
+            let mean = draws.iter().map(|&w| w as f64).sum::<f64>() / n as f64;
+            // Standard deviation of the mean: sqrt(1 - p) / p / sqrt(n).
+            let sd = (1.0 - p).sqrt() / p / (n as f64).sqrt();
+            assert!(
+                (mean - want).abs() < 5.0 * sd.max(1e-9),
+                "{lg} {size}: {mean} vs {want}"
+            );
+            // P(W = 1) = p.
+            let ones = draws.iter().filter(|&&w| w == 1).count() as f64 / n as f64;
+            let sd1 = (p * (1.0 - p) / n as f64).sqrt();
+            assert!(
+                (ones - p).abs() < 5.0 * sd1.max(1e-9),
+                "{lg} {size}: P(1) {ones} vs {p}"
+            );
+            assert!(draws.iter().all(|&w| w >= 1));
+        }
+        assert_eq!(sample_pops(&mut st, 0, 8), 1);
+        assert!(sample_pops(&mut st, 63, 8) >= 1);
     }
 
     #[test]

@@ -16,15 +16,23 @@
 //! slow path, sampled blocks (their tags), dumps at exit, on demand, per
 //! allocation interval and per new high-water mark, and the leak report.
 //!
-//! How sampling stays off the hit path: the thread caches count every
-//! byte in counted mode (`tcache::sample`, on only with `prof:true`; with
-//! `prof:false` nothing changes anywhere). The allocation that reaches a
-//! thread's next sample always comes through `api`'s slow path, which asks
-//! `should_sample`. A sampled block is never a slab region: a small one is
-//! promoted to an extent of its own (`Arena::promoted_alloc`, as jemalloc
-//! promotes it) whose pointer-map entry still reports the small class, so
-//! that the extent record can carry the tag. Frees of non-slab blocks ask
-//! `freed` on the slow path (in counted mode every free takes it).
+//! How sampling stays (almost) off the hit path: each thread cache counts
+//! down, per class, the pops until that class's next sample
+//! (`tcache::sample` says why that is the same sampling); the pop that
+//! reaches zero leaves the hit path, and `api`'s slow path asks
+//! `should_sample_cached`, which draws the countdowns (`math::sample_pops`)
+//! and decides. Allocations outside a thread's cache's stacks (uncached
+//! classes and places, explicit caches, resizes) are counted in bytes and
+//! decided by `should_sample`, as jemalloc does. With `prof:false` the
+//! countdowns never run out. A sampled block is never a slab region: a
+//! small one is promoted to an extent of its own (`Arena::promoted_alloc`,
+//! as jemalloc promotes it) whose pointer-map entry still reports the
+//! small class, so that the extent record can carry the tag; every sampled
+//! block's entry bypasses the caches (`Entry::bypassing`), so its free
+//! leaves the hit path and asks `freed` (and frees that trust the
+//! caller's size look the entry up while the profiler is on, unless the
+//! block is at a 64 KiB boundary, where no sample is:
+//! `CacheBin::trusted_mask`). A sampled block never enters a cache.
 //!
 //! Invariants: nothing here allocates through an allocator (records are
 //! base memory; dumps are written with system calls from a stack buffer);
@@ -106,6 +114,10 @@ static SINCE_DUMP: AtomicU64 = AtomicU64::new(0);
 const INTERVAL_STEP: u64 = 1 << 20;
 /// The reset epoch tags carry (`table`'s, readable without its lock).
 static EPOCH: AtomicU16 = AtomicU16::new(0);
+/// The generation of the caches' per-class countdowns: a cache armed at
+/// another (`Sampler::generation`; 0 is never) is armed again with fresh
+/// draws at its next slow-path allocation. `prof.reset` and fork move it.
+static GENERATION: AtomicU32 = AtomicU32::new(1);
 
 /// Work for `poll`.
 static DUE: AtomicU8 = AtomicU8::new(0);
@@ -179,7 +191,7 @@ fn os_thread_id() -> usize {
     crate::os::thread_id()
 }
 
-/// Draws the bytes until the thread's next sample.
+/// Draws the bytes until the thread's next sample outside its stacks.
 fn draw(t: &Tcache) -> u64 {
     let mut st = t.sampler.prng.get();
     let w = math::sample_wait(&mut st, LG_SAMPLE.load(Relaxed));
@@ -187,11 +199,59 @@ fn draw(t: &Tcache) -> u64 {
     w
 }
 
+/// Draws, with thread `t`'s generator, the pops of cached class `ind`
+/// until its next sample.
+fn draw_pops(t: &Tcache, ind: usize) -> u64 {
+    let mut st = t.sampler.prng.get();
+    let w = math::sample_pops(&mut st, LG_SAMPLE.load(Relaxed), sc::index_to_size(ind));
+    t.sampler.prng.set(st);
+    w
+}
+
+/// Arms every class of cache `c` (the calling thread's, `t` its state)
+/// with a fresh draw, at the current generation.
+fn arm_classes(t: &Tcache, c: &Tcache) {
+    for i in 0..c.nclasses() {
+        c.arm_class(i, draw_pops(t, i));
+    }
+    c.sampler.set_generation(GENERATION.load(Relaxed));
+}
+
 /// A sample decided on: the record its block will count for.
 pub(crate) struct Sample(&'static Record);
 
+/// An allocation of cached class `ind` that the
+/// calling thread's cache `c` serves, on the slow path (`c`'s hit path
+/// declined it, or never saw it): counted as a pop of the class; if it is
+/// the class's next sample (and the profiler and the thread are active),
+/// its stack is captured and its record returned, and it is no longer
+/// counted as a pop: the caller allocates it as `should_sample`'s callers
+/// do. Otherwise the caller takes the block with `Tcache::alloc_counted`.
+#[inline(never)]
+pub(crate) fn should_sample_cached(c: &Tcache, ind: usize, entry: usize) -> Option<Sample> {
+    let t = thread();
+    let mut due = c.charge_pop(ind);
+    if c.sampler.generation() != GENERATION.load(Relaxed) {
+        // Never armed, or armed before `prof.reset` or a fork: every class
+        // gets a fresh countdown (memoryless: drawing again at any time
+        // is the same sampling), and this allocation is the first pop of
+        // its class's.
+        arm_classes(t, c);
+        let w = draw_pops(t, ind);
+        due = w == 1;
+        c.arm_class(ind, if due { draw_pops(t, ind) } else { w - 1 });
+    } else if due {
+        c.arm_class(ind, draw_pops(t, ind));
+    }
+    note_activity(t);
+    let s = capture_if_active(t, due, entry)?;
+    c.uncount_pop(ind);
+    Some(s)
+}
+
 /// Counts an allocation of usable size `usize` coming through the slow
-/// path; if it is the thread's next sample (and the profiler and the
+/// path outside the calling thread's cache's stacks; if it is the
+/// thread's next sample (and the profiler and the
 /// thread are active), captures its stack and returns its record: the
 /// caller then allocates the block with `sampled_small`/`sampled_large`
 /// and calls `record`. `entry` is the caller's function (stack capture
@@ -207,6 +267,13 @@ pub(crate) fn should_sample(usize: usize, entry: usize) -> Option<Sample> {
         t.arm(draw(t));
     }
     note_activity(t);
+    capture_if_active(t, due, entry)
+}
+
+/// If `due` (a sampling event) and the profiler and thread `t` (the
+/// calling one) are active: the caller's stack (`entry` as for
+/// `should_sample`) and its record.
+fn capture_if_active(t: &Tcache, due: bool, entry: usize) -> Option<Sample> {
     let flags = t.sampler.flags.get();
     if !due || !ACTIVE.load(Relaxed) || flags & (T_ACTIVE | T_BUSY) != T_ACTIVE {
         return None;
@@ -242,14 +309,18 @@ fn take_system_name(t: &Tcache) {
 }
 
 /// Interval dumps and new high-water marks: checked on every slow-path
-/// allocation (cheap loads).
+/// allocation (cheap loads; with interval dumps, the thread's allocated
+/// bytes are summed). Allocations served by the hit path are seen at the
+/// thread's next slow-path allocation (a refill, or a class's sampling
+/// event: one per 2^`lg_prof_sample` bytes on average).
 fn note_activity(t: &Tcache) {
     let every = INTERVAL.load(Relaxed);
     if every != 0 {
         let s = &t.sampler;
-        let delta = s.total().wrapping_sub(s.reported.get());
+        let total = tsd::allocated().0;
+        let delta = total.wrapping_sub(s.reported.get());
         if delta >= INTERVAL_STEP.min(every) {
-            s.reported.set(s.total());
+            s.reported.set(total);
             let before = SINCE_DUMP.fetch_add(delta, Relaxed);
             if before + delta >= every {
                 SINCE_DUMP.fetch_sub(every, Relaxed);
@@ -276,6 +347,10 @@ pub(crate) fn record(p: *mut u8, usize: usize, s: Sample) {
         r.accum_bytes.fetch_add(usize as u64, Relaxed);
     }
     e.set_prof_tag(table::tag(r, EPOCH.load(Relaxed)));
+    // Its frees must come here (`freed`), never into a cache.
+    if let Some(a) = crate::arena::get(e.arena()) {
+        a.bypass_caches(e);
+    }
 }
 
 /// Whether live non-slab block `p` (entry `ent`) is a sampled one.
@@ -439,15 +514,34 @@ pub(crate) fn interval() -> u64 {
 
 /// `prof.reset`: every record's counts start again from zero, and blocks
 /// sampled before no longer count; with `lg_sample` (clamped to 63, as
-/// jemalloc does), the sampling rate changes (each thread's next draw
-/// uses it).
+/// jemalloc does), the sampling rate changes: the calling thread's cache
+/// draws every class's countdown again now, other threads' caches at
+/// their next slow-path allocation (a refill or a sampling event; as in
+/// jemalloc, whose threads take a new rate at their next event), and
+/// allocations outside the caches at each thread's next draw.
 pub(crate) fn reset(lg_sample: Option<usize>) {
-    let mut t = TABLE.lock();
-    t.reset();
-    EPOCH.store(t.epoch, Relaxed);
-    if let Some(lg) = lg_sample {
-        LG_SAMPLE.store(lg.min(LG_SAMPLE_MAX) as u32, Relaxed);
+    {
+        let mut t = TABLE.lock();
+        t.reset();
+        EPOCH.store(t.epoch, Relaxed);
+        if let Some(lg) = lg_sample {
+            LG_SAMPLE.store(lg.min(LG_SAMPLE_MAX) as u32, Relaxed);
+        }
     }
+    if lg_sample.is_some() {
+        new_generation();
+        let t = thread();
+        if let Some(c) = tsd::slow().cache() {
+            arm_classes(t, c);
+        }
+    }
+}
+
+/// Makes every cache's countdowns stale (drawn again at its next
+/// slow-path allocation).
+fn new_generation() {
+    // Never 0, which means "never armed".
+    let _ = GENERATION.fetch_update(Relaxed, Relaxed, |g| Some(g.wrapping_add(1).max(1)));
 }
 
 /// `prof.dump`: writes the profile to `path` (pprof if it ends in
@@ -507,6 +601,17 @@ pub(crate) fn fork_child() {
         dump::PREFIX.reset_in_child();
     }
     names::fork_child();
+    if on() {
+        // The child draws its own samples from now on, not the parent's
+        // copies: a new seed, and countdowns drawn again.
+        let s = &tsd::get().tcache.sampler;
+        if s.flags.get() & T_INIT != 0 {
+            s.prng
+                .set(s.prng.get() ^ crate::os::now_ns().rotate_left(17) | 1);
+        }
+        s.disarm();
+        new_generation();
+    }
 }
 
 /// `prof.prefix`: the prefix of dump names from now on; false if it is
