@@ -323,12 +323,14 @@ fn zeroed(p: *mut u8, usize: usize, zero: bool) -> *mut u8 {
 #[inline]
 pub(crate) unsafe fn free(p: *mut u8) {
     // Null, foreign and freed pointers have no cached class: slow path.
-    let ent = emap::lookup(p as usize);
-    let off = ent.scaled_class::<{ tcache::LG_BIN }>();
-    // SAFETY: a cached class's offset, and the entry says p's block is
-    // live and of that class (the caller gives it up).
-    if off < tcache::OFFSET_LIMIT && unsafe { tsd::cache_push(off, p) } {
-        return;
+    if let Some(ent) = emap::lookup_below_top(p as usize) {
+        let off = ent.scaled_class::<{ tcache::LG_BIN }>();
+        // SAFETY: a stack's offset (0: the stack that takes nothing), and
+        // the entry says p's block is live and of that class (the caller
+        // gives it up).
+        if off < tcache::OFFSET_LIMIT && unsafe { tsd::cache_push(off, p) } {
+            return;
+        }
     }
     free_slow(p);
 }

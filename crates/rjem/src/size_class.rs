@@ -106,13 +106,13 @@ const SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8] = {
     t
 };
 
-/// `SIZE_TO_INDEX` with each class index shifted left by `lg` (the thread
-/// cache's table of stack offsets).
+/// `SIZE_TO_INDEX` with each class index plus one shifted left by `lg`
+/// (the thread cache's table of stack offsets, `tcache::BinOffset`).
 pub(crate) const fn lookup_table_scaled(lg: u32) -> [u16; LOOKUP_MAX / 8] {
     let mut t = [0u16; LOOKUP_MAX / 8];
     let mut i = 0;
     while i < t.len() {
-        t[i] = (SIZE_TO_INDEX[i] as u16) << lg;
+        t[i] = (SIZE_TO_INDEX[i] as u16 + 1) << lg;
         i += 1;
     }
     t

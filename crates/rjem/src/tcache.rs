@@ -321,14 +321,16 @@ impl CacheBin {
     }
 }
 
-/// log2 of a `CacheBin`'s size: a class index shifted by this is its
-/// stack's byte offset in `Tcache::bins`.
+/// log2 of a `CacheBin`'s size: a class index plus one, shifted by this,
+/// is its stack's byte offset from `Tcache::before`.
 pub(crate) const LG_BIN: u32 = 5;
 const _: () = assert!(core::mem::size_of::<CacheBin>() == 1 << LG_BIN);
 
-/// A cached class as the byte offset of its stack (`index << LG_BIN`):
-/// the fast paths get it from a table (`bin_offset`) or the pointer map
-/// (`Entry::scaled_class`) and index the stacks with it, without a shift.
+/// A cached class as the byte offset of its stack from `Tcache::before`,
+/// `(index + 1) << LG_BIN`; 0 is `before` itself, a stack that takes
+/// nothing. The fast paths get it from a table (`bin_offset`) or the
+/// pointer map (`Entry::scaled_class`, 0 for an unknown page) and index
+/// the stacks with it: no shift, and no subtraction.
 pub(crate) type BinOffset = usize;
 
 /// `bin_offset`'s table: sizes 1..=LOOKUP_MAX, by `(size - 1) / 8`. A
@@ -342,9 +344,9 @@ pub(crate) fn bin_offset(s: usize) -> BinOffset {
     SIZE_TO_BIN[s.wrapping_sub(1) >> 3] as usize
 }
 
-/// The `BinOffset` bound: offsets below it are cached classes' (given a
-/// cache of every class).
-pub(crate) const OFFSET_LIMIT: BinOffset = NCACHED_MAX << LG_BIN;
+/// The `BinOffset` bound: offsets below it are `before`'s or cached
+/// classes' (given a cache of every class).
+pub(crate) const OFFSET_LIMIT: BinOffset = (NCACHED_MAX + 1) << LG_BIN;
 
 /// Clears the free key from block `p`, handed out again, so that a later
 /// free does not mistake the key, or what a partial write left of it, for
@@ -557,7 +559,12 @@ struct Counters {
     since_report: u64,
 }
 
+#[repr(C)]
 pub(crate) struct Tcache {
+    /// A stack that takes nothing (zero capacity, and a start check no
+    /// pointer passes), right before `bins`: `BinOffset` 0, where the free
+    /// path's pointer-map lookup lands for a page rjem does not know.
+    before: CacheBin,
     /// Hot: first in the struct so the fast path's offsets are small.
     pub(crate) bins: [CacheBin; NCACHED_MAX],
     ctl: [Cell<BinCtl>; NCACHED_MAX],
@@ -598,12 +605,16 @@ impl Default for Tcache {
 }
 
 impl Tcache {
-    /// The stack at byte offset `off` of `bins`.
-    ///
-    /// # Safety
-    /// `off < OFFSET_LIMIT` and a multiple of the stacks' size.
+    /// Where `BinOffset`s count from: `before`, in memory derived from the
+    /// whole cache (the offsets reach into `bins`).
+    #[inline(always)]
+    fn offsets_base(&self) -> *const u8 {
+        // SAFETY: a field offset inside this struct.
+        unsafe { (self as *const Tcache as *const u8).add(core::mem::offset_of!(Tcache, before)) }
+    }
+
     /// Pushes freed block `p` onto the stack at `off` (`CacheBin::push`),
-    /// with its start check addressed from the stacks' base, as the other
+    /// with its start check addressed from the offsets' base, as the other
     /// fields are (one instruction less than from the stack's address).
     ///
     /// # Safety
@@ -611,32 +622,30 @@ impl Tcache {
     #[inline(always)]
     pub(crate) unsafe fn push_at(&self, off: BinOffset, p: *mut u8) -> bool {
         const START: usize = core::mem::offset_of!(CacheBin, start);
-        // SAFETY: a stack's multiplier, at `off + START` of `bins`.
+        // SAFETY: a stack's multiplier, at `off + START` from the base.
         let prod = unsafe {
-            os::mul_by_indexed_field::<START>(
-                p as usize as u32 as u64,
-                self.bins.as_ptr() as *const u8,
-                off,
-            )
+            os::mul_by_indexed_field::<START>(p as usize as u32 as u64, self.offsets_base(), off)
         };
         // SAFETY: forwarded.
         let b = unsafe { self.bin_at(off) };
         b.push_checked(p, self.key(), prod < b.start.0.get())
     }
 
+    /// The stack at `off` (`before` for 0).
+    ///
+    /// # Safety
+    /// `off < OFFSET_LIMIT` and a multiple of the stacks' size.
     #[inline(always)]
     pub(crate) unsafe fn bin_at(&self, off: BinOffset) -> &CacheBin {
         debug_assert!(off < OFFSET_LIMIT && off.is_multiple_of(1 << LG_BIN));
-        // SAFETY: the caller guarantees a whole stack of `bins` there.
-        unsafe {
-            &*(self.bins.as_ptr() as *const u8)
-                .add(off)
-                .cast::<CacheBin>()
-        }
+        // SAFETY: `before` and `bins` are consecutive (`repr(C)`, both of
+        // 32-byte stacks), so the caller's offset names a whole stack.
+        unsafe { &*self.offsets_base().add(off).cast::<CacheBin>() }
     }
 
     pub(crate) const fn new() -> Tcache {
         Tcache {
+            before: CacheBin::zero(),
             bins: [const { CacheBin::zero() }; NCACHED_MAX],
             ctl: [const {
                 Cell::new(BinCtl {
@@ -1662,9 +1671,14 @@ mod tests {
     #[test]
     fn bin_offsets_are_the_lookup_classes() {
         for s in 1..=sc::LOOKUP_MAX {
-            let want = sc::lookup_index(s) * core::mem::size_of::<CacheBin>();
+            let want = (sc::lookup_index(s) + 1) * core::mem::size_of::<CacheBin>();
             assert_eq!(bin_offset(s), want, "size {s}");
         }
+        let t = Tcache::new();
+        // SAFETY: offset 0 is `before`.
+        let b = unsafe { t.bin_at(0) };
+        assert!(ptr::eq(b, &t.before));
+        assert!(!b.push(b as *const CacheBin as *mut u8, 0) && b.pop().is_none());
         let t = Tcache::new();
         // SAFETY: an offset from the table.
         let b = unsafe { t.bin_at(bin_offset(4096)) };
