@@ -609,9 +609,16 @@ impl Pages {
     /// A slab of `size` bytes for regions of `region` bytes, placed where
     /// `Fit::slab` says (so that its regions start at addresses whose low
     /// 32 bits are multiples of `region`), or anywhere page-aligned if the
-    /// extent hooks refuse to split what they mapped.
+    /// extent hooks refuse to split what they mapped. Custom extent hooks
+    /// get no placement at all: their memory is the program's to budget
+    /// (a pool that fits its blocks must not grow for placement's sake),
+    /// and frees into such slabs are checked exactly off the hit path.
     pub(crate) fn alloc_slab(&mut self, size: usize, region: usize) -> Option<(ERef, bool)> {
-        let fit = Fit::slab(self.page, region, 0);
+        let fit = if self.hooks.is_default() {
+            Fit::slab(self.page, region, 0)
+        } else {
+            Fit::aligned(self.page)
+        };
         self.alloc_fit(size, fit)
     }
 
