@@ -276,17 +276,25 @@ fn shr_opaque<const N: u32, const M: u32>(x: usize) -> usize {
     }
 }
 
-/// The entry slot of `addr`, in its leaf or in the zero leaf (which must
-/// not be written); None at or above 2^48 (the root index out of range).
+/// The address of `addr`'s entry, in its leaf or in the zero leaf (which
+/// must not be written); None at or above 2^48 (the root index out of
+/// range). A raw pointer: an `Option` of a reference would make the
+/// compiler keep a null check on `free`'s hit path.
 #[inline(always)]
-fn slot(addr: usize) -> Option<&'static AtomicU64> {
-    let l = split(addr).1;
+fn entry_ptr(addr: usize) -> Option<*const AtomicU64> {
     let rel = MAP.root.get(root_index(addr))?.load(Ordering::Acquire);
     let leaf: *const AtomicU64 = ptr::with_exposed_provenance(zeros().wrapping_add(rel));
-    // SAFETY: `rel` is 0 (the zero leaf) or a mapped leaf's exposed address
-    // relative to it; leaves are LEAF_LEN entries, never unmapped, and
-    // l < LEAF_LEN.
-    Some(unsafe { &*leaf.add(l) })
+    Some(leaf.wrapping_add(split(addr).1))
+}
+
+/// `entry_ptr` as a reference.
+#[inline(always)]
+fn slot(addr: usize) -> Option<&'static AtomicU64> {
+    // SAFETY: `entry_ptr` gives an entry of the zero leaf or of a mapped
+    // leaf (`rel` is a mapped leaf's exposed address relative to the zero
+    // leaf); leaves are LEAF_LEN entries, never unmapped, and the index is
+    // below LEAF_LEN.
+    entry_ptr(addr).map(|p| unsafe { &*p })
 }
 
 /// The entry for the page containing `addr`; `EMPTY` if rjem never mapped it.
@@ -300,14 +308,9 @@ pub(crate) fn lookup(addr: usize) -> Entry {
 /// hit path free of the join (one jump less on `free`).
 #[inline(always)]
 pub(crate) fn lookup_below_top(addr: usize) -> Option<Entry> {
-    let rel = MAP.root.get(root_index(addr))?;
-    let leaf: *const AtomicU64 =
-        ptr::with_exposed_provenance(zeros().wrapping_add(rel.load(Ordering::Acquire)));
-    // SAFETY: as in `slot` (without an `Option` of a reference, whose null
-    // check the compiler would keep).
-    Some(Entry(unsafe {
-        (*leaf.add(split(addr).1)).load(Ordering::Acquire)
-    }))
+    let p = entry_ptr(addr)?;
+    // SAFETY: as in `slot`.
+    Some(Entry(unsafe { (*p).load(Ordering::Acquire) }))
 }
 
 /// The entry slot of `addr` in a leaf of its own (None: not created).

@@ -607,38 +607,11 @@ pub(crate) unsafe fn first_word_is(p: *const u8, key: u64) -> bool {
     }
 }
 
-/// `n * m` (mod 2^64) for the u64 `m` at byte offset `OFF` of `base`,
-/// with the multiplication reading `m` from memory itself: the compiler
-/// would load it into a register first when the caller reads it again
-/// (one instruction more on `free`'s hit path).
-///
-/// # Safety
-/// `base + OFF` must hold an aligned, initialised u64.
-#[inline(always)]
-pub(crate) unsafe fn mul_by_field<const OFF: usize>(n: u64, base: *const u8) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut r = n;
-        // SAFETY: the caller guarantees the u64 at base + OFF; the asm
-        // reads it and writes only `r` and the flags.
-        unsafe {
-            core::arch::asm!(
-                "imul {r}, qword ptr [{b} + {off}]",
-                r = inout(reg) r,
-                b = in(reg) base,
-                off = const OFF,
-                options(pure, readonly, nostack)
-            )
-        };
-        r
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: as above.
-    n.wrapping_mul(unsafe { (base.add(OFF) as *const u64).read() })
-}
-
-/// `mul_by_field` for the u64 at byte offset `index + OFF` of `base`,
-/// addressed as base + index + OFF in the instruction itself.
+/// `n * m` (mod 2^64) for the u64 `m` at byte offset `index + OFF` of
+/// `base`, with the multiplication reading `m` from memory itself,
+/// addressed as base + index + OFF: the compiler would load it into a
+/// register first when the caller reads it again, or add the index to the
+/// base (an instruction more each on `free`'s hit path).
 ///
 /// # Safety
 /// `base + index + OFF` must hold an aligned, initialised u64.

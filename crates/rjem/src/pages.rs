@@ -67,7 +67,7 @@ const THP_HUGE: u8 = 3;
 /// which the thread cache checks on free with one multiplication
 /// (`tcache::StartCheck`).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Fit {
+struct Fit {
     align: usize,
     /// Multiple of `align` (1: no constraint beyond it).
     period: usize,

@@ -312,9 +312,10 @@ impl CacheBin {
         // SAFETY: the field at OFF is the multiplier, a u64 (`StartCheck`
         // is a transparent `Cell<u64>`).
         let prod = unsafe {
-            os::mul_by_field::<OFF>(
+            os::mul_by_indexed_field::<OFF>(
                 p as usize as u32 as u64,
                 self as *const CacheBin as *const u8,
+                0,
             )
         };
         prod < self.start.0.get()
