@@ -182,6 +182,14 @@ impl Results {
         v
     }
 
+    /// `failures` of rjem's own builds (`rjem`, `rjem-secure`).
+    pub fn rjem_failures(&self) -> Vec<(usize, usize)> {
+        self.failures()
+            .into_iter()
+            .filter(|&(_, a)| self.allocators[a].starts_with("rjem"))
+            .collect()
+    }
+
     fn kinds(&self) -> Vec<Kind> {
         [Kind::C, Kind::Rust]
             .into_iter()
