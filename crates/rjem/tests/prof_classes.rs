@@ -59,6 +59,22 @@ fn per_size(text: &str) -> Vec<(u64, f64, f64, f64)> {
     out
 }
 
+/// Runs the command `make` builds for a fresh temporary directory
+/// (removed afterwards); asserts that it succeeded and returns its stdout.
+fn run_in_temp_dir(name: &str, make: impl FnOnce(&std::path::Path) -> Command) -> String {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = make(&dir).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn thread_allocated() -> u64 {
     match rjem::ctl::read("thread.allocated") {
         Ok(rjem::ctl::Value::U64(n)) => n,
@@ -99,10 +115,9 @@ fn interleaved_classes_are_estimated_without_bias() {
     if std::env::var_os(CHILD).is_some() {
         return child();
     }
-    let dir = std::env::temp_dir().join(format!("rjem-prof-classes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
+    let stdout = run_in_temp_dir("rjem-prof-classes", |dir| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([
             "--exact",
             "interleaved_classes_are_estimated_without_bias",
             "--nocapture",
@@ -110,16 +125,9 @@ fn interleaved_classes_are_estimated_without_bias() {
         ])
         .env(CHILD, "1")
         .env("RJEM_PROF_CLASSES_DUMP", dir.join("mix.heap"))
-        .env("MALLOC_CONF", "prof:true,lg_prof_sample:12")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("MALLOC_CONF", "prof:true,lg_prof_sample:12");
+        c
+    });
     let get = |size: u64| -> (f64, f64, f64) {
         stdout
             .lines()
@@ -177,20 +185,11 @@ fn trusted_frees_of_samples_are_seen() {
         .status()
         .expect("cargo");
     assert!(st.success(), "building tests/release-frees failed");
-    let dir = std::env::temp_dir().join(format!("rjem-release-frees-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(target.join("release/rjem-release-frees"))
-        .arg(&dir)
-        .env("MALLOC_CONF", "prof:true,lg_prof_sample:0")
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_in_temp_dir("rjem-release-frees", |dir| {
+        let mut c = Command::new(target.join("release/rjem-release-frees"));
+        c.arg(dir).env("MALLOC_CONF", "prof:true,lg_prof_sample:0");
+        c
+    });
     let get = |k: &str| -> i64 {
         stdout
             .lines()

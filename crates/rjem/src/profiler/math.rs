@@ -20,12 +20,7 @@ pub(crate) fn sample_wait(state: &mut u64, lg_sample: u32) -> u64 {
     if lg_sample == 0 {
         return 1;
     }
-    let r = prng_lg_range(state, 53);
-    let u = if r == 0 {
-        1.0
-    } else {
-        r as f64 * (1.0 / 9007199254740992.0)
-    };
+    let u = uniform(state);
     let p = 1.0 / (1u64 << lg_sample.min(63)) as f64;
     let w = ln(u) / ln1m(p);
     // Saturating: a u of 2^-53 at lg_sample 62 is still finite.
@@ -42,16 +37,21 @@ pub(crate) fn sample_pops(state: &mut u64, lg_sample: u32, size: usize) -> u64 {
     if lg_sample == 0 {
         return 1;
     }
-    let r = prng_lg_range(state, 53);
-    let u = if r == 0 {
-        1.0
-    } else {
-        r as f64 * (1.0 / 9007199254740992.0)
-    };
+    let u = uniform(state);
     let mean = (1u64 << lg_sample.min(63)) as f64;
     let w = -ln(u) * (mean / size.max(1) as f64);
     // Saturating (`as`): u = 2^-53 at lg_sample 63 is above 2^64.
     (w as u64).saturating_add(1)
+}
+
+/// A uniform draw in (0, 1], from 53 random bits (0 stands for 1).
+fn uniform(state: &mut u64) -> f64 {
+    let r = prng_lg_range(state, 53);
+    if r == 0 {
+        1.0
+    } else {
+        r as f64 * (1.0 / 9007199254740992.0)
+    }
 }
 
 /// ln(1 - p) for small p, without losing p to rounding (series).
