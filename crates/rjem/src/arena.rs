@@ -346,17 +346,21 @@ impl Arena {
     }
 
     /// Its first thread bound, or its last gone: sets the dirty floor of an
-    /// automatic arena (`DIRTY_FLOOR`; a manual arena keeps the busy one:
-    /// programs use those through `MALLOCX_ARENA` without binding). Reads
-    /// the count under the page lock, so that of two racing changes the
-    /// later one decides.
+    /// automatic arena, `DIRTY_FLOOR` at once, or `DIRTY_FLOOR_IDLE` after
+    /// `IDLE_GRACE_NS` (a manual arena keeps the busy one: programs use
+    /// those through `MALLOCX_ARENA` without binding). Reads the count
+    /// under the page lock, so that of two racing changes the later one
+    /// decides.
     fn note_binding(&self) {
         if !is_auto(self.ind) {
             return;
         }
         let mut pages = self.pages.lock();
-        let busy = self.nthreads.load(Ordering::Relaxed) > 0;
-        pages.set_dirty_floor(if busy { DIRTY_FLOOR } else { DIRTY_FLOOR_IDLE });
+        if self.nthreads.load(Ordering::Relaxed) > 0 {
+            pages.set_dirty_floor(DIRTY_FLOOR);
+        } else {
+            pages.lower_dirty_floor_at(DIRTY_FLOOR_IDLE, os::now_ns() + IDLE_GRACE_NS);
+        }
     }
 
     /// Purges all of this arena's freed pages now (`arena.<i>.purge`).
@@ -425,8 +429,8 @@ impl Arena {
 
 /// Every arena keeps at most as many dirty pages as active ones
 /// (`PurgePolicy::dirty_share`), or a floor if more: `DIRTY_FLOOR`, or
-/// `DIRTY_FLOOR_IDLE` for an automatic arena no thread is bound to (the
-/// huge arena included). Freed memory stays hot for reuse while the arena
+/// `DIRTY_FLOOR_IDLE` for an automatic arena no thread has been bound to
+/// for `IDLE_GRACE_NS` (the huge arena included). Freed memory stays hot for reuse while the arena
 /// is busy, but a program that frees far more than it keeps (the end of a
 /// burst of many threads, a phase that shrinks) gets it back at once
 /// instead of over the decay time, and arenas left by exited threads hold
@@ -441,6 +445,14 @@ impl Arena {
 const DIRTY_SHARE: usize = 1;
 const DIRTY_FLOOR: usize = 8 << 20;
 const DIRTY_FLOOR_IDLE: usize = 1 << 20;
+
+/// How long an automatic arena stays without threads before its floor
+/// falls to `DIRTY_FLOOR_IDLE`. Programs that start threads in waves
+/// bind the next one to the arena within milliseconds, and it reuses the
+/// pages its predecessor left; purging them at once cost thread-churn
+/// 5,464 madvise calls instead of 502 and three times the time
+/// (docs/benchmarks.md).
+const IDLE_GRACE_NS: u64 = 200_000_000;
 
 /// The page allocator's settings for new arena `ind`: (lg of the fit cap,
 /// purge policy). The huge arena purges before growing (see

@@ -443,6 +443,9 @@ pub(crate) struct Pages {
     retain: bool,
     dirty_share: usize,
     dirty_floor: usize,
+    /// A `dirty_floor` that takes effect once the clock reaches the time
+    /// given (`lower_dirty_floor_at`).
+    floor_change: Option<(usize, u64)>,
     huge_blocks: bool,
     /// Next time an inline decay pass is due.
     next_decay_ns: u64,
@@ -469,6 +472,7 @@ impl Pages {
             retain: policy.retain,
             dirty_share: policy.dirty_share,
             dirty_floor: policy.dirty_floor,
+            floor_change: None,
             huge_blocks: policy.huge_blocks,
             next_decay_ns: 0,
             hooks: Ehooks::default_for(arena),
@@ -900,6 +904,9 @@ impl Pages {
         e.set_state(State::Dirty);
         let freed = e.size();
         self.insert_free(e);
+        if self.floor_change.is_some() {
+            self.apply_floor_change(os::now_ns());
+        }
         // `e` is now a dirty extent (merged with its free neighbours)
         // until the decay below, which may purge and recycle it.
         if let Some(cap) = self.dirty_cap(freed) {
@@ -958,6 +965,17 @@ impl Pages {
     pub(crate) fn decay(&mut self, now_ns: u64) -> usize {
         let page = self.page;
         let mut purged = 0;
+        // A floor lowered since the last free: down to half the new cap,
+        // largest extents first, as a free crossing it would.
+        if self.floor_change.is_some() && self.apply_floor_change(now_ns) {
+            if let Some(cap) = self.dirty_cap(0) {
+                let excess = self.dirty.bytes.saturating_sub(cap / 2);
+                if self.dirty.bytes > cap {
+                    let target = self.dirty_target();
+                    purged += self.purge_in(State::Dirty, target, excess, Order::Largest);
+                }
+            }
+        }
         let n = self.dirty.bytes / page;
         let limit = self.decay_dirty.limit(now_ns, n);
         if n > limit {
@@ -1037,9 +1055,28 @@ impl Pages {
             || (self.muzzy.bytes > 0 && self.decay_muzzy.ms() >= 0)
     }
 
-    /// Sets `PurgePolicy::dirty_floor`.
+    /// Sets `PurgePolicy::dirty_floor` now, dropping a pending change.
     pub(crate) fn set_dirty_floor(&mut self, bytes: usize) {
         self.dirty_floor = bytes;
+        self.floor_change = None;
+    }
+
+    /// Sets `PurgePolicy::dirty_floor` to `bytes` once the clock reaches
+    /// `at_ns`: the next free or decay pass after it applies the new cap.
+    pub(crate) fn lower_dirty_floor_at(&mut self, bytes: usize, at_ns: u64) {
+        self.floor_change = Some((bytes, at_ns));
+    }
+
+    /// Applies a pending floor change that is due at `now_ns`; true if it
+    /// did.
+    fn apply_floor_change(&mut self, now_ns: u64) -> bool {
+        match self.floor_change {
+            Some((bytes, at)) if now_ns >= at => {
+                self.set_dirty_floor(bytes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Sets the decay times (`arena.<i>.dirty_decay_ms` and muzzy); None
