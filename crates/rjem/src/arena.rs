@@ -457,12 +457,12 @@ const IDLE_GRACE_NS: u64 = 200_000_000;
 /// The page allocator's settings for new arena `ind`: (lg of the fit cap,
 /// purge policy). The huge arena purges before growing (see
 /// `PurgePolicy::huge_blocks`). Under `thp:huge` it also asks for transparent
-/// huge pages: its blocks of `oversize_threshold` (8 MiB) and more are
-/// written in 2 MiB faults instead of 4 KiB ones (malloc-large: 140,000
-/// page faults -> 1,400, time 0.30 -> 0.13 s, as current mimalloc, which
-/// advises huge pages on all its memory), but a sparsely written block
-/// holds 2 MiB per page touched (64 threads each with an 8 MiB array of
-/// which they write 20 KiB: 18 -> 145 MiB), hence not the default.
+/// huge pages on all its mappings: its blocks of `oversize_threshold`
+/// (8 MiB) and more are written in 2 MiB faults instead of 4 KiB ones, as
+/// with current mimalloc, which advises huge pages on all its memory, but
+/// a sparsely written block holds 2 MiB per page touched (64 blocks of
+/// 8 MiB with 20 KiB written each: 1 -> 128 MiB). The default, `thp:auto`,
+/// asks only after written memory (`Pages::wants_huge_pages`).
 fn page_policy(ind: usize) -> (u32, PurgePolicy) {
     let lg_fit = pages::OPT_LG_EXTENT_MAX_ACTIVE_FIT.load(Ordering::Relaxed) as u32;
     let (dirty_decay_ms, muzzy_decay_ms) = default_decay_ms();

@@ -424,11 +424,11 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "thp",
-        doc: "Transparent huge pages for heap memory: default leaves the system's setting, always asks for them, never refuses them; huge (rjem) asks for them for blocks of oversize_threshold and more only.",
+        doc: "Transparent huge pages for heap memory: default leaves the system's setting, always asks for them, never refuses them; huge (rjem) asks for them for blocks of oversize_threshold and more only; auto (rjem, the default) asks for them where memory gets written: for a new mapping when the program wrote at least half of the one before, in an arena that holds 16 MiB or serves blocks of oversize_threshold and more.",
         kind: Kind::Choice {
             cell: &pages::OPT_THP,
             names: pages::THP_NAMES,
-            default: 0,
+            default: pages::THP_AUTO,
         },
         runtime: None,
     },

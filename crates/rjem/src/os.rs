@@ -353,6 +353,30 @@ pub(crate) fn advise_huge(p: *mut u8, size: usize, on: bool) {
     unsafe { libc::madvise(p.cast(), size, advice) };
 }
 
+/// Whether at least half of the pages of a range of our own mapping are
+/// resident (`mincore`), which says whether a program writes the blocks it
+/// allocates. False if the kernel cannot tell.
+pub(crate) fn mostly_resident(p: *mut u8, size: usize) -> bool {
+    let page = page_size();
+    let mut vec = [0u8; 4096];
+    let (mut at, mut resident, mut pages) = (p as usize, 0, 0);
+    let end = p as usize + size;
+    while at < end {
+        let n = ((end - at) / page).min(vec.len());
+        // SAFETY: a page-aligned range of our own mapping, and `vec` holds
+        // one byte for each of its `n` pages.
+        if n == 0
+            || unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } != 0
+        {
+            return false;
+        }
+        resident += vec[..n].iter().filter(|&&b| b & 1 != 0).count();
+        pages += n;
+        at += n * page;
+    }
+    resident * 2 >= pages
+}
+
 /// Makes a range of our own mapping inaccessible (`inaccessible`: a guard
 /// page, any access faults) or readable and writable again. False if the
 /// OS refused (for example at its limit of mappings, which each guard

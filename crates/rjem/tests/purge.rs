@@ -24,6 +24,26 @@ fn rss() -> usize {
     pages * page
 }
 
+/// The `VmFlags` line of the mapping that holds `p`, from /proc/self/smaps.
+fn vm_flags(p: *const u8) -> String {
+    let addr = p as usize;
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((lo, hi)) = line.split_once(' ').and_then(|(r, _)| r.split_once('-')) {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+                continue;
+            }
+        }
+        if inside && line.starts_with("VmFlags:") {
+            return line.to_string();
+        }
+    }
+    panic!("no mapping holds {addr:#x} in /proc/self/smaps")
+}
+
 /// Allocates and touches about `total` bytes in mixed sizes (half in small
 /// objects, half in large ones up to 4 MiB), on two threads.
 fn fill(total: usize) -> Vec<Vec<u8>> {
@@ -286,32 +306,31 @@ fn scenario(name: &str) {
         }
         "thp" => {
             // With thp:huge, blocks of oversize_threshold and more live in
-            // mappings advised for huge pages (VmFlags "hg"); by default,
-            // in mappings left alone; with thp:never, refused ("nh").
+            // mappings advised for huge pages (VmFlags "hg"); with thp:never,
+            // refused ("nh"); by default (thp:auto), the first one is left
+            // alone (nothing says yet that the program writes its blocks).
             let v = vec![1u8; 16 * MIB];
-            let addr = v.as_ptr() as usize;
-            let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-            let mut inside = false;
-            let mut flags = None;
-            for line in smaps.lines() {
-                if let Some((range, _)) = line.split_once(' ') {
-                    if let Some((lo, hi)) = range.split_once('-') {
-                        if let (Ok(lo), Ok(hi)) =
-                            (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-                        {
-                            inside = (lo..hi).contains(&addr);
-                            continue;
-                        }
-                    }
-                }
-                if inside && line.starts_with("VmFlags:") {
-                    flags = Some(line.to_string());
-                }
-            }
-            let flags = flags.expect("the block's mapping in /proc/self/smaps");
+            let flags = vm_flags(v.as_ptr());
             let conf = std::env::var("MALLOC_CONF").unwrap();
             assert_eq!(flags.contains(" hg"), conf == "thp:huge", "{flags}");
             assert_eq!(flags.contains(" nh"), conf == "thp:never", "{flags}");
+        }
+        "thp-auto" => {
+            // thp:auto: a new mapping asks for huge pages when the program
+            // wrote at least half of the mapping before it. Blocks of
+            // 16 MiB come from the huge arena, each from a new mapping.
+            let written = vec![1u8; 16 * MIB];
+            let unwritten: Vec<u8> = Vec::with_capacity(16 * MIB);
+            assert!(
+                vm_flags(unwritten.as_ptr()).contains(" hg"),
+                "after a written block"
+            );
+            let next: Vec<u8> = Vec::with_capacity(16 * MIB);
+            assert!(
+                !vm_flags(next.as_ptr()).contains(" hg"),
+                "after an unwritten block"
+            );
+            drop((written, unwritten, next));
         }
         "idle-arena" => {
             // An automatic arena keeps freed pages for reuse (up to the
@@ -452,6 +471,11 @@ fn huge_blocks_ask_for_transparent_huge_pages() {
     run("thp", "");
     run("thp", "thp:huge");
     run("thp", "thp:never");
+}
+
+#[test]
+fn huge_pages_by_default_only_after_written_memory() {
+    run("thp-auto", "");
 }
 
 #[test]
