@@ -87,6 +87,10 @@ pub(crate) const SLAB: u8 = 4;
 /// Flag: the active extent lies between two inaccessible guard pages,
 /// which are not part of its range (`pages::Pages::alloc_guarded`).
 pub(crate) const GUARDED: u8 = 8;
+/// Flag: the extent's mapping asks for transparent huge pages, so pages of
+/// it that were never handed out may be resident anyway (a fault next to
+/// them brought in their whole 2 MiB).
+pub(crate) const HUGE_PAGES: u8 = 16;
 
 /// `szind` of an extent that is not an active allocation.
 pub(crate) const NO_CLASS: u8 = 255;
