@@ -315,6 +315,53 @@ fn scenario(name: &str) {
             assert_eq!(flags.contains(" hg"), conf == "thp:huge", "{flags}");
             assert_eq!(flags.contains(" nh"), conf == "thp:never", "{flags}");
         }
+        "busy-budget" => {
+            // The busy automatic arenas share 32 MiB of dirty floor, at
+            // least 8 MiB each. With the test harness's thread, two are
+            // busy: this thread's arena keeps most of a 24 MiB round's
+            // pages for the next one (an 8 MiB floor would keep 4 MiB);
+            // with three more arenas busy, it keeps 8 MiB.
+            use rjem::ctl::{self, Value};
+            let Ok(Value::Usize(page)) = ctl::read("arenas.page") else {
+                panic!("arenas.page")
+            };
+            let Ok(Value::U32(ind)) = ctl::read("thread.arena") else {
+                panic!("thread.arena")
+            };
+            let pdirty = move || {
+                ctl::write("epoch", Value::U64(1)).unwrap();
+                match ctl::read(&format!("stats.arenas.{ind}.pdirty")) {
+                    Ok(Value::Usize(n)) => n * page,
+                    other => panic!("pdirty: {other:?}"),
+                }
+            };
+            let round = || {
+                let v: Vec<Box<[u8; 512]>> = (0..48_000).map(|_| Box::new([1; 512])).collect();
+                drop(v);
+                rjem::flush_thread_cache();
+            };
+            round();
+            assert!(pdirty() >= 12 * MIB, "two busy arenas: dirty {} MiB", pdirty() / MIB);
+            let bar = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                for _ in 0..3 {
+                    s.spawn(|| {
+                        drop(Box::new(1u8)); // bound to an arena of its own
+                        bar.wait();
+                        bar.wait();
+                    });
+                }
+                bar.wait();
+                round();
+                let dirty = pdirty();
+                bar.wait();
+                assert!(
+                    dirty <= 8 * MIB,
+                    "four busy arenas: dirty {} MiB",
+                    dirty / MIB
+                );
+            });
+        }
         "thp-auto" => {
             // thp:auto: a new mapping asks for huge pages when the program
             // wrote at least half of the mapping before it. Blocks of
@@ -471,6 +518,11 @@ fn huge_blocks_ask_for_transparent_huge_pages() {
     run("thp", "");
     run("thp", "thp:huge");
     run("thp", "thp:never");
+}
+
+#[test]
+fn busy_arenas_share_a_dirty_floor() {
+    run("busy-budget", "narenas:4");
 }
 
 #[test]
