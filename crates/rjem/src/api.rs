@@ -65,6 +65,40 @@ pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
     }
 }
 
+/// Moves small block `p` of `old_size` bytes aligned to `align` (its
+/// layout, which the caller knows: Rust's `GlobalAlloc::realloc`) to a
+/// block of another cached class through the thread cache's hit paths: a
+/// pop, a copy and a sized free. None, with `p` untouched, when the class
+/// stays (`realloc` keeps the block), either size is beyond the lookup
+/// table, or the cache misses. `CHECK`: as in `sized_free`.
+///
+/// # Safety
+/// `p` must be a live block allocated with exactly this size and
+/// alignment; on success it must not be used again.
+#[inline]
+pub(crate) unsafe fn realloc_cached<const CHECK: bool>(
+    p: *mut u8,
+    old_size: usize,
+    align: usize,
+    new_size: usize,
+) -> Option<*mut u8> {
+    let old = align_up(old_size, align)?;
+    let new = align_up(new_size, align)?;
+    if old.wrapping_sub(1) >= LOOKUP_MAX
+        || new.wrapping_sub(1) >= LOOKUP_MAX
+        || tcache::bin_offset(old) == tcache::bin_offset(new)
+    {
+        return None;
+    }
+    let q = cache_alloc(new)?;
+    // SAFETY: both blocks are live and distinct; each holds at least the
+    // bytes copied.
+    unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };
+    // SAFETY: forwarded contract.
+    unsafe { sized_free::<CHECK>(p, old_size, align, Place::Cached) };
+    Some(q)
+}
+
 /// Allocates `size` bytes aligned to `align` (a power of two), zeroed if
 /// asked, from `place`. Null if the request is impossible or memory is
 /// exhausted.

@@ -212,6 +212,18 @@ unsafe impl GlobalAlloc for Rjem {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: ptr is live with `layout` (caller's duty).
+        let moved = unsafe {
+            api::realloc_cached::<{ cfg!(debug_assertions) }>(
+                ptr,
+                layout.size(),
+                layout.align(),
+                new_size,
+            )
+        };
+        if let Some(q) = moved {
+            return q;
+        }
         // SAFETY: ptr is live with `layout`; new_size is non-zero and does
         // not overflow isize when rounded to the alignment (caller's duty).
         let p = unsafe { api::realloc(ptr, new_size, layout.align(), false, Place::Cached) };

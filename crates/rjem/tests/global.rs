@@ -119,6 +119,62 @@ fn realloc_keeps_content_and_grows_in_place() {
 }
 
 #[test]
+fn realloc_between_small_classes_keeps_content_and_counts() {
+    use rjem::ctl::{self, Value};
+    // Reading a counter allocates nothing: it returns a number.
+    let counter = |name: &str| match ctl::read(name) {
+        Ok(Value::U64(n)) => n,
+        other => panic!("{name}: {other:?}"),
+    };
+    // Bytes differ from step to step, so that a block handed out again
+    // never holds the expected ones by chance.
+    let byte = |i: usize, step: usize| (i.wrapping_mul(31) ^ step.wrapping_mul(97)) as u8;
+    // A fresh thread: nothing else allocates on it between the reads.
+    std::thread::spawn(move || unsafe {
+        let mut step = 0;
+        for align in [1, 8, 16, 64, 256] {
+            let mut size = 1;
+            let mut p = alloc(Layout::from_size_align(size, align).unwrap());
+            // Up through the small classes into large ones (the cache's
+            // hit paths, then `realloc`'s general path), and down again.
+            let steps = (0..40).map(|k| if k < 28 { 1.37 } else { 0.6 });
+            for f in steps {
+                let new = ((size as f64 * f) as usize + usize::from(f > 1.0)).max(1);
+                step += 1;
+                for i in 0..size {
+                    *p.add(i) = byte(i, step);
+                }
+                let old = Layout::from_size_align(size, align).unwrap();
+                let (a0, d0) = (counter("thread.allocated"), counter("thread.deallocated"));
+                let q = realloc(p, old, new);
+                let (a1, d1) = (counter("thread.allocated"), counter("thread.deallocated"));
+                assert!(
+                    !q.is_null() && q as usize % align == 0,
+                    "{size} -> {new}, {align}"
+                );
+                for i in 0..size.min(new) {
+                    assert_eq!(
+                        *q.add(i),
+                        byte(i, step),
+                        "{size} -> {new}, {align}: byte {i}"
+                    );
+                }
+                let was = rjem::nallocx(size, align) as u64;
+                let is = rjem::nallocx(new, align) as u64;
+                if q != p {
+                    assert_eq!((a1 - a0, d1 - d0), (is, was), "{size} -> {new}, {align}");
+                }
+                p = q;
+                size = new;
+            }
+            dealloc(p, Layout::from_size_align(size, align).unwrap());
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn impossible_requests_return_null() {
     unsafe {
         let l = Layout::from_size_align(isize::MAX as usize - 4096, 1).unwrap();
