@@ -149,7 +149,7 @@ fn realloc_between_small_classes_keeps_content_and_counts() {
                 let q = realloc(p, old, new);
                 let (a1, d1) = (counter("thread.allocated"), counter("thread.deallocated"));
                 assert!(
-                    !q.is_null() && q as usize % align == 0,
+                    !q.is_null() && (q as usize).is_multiple_of(align),
                     "{size} -> {new}, {align}"
                 );
                 for i in 0..size.min(new) {
