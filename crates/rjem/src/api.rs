@@ -67,10 +67,11 @@ pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
 
 /// Moves small block `p` of `old_size` bytes aligned to `align` (its
 /// layout, which the caller knows: Rust's `GlobalAlloc::realloc`) to a
-/// block of another cached class through the thread cache's hit paths: a
-/// pop, a copy and a sized free. None, with `p` untouched, when the class
-/// stays (`realloc` keeps the block), either size is beyond the lookup
-/// table, or the cache misses. `CHECK`: as in `sized_free`.
+/// block of another cached class: a pop (or, when the cache misses, the
+/// allocation slow path), a copy and a sized free. None, with `p`
+/// untouched, when the class stays (`realloc` keeps the block) or either
+/// size is beyond the lookup table; null, with `p` untouched, when memory
+/// is exhausted. `CHECK`: as in `sized_free`.
 ///
 /// # Safety
 /// `p` must be a live block allocated with exactly this size and
@@ -90,7 +91,16 @@ pub(crate) unsafe fn realloc_cached<const CHECK: bool>(
     {
         return None;
     }
-    let q = cache_alloc(new)?;
+    // A miss must go on to the slow path, which takes a sampling event
+    // that the miss announced (`Tcache::charge_pop`); a second pop would
+    // skip it.
+    let q = match cache_alloc(new) {
+        Some(q) => q,
+        None => alloc_slow(new_size, align, false, Place::Cached),
+    };
+    if q.is_null() {
+        return Some(q);
+    }
     // SAFETY: both blocks are live and distinct; each holds at least the
     // bytes copied.
     unsafe { ptr::copy_nonoverlapping(p, q, old_size.min(new_size)) };

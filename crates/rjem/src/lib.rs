@@ -221,12 +221,11 @@ unsafe impl GlobalAlloc for Rjem {
                 new_size,
             )
         };
-        if let Some(q) = moved {
-            return q;
-        }
         // SAFETY: ptr is live with `layout`; new_size is non-zero and does
         // not overflow isize when rounded to the alignment (caller's duty).
-        let p = unsafe { api::realloc(ptr, new_size, layout.align(), false, Place::Cached) };
+        let p = moved.unwrap_or_else(|| unsafe {
+            api::realloc(ptr, new_size, layout.align(), false, Place::Cached)
+        });
         report::poll();
         p
     }
