@@ -373,7 +373,7 @@ impl Arena {
         }
         drop(pages);
         // The other busy arenas' shares of `DIRTY_BUDGET` changed.
-        for a in all().filter(|a| a.ind != self.ind && is_auto(a.ind)) {
+        for a in (0..narenas()).filter_map(get).filter(|a| a.ind != self.ind) {
             let mut pages = a.pages.lock();
             if a.busy.load(Ordering::Relaxed) {
                 pages.set_dirty_floor(busy_floor(BUSY.load(Ordering::Relaxed)));
