@@ -521,11 +521,11 @@ impl CacheBin {
 }
 
 /// How much less than usual a class's fill takes while the thread has
-/// filled fewer than `capacity` blocks of it so far (a shift): an eighth of
-/// the usual at first, then a half. A thread that lives briefly or uses a
-/// class little (thread-churn: about 20 blocks of each class a thread)
-/// moves far fewer blocks in and back out at its exit; a busy class
-/// reaches the usual fill by its third.
+/// filled fewer than `capacity` blocks of it so far (a shift): the first
+/// fill takes a quarter of the usual half stack, the next ones half of it.
+/// A thread that lives briefly or uses a class little (thread-churn: about
+/// 20 blocks of each class a thread) moves fewer blocks in and back out at
+/// its exit; a busy class reaches the usual fill within a few fills.
 fn slow_start(filled: u64, capacity: usize) -> u8 {
     match filled {
         0 => 2,
