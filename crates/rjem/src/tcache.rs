@@ -520,20 +520,6 @@ impl CacheBin {
     }
 }
 
-/// How much less than usual a class's fill takes while the thread has
-/// filled fewer than `capacity` blocks of it so far (a shift): the first
-/// fill takes a quarter of the usual half stack, the next ones half of it.
-/// A thread that lives briefly or uses a class little (thread-churn: about
-/// 20 blocks of each class a thread) moves fewer blocks in and back out at
-/// its exit; a busy class reaches the usual fill within a few fills.
-fn slow_start(filled: u64, capacity: usize) -> u8 {
-    match filled {
-        0 => 2,
-        n if n < capacity as u64 => 1,
-        _ => 0,
-    }
-}
-
 /// Per-class adaptive state and counters, touched only on slow paths.
 #[derive(Clone, Copy)]
 struct BinCtl {
@@ -887,8 +873,7 @@ impl Tcache {
         }
         let mut ctl = self.ctl[ind].get();
         ctl.refilled = true;
-        let nfill =
-            (b.capacity() >> (1 + ctl.fill_shift + slow_start(ctl.nfill, b.capacity()))).max(1);
+        let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();
         // SAFETY: the stack is empty, so its whole capacity (>= nfill slots
         // below `empty`) is free for the arena to write into.
