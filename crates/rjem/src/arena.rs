@@ -350,9 +350,10 @@ impl Arena {
     }
 
     /// Its first thread bound, or its last gone: sets the dirty floor of an
-    /// automatic arena, `DIRTY_FLOOR` at once, or `DIRTY_FLOOR_IDLE` after
-    /// `IDLE_GRACE_NS` (a manual arena keeps the busy one: programs use
-    /// those through `MALLOCX_ARENA` without binding). Reads the count
+    /// automatic arena, its share of `DIRTY_BUDGET` at once (`busy_floor`,
+    /// and the other busy arenas' shares change), or `DIRTY_FLOOR_IDLE`
+    /// after `IDLE_GRACE_NS` (a manual arena keeps `DIRTY_FLOOR`: programs
+    /// use those through `MALLOCX_ARENA` without binding). Reads the count
     /// under the page lock, so that of two racing changes the later one
     /// decides.
     fn note_binding(&self) {
@@ -457,10 +458,9 @@ impl Arena {
 /// large extent that merges with free neighbours into
 /// `oversize_threshold` bytes or more is purged at once. Measured
 /// (docs/benchmarks.md): after 64 threads free 1.3 GB, RSS falls to under
-/// 100 MiB at once instead of over 10 s; thread-churn peak RSS 20.1 ->
-/// 13.7 MiB with the idle floor (jemalloc 11-14; one floor split among
-/// all arenas did as well there but doubled a single thread's page
-/// faults).
+/// 100 MiB at once instead of over 10 s, and to about 20 MiB once the
+/// idle floor applies. `DIRTY_FLOOR` is the least share of
+/// `DIRTY_BUDGET` a busy arena gets.
 const DIRTY_SHARE: usize = 1;
 const DIRTY_FLOOR: usize = 8 << 20;
 const DIRTY_FLOOR_IDLE: usize = 1 << 20;

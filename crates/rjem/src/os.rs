@@ -353,9 +353,9 @@ pub(crate) fn advise_huge(p: *mut u8, size: usize, on: bool) {
     unsafe { libc::madvise(p.cast(), size, advice) };
 }
 
-/// Whether at least half of the pages of a range of our own mapping are
-/// resident (`mincore`), which says whether a program writes the blocks it
-/// allocates. False if the kernel cannot tell.
+/// Whether at least half of the pages of a page-aligned range are resident
+/// (`mincore`), which says whether a program writes the blocks it
+/// allocates. False if the kernel cannot tell (a range no longer mapped).
 pub(crate) fn mostly_resident(p: *mut u8, size: usize) -> bool {
     let page = page_size();
     let mut vec = [0u8; 4096];
@@ -363,8 +363,9 @@ pub(crate) fn mostly_resident(p: *mut u8, size: usize) -> bool {
     let end = p as usize + size;
     while at < end {
         let n = ((end - at) / page).min(vec.len());
-        // SAFETY: a page-aligned range of our own mapping, and `vec` holds
-        // one byte for each of its `n` pages.
+        // SAFETY: mincore only reads the page tables (an unmapped range
+        // fails with ENOMEM), and `vec` holds one byte for each of the `n`
+        // pages asked about.
         if n == 0
             || unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } != 0
         {

@@ -63,11 +63,10 @@ pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never", c"hug
 const THP_HUGE: u8 = 3;
 pub(crate) const THP_AUTO: u8 = 4;
 
-/// Under `thp:auto`, an arena's growth mappings ask for huge pages once it
-/// has this many bytes active: a heap that size writes most of what it
-/// maps (slabs fill region by region), and one partly written 2 MiB page
-/// at its edge is little beside it. Smaller heaps keep 4 KiB pages, so a
-/// small program stays small.
+/// Under `thp:auto`, an arena's growth mappings may ask for huge pages once
+/// it has this many bytes active (`Pages::wants_huge_pages`): one partly
+/// written 2 MiB page at the edge of such a heap is little beside it.
+/// Smaller heaps keep 4 KiB pages, so a small program stays small.
 const THP_AUTO_ACTIVE: usize = 16 << 20;
 
 /// Where a new active extent may start: at a multiple of `align` (a power
@@ -432,10 +431,10 @@ pub(crate) struct PurgePolicy {
     /// This page allocator serves blocks of `oversize_threshold` and more
     /// (the huge arena). Under `thp:huge` its growth mappings ask for
     /// transparent huge pages (blocks of several MiB fault in 2 MiB at a
-    /// time instead of 4 KiB), and under `thp:auto` they may without the
-    /// arena's size threshold (`wants_huge_pages`). And before it faults in new pages for a
-    /// block that no resident free extent fits, it purges as many bytes
-    /// of old dirty ones (`find`).
+    /// time instead of 4 KiB), and under `thp:auto` they may whatever the
+    /// arena's size (`wants_huge_pages`). And before it faults in new
+    /// pages for a block that no resident free extent fits, it purges as
+    /// many bytes of old dirty ones (`find`).
     pub(crate) huge_blocks: bool,
 }
 
@@ -870,8 +869,8 @@ impl Pages {
 
     /// `thp:auto`'s rule for a new mapping: when the program wrote at
     /// least half of the mapping before it (the page allocator grows when
-    /// that one is used up), and, but in the huge arena, once the arena
-    /// holds `THP_AUTO_ACTIVE` bytes. A program that leaves big blocks
+    /// that one is used up) and, outside the huge arena, the arena holds
+    /// `THP_AUTO_ACTIVE` bytes. A program that leaves big blocks
     /// mostly unwritten (a sparse table) keeps 4 KiB pages: 2 MiB ones
     /// would make every page it touches cost 2 MiB. With huge pages,
     /// writing fresh memory takes one fault per 2 MiB instead of 512
