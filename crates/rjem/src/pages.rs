@@ -1104,14 +1104,18 @@ impl Pages {
     /// the ends: a 2 MiB page wholly inside a free run was not faulted in
     /// since its last purge. (Purging the whole merged run instead cost
     /// madvise calls over hundreds of MiB of untouched address space.)
-    fn purge_huge_edges(&mut self, e: ERef, p: usize, n: usize) {
+    /// Returns the madvise calls made.
+    fn purge_huge_edges(&mut self, e: ERef, p: usize, n: usize) -> u64 {
         let lo = e.addr().max(p & !(HUGE_PAGE - 1));
         let hi = e.end().min((p + n).next_multiple_of(HUGE_PAGE));
+        let mut calls = 0;
         for (from, to) in [(lo, p), (p + n, hi)] {
             if from < to {
                 self.hooks.purge_forced(from as *mut u8, to - from);
+                calls += 1;
             }
         }
+        calls
     }
 
     /// Sets `PurgePolicy::dirty_floor` now, dropping a pending change.
@@ -1348,7 +1352,7 @@ impl Pages {
             e.set_state(now);
             self.insert_free(e);
             if now == State::Retained && e.has(HUGE_PAGES) {
-                self.purge_huge_edges(e, p as usize, n);
+                self.counts(from).nmadvise += self.purge_huge_edges(e, p as usize, n);
             }
         }
         if done > 0 {
