@@ -1095,27 +1095,28 @@ impl Pages {
             || (self.muzzy.bytes > 0 && self.decay_muzzy.ms() >= 0)
     }
 
-    /// After `[p, p + n)` of a mapping with huge pages was purged and
-    /// merged into retained extent `e`: purges the rest of the 2 MiB pages
-    /// at its two ends that lie in `e`. Those pages were never handed out
-    /// (or were purged before) but may have come in with the huge page a
-    /// fault next to them brought, and nothing else would purge them (an
-    /// idle program after a 1 GiB peak: 12.1 -> 6.4 MiB resident). Only
-    /// the ends: a 2 MiB page wholly inside a free run was not faulted in
-    /// since its last purge. (Purging the whole merged run instead cost
-    /// madvise calls over hundreds of MiB of untouched address space.)
-    /// Returns the madvise calls made.
-    fn purge_huge_edges(&mut self, e: ERef, p: usize, n: usize) -> u64 {
+    /// Purges dirty extent `e` (`[p, p + n)`, in a mapping with huge
+    /// pages) into retained, together with the rest of the 2 MiB pages at
+    /// its two ends that its retained neighbours hold, in one call. Those
+    /// pages were never handed out (or were purged before) but may have
+    /// come in with the huge page a fault next to them brought, and
+    /// nothing else would purge them (an idle program after a 1 GiB peak:
+    /// 12.1 -> 6.4 MiB resident). Only the ends: a 2 MiB page wholly
+    /// inside a free run was not faulted in since its last purge (purging
+    /// whole merged runs madvised hundreds of MiB of untouched address
+    /// space).
+    fn purge_with_huge_edges(&mut self, e: ERef, p: usize, n: usize) {
+        // Merged first, as if purged: the run is zero if its neighbours
+        // were, and the purge's outcome corrects that below.
+        e.set_flag(ZEROED, true);
+        e.set_state(State::Retained);
+        self.insert_free(e);
         let lo = e.addr().max(p & !(HUGE_PAGE - 1));
         let hi = e.end().min((p + n).next_multiple_of(HUGE_PAGE));
-        let mut calls = 0;
-        for (from, to) in [(lo, p), (p + n, hi)] {
-            if from < to {
-                self.hooks.purge_forced(from as *mut u8, to - from);
-                calls += 1;
-            }
+        // Pages that could not be purged (mlocked) keep their data.
+        if self.hooks.purge_forced(lo as *mut u8, hi - lo) != Purged::Zeroed {
+            e.set_flag(ZEROED, false);
         }
-        calls
     }
 
     /// Sets `PurgePolicy::dirty_floor` now, dropping a pending change.
@@ -1333,6 +1334,10 @@ impl Pages {
                 continue;
             }
             self.counts(from).nmadvise += 1;
+            if to == State::Retained && e.has(HUGE_PAGES) {
+                self.purge_with_huge_edges(e, p as usize, n);
+                continue;
+            }
             let outcome = if to == State::Muzzy {
                 self.hooks.purge_lazy(p, n)
             } else {
@@ -1351,9 +1356,6 @@ impl Pages {
             }
             e.set_state(now);
             self.insert_free(e);
-            if now == State::Retained && e.has(HUGE_PAGES) {
-                self.counts(from).nmadvise += self.purge_huge_edges(e, p as usize, n);
-            }
         }
         if done > 0 {
             match from {
