@@ -91,6 +91,11 @@ pub(crate) unsafe fn realloc_cached<const CHECK: bool>(
     {
         return None;
     }
+    // Checked builds look at `p` before reading it: what is not a live
+    // block goes to `realloc`, which reports it.
+    if CHECK && !emap::lookup(p as usize).is_active() {
+        return None;
+    }
     // A miss must go on to the slow path, which takes a sampling event
     // that the miss announced (`Tcache::charge_pop`); a second pop would
     // skip it.
