@@ -141,7 +141,7 @@ pub fn snapshot() -> Stats {
         }
         let p = a.pages.lock();
         s.active += p.stats.active_bytes;
-        s.dirty += p.dirty.bytes;
+        s.dirty += p.dirty_bytes();
         s.muzzy += p.muzzy.bytes;
         s.retained += p.retained.bytes;
         s.mapped += p.stats.mapped - p.retained.bytes;
@@ -262,9 +262,9 @@ pub(crate) fn arena(i: usize) -> Option<ArenaTotals> {
         t.base += core::mem::size_of::<Arena>() + p.metadata_bytes();
         t.internal += a.internal.load(Ordering::Relaxed);
         t.extent_avail += p.records_avail();
-        t.resident += (p.stats.active_bytes + p.dirty.bytes) / g.page * g.page;
+        t.resident += (p.stats.active_bytes + p.dirty_bytes()) / g.page * g.page;
         t.pactive += p.stats.active_bytes / g.page;
-        t.pdirty += p.dirty.bytes / g.page;
+        t.pdirty += p.dirty_bytes() / g.page;
         t.pmuzzy += p.muzzy.bytes / g.page;
         t.mapped += p.stats.mapped - p.retained.bytes;
         t.retained += p.retained.bytes;
@@ -320,7 +320,7 @@ pub(crate) fn extents(i: usize, j: usize) -> Option<ExtentCounts> {
     for a in arenas_of(i)? {
         let p = a.pages.lock();
         for c in lo..hi {
-            let (n, b) = p.dirty.class_counts(c);
+            let (n, b) = p.dirty_class_counts(c);
             t.ndirty += n;
             t.dirty_bytes += b;
             let (n, b) = p.muzzy.class_counts(c);
