@@ -133,10 +133,16 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool, place: Place) -> *mut
 #[cold]
 #[inline(never)]
 pub(crate) fn alloc_slow(size: usize, align: usize, zero: bool, place: Place) -> *mut u8 {
-    if conf::FILL.load(Relaxed) != 0 {
-        return alloc_filled(size, align, zero, place);
-    }
-    alloc_unfilled(size, align, zero, place).0
+    let p = if conf::FILL.load(Relaxed) != 0 {
+        alloc_filled(size, align, zero, place)
+    } else {
+        alloc_unfilled(size, align, zero, place).0
+    };
+    // Only here, never on a free: the C library frees with its own locks
+    // held (glibc's stack cache lock, while it reclaims the stacks of
+    // exited threads), and creating a thread takes them.
+    background::start_if_wanted();
+    p
 }
 
 /// `alloc_slow` with `junk` or `zero` on.
@@ -291,7 +297,6 @@ fn alloc_unfilled(size: usize, align: usize, zero: bool, place: Place) -> (*mut 
                 tsd::note_alloc(usize);
                 tcache::clear_stale_key(p);
             }
-            background::start_if_wanted();
             return (p, usize);
         }
     };
@@ -350,7 +355,6 @@ fn sampled(
         tsd::note_alloc(usize);
         prof::record(p, usize, s);
     }
-    background::start_if_wanted();
     p
 }
 
@@ -601,9 +605,6 @@ fn dalloc_impl<const FREED: bool>(p: *mut u8, ent: Entry, place: Place) {
         }
         arena::dalloc_direct(p, ent);
     }
-    // The cache is consistent again: a purger thread may be created now
-    // (creating it may allocate).
-    background::start_if_wanted();
     os::set_errno(saved);
 }
 
@@ -621,7 +622,6 @@ fn dalloc_prof(p: *mut u8, ent: Entry) -> bool {
     }
     tsd::note_dalloc(sc::index_to_size(ent.szind()));
     arena::dalloc_direct(p, ent);
-    background::start_if_wanted();
     os::set_errno(saved);
     true
 }

@@ -9,8 +9,9 @@
 //! Why one lazily started thread: jemalloc only decays when the program
 //! calls into it, unless `background_thread:true` starts threads up front.
 //! rjem's default (`background_thread` unset) keeps jemalloc's inline decay
-//! and adds a single purger thread, started the first time an arena holds
-//! more than `AUTO_THRESHOLD` bytes of freed pages: programs that never free
+//! and adds a single purger thread, started (by the next allocation that
+//! takes the slow path) once an arena has mapped, or holds freed, more than
+//! `AUTO_THRESHOLD` bytes: programs that never hold
 //! much never get a thread, and an idle program's freed pages still decay on
 //! time. One thread suffices because purging is a few madvise calls per
 //! epoch; it never allocates. When nothing is left to purge it sleeps on a
@@ -29,12 +30,13 @@ use core::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
-/// Freed bytes in one arena that make the default mode start the purger.
+/// Mapped or freed bytes in one arena that make the default mode start the
+/// purger.
 pub(crate) const AUTO_THRESHOLD: usize = 8 << 20;
 
 /// Option `background_thread`, a tri-state: `UNSET` is rjem's default (a
 /// purger started lazily, threads still decay inline), `ON` is jemalloc's
-/// `true` (the purger starts at the first free and does all decay), `OFF`
+/// `true` (the purger starts after the first free and does all decay), `OFF`
 /// never starts it. Like every `OPT_*` static, written by `conf::boot`.
 pub(crate) static OPT_BACKGROUND_THREAD: AtomicU8 = AtomicU8::new(UNSET);
 pub(crate) const UNSET: u8 = 0;
@@ -137,9 +139,13 @@ fn stop() -> bool {
     false
 }
 
-/// Starts the purger if a free asked for it. Call only where no lock is
-/// held and the calling thread's cache is consistent: creating a thread
-/// allocates (glibc's `calloc` for its thread-local tables).
+/// Starts the purger if a free asked for it. Call only from the
+/// allocation slow path, where no lock of ours is held and the calling
+/// thread's cache is consistent (creating a thread allocates: glibc's
+/// `calloc` for its thread-local tables), and never from a free: the C
+/// library calls `free` with its own locks held, which `pthread_create`
+/// takes (glibc frees exited threads' TLS under its stack cache lock: a
+/// free there that started the purger hung larson).
 #[inline]
 pub(crate) fn start_if_wanted() {
     if SIGNAL.wanted.load(Relaxed) {

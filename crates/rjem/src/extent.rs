@@ -366,6 +366,16 @@ impl ExtentList {
     pub(crate) fn first(&self) -> Option<ERef> {
         self.head
     }
+    pub(crate) fn last(&self) -> Option<ERef> {
+        self.tail
+    }
+    /// The extents before and after `e` (in this list).
+    pub(crate) fn before(&self, e: ERef) -> Option<ERef> {
+        e.lru_prev.get()
+    }
+    pub(crate) fn after(&self, e: ERef) -> Option<ERef> {
+        e.lru_next.get()
+    }
     pub(crate) fn push_back(&mut self, e: ERef) {
         e.lru_next.set(None);
         e.lru_prev.set(self.tail);

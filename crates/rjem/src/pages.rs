@@ -235,10 +235,11 @@ pub(crate) struct PurgeSignal {
     /// 1 while the purger sleeps with nothing to do (a futex word): a free
     /// that leaves dirty pages wakes it.
     pub(crate) idle: AtomicU32,
-    /// Freed bytes in one arena at which a free asks for the purger to be
-    /// started (`usize::MAX`: never, e.g. once it runs).
+    /// Freed (or mapped) bytes in one arena at which a free (or a mapping)
+    /// asks for the purger to be started (`usize::MAX`: never, e.g. once it
+    /// runs).
     pub(crate) start_at: AtomicUsize,
-    /// A free asked for the purger; it is started at the next API boundary.
+    /// A free asked for the purger; the next allocation slow path starts it.
     pub(crate) wanted: AtomicBool,
     /// The purger does all decay that is not immediate, so frees skip it
     /// (`background_thread:true` with a thread that can run).
@@ -259,18 +260,31 @@ impl PurgeSignal {
         if self.idle.load(Relaxed) == 1 && self.idle.swap(0, Relaxed) == 1 {
             os::futex_wake(&self.idle);
         }
-        if dirty >= self.start_at.load(Relaxed) && !self.wanted.load(Relaxed) {
+        self.want_at(dirty);
+    }
+
+    /// An arena mapped memory and now has `mapped` bytes: a program that
+    /// holds that much gets its purger before it frees it, so that memory
+    /// it frees and never allocates after still decays.
+    #[inline]
+    fn note_mapped(&self, mapped: usize) {
+        self.want_at(mapped);
+    }
+
+    fn want_at(&self, bytes: usize) {
+        if bytes >= self.start_at.load(Relaxed) && !self.wanted.load(Relaxed) {
             self.wanted.store(true, Relaxed);
         }
     }
 }
 
-/// The hot cache (`Hot`): how many extents it holds, their total bytes,
-/// and the largest extent it takes. A slab of any small class fits (the
-/// largest is 7 pages), and so do large blocks up to 64 KiB.
-const HOT_SLOTS: usize = 16;
-const HOT_MAX_BYTES: usize = 256 << 10;
+/// The hot cache (`Hot`): the bytes it holds at most, and the largest
+/// extent it takes (in bytes, and in pages at 4 KiB pages: one list per
+/// page count). Every slab fits (the largest is 7 pages), and so do large
+/// blocks up to 64 KiB.
+const HOT_MAX_BYTES: usize = 512 << 10;
 const HOT_MAX_EXTENT: usize = 64 << 10;
+const HOT_LISTS: usize = 16;
 
 /// Small extents just freed, kept whole for the next request of their
 /// exact size (jemalloc's small extent cache, `sec`): a thread cache that
@@ -286,41 +300,48 @@ const HOT_MAX_EXTENT: usize = 64 << 10;
 /// hot extents to the dirty set, so they are purged as any dirty page
 /// would be, and the cache holds at most `HOT_MAX_BYTES` in between.
 struct Hot {
-    slots: [Option<ERef>; HOT_SLOTS],
-    len: usize,
+    /// By size in pages (index: pages - 1), oldest first, through the
+    /// records' list links (free while they are in no other list).
+    lists: [ExtentList; HOT_LISTS],
     bytes: usize,
 }
 
 impl Hot {
     const fn new() -> Hot {
         Hot {
-            slots: [None; HOT_SLOTS],
-            len: 0,
+            lists: [const { ExtentList::new() }; HOT_LISTS],
             bytes: 0,
         }
     }
 
-    /// Takes the most recently freed extent of exactly `size` bytes that
-    /// `fit` would place where it lies (the one most likely in the CPU's
-    /// caches; the lowest-addressed instead cost 200 instructions a search).
-    fn take(&mut self, size: usize, fit: Fit) -> Option<ERef> {
-        let i = self.slots[..self.len].iter().rposition(|e| {
-            e.is_some_and(|e| e.size() == size && fit.start(e.addr(), size) == Some(e.addr()))
-        })?;
-        let e = self.slots[i].take()?;
-        self.len -= 1;
-        self.slots.copy_within(i + 1..=self.len, i);
-        self.slots[self.len] = None;
-        self.bytes -= size;
-        Some(e)
+    /// The list for extents of `size` bytes, if they are small enough.
+    fn list(size: usize, page: usize) -> Option<usize> {
+        let i = (size / page).wrapping_sub(1);
+        (size <= HOT_MAX_EXTENT && i < HOT_LISTS).then_some(i)
     }
 
-    fn pop(&mut self) -> Option<ERef> {
-        if self.len == 0 {
-            return None;
+    /// Takes the most recently freed extent of exactly `size` bytes that
+    /// `fit` would place where it lies (the likeliest to be in the CPU's
+    /// caches).
+    fn take(&mut self, size: usize, page: usize, fit: Fit) -> Option<ERef> {
+        let list = &mut self.lists[Self::list(size, page)?];
+        let mut at = list.last();
+        while let Some(e) = at {
+            if e.size() == size && fit.start(e.addr(), size) == Some(e.addr()) {
+                list.remove(e);
+                self.bytes -= size;
+                return Some(e);
+            }
+            at = list.before(e);
         }
-        self.len -= 1;
-        let e = self.slots[self.len].take()?;
+        None
+    }
+
+    /// Takes any extent (draining).
+    fn pop(&mut self) -> Option<ERef> {
+        let list = self.lists.iter_mut().find(|l| l.first().is_some())?;
+        let e = list.first()?;
+        list.remove(e);
         self.bytes -= e.size();
         Some(e)
     }
@@ -710,7 +731,7 @@ impl Pages {
     }
 
     fn alloc_fit(&mut self, size: usize, fit: Fit) -> Option<(ERef, bool)> {
-        if let Some(e) = self.hot.take(size, fit) {
+        if let Some(e) = self.hot.take(size, self.page, fit) {
             self.stats.active_bytes += size;
             note_active(size as isize);
             self.active.push_back(e);
@@ -985,6 +1006,7 @@ impl Pages {
             self.last_map = (p as usize, size);
         }
         self.stats.mapped += size;
+        SIGNAL.note_mapped(self.stats.mapped);
         let flags = HEAD | (zeroed as u8 * ZEROED) | (huge as u8 * HUGE_PAGES);
         rec.init(p as usize, size, self.arena, State::Retained, flags);
         self.register_free(rec);
@@ -1010,9 +1032,10 @@ impl Pages {
     /// and decay that is not immediate.
     fn keep_hot(&mut self, e: ERef) -> bool {
         let size = e.size();
-        if size > HOT_MAX_EXTENT
-            || self.hot.len == HOT_SLOTS
-            || self.hot.bytes + size > HOT_MAX_BYTES
+        let Some(list) = Hot::list(size, self.page) else {
+            return false;
+        };
+        if self.hot.bytes + size > HOT_MAX_BYTES
             || self.decay_dirty.ms() == 0
             || !self.hooks.is_default()
         {
@@ -1023,8 +1046,7 @@ impl Pages {
         // that free neighbours leave it alone.
         emap::set_range(e.addr(), self.page, Entry::free(e));
         emap::set_range(e.end() - self.page, self.page, Entry::free(e));
-        self.hot.slots[self.hot.len] = Some(e);
-        self.hot.len += 1;
+        self.hot.lists[list].push_back(e);
         self.hot.bytes += size;
         true
     }
@@ -1046,10 +1068,14 @@ impl Pages {
     /// cache's included (`stats.arenas.<i>.extents.<j>`).
     pub(crate) fn dirty_class_counts(&self, ind: usize) -> (usize, usize) {
         let (mut n, mut bytes) = self.dirty.class_counts(ind);
-        for e in self.hot.slots[..self.hot.len].iter().flatten() {
-            if sc::floor_index(e.size()) == ind {
-                n += 1;
-                bytes += e.size();
+        for list in &self.hot.lists {
+            let mut at = list.first();
+            while let Some(e) = at {
+                if sc::floor_index(e.size()) == ind {
+                    n += 1;
+                    bytes += e.size();
+                }
+                at = list.after(e);
             }
         }
         (n, bytes)
@@ -1911,13 +1937,13 @@ mod tests {
         p.active.remove(b);
         p.release(b);
         assert_eq!((p.dirty.count, p.dirty.bytes), (1, ps));
-        assert_eq!(p.hot.len, 1);
+        assert_eq!(p.hot.bytes, ps);
         // A slab of the same size and placement takes the hot extent,
         // whole, and the dirty one stays.
         let (d, z) = p.alloc_slab(ps, 64).unwrap();
         assert!(!z);
         assert_eq!(d.addr(), a_addr);
-        assert_eq!((p.hot.len, p.dirty.bytes), (0, ps));
+        assert_eq!((p.hot.bytes, p.dirty.bytes), (0, ps));
         assert_eq!(p.stats.active_bytes, active - ps);
         p.register_active(d, 4, true);
         // Too big for the cache: straight to the dirty set.
@@ -1926,9 +1952,10 @@ mod tests {
         assert_eq!(p.dirty.bytes, before + 32 * ps);
         // A decay pass returns hot extents to the dirty set first.
         p.dalloc(d);
-        assert_eq!(p.hot.len, 1);
+        assert_eq!(p.hot.bytes, ps);
         p.decay(os::now_ns());
-        assert_eq!((p.hot.len, p.hot.bytes), (0, 0));
+        assert_eq!(p.hot.bytes, 0);
+        assert!(p.hot.lists.iter().all(|l| l.first().is_none()));
         assert_eq!(p.dirty_bytes(), p.dirty.bytes);
         assert_eq!(p.stats.active_bytes, 0);
     }
