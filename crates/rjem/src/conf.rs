@@ -361,7 +361,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "background_thread",
-        doc: "Unset: a purger thread starts once an arena holds 8 MiB of freed pages; true: it starts at the first free and does all decay; false: never.",
+        doc: "Unset: a purger thread starts once an arena has mapped (or holds freed) 8 MiB; true: it starts at the first allocation and does all decay; false: never.",
         kind: Kind::Tristate {
             cell: &background::OPT_BACKGROUND_THREAD,
             unset: Setting::Unset,
