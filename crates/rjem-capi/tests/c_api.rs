@@ -45,7 +45,12 @@ fn frees_never_create_the_purger_thread() {
     // glibc frees with its own locks held; a free that created the purger
     // thread under its stack-cache lock hung (larson, thread exits).
     let exe = build("thread_exit_purger.c", Link::None);
-    let o = run(&exe, &[], true, &[("MALLOC_CONF", "max_background_threads:0")]);
+    let o = run(
+        &exe,
+        &[],
+        true,
+        &[("MALLOC_CONF", "max_background_threads:0")],
+    );
     let out = ok(&o, "thread_exit_purger");
     assert!(out.contains("thread exit ok"), "{out}{}", text(&o.stderr));
 }

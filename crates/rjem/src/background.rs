@@ -36,8 +36,8 @@ pub(crate) const AUTO_THRESHOLD: usize = 8 << 20;
 
 /// Option `background_thread`, a tri-state: `UNSET` is rjem's default (a
 /// purger started lazily, threads still decay inline), `ON` is jemalloc's
-/// `true` (the purger starts after the first free and does all decay), `OFF`
-/// never starts it. Like every `OPT_*` static, written by `conf::boot`.
+/// `true` (the purger starts with the first allocation and does all
+/// decay), `OFF` never starts it. Like every `OPT_*` static, written by `conf::boot`.
 pub(crate) static OPT_BACKGROUND_THREAD: AtomicU8 = AtomicU8::new(UNSET);
 pub(crate) const UNSET: u8 = 0;
 pub(crate) const ON: u8 = 1;
@@ -139,7 +139,7 @@ fn stop() -> bool {
     false
 }
 
-/// Starts the purger if a free asked for it. Call only from the
+/// Starts the purger if a free or a mapping asked for it. Call only from the
 /// allocation slow path, where no lock of ours is held and the calling
 /// thread's cache is consistent (creating a thread allocates: glibc's
 /// `calloc` for its thread-local tables), and never from a free: the C

@@ -239,7 +239,8 @@ pub(crate) struct PurgeSignal {
     /// asks for the purger to be started (`usize::MAX`: never, e.g. once it
     /// runs).
     pub(crate) start_at: AtomicUsize,
-    /// A free asked for the purger; the next allocation slow path starts it.
+    /// A free or a mapping asked for the purger; the next allocation slow
+    /// path starts it.
     pub(crate) wanted: AtomicBool,
     /// The purger does all decay that is not immediate, so frees skip it
     /// (`background_thread:true` with a thread that can run).
@@ -296,9 +297,11 @@ const HOT_LISTS: usize = 16;
 /// A hot extent keeps the `Active` state, so that no free neighbour merges
 /// with it, and its pointer-map entries are those of a free extent, so that
 /// a free of a pointer into it is reported. Its bytes count as dirty
-/// (`Pages::dirty_bytes`). Every decay pass and purge first returns the
-/// hot extents to the dirty set, so they are purged as any dirty page
-/// would be, and the cache holds at most `HOT_MAX_BYTES` in between.
+/// (`Pages::dirty_bytes`). Every decay pass (inline or the purger's),
+/// `purge_all` (`arena.<i>.purge`, and running out of memory) and arena
+/// destruction first return the hot extents to the dirty set, so they are
+/// purged as any dirty page would be; in between the cache holds at most
+/// `HOT_MAX_BYTES`.
 struct Hot {
     /// By size in pages (index: pages - 1), oldest first, through the
     /// records' list links (free while they are in no other list).
