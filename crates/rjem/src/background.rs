@@ -260,8 +260,9 @@ pub(crate) fn fork_child() {
     SIGNAL.idle.store(0, Relaxed);
     SIGNAL.start_at.store(start_at(), Relaxed);
     STOP.store(false, Relaxed);
-    // With background_thread:true the child starts its own at once.
+    // A child that holds what made the parent start its purger starts its
+    // own, at its first allocation slow path (none between fork and exec).
     SIGNAL
         .wanted
-        .store(was && MODE.load(Relaxed) == ON, Relaxed);
+        .store(was && start_at() != usize::MAX, Relaxed);
 }
