@@ -330,10 +330,8 @@ impl Hot {
         let list = &mut self.lists[Self::list(size, page)?];
         let mut at = list.last();
         while let Some(e) = at {
-            if e.size() == size
-                && e.has(GUARDED) == guarded
-                && fit.start(e.addr(), size) == Some(e.addr())
-            {
+            // Every extent in the list is `size` bytes long.
+            if e.has(GUARDED) == guarded && fit.start(e.addr(), size) == Some(e.addr()) {
                 list.remove(e);
                 self.bytes -= size;
                 return Some(e);
@@ -1935,16 +1933,22 @@ mod tests {
         free_cold(&mut p, a);
     }
 
-    #[test]
-    fn hot_cache_reuses_small_extents_whole_until_decay() {
+    /// Pages with finite decay times (so frees go to the hot cache) and
+    /// no inline decay pass until a test asks for one.
+    fn hot_pages() -> Box<Pages> {
         let decaying = PurgePolicy {
             dirty_decay_ms: 10_000,
             muzzy_decay_ms: 10_000,
             ..KEEP
         };
         let mut p = Box::new(Pages::new(7, os::page_size(), 6, decaying));
-        // No inline decay pass until the test asks for one.
         p.next_decay_ns = u64::MAX;
+        p
+    }
+
+    #[test]
+    fn hot_cache_reuses_small_extents_whole_until_decay() {
+        let mut p = hot_pages();
         let ps = p.page;
         let (a, _) = p.alloc_slab(ps, 64).unwrap();
         p.register_active(a, 4, true);
@@ -1989,13 +1993,7 @@ mod tests {
 
     #[test]
     fn hot_cache_keeps_guard_pages() {
-        let decaying = PurgePolicy {
-            dirty_decay_ms: 10_000,
-            muzzy_decay_ms: 10_000,
-            ..KEEP
-        };
-        let mut p = Box::new(Pages::new(7, os::page_size(), 6, decaying));
-        p.next_decay_ns = u64::MAX;
+        let mut p = hot_pages();
         let ps = p.page;
         let (g, _) = p.alloc_guarded(ps, 64).unwrap();
         p.register_active(g, 4, true);
