@@ -50,15 +50,17 @@ pub(crate) enum Place {
 }
 
 /// The thread-cache hit path for a request whose size, already rounded up to
-/// its alignment, is `r`: one table load (the stack's offset) and a pop. Declines (None) for
-/// `r == 0` or `r > LOOKUP_MAX` with a single compare. Callers guarantee
+/// its alignment, is `r`: one table load (the stack's offset) and a pop.
+/// Declines (None) for `r > LOOKUP_MAX` with a single compare, and for
+/// `r == 0` by the table (offset 0, the stack that takes nothing). Callers guarantee
 /// that `r` did not overflow and that a class of size >= `r` satisfies their
 /// alignment (true for any alignment up to a page when `r` is a multiple
 /// of it; alignments above `LOOKUP_MAX` make `r` exceed it).
 #[inline(always)]
 pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {
-    if r.wrapping_sub(1) < LOOKUP_MAX {
-        // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX.
+    if r <= LOOKUP_MAX {
+        // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX (0:
+        // `before`, which never pops).
         unsafe { tsd::cache_pop(tcache::bin_offset(r)) }
     } else {
         None
@@ -477,9 +479,10 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         // With the heap profiler on, the trusted push declines all but
         // blocks at 64 KiB boundaries, never samples: the entry must say
         // whether the block is one.
-        if place == Place::Cached && r.wrapping_sub(1) < LOOKUP_MAX {
-            // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX; the
-            // caller says p's block is of r's class.
+        if place == Place::Cached && r <= LOOKUP_MAX {
+            // SAFETY: r <= LOOKUP_MAX, whose class is below NCACHED_MAX (0,
+            // a wrapped size: `before`, which takes nothing); the caller
+            // says p's block is of r's class.
             if unsafe { tsd::cache_push_trusted(tcache::bin_offset(r), p) } {
                 return;
             }

@@ -106,14 +106,18 @@ const SIZE_TO_INDEX: [u8; LOOKUP_MAX / 8] = {
     t
 };
 
-/// `SIZE_TO_INDEX` with each class index plus one shifted left by `lg`
-/// (the thread cache's table of stack offsets, `tcache::BinOffset`).
-pub(crate) const fn lookup_table_scaled(lg: u32) -> [u16; LOOKUP_MAX / 8] {
-    let mut t = [0u16; LOOKUP_MAX / 8];
-    let mut i = 0;
-    while i < t.len() {
-        t[i] = (SIZE_TO_INDEX[i] as u16 + 1) << lg;
-        i += 1;
+/// Stack offsets (`tcache::BinOffset`: class index plus one, shifted left
+/// by `lg`) of sizes 0..=LOOKUP_MAX, indexed by the size itself, so that
+/// `malloc`'s hit path needs neither `size - 1` nor a shift (two
+/// instructions, for a table of 8 KiB instead of 1 KiB). Size 0 maps to 0,
+/// the stack that takes nothing: a zero size, with or without an
+/// alignment, takes the slow path.
+pub(crate) const fn lookup_table_by_size(lg: u32) -> [u16; LOOKUP_MAX + 1] {
+    let mut t = [0u16; LOOKUP_MAX + 1];
+    let mut s = 1;
+    while s < t.len() {
+        t[s] = (SIZE_TO_INDEX[(s - 1) / 8] as u16 + 1) << lg;
+        s += 1;
     }
     t
 }

@@ -334,15 +334,15 @@ const _: () = assert!(core::mem::size_of::<CacheBin>() == 1 << LG_BIN);
 /// the stacks with it: no shift, and no subtraction.
 pub(crate) type BinOffset = usize;
 
-/// `bin_offset`'s table: sizes 1..=LOOKUP_MAX, by `(size - 1) / 8`. A
-/// `const`, as `size_class`'s table, for the same reason.
-const SIZE_TO_BIN: [u16; sc::LOOKUP_MAX / 8] = sc::lookup_table_scaled(LG_BIN);
+/// `bin_offset`'s table: sizes 0..=LOOKUP_MAX (`lookup_table_by_size`).
+/// A `const`, as `size_class`'s table, for the same reason.
+const SIZE_TO_BIN: [u16; sc::LOOKUP_MAX + 1] = sc::lookup_table_by_size(LG_BIN);
 
-/// The `BinOffset` of the class of `s` bytes, 1 <= s <= LOOKUP_MAX (its
-/// class is below `NCACHED_MAX`).
+/// The `BinOffset` of the class of `s` bytes, s <= LOOKUP_MAX (its class
+/// is below `NCACHED_MAX`); 0, the stack that takes nothing, for s = 0.
 #[inline(always)]
 pub(crate) fn bin_offset(s: usize) -> BinOffset {
-    SIZE_TO_BIN[s.wrapping_sub(1) >> 3] as usize
+    SIZE_TO_BIN[s] as usize
 }
 
 /// The `BinOffset` bound: offsets below it are `before`'s or cached
@@ -379,12 +379,48 @@ impl CacheBin {
         }
     }
 
+    /// This stack's address, as the base and offset of `pop_in` and
+    /// `push_in`, for callers that hold the stack itself.
+    #[inline(always)]
+    fn own_address(&self) -> (*const u8, BinOffset) {
+        (self as *const CacheBin as *const u8, 0)
+    }
+
+    /// Moves `head` by `DELTA` bytes with one memory add addressed as
+    /// `base + off` (`os::add_to_indexed_word`), as the hit paths address
+    /// the stack's other fields.
+    ///
+    /// # Safety
+    /// `base + off` is this stack's address; the calling thread owns it.
+    #[inline(always)]
+    unsafe fn move_head<const DELTA: i32>(&self, base: *const u8, off: BinOffset) {
+        const HEAD: usize = core::mem::offset_of!(CacheBin, head);
+        debug_assert!(ptr::eq(
+            base.wrapping_add(off),
+            self as *const CacheBin as *const u8
+        ));
+        // SAFETY: `head`, an aligned atomic only the owner writes.
+        unsafe { os::add_to_indexed_word::<HEAD, DELTA>(base, off) }
+    }
+
     /// Pops the most recently cached block, counting it, unless the stack
     /// is at its low-water mark or the pop is the class's next sampling
     /// event (`left` reaches zero: counted, nothing popped); then the slow
     /// path decides, and must not call `pop` again for this allocation.
-    #[inline(always)]
+    /// (The hit path pops through `Tcache::pop_at`.)
+    #[cfg(test)]
     pub(crate) fn pop(&self) -> Option<*mut u8> {
+        let (base, off) = self.own_address();
+        // SAFETY: the stack's own address.
+        unsafe { self.pop_in(base, off) }
+    }
+
+    /// `pop`, for the stack at `base + off`.
+    ///
+    /// # Safety
+    /// As `move_head`.
+    #[inline(always)]
+    unsafe fn pop_in(&self, base: *const u8, off: BinOffset) -> Option<*mut u8> {
         let h = self.head.load(Relaxed);
         if lo(h) == self.low_water.get() {
             return None;
@@ -395,9 +431,9 @@ impl CacheBin {
             return None;
         }
         // SAFETY: head is above the low-water mark, so it points at a cached
-        // item inside this bin's stack storage.
+        // item inside this bin's stack storage; the caller's address.
         unsafe {
-            self.head.store(h.add(1), Relaxed);
+            self.move_head::<8>(base, off);
             Some(unmark(*h))
         }
     }
@@ -431,19 +467,44 @@ impl CacheBin {
     /// a double free).
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8, key: u64) -> bool {
-        self.push_checked(p, key, self.starts_block(p))
+        let (base, off) = self.own_address();
+        // SAFETY: the stack's own address.
+        unsafe { self.push_in(p, key, self.starts_block(p), base, off) }
     }
 
     /// `push` for a free that trusts the caller's size and has not looked
-    /// `p` up: tests `trusted_mask` instead of the start check.
+    /// `p` up: tests `trusted_mask` instead of the start check. The stack
+    /// is at `base + off`.
+    ///
+    /// # Safety
+    /// As `move_head`.
     #[inline(always)]
-    pub(crate) fn push_trusted(&self, p: *mut u8, key: u64) -> bool {
-        self.push_checked(p, key, p as usize as u16 & self.trusted_mask.get() == 0)
+    unsafe fn push_trusted_in(
+        &self,
+        p: *mut u8,
+        key: u64,
+        base: *const u8,
+        off: BinOffset,
+    ) -> bool {
+        let trusted = p as usize as u16 & self.trusted_mask.get() == 0;
+        // SAFETY: forwarded.
+        unsafe { self.push_in(p, key, trusted, base, off) }
     }
 
-    /// `push`, given the outcome of `p`'s start check.
+    /// `push` to the stack at `base + off`, given the outcome of `p`'s
+    /// start check.
+    ///
+    /// # Safety
+    /// As `move_head`.
     #[inline(always)]
-    fn push_checked(&self, p: *mut u8, key: u64, starts_block: bool) -> bool {
+    unsafe fn push_in(
+        &self,
+        p: *mut u8,
+        key: u64,
+        starts_block: bool,
+        base: *const u8,
+        off: BinOffset,
+    ) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
@@ -461,11 +522,10 @@ impl CacheBin {
             (p as *mut u64).write(key);
         }
         // SAFETY: the stack is not full, so the slot below head is inside
-        // this bin's stack storage.
+        // this bin's stack storage; the caller's address.
         unsafe {
-            let h = h.sub(1);
-            *h = p;
-            self.head.store(h, Relaxed);
+            *h.sub(1) = p;
+            self.move_head::<-8>(base, off);
         }
         true
     }
@@ -629,7 +689,41 @@ impl Tcache {
         };
         // SAFETY: forwarded.
         let b = unsafe { self.bin_at(off) };
-        b.push_checked(p, self.key(), prod < b.start.0.get())
+        // SAFETY: the stack at `off` from the base, this thread's.
+        unsafe {
+            b.push_in(
+                p,
+                self.key(),
+                prod < b.start.0.get(),
+                self.offsets_base(),
+                off,
+            )
+        }
+    }
+
+    /// Pops from the stack at `off` (`CacheBin::pop`), addressing its head
+    /// from the offsets' base.
+    ///
+    /// # Safety
+    /// As `bin_at`.
+    #[inline(always)]
+    pub(crate) unsafe fn pop_at(&self, off: BinOffset) -> Option<*mut u8> {
+        // SAFETY: forwarded; the stack at `off` from the base.
+        unsafe { self.bin_at(off).pop_in(self.offsets_base(), off) }
+    }
+
+    /// Pushes freed block `p` onto the stack at `off` for a free that
+    /// trusts the caller's size (`CacheBin::push_trusted_in`).
+    ///
+    /// # Safety
+    /// As `bin_at`.
+    #[inline(always)]
+    pub(crate) unsafe fn push_trusted_at(&self, off: BinOffset, p: *mut u8) -> bool {
+        // SAFETY: forwarded; the stack at `off` from the base.
+        unsafe {
+            self.bin_at(off)
+                .push_trusted_in(p, self.key(), self.offsets_base(), off)
+        }
     }
 
     /// The stack at `off` (`before` for 0).
@@ -1675,6 +1769,7 @@ mod tests {
             let want = (sc::lookup_index(s) + 1) * core::mem::size_of::<CacheBin>();
             assert_eq!(bin_offset(s), want, "size {s}");
         }
+        assert_eq!(bin_offset(0), 0);
         let t = Tcache::new();
         // SAFETY: offset 0 is `before`.
         let b = unsafe { t.bin_at(0) };
