@@ -380,10 +380,11 @@ pub(crate) unsafe fn free(p: *mut u8) {
     // Null, foreign and freed pointers have no cached class: slow path.
     if let Some(ent) = emap::lookup_below_top(p as usize) {
         let off = ent.scaled_class::<{ tcache::LG_BIN }>();
-        // SAFETY: a stack's offset (0: the stack that takes nothing), and
-        // the entry says p's block is live and of that class (the caller
-        // gives it up).
-        if off < tcache::OFFSET_LIMIT && unsafe { tsd::cache_push(off, p) } {
+        // SAFETY: every entry's offset is a stack's (below OFFSET_LIMIT;
+        // the stacks of no cached class take nothing), and the entry says
+        // p's block is live and of that stack's class (the caller gives
+        // it up).
+        if unsafe { tsd::cache_push(off, p) } {
             return;
         }
     }
@@ -468,10 +469,7 @@ pub(crate) unsafe fn sized_free<const CHECK: bool>(
         }
         let off = ent.scaled_class::<{ tcache::LG_BIN }>();
         // SAFETY: as in `free`.
-        if place == Place::Cached
-            && off < tcache::OFFSET_LIMIT
-            && unsafe { tsd::cache_push(off, p) }
-        {
+        if place == Place::Cached && unsafe { tsd::cache_push(off, p) } {
             return;
         }
         dalloc_freed(p, ent, place);

@@ -61,64 +61,112 @@ pub(crate) fn mapped_bytes() -> usize {
 }
 
 const SLAB_BIT: u64 = 1;
-/// The class (plus one) sits above bit 53, so that bits 48..53 are zero
-/// and `scaled_class` can shift it down to any multiple up to 32.
-const SZ_SHIFT: u32 = 53;
+/// The class field sits in bits 57..64, so that bits 48..57 are zero and
+/// `scaled_class` can shift it down to any multiple up to 32.
+const FIELD_SHIFT: u32 = 57;
+/// Values the class field can take: with the stacks' size, what the
+/// thread cache's stacks must span (`tcache::OFFSET_LIMIT`) so that
+/// `free`'s hit path may index them with any entry and need no bound check.
+pub(crate) const FIELD_VALUES: usize = 1 << (64 - FIELD_SHIFT);
 const PTR_MASK: u64 = (1 << 48) - 64;
-/// In the class field: the block bypasses the thread caches (`bypassing`).
-const BYPASS_BIT: u64 = 1 << 63;
+/// Classes whose index (plus one) the field holds: every class a thread
+/// cache may hold, up to jemalloc's `TCACHE_MAXCLASS_LIMIT` of 8 MiB
+/// (`tcache::NCACHED_MAX` asserts it is the same).
+pub(crate) const DIRECT_CLASSES: usize = sc::size_to_index_compute(8 << 20) + 1;
+/// Field values from here: a small class (by its index) whose block
+/// bypasses the caches.
+const FIELD_BYPASS_SMALL: usize = DIRECT_CLASSES + 1;
+/// Field value: the class is the record's (`Extent::szind`): a large class
+/// above `DIRECT_CLASSES`, or a large block that bypasses the caches.
+const FIELD_RECORD: usize = FIELD_VALUES - 1;
+const _: () = assert!(FIELD_BYPASS_SMALL + sc::NBINS_MAX <= FIELD_RECORD);
 
-/// One pointer-map entry: record, size class, slab bit, and the bypass
-/// bit (the top bit of the class field).
+/// One pointer-map entry: record pointer, slab bit and a class field of
+/// 7 bits:
+/// - 0: no live block (an empty entry, or a free extent's record);
+/// - 1..=DIRECT_CLASSES: a block of class field - 1 that a cache may take;
+/// - `FIELD_BYPASS_SMALL` + class: a small block that bypasses the caches;
+/// - `FIELD_RECORD`: a block of the record's class, never cached here.
+///
+/// (A promoted block, the heap profiler's sample of a small class, sits
+/// in a large extent whose record has a large class: its entry holds the
+/// small class itself.)
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Entry(u64);
 
 impl Entry {
     pub(crate) const EMPTY: Entry = Entry(0);
 
+    /// A live block of class `szind` in `e`. Classes above
+    /// `DIRECT_CLASSES` are read from the record, which must have it.
     pub(crate) fn new(e: ERef, szind: usize, slab: bool) -> Entry {
+        let field = if szind < DIRECT_CLASSES {
+            szind + 1
+        } else {
+            debug_assert_eq!(e.szind(), szind);
+            FIELD_RECORD
+        };
+        Entry::with_field(e, field, slab)
+    }
+
+    fn with_field(e: ERef, field: usize, slab: bool) -> Entry {
         let p = e as *const Extent as u64;
         debug_assert_eq!(p & !PTR_MASK, 0);
-        // The class is stored plus one, so that an empty entry (0), a free
-        // extent (NO_CLASS + 1) and an uncached class all fail one compare
-        // in `cached_class` and `scaled_class`.
-        Entry(p | ((szind as u64 + 1) << SZ_SHIFT) | if slab { SLAB_BIT } else { 0 })
+        Entry(p | (field as u64) << FIELD_SHIFT | if slab { SLAB_BIT } else { 0 })
     }
-    /// This entry with the bypass bit set: `cached_class` reports no
-    /// class, so that a free of the block never takes a cache's hit path
-    /// (the heap profiler's sampled blocks, which it must see freed),
-    /// while `szind` still gives the class.
+
+    #[inline(always)]
+    fn field(self) -> usize {
+        (self.0 >> FIELD_SHIFT) as usize
+    }
+
+    /// This live entry with a field no cache takes: a free of the block
+    /// never takes a cache's hit path (the heap profiler's sampled blocks,
+    /// which it must see freed), while `szind` still gives the class.
     pub(crate) fn bypassing(self) -> Entry {
-        Entry(self.0 | BYPASS_BIT)
+        let ind = self.szind();
+        let field = if ind < sc::NBINS_MAX {
+            FIELD_BYPASS_SMALL + ind
+        } else {
+            // A large block: its record has its class.
+            FIELD_RECORD
+        };
+        Entry(self.0 & !((FIELD_VALUES as u64 - 1) << FIELD_SHIFT) | (field as u64) << FIELD_SHIFT)
     }
     /// Entry for a free extent's boundary pages.
     pub(crate) fn free(e: ERef) -> Entry {
-        Entry::new(e, NO_CLASS as usize, false)
+        Entry::with_field(e, 0, false)
     }
-    /// Size class; `NO_CLASS` for free extents.
+    /// Size class; `NO_CLASS` for empty entries and free extents.
     #[inline]
     pub(crate) fn szind(self) -> usize {
-        (((self.0 & !BYPASS_BIT) >> SZ_SHIFT) as usize).wrapping_sub(1)
+        match self.field() {
+            0 => NO_CLASS as usize,
+            f if f <= DIRECT_CLASSES => f - 1,
+            FIELD_RECORD => self.extent().map_or(NO_CLASS as usize, |e| e.szind()),
+            f => f - FIELD_BYPASS_SMALL,
+        }
     }
-    /// The size class if the entry is an active allocation that may be
-    /// cached, otherwise a number above every class (`usize::MAX` for
-    /// empty entries, `NO_CLASS` for free extents, 2^10 or more with the
-    /// bypass bit): `cached_class() < n` checks "live, not bypassing, and
-    /// of a class below n" with one compare.
+    /// The size class if the entry is a live block that a cache may take
+    /// (below `DIRECT_CLASSES`), otherwise `DIRECT_CLASSES` or more
+    /// (`usize::MAX` for no live block): `cached_class() < n` checks "live,
+    /// not bypassing, and of a class below n" with one compare, for
+    /// n <= `DIRECT_CLASSES`.
     #[inline(always)]
     pub(crate) fn cached_class(self) -> usize {
-        ((self.0 >> SZ_SHIFT) as usize).wrapping_sub(1)
+        self.field().wrapping_sub(1)
     }
-    /// `(cached_class() + 1) << LG` (`LG <= 5`), in one shift: 0 for an
-    /// empty entry, `(n + 1) << LG` or more for a free extent, a bypassing
-    /// entry or a class of n or above. The thread cache indexes its stacks
-    /// with it (`tcache::BinOffset`, whose 0 is a stack that takes nothing).
+    /// `field << LG` (`LG <= 5`), in one shift, below `FIELD_VALUES << LG`
+    /// for every entry: 0 for no live block, `(ind + 1) << LG` for a block
+    /// of class ind that a cache may take, more for the others. The thread
+    /// cache indexes its stacks with it (`tcache::BinOffset`, whose 0 is a
+    /// stack that takes nothing, as are those past its classes).
     /// (The shift is opaque to the compiler, which would otherwise test
-    /// the bound with a second shift of the entry: one instruction more.)
+    /// a bound with a second shift of the entry: one instruction more.)
     #[inline(always)]
     pub(crate) fn scaled_class<const LG: u32>(self) -> usize {
         const { assert!(LG <= 5) };
-        shr_opaque::<SZ_SHIFT, LG>(self.0 as usize)
+        shr_opaque::<FIELD_SHIFT, LG>(self.0 as usize)
     }
     #[inline]
     pub(crate) fn is_slab(self) -> bool {
@@ -127,7 +175,7 @@ impl Entry {
     /// Whether this entry describes live memory (an active slab or large).
     #[inline]
     pub(crate) fn is_active(self) -> bool {
-        self.0 != 0 && self.szind() != NO_CLASS as usize
+        self.field() != 0
     }
     #[inline]
     pub(crate) fn extent(self) -> Option<ERef> {
@@ -402,19 +450,47 @@ mod tests {
     fn bypassing_entries_keep_their_class_but_no_cached_one() {
         let mut pool = ExtentPool::new();
         let e = pool.get().unwrap();
-        for (ind, slab) in [(0, false), (5, false), (40, false), (sc::NSIZES - 1, true)] {
+        let last = sc::NSIZES - 1;
+        for (ind, slab) in [
+            (0, true),
+            (5, false),
+            (40, false),
+            (72, false),
+            (73, false),
+            (last, false),
+        ] {
+            // Large classes past the direct ones are read from the record.
+            e.set_szind(ind);
             let plain = Entry::new(e, ind, slab);
-            assert_eq!(plain.cached_class(), ind);
+            assert_eq!(plain.szind(), ind);
+            assert!(plain.is_active() && plain.is_slab() == slab);
+            if ind < DIRECT_CLASSES {
+                assert_eq!(plain.cached_class(), ind);
+                assert_eq!(plain.scaled_class::<5>(), (ind + 1) << 5);
+            } else {
+                assert!(plain.cached_class() >= DIRECT_CLASSES);
+            }
             let b = plain.bypassing();
             assert_eq!(b.szind(), ind);
             assert_eq!(b.is_slab(), slab);
             assert!(b.is_active());
             assert!(ptr::eq(b.extent().unwrap(), e));
-            // Above every class a cache holds: the free hit path declines.
-            assert!(b.cached_class() >= sc::NSIZES);
-            assert!(b.scaled_class::<5>() >= (sc::NSIZES + 1) << 5);
+            // Past every class a cache holds: the free hit path declines.
+            assert!(b.cached_class() >= DIRECT_CLASSES);
+            assert!(b.scaled_class::<5>() > DIRECT_CLASSES << 5);
+            assert!(b.scaled_class::<5>() < FIELD_VALUES << 5);
         }
-        // Free extents stay free.
-        assert!(!Entry::free(e).bypassing().is_active());
+        // A promoted block: a small class in an extent of a large one.
+        e.set_szind(sc::geom().nbins);
+        let promoted = Entry::new(e, 3, false).bypassing();
+        assert_eq!(promoted.szind(), 3);
+        assert!(promoted.cached_class() >= DIRECT_CLASSES);
+        // Free extents and empty entries hold no live block.
+        for ent in [Entry::free(e), Entry::EMPTY] {
+            assert!(!ent.is_active());
+            assert_eq!(ent.scaled_class::<5>(), 0);
+            assert_eq!(ent.szind(), NO_CLASS as usize);
+        }
+        assert!(ptr::eq(Entry::free(e).extent().unwrap(), e));
     }
 }

@@ -632,47 +632,6 @@ pub(crate) unsafe fn first_word_is(p: *const u8, key: u64) -> bool {
     }
 }
 
-/// Adds `DELTA` to the word at byte offset `index + OFF` of `base`, with
-/// one memory add addressed as base + index + OFF (`add qword ptr [..],
-/// DELTA`): the compiler would compute the address, or load the word into
-/// a register, add and store it (an instruction more each on the thread
-/// cache's hit paths). Not an atomic read-modify-write: only the word's
-/// owner may change it. A thread reading it concurrently (relaxed) sees
-/// the old or the new value: the store is one aligned 8-byte write.
-///
-/// # Safety
-/// `base + index + OFF` must be an aligned 8-byte atomic that no other
-/// thread writes.
-#[inline(always)]
-pub(crate) unsafe fn add_to_indexed_word<const OFF: usize, const DELTA: i32>(
-    base: *const u8,
-    index: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller guarantees the word; the asm reads and writes
-    // only it and the flags.
-    unsafe {
-        core::arch::asm!(
-            "add qword ptr [{b} + {i} + {off}], {d}",
-            b = in(reg) base,
-            i = in(reg) index,
-            off = const OFF,
-            d = const DELTA,
-            options(nostack)
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: as above.
-    unsafe {
-        let w = &*(base.add(index + OFF) as *const core::sync::atomic::AtomicU64);
-        w.store(
-            w.load(core::sync::atomic::Ordering::Relaxed)
-                .wrapping_add(DELTA as i64 as u64),
-            core::sync::atomic::Ordering::Relaxed,
-        );
-    }
-}
-
 /// `n * m` (mod 2^64) for the u64 `m` at byte offset `index + OFF` of
 /// `base`, with the multiplication reading `m` from memory itself,
 /// addressed as base + index + OFF: the compiler would load it into a

@@ -345,9 +345,11 @@ pub(crate) fn bin_offset(s: usize) -> BinOffset {
     SIZE_TO_BIN[s] as usize
 }
 
-/// The `BinOffset` bound: offsets below it are `before`'s or cached
-/// classes' (given a cache of every class).
-pub(crate) const OFFSET_LIMIT: BinOffset = (NCACHED_MAX + 1) << LG_BIN;
+/// The `BinOffset` bound: offsets below it are `before`'s, a cached
+/// class's or a spare stack's (`Tcache::spare`). Every pointer-map entry's
+/// `scaled_class` is below it.
+pub(crate) const OFFSET_LIMIT: BinOffset = emap::FIELD_VALUES << LG_BIN;
+const _: () = assert!(NCACHED_MAX == emap::DIRECT_CLASSES);
 
 /// Clears the free key from block `p`, handed out again, so that a later
 /// free does not mistake the key, or what a partial write left of it, for
@@ -379,48 +381,12 @@ impl CacheBin {
         }
     }
 
-    /// This stack's address, as the base and offset of `pop_in` and
-    /// `push_in`, for callers that hold the stack itself.
-    #[inline(always)]
-    fn own_address(&self) -> (*const u8, BinOffset) {
-        (self as *const CacheBin as *const u8, 0)
-    }
-
-    /// Moves `head` by `DELTA` bytes with one memory add addressed as
-    /// `base + off` (`os::add_to_indexed_word`), as the hit paths address
-    /// the stack's other fields.
-    ///
-    /// # Safety
-    /// `base + off` is this stack's address; the calling thread owns it.
-    #[inline(always)]
-    unsafe fn move_head<const DELTA: i32>(&self, base: *const u8, off: BinOffset) {
-        const HEAD: usize = core::mem::offset_of!(CacheBin, head);
-        debug_assert!(ptr::eq(
-            base.wrapping_add(off),
-            self as *const CacheBin as *const u8
-        ));
-        // SAFETY: `head`, an aligned atomic only the owner writes.
-        unsafe { os::add_to_indexed_word::<HEAD, DELTA>(base, off) }
-    }
-
     /// Pops the most recently cached block, counting it, unless the stack
     /// is at its low-water mark or the pop is the class's next sampling
     /// event (`left` reaches zero: counted, nothing popped); then the slow
     /// path decides, and must not call `pop` again for this allocation.
-    /// (The hit path pops through `Tcache::pop_at`.)
-    #[cfg(test)]
-    pub(crate) fn pop(&self) -> Option<*mut u8> {
-        let (base, off) = self.own_address();
-        // SAFETY: the stack's own address.
-        unsafe { self.pop_in(base, off) }
-    }
-
-    /// `pop`, for the stack at `base + off`.
-    ///
-    /// # Safety
-    /// As `move_head`.
     #[inline(always)]
-    unsafe fn pop_in(&self, base: *const u8, off: BinOffset) -> Option<*mut u8> {
+    pub(crate) fn pop(&self) -> Option<*mut u8> {
         let h = self.head.load(Relaxed);
         if lo(h) == self.low_water.get() {
             return None;
@@ -431,9 +397,9 @@ impl CacheBin {
             return None;
         }
         // SAFETY: head is above the low-water mark, so it points at a cached
-        // item inside this bin's stack storage; the caller's address.
+        // item inside this bin's stack storage.
         unsafe {
-            self.move_head::<8>(base, off);
+            self.head.store(h.add(1), Relaxed);
             Some(unmark(*h))
         }
     }
@@ -467,44 +433,19 @@ impl CacheBin {
     /// a double free).
     #[inline(always)]
     pub(crate) fn push(&self, p: *mut u8, key: u64) -> bool {
-        let (base, off) = self.own_address();
-        // SAFETY: the stack's own address.
-        unsafe { self.push_in(p, key, self.starts_block(p), base, off) }
+        self.push_checked(p, key, self.starts_block(p))
     }
 
     /// `push` for a free that trusts the caller's size and has not looked
-    /// `p` up: tests `trusted_mask` instead of the start check. The stack
-    /// is at `base + off`.
-    ///
-    /// # Safety
-    /// As `move_head`.
+    /// `p` up: tests `trusted_mask` instead of the start check.
     #[inline(always)]
-    unsafe fn push_trusted_in(
-        &self,
-        p: *mut u8,
-        key: u64,
-        base: *const u8,
-        off: BinOffset,
-    ) -> bool {
-        let trusted = p as usize as u16 & self.trusted_mask.get() == 0;
-        // SAFETY: forwarded.
-        unsafe { self.push_in(p, key, trusted, base, off) }
+    pub(crate) fn push_trusted(&self, p: *mut u8, key: u64) -> bool {
+        self.push_checked(p, key, p as usize as u16 & self.trusted_mask.get() == 0)
     }
 
-    /// `push` to the stack at `base + off`, given the outcome of `p`'s
-    /// start check.
-    ///
-    /// # Safety
-    /// As `move_head`.
+    /// `push`, given the outcome of `p`'s start check.
     #[inline(always)]
-    unsafe fn push_in(
-        &self,
-        p: *mut u8,
-        key: u64,
-        starts_block: bool,
-        base: *const u8,
-        off: BinOffset,
-    ) -> bool {
+    fn push_checked(&self, p: *mut u8, key: u64, starts_block: bool) -> bool {
         let h = self.head.load(Relaxed);
         if lo(h) == self.full.get() {
             return false;
@@ -522,10 +463,11 @@ impl CacheBin {
             (p as *mut u64).write(key);
         }
         // SAFETY: the stack is not full, so the slot below head is inside
-        // this bin's stack storage; the caller's address.
+        // this bin's stack storage.
         unsafe {
-            *h.sub(1) = p;
-            self.move_head::<-8>(base, off);
+            let h = h.sub(1);
+            *h = p;
+            self.head.store(h, Relaxed);
         }
         true
     }
@@ -628,6 +570,10 @@ pub(crate) struct Tcache {
     before: CacheBin,
     /// Hot: first in the struct so the fast path's offsets are small.
     pub(crate) bins: [CacheBin; NCACHED_MAX],
+    /// Stacks that take nothing, for the offsets of pointer-map entries
+    /// that name no cached class (`emap::Entry::scaled_class`): with them,
+    /// `free` indexes the stacks with any entry's offset, unchecked.
+    spare: [CacheBin; emap::FIELD_VALUES - 1 - NCACHED_MAX],
     ctl: [Cell<BinCtl>; NCACHED_MAX],
     nbins: Cell<usize>,
     stack: Cell<*mut u8>,
@@ -689,41 +635,7 @@ impl Tcache {
         };
         // SAFETY: forwarded.
         let b = unsafe { self.bin_at(off) };
-        // SAFETY: the stack at `off` from the base, this thread's.
-        unsafe {
-            b.push_in(
-                p,
-                self.key(),
-                prod < b.start.0.get(),
-                self.offsets_base(),
-                off,
-            )
-        }
-    }
-
-    /// Pops from the stack at `off` (`CacheBin::pop`), addressing its head
-    /// from the offsets' base.
-    ///
-    /// # Safety
-    /// As `bin_at`.
-    #[inline(always)]
-    pub(crate) unsafe fn pop_at(&self, off: BinOffset) -> Option<*mut u8> {
-        // SAFETY: forwarded; the stack at `off` from the base.
-        unsafe { self.bin_at(off).pop_in(self.offsets_base(), off) }
-    }
-
-    /// Pushes freed block `p` onto the stack at `off` for a free that
-    /// trusts the caller's size (`CacheBin::push_trusted_in`).
-    ///
-    /// # Safety
-    /// As `bin_at`.
-    #[inline(always)]
-    pub(crate) unsafe fn push_trusted_at(&self, off: BinOffset, p: *mut u8) -> bool {
-        // SAFETY: forwarded; the stack at `off` from the base.
-        unsafe {
-            self.bin_at(off)
-                .push_trusted_in(p, self.key(), self.offsets_base(), off)
-        }
+        b.push_checked(p, self.key(), prod < b.start.0.get())
     }
 
     /// The stack at `off` (`before` for 0).
@@ -733,8 +645,9 @@ impl Tcache {
     #[inline(always)]
     pub(crate) unsafe fn bin_at(&self, off: BinOffset) -> &CacheBin {
         debug_assert!(off < OFFSET_LIMIT && off.is_multiple_of(1 << LG_BIN));
-        // SAFETY: `before` and `bins` are consecutive (`repr(C)`, both of
-        // 32-byte stacks), so the caller's offset names a whole stack.
+        // SAFETY: `before`, `bins` and `spare` are consecutive (`repr(C)`,
+        // all of 32-byte stacks), so the caller's offset names a whole
+        // stack.
         unsafe { &*self.offsets_base().add(off).cast::<CacheBin>() }
     }
 
@@ -742,6 +655,7 @@ impl Tcache {
         Tcache {
             before: CacheBin::zero(),
             bins: [const { CacheBin::zero() }; NCACHED_MAX],
+            spare: [const { CacheBin::zero() }; emap::FIELD_VALUES - 1 - NCACHED_MAX],
             ctl: [const {
                 Cell::new(BinCtl {
                     fill_shift: 0,
@@ -1785,5 +1699,17 @@ mod tests {
     fn every_class_up_to_the_limit_fits() {
         assert_eq!(NCACHED_MAX, 73);
         assert_eq!(sc::index_to_size(NCACHED_MAX - 1), MAX_LIMIT);
+        // The stacks span every offset a pointer-map entry gives, so that
+        // `free` indexes them unchecked; the spare ones take nothing.
+        use core::mem::{offset_of, size_of};
+        let end = offset_of!(Tcache, spare)
+            + size_of::<[CacheBin; emap::FIELD_VALUES - 1 - NCACHED_MAX]>();
+        assert_eq!(end - offset_of!(Tcache, before), OFFSET_LIMIT);
+        let t = Tcache::new();
+        for off in (((NCACHED_MAX + 1) << LG_BIN)..OFFSET_LIMIT).step_by(1 << LG_BIN) {
+            // SAFETY: below OFFSET_LIMIT, a multiple of the stacks' size.
+            let b = unsafe { t.bin_at(off) };
+            assert!(!b.push(b as *const CacheBin as *mut u8, 0) && b.pop().is_none());
+        }
     }
 }

@@ -177,7 +177,7 @@ pub(crate) fn get() -> &'static Tsd {
 #[inline(always)]
 pub(crate) unsafe fn cache_pop(off: tcache::BinOffset) -> Option<*mut u8> {
     // SAFETY: forwarded.
-    unsafe { get().tcache.pop_at(off) }
+    unsafe { get().tcache.bin_at(off) }.pop()
 }
 
 /// Fast-path push to the stack at `off` by a free that trusts the
@@ -189,8 +189,9 @@ pub(crate) unsafe fn cache_pop(off: tcache::BinOffset) -> Option<*mut u8> {
 /// caller gives up.
 #[inline(always)]
 pub(crate) unsafe fn cache_push_trusted(off: tcache::BinOffset, p: *mut u8) -> bool {
+    let c = &get().tcache;
     // SAFETY: forwarded.
-    unsafe { get().tcache.push_trusted_at(off, p) }
+    unsafe { c.bin_at(off) }.push_trusted(p, c.key())
 }
 
 /// Fast-path push to the cached class at `off`. False if the caller must
