@@ -49,12 +49,12 @@ pub(crate) enum Place {
     Tcache(usize),
 }
 
-/// The thread-cache hit path for a request whose size, already rounded up to
-/// its alignment, is `r`: one table load (the stack's offset) and a pop.
+/// The thread-cache hit path for a request whose size, already rounded up
+/// to its alignment, is `r`: one table load (the stack's offset) and a pop.
 /// Declines (None) for `r > LOOKUP_MAX` with a single compare, and for
-/// `r == 0` by the table (offset 0, the stack that takes nothing). Callers guarantee
-/// that `r` did not overflow and that a class of size >= `r` satisfies their
-/// alignment (true for any alignment up to a page when `r` is a multiple
+/// `r == 0` by the table (offset 0, the stack that takes nothing). Callers
+/// guarantee that `r` did not overflow and that a class of size >= `r`
+/// satisfies their alignment (true for any alignment up to a page when `r` is a multiple
 /// of it; alignments above `LOOKUP_MAX` make `r` exceed it).
 #[inline(always)]
 pub(crate) fn cache_alloc(r: usize) -> Option<*mut u8> {

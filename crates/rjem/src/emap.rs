@@ -122,8 +122,12 @@ impl Entry {
 
     /// This live entry with a field no cache takes: a free of the block
     /// never takes a cache's hit path (the heap profiler's sampled blocks,
-    /// which it must see freed), while `szind` still gives the class.
+    /// which it must see freed), while `szind` still gives the class. An
+    /// entry of no live block stays as it is.
     pub(crate) fn bypassing(self) -> Entry {
+        if !self.is_active() {
+            return self;
+        }
         let ind = self.szind();
         let field = if ind < sc::NBINS_MAX {
             FIELD_BYPASS_SMALL + ind
@@ -485,8 +489,10 @@ mod tests {
         let promoted = Entry::new(e, 3, false).bypassing();
         assert_eq!(promoted.szind(), 3);
         assert!(promoted.cached_class() >= DIRECT_CLASSES);
-        // Free extents and empty entries hold no live block.
+        // Free extents and empty entries hold no live block, and bypassing
+        // leaves them so.
         for ent in [Entry::free(e), Entry::EMPTY] {
+            assert_eq!(ent.bypassing(), ent);
             assert!(!ent.is_active());
             assert_eq!(ent.scaled_class::<5>(), 0);
             assert_eq!(ent.szind(), NO_CLASS as usize);
