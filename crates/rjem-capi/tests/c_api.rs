@@ -152,6 +152,18 @@ fn bad_pointer_report_names_the_function() {
         assert_eq!(o.status.code(), None, "{case}: must abort: {err}");
         assert!(err.contains(&format!("<rjem>: {want}")), "{case}: {err}");
     }
+    // Inside a large block, in its first page: reported with the block's
+    // class, for classes the pointer-map entry holds (1 MiB) and for those
+    // it leaves to the extent record (above 8 MiB).
+    for size in ["1048576", "10485760", "41943040"] {
+        let o = run(&exe, &["free-inside-large", size], true, &[]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), None, "{size}: must abort: {err}");
+        let want = format!(
+            "<rjem>: invalid free: pointer inside a large allocation, not its start ({size} bytes class)"
+        );
+        assert!(err.contains(&want), "{size}: {err}");
+    }
     // Interior pointers at multiples of the class's power-of-two part
     // (docs/hardening.md): caught at the free, before a malloc can hand
     // them out.

@@ -19,6 +19,11 @@ int main(int argc, char **argv) {
     } else if (!strcmp(c, "realloc-interior")) {
         char *p = malloc(1 << 20);
         printf("%p\n", realloc(p + 8192, 2 << 20));
+    } else if (!strcmp(c, "free-inside-large") && argc > 2) {
+        /* A pointer 16 bytes into a large block: still in the block's
+         * first page, whose entry names the block. */
+        char *p = malloc(strtoul(argv[2], 0, 0));
+        free(p + 16);
     } else if (!strcmp(c, "free-interior") && argc > 3) {
         /* A pointer aligned as the class's blocks are, inside one: freed,
          * the next malloc of the class must not return it. */

@@ -9,8 +9,9 @@
  * resizes (realloc, rallocx, xallocx), frees by every function (free,
  * free_sized, free_aligned_sized, sdallocx, dallocx, realloc(p, 0)), cache
  * flushes and purges, and hand-overs of blocks to other threads through
- * shared mailboxes. Sizes are log-distributed from 0 to 4 MiB, alignments
- * from 1 to 2 MiB. The model checks, for every block:
+ * shared mailboxes. Sizes are log-distributed from 0 to 8 MiB (one in 256
+ * from 8 to 40 MiB), alignments from 1 to 2 MiB. The model checks, for
+ * every block:
  *   - alignment, and the usable size: malloc_usable_size == sallocx ==
  *     nallocx(size, alignment) (xallocx: its result), at least the size;
  *   - contents: a pattern derived from the block's address and size is
@@ -77,8 +78,11 @@ static uint64_t next(worker *w) {
 
 static size_t below(worker *w, size_t n) { return (size_t)(next(w) % n); }
 
-/* 0, or log-distributed up to 4 MiB. */
+/* 0, or log-distributed below 8 MiB; one in 256 from 8 to 40 MiB: past
+ * the thread caches' largest class (the pointer map leaves those classes
+ * to the extent record) and at or above `oversize_threshold`. */
 static size_t rand_size(worker *w) {
+    if (below(w, 256) == 0) return ((size_t)8 << 20) + below(w, (size_t)32 << 20);
     size_t k = below(w, 24);
     if (k == 0) return 0;
     size_t lo = (size_t)1 << (k - 1);
