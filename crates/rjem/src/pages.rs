@@ -100,11 +100,16 @@ impl Fit {
         if region <= 1 {
             return Fit::aligned(page);
         }
-        // The least common multiple of the page and the region size.
-        let g = gcd(page, region);
+        // The least common multiple of the page and the region size. The
+        // page is a power of two, so their greatest common divisor is the
+        // region's largest power-of-two factor, capped at the page: no
+        // division (this runs for every slab).
+        debug_assert!(page.is_power_of_two());
+        let g = page.min(1 << region.trailing_zeros());
+        debug_assert_eq!(g, gcd(page, region));
         Fit {
             align: page,
-            period: page / g * region,
+            period: (page >> g.trailing_zeros()) * region,
             lead,
         }
     }
@@ -124,7 +129,13 @@ impl Fit {
         const WINDOW: usize = 1 << 32;
         let at = start.checked_add(self.lead)?;
         let base = at & !(WINDOW - 1);
-        let off = (at - base).div_ceil(self.period) * self.period;
+        // A power-of-two period (every power-of-two region size) rounds
+        // with a mask; others divide.
+        let off = if self.period.is_power_of_two() {
+            os::align_up(at - base, self.period)?
+        } else {
+            (at - base).div_ceil(self.period) * self.period
+        };
         let at = if off + (size - self.lead) <= WINDOW {
             base + off
         } else {
@@ -319,7 +330,8 @@ impl Hot {
 
     /// The list for extents of `size` bytes, if they are small enough.
     fn list(size: usize, page: usize) -> Option<usize> {
-        let i = (size / page).wrapping_sub(1);
+        // A shift: the page is a power of two.
+        let i = (size >> page.trailing_zeros()).wrapping_sub(1);
         (size <= HOT_MAX_EXTENT && i < HOT_LISTS).then_some(i)
     }
 
