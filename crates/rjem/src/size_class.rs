@@ -175,6 +175,16 @@ pub(crate) struct BinInfo {
     /// `ceil(2^32 / size)`: region index = (offset * magic) >> 32, exact for
     /// offsets that are multiples of `size` below 2^32 (a slab is smaller).
     pub(crate) div_magic: u64,
+    /// `multiple_magic(size)`: whether a 32-bit number is a multiple of
+    /// `size`, with one multiplication (`divides`).
+    pub(crate) mul_check: u64,
+}
+
+/// The multiplier that tells, with one multiplication and no division,
+/// whether a number below 2^32 is a multiple of `d` (`1 < d < 2^32`): it is
+/// exactly when `n * m (mod 2^64) < m` (Lemire, Kaser and Kurz, 2019).
+pub(crate) const fn multiple_magic(d: usize) -> u64 {
+    u64::MAX / d as u64 + 1
 }
 
 impl BinInfo {
@@ -183,7 +193,14 @@ impl BinInfo {
         slab_size: 0,
         nregs: 0,
         div_magic: 0,
+        mul_check: 0,
     };
+
+    /// Whether `n` is a multiple of the region size.
+    #[inline]
+    pub(crate) fn divides(&self, n: u32) -> bool {
+        (n as u64).wrapping_mul(self.mul_check) < self.mul_check
+    }
 
     /// Region index of byte offset `off` into the slab, and whether `off` is
     /// exactly at a region start.
@@ -242,6 +259,7 @@ impl Geometry {
                 slab_size,
                 nregs,
                 div_magic: (1u64 << 32).div_ceil(size as u64),
+                mul_check: multiple_magic(size),
             };
             i += 1;
         }
@@ -285,6 +303,10 @@ impl Geometry {
     /// (jemalloc's `nallocx(0, MALLOCX_ALIGN(a))` answers 8 whatever `a`;
     /// its allocation functions do not follow it.)
     pub(crate) fn usable_size(&self, size: usize, align: usize) -> Option<usize> {
+        if size.wrapping_sub(1) < LOOKUP_MAX && align <= 8 {
+            // Every class is a multiple of 8, and these are all small.
+            return Some(index_to_size(lookup_index(size)));
+        }
         let size = size.max(1);
         let align = if align == 0 { 1 } else { align };
         if size <= self.small_maxclass && align <= self.page {
@@ -374,6 +396,38 @@ pub(crate) unsafe fn boot(page: usize) {
 mod tests {
     use super::*;
     extern crate std;
+
+    #[test]
+    fn divides_agrees_with_the_remainder() {
+        for page in [4096, 16384, 65536] {
+            let g = Geometry::new(page);
+            for info in &g.bins[..g.nbins] {
+                let d = info.size as u32;
+                let probes = (0..5000u32)
+                    .chain([u32::MAX, u32::MAX - 1, 1 << 31])
+                    .flat_map(|k| [k, k.wrapping_mul(d), k.wrapping_mul(d).wrapping_add(1)]);
+                for n in probes {
+                    assert_eq!(info.divides(n), n % d == 0, "{n} by {d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_requests_take_the_table_path_to_the_same_class() {
+        let g = Geometry::new(4096);
+        for size in 0..=LOOKUP_MAX + 8 {
+            for align in [0, 1, 2, 4, 8, 16] {
+                let general = align_up(size.max(1), align.max(1))
+                    .map(|s| index_to_size(size_to_index_compute(s)));
+                assert_eq!(
+                    g.usable_size(size, align),
+                    general,
+                    "{size} aligned {align}"
+                );
+            }
+        }
+    }
 
     /// jemalloc 5.3 with 4 KiB pages, from `arenas.bin.<i>.*`:
     /// (size, slab pages, regions).

@@ -66,26 +66,24 @@ pub(crate) fn alloc_batch(e: ERef, info: &BinInfo, words: usize, out: &mut [*mut
             continue;
         }
         let first = base + wi * 64 * size;
-        let take = (bits.count_ones() as usize).min(want - n);
-        let slots = &mut out[n..n + take];
+        // The run of free regions at the lowest free bit (the whole word
+        // in a new slab): consecutive addresses, one mask.
         let low = bits.trailing_zeros();
-        if (bits >> low).trailing_ones() as usize >= take {
-            // The lowest `take` free regions are consecutive (always so in
-            // a new slab): consecutive addresses, one mask.
-            let mut a = first + low as usize * size;
-            for slot in slots {
-                *slot = a as *mut u8;
-                a += size;
-            }
-            bits &= !(u64::MAX >> (64 - take) << low);
-        } else {
-            for slot in slots {
-                *slot = (first + bits.trailing_zeros() as usize * size) as *mut u8;
-                bits &= bits - 1;
-            }
+        let run = ((!(bits >> low)).trailing_zeros() as usize).min(want - n);
+        let mut a = first + low as usize * size;
+        for slot in &mut out[n..n + run] {
+            *slot = a as *mut u8;
+            a += size;
+        }
+        bits &= !(u64::MAX >> (64 - run) << low);
+        n += run;
+        // The word's other free regions, one at a time.
+        while bits != 0 && n < want {
+            out[n] = (first + bits.trailing_zeros() as usize * size) as *mut u8;
+            bits &= bits - 1;
+            n += 1;
         }
         *w = bits;
-        n += take;
     }
     e.nfree.set(e.nfree.get() - n as u32);
     n
@@ -127,8 +125,8 @@ pub(crate) fn free_run(e: ERef, info: &BinInfo, words: usize, items: &[*mut u8])
 /// only addresses in it whose low 32 bits are multiples of the region
 /// size are its regions' starts.
 fn placed(e: ERef, info: &BinInfo) -> bool {
-    let low = e.addr() as u32 as usize;
-    info.nregs * info.size == e.size() && low.is_multiple_of(info.size) && low + e.size() <= 1 << 32
+    let low = e.addr() as u32;
+    info.nregs * info.size == e.size() && info.divides(low) && low as usize + e.size() <= 1 << 32
 }
 
 #[inline(always)]
@@ -285,6 +283,63 @@ mod tests {
             let mut one = [core::ptr::null_mut(); 1];
             assert_eq!(alloc_batch(e, info, g.bitmap_words, &mut one), 1);
             assert_eq!(one[0] as usize, 1 << 30);
+        }
+    }
+
+    #[test]
+    fn batches_take_the_lowest_free_regions_of_any_pattern() {
+        // A model (the set of free regions) against random frees and
+        // batches of random sizes, in classes of 1 to 512 regions a slab.
+        let g = Geometry::new(4096);
+        let mut pool = ExtentPool::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for ind in [0usize, 1, 2, 5, 9, 17, 30, 35] {
+            let info = &g.bins[ind];
+            let e = pool.get().unwrap();
+            e.init(1 << 30, info.slab_size, 0, State::Active, 0);
+            assert!(init(e, info, g.bitmap_words).is_some());
+            let region = |i: usize| ((1usize << 30) + i * info.size) as *mut u8;
+            let mut free_set = std::vec![true; info.nregs];
+            for _ in 0..300 {
+                // Free a random share of the live regions, in random order.
+                let live: Vec<usize> = (0..info.nregs).filter(|&i| !free_set[i]).collect();
+                let mut pick: Vec<usize> = live.into_iter().filter(|_| rand(3) == 0).collect();
+                for k in (1..pick.len()).rev() {
+                    pick.swap(k, rand(k + 1));
+                }
+                if !pick.is_empty() {
+                    let items: Vec<*mut u8> = pick.iter().map(|&i| region(i)).collect();
+                    // One run of the slab (items in any order), counted once.
+                    assert_eq!(
+                        free_run(e, info, g.bitmap_words, &items),
+                        (pick.len(), pick.len() as u32)
+                    );
+                    e.nfree.set(e.nfree.get() + pick.len() as u32);
+                    for &i in &pick {
+                        free_set[i] = true;
+                    }
+                }
+                let want = 1 + rand(info.nregs + 3);
+                let mut out = std::vec![core::ptr::null_mut(); want];
+                let n = alloc_batch(e, info, g.bitmap_words, &mut out);
+                let expect: Vec<*mut u8> = (0..info.nregs)
+                    .filter(|&i| free_set[i])
+                    .take(want)
+                    .map(region)
+                    .collect();
+                assert_eq!(out[..n], expect[..], "class {} want {want}", info.size);
+                for &p in &out[..n] {
+                    free_set[(p as usize - (1 << 30)) / info.size] = false;
+                }
+                let nfree = free_set.iter().filter(|&&f| f).count();
+                assert_eq!(e.nfree.get() as usize, nfree);
+            }
         }
     }
 

@@ -300,7 +300,7 @@ impl StartCheck {
 
     fn for_modulus(d: usize) -> StartCheck {
         debug_assert!(d > 1 && d < 1 << 32);
-        StartCheck(Cell::new(u64::MAX / d as u64 + 1))
+        StartCheck(Cell::new(sc::multiple_magic(d)))
     }
 }
 
@@ -560,6 +560,10 @@ struct Counters {
     /// Bytes allocated (as for the peak) since the last `stats_interval`
     /// report this thread asked for.
     since_report: u64,
+    /// Bytes filled into the stacks less bytes flushed from them
+    /// (wrapping). allocated - deallocated is `slow_alloc - slow_dalloc +
+    /// stacked` less the bytes on the stacks, so at most the first three.
+    stacked: u64,
 }
 
 #[repr(C)]
@@ -674,6 +678,7 @@ impl Tcache {
                 peak: 0,
                 since_peak: 0,
                 since_report: 0,
+                stacked: 0,
             }),
             gc_bytes: Cell::new(0),
             gc_next: Cell::new(0),
@@ -874,6 +879,7 @@ impl Tcache {
                 let mut ctl = self.ctl[ind].get();
                 ctl.nfill += 1;
                 self.ctl[ind].set(ctl);
+                self.note_stacked(size, 0);
                 self.peak_tick(size);
                 self.publish();
             }
@@ -892,7 +898,9 @@ impl Tcache {
         }
         ctl.nfill += n as u64;
         self.ctl[ind].set(ctl);
-        self.peak_tick(n * sc::index_to_size(ind));
+        let bytes = n * sc::index_to_size(ind);
+        self.note_stacked(bytes, 0);
+        self.peak_tick(bytes);
         if n == 0 {
             // Not allocated after all.
             self.uncount_pop(ind);
@@ -970,6 +978,7 @@ impl Tcache {
         let mut ctl = self.ctl[ind].get();
         ctl.nflush += n as u64;
         self.ctl[ind].set(ctl);
+        self.note_stacked(0, n * sc::index_to_size(ind));
         // Move the remaining (newer) items down to the bottom.
         let head = b.head.load(Relaxed);
         let keep = b.count() - n;
@@ -984,12 +993,20 @@ impl Tcache {
     }
 
     /// Counts slow-path traffic; every `tcache_gc_incr_bytes`, GC one class.
+    #[inline(always)]
     fn gc_tick(&self, bytes: usize) {
         let t = self.gc_bytes.get() + bytes;
         if t < OPT_GC_INCR_BYTES.load(Relaxed) {
             self.gc_bytes.set(t);
-            return;
+        } else {
+            self.gc_step();
         }
+    }
+
+    /// GCs the next class (`gc_tick`).
+    #[cold]
+    #[inline(never)]
+    fn gc_step(&self) {
         self.gc_bytes.set(0);
         let n = self.nbins.get();
         if n == 0 {
@@ -1053,9 +1070,32 @@ impl Tcache {
             c.since_peak = 0;
         }
         self.counters.set(c);
-        if due {
+        // allocated - deallocated is at most `bound`: when that is no
+        // higher than the peak, the sample could not raise it.
+        let bound = c
+            .slow_alloc
+            .wrapping_sub(c.slow_dalloc)
+            .wrapping_add(c.stacked);
+        if due && bound as i64 - c.net_at_reset > c.peak {
             self.note_peak();
+        } else if due {
+            debug_assert!({
+                let (a, d) = self.allocated();
+                a.wrapping_sub(d) as i64 <= bound as i64
+            });
         }
+    }
+
+    /// Counts `filled` bytes put on a stack by a fill and `flushed` bytes
+    /// taken off one by a flush.
+    #[inline(always)]
+    fn note_stacked(&self, filled: usize, flushed: usize) {
+        let mut c = self.counters.get();
+        c.stacked = c
+            .stacked
+            .wrapping_add(filled as u64)
+            .wrapping_sub(flushed as u64);
+        self.counters.set(c);
     }
 
     /// Counts `bytes` freed without a stack.
@@ -1094,7 +1134,9 @@ impl Tcache {
     pub(crate) fn allocated(&self) -> (u64, u64) {
         let c = self.counters.get();
         let (mut a, mut d) = (c.slow_alloc, c.slow_dalloc);
-        for (i, (b, ctl)) in self.bins.iter().zip(self.ctl.iter()).enumerate() {
+        // Stacks past `nbins` are never used.
+        let n = self.nbins.get();
+        for (i, (b, ctl)) in self.bins[..n].iter().zip(&self.ctl[..n]).enumerate() {
             let ctl = ctl.get();
             let pops = ctl.pop_base.wrapping_sub(b.left.get());
             let pushes = (b.count() as u64)
