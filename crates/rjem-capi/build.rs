@@ -1,10 +1,11 @@
-//! Compiles the C++ operator new/delete shim (it needs the C++ runtime for
-//! std::bad_alloc and the new-handler) into librjem.
+//! Compiles the C half of C++ operator new (`src/cxx.c`) into librjem,
+//! with unwind tables so that `std::bad_alloc` thrown by the C++ runtime
+//! on its behalf passes through it.
 fn main() {
-    println!("cargo:rerun-if-changed=src/cxx.cpp");
+    println!("cargo:rerun-if-changed=src/cxx.c");
     cc::Build::new()
-        .cpp(true)
-        .file("src/cxx.cpp")
+        .file("src/cxx.c")
+        .flag("-fexceptions")
         .flag_if_supported("-fvisibility=hidden")
         .compile("rjem_cxx");
 }

@@ -1,8 +1,9 @@
 //! C++ `operator new` and `operator delete`, every standard form, exported
 //! under their Itanium-ABI names so C++ programs use rjem unchanged.
 //!
-//! The `new` operators are naked jumps to `cxx.cpp` (which may throw
-//! `std::bad_alloc`; no Rust frame is on the stack when it does). The
+//! The `new` operators are naked jumps to `cxx.c`, whose failure path
+//! hands the request to the C++ runtime's operator new, which may throw
+//! `std::bad_alloc`: no Rust frame is on the stack when it does. The
 //! `delete` operators never throw and are plain Rust: sized deletes take
 //! the checked sized-free path, the others `free`.
 
@@ -10,16 +11,16 @@ use core::ffi::c_void;
 
 extern "C" {
     fn rjem_cxx_new(n: usize) -> *mut c_void;
-    fn rjem_cxx_new_nothrow(n: usize) -> *mut c_void;
+    fn rjem_cxx_new_nothrow(n: usize, tag: *const c_void) -> *mut c_void;
     fn rjem_cxx_new_aligned(n: usize, align: usize) -> *mut c_void;
-    fn rjem_cxx_new_aligned_nothrow(n: usize, align: usize) -> *mut c_void;
+    fn rjem_cxx_new_aligned_nothrow(n: usize, align: usize, tag: *const c_void) -> *mut c_void;
 }
 
 macro_rules! jump_to {
     ($($name:literal => $target:ident),* $(,)?) => {$(
         const _: () = {
-            /// A C++ operator new: tail-jumps to the C++ implementation,
-            /// whose arguments are a prefix of this one's.
+            /// A C++ operator new: tail-jumps to its C implementation,
+            /// which takes the same arguments.
             #[unsafe(naked)]
             #[export_name = $name]
             unsafe extern "C" fn op() {

@@ -3,7 +3,7 @@
 //! Owns: the exported symbols only, each a one-line call into the core's C
 //! entry layer (`rjem::ffi`), which holds the C semantics (`errno`,
 //! jemalloc's flags, `mallctl`'s protocol) over the same allocation API the
-//! Rust front uses. The C++ operators are in `cxx.rs` and `cxx.cpp`.
+//! Rust front uses. The C++ operators are in `cxx.rs` and `cxx.c`.
 //!
 //! Built as `librjem_capi.so` and `librjem_capi.a` (Cargo names a library
 //! after its crate); `scripts/install.sh` installs them as `librjem.so` and
@@ -98,7 +98,7 @@ pub unsafe extern "C" fn malloc_stats_print(
     unsafe { ffi::malloc_stats_print(write_cb, cbopaque, opts, message) }
 }
 
-/// For the C++ shim (`cxx.cpp`): whether `operator new` aborts instead of
+/// For the C++ shim (`cxx.c`): whether `operator new` aborts instead of
 /// throwing `std::bad_alloc` (`experimental_infallible_new`).
 #[no_mangle]
 pub extern "C" fn rjem_infallible_new() -> bool {

@@ -97,8 +97,7 @@ pub fn build(name: &str, link: Link) -> PathBuf {
                 .arg(format!("-Wl,-rpath,{}", dir.display()));
         }
         Link::Static => {
-            c.arg(dir.join("librjem_capi.a"))
-                .args(["-lstdc++", "-ldl", "-lm"]);
+            c.arg(dir.join("librjem_capi.a")).args(["-ldl", "-lm"]);
         }
     }
     c.arg("-ldl");

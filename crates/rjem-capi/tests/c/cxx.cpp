@@ -1,6 +1,8 @@
 // C++ on rjem: new/delete in all forms (sized delete reaches sdallocx),
 // aligned new honours alignment, nothrow new returns nullptr on failure,
-// plain new throws std::bad_alloc.
+// plain new throws std::bad_alloc, and a failed new calls the new-handler
+// until it succeeds or there is none (librjem hands failures to the C++
+// runtime's operator new; it does not link it).
 #include <cstdint>
 #include <cstdio>
 #include <malloc.h>
@@ -8,8 +10,84 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <sys/resource.h>
 #include <thread>
 #include <vector>
+
+static int handler_calls;
+static int handler_limit;
+
+// Uninstalls itself after `handler_limit` calls.
+static void counting_handler() {
+    if (++handler_calls >= handler_limit) std::set_new_handler(nullptr);
+}
+
+static void throwing_handler() {
+    handler_calls++;
+    throw std::bad_alloc();
+}
+
+// Lifts the address-space limit that made the allocation fail.
+static void lifting_handler() {
+    handler_calls++;
+    struct rlimit r;
+    getrlimit(RLIMIT_AS, &r);
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_AS, &r);
+}
+
+// Every form of a failing new with the new-handler: plain and aligned
+// throw after the handler gives up, nothrow returns nullptr, and a handler
+// that makes memory available makes the allocation succeed.
+static int new_handler_checks() {
+    int fails = 0;
+    auto check = [&](bool c, const char *what) { if (!c) { fails++; std::fprintf(stderr, "FAIL %s\n", what); } };
+    volatile size_t huge = (size_t)1 << 62;
+    for (int aligned = 0; aligned < 2; aligned++) {
+        handler_calls = 0;
+        handler_limit = 3;
+        std::set_new_handler(counting_handler);
+        bool threw = false;
+        try {
+            void *q = aligned ? ::operator new(huge, std::align_val_t(64)) : ::operator new(huge);
+            std::printf("unexpected %p\n", q);
+        } catch (const std::bad_alloc &) { threw = true; }
+        check(threw && handler_calls == 3, aligned ? "aligned new: handler, then bad_alloc" : "new: handler, then bad_alloc");
+        handler_calls = 0;
+        std::set_new_handler(counting_handler);
+        void *q = aligned ? ::operator new(huge, std::align_val_t(64), std::nothrow)
+                          : ::operator new(huge, std::nothrow);
+        check(q == nullptr && handler_calls == 3, aligned ? "aligned nothrow: handler, then nullptr" : "nothrow: handler, then nullptr");
+        handler_calls = 0;
+        std::set_new_handler(throwing_handler);
+        q = aligned ? ::operator new(huge, std::align_val_t(64), std::nothrow) : ::operator new(huge, std::nothrow);
+        check(q == nullptr && handler_calls == 1, "nothrow: a throwing handler gives nullptr");
+        std::set_new_handler(nullptr);
+    }
+    // 256 MiB under an address-space limit 64 MiB above what is mapped now:
+    // fails until the handler lifts the limit.
+    struct rlimit old;
+    getrlimit(RLIMIT_AS, &old);
+    long vm_kib = 0;
+    if (FILE *f = std::fopen("/proc/self/status", "r")) {
+        char line[256];
+        while (std::fgets(line, sizeof line, f))
+            if (std::sscanf(line, "VmSize: %ld kB", &vm_kib) == 1) break;
+        std::fclose(f);
+    }
+    struct rlimit tight = {(rlim_t)vm_kib * 1024 + (64 << 20), old.rlim_max};
+    check(vm_kib > 0 && setrlimit(RLIMIT_AS, &tight) == 0, "setrlimit");
+    handler_calls = 0;
+    std::set_new_handler(lifting_handler);
+    char *big = new char[256 << 20];
+    big[0] = 1;
+    big[(256 << 20) - 1] = 2;
+    check(handler_calls >= 1, "the handler ran before the allocation succeeded");
+    delete[] big;
+    std::set_new_handler(nullptr);
+    setrlimit(RLIMIT_AS, &old);
+    return fails;
+}
 
 // A thread_local whose destructor allocates: it runs at thread exit, around
 // rjem's own thread-exit flush.
@@ -68,6 +146,7 @@ int main() {
             });
         for (auto &t : ts) t.join();
     }
+    fails += new_handler_checks();
     std::printf("cxx %s\n", fails ? "FAILED" : "ok");
     return fails != 0;
 }
