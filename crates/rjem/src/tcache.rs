@@ -26,7 +26,10 @@
 //! owning arenas, grouped per arena. Every 64 KiB of traffic through the
 //! slow path (`tcache_gc_incr_bytes`), one class is GC'd: 3/4 of what
 //! stayed unused since its last GC (below its low-water mark) is flushed,
-//! and its fill size adapts.
+//! and its fill size halves (it doubles again at the class's next GC if
+//! the stack ran dry meanwhile, as in jemalloc, and at once at a second
+//! fill between two GC visits: a burst of allocation after a quiet spell
+//! does not take thousands of fills of a few blocks).
 //!
 //! Double frees are caught when they happen: `push` writes a key (one
 //! random value per process, `FREE_KEY`, copied into each cache) into the
@@ -886,6 +889,12 @@ impl Tcache {
             return p;
         }
         let mut ctl = self.ctl[ind].get();
+        if ctl.refilled && ctl.fill_shift > 0 {
+            // A second fill since the GC last looked at the class: it is
+            // in demand now, so fill twice as much (the GC shrinks fills
+            // again when their blocks go unused).
+            ctl.fill_shift -= 1;
+        }
         ctl.refilled = true;
         let nfill = (b.capacity() >> (1 + ctl.fill_shift)).max(1);
         let empty = b.empty_ptr();

@@ -71,3 +71,50 @@ fn nslots_and_flush_divisor_size_the_cache() {
         assert!(err.is_empty(), "{conf}: {err}");
     }
 }
+
+/// Fills of the 8-byte class so far, over all arenas.
+fn fills_of_8_byte_class() -> u64 {
+    use rjem::ctl::{self, Value};
+    ctl::write("epoch", Value::U64(1)).unwrap();
+    match ctl::read("stats.arenas.4096.bins.0.nfills") {
+        Ok(Value::U64(n)) => n,
+        other => panic!("nfills: {other:?}"),
+    }
+}
+
+#[test]
+fn shrunk_fills_grow_back_on_demand() {
+    if !common::in_child() {
+        let err = common::child(
+            "shrunk_fills_grow_back_on_demand",
+            "tcache_gc_incr_bytes:8192",
+        );
+        assert!(err.is_empty(), "{err}");
+        return;
+    }
+    std::thread::spawn(|| {
+        // 150 blocks of 8 bytes left unused on the stack while other
+        // traffic (4 KiB blocks, 40 at a time, through a stack of 20)
+        // drives the GC: each of its visits to the class flushes most of
+        // them and halves the class's fill (200 -> 100 ... -> 6).
+        let idle: Vec<Box<u64>> = (0..150).map(Box::new).collect();
+        drop(idle);
+        for _ in 0..2000 {
+            let v: Vec<Box<[u8; 4096]>> = (0..40).map(|_| Box::new([1; 4096])).collect();
+            drop(v);
+        }
+        // A burst of 20,000: each fill since the GC's last visit doubles
+        // the next, back to 100 (about 200 fills; 3,300 at 6 a fill).
+        let before = fills_of_8_byte_class();
+        let burst: Vec<Box<u64>> = (0..20_000).map(Box::new).collect();
+        let fills = fills_of_8_byte_class() - before;
+        drop(burst);
+        assert!(
+            (150..400).contains(&fills),
+            "{fills} fills for 20,000 blocks"
+        );
+        println!("{fills} fills");
+    })
+    .join()
+    .unwrap();
+}
