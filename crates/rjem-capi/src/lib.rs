@@ -19,6 +19,17 @@ use rjem::ffi;
 
 mod cxx;
 
+/// Runs when librjem is loaded (an ELF constructor, as jemalloc's): rjem
+/// reads its options then, not at the program's first allocation, which
+/// a program may never make.
+extern "C" fn init_at_load() {
+    ffi::init();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT_AT_LOAD: extern "C" fn() = init_at_load;
+
 // Rust code inside this library (there is little) uses rjem too, so nothing
 // here can call back into `malloc` while rjem holds a lock.
 #[global_allocator]

@@ -74,6 +74,14 @@ fn null() -> *mut c_void {
     ptr::null_mut()
 }
 
+/// Initialises rjem now instead of at the first allocation (librjem does
+/// it when it is loaded, as jemalloc's constructor does), so that the
+/// options are read, checked and confirmed (`confirm_conf`) even in a
+/// program that never allocates. False if initialisation failed.
+pub fn init() -> bool {
+    crate::init::ensure()
+}
+
 /// With `experimental_infallible_new`, C++ `new` aborts instead of
 /// throwing (the C++ shim asks before it throws).
 pub fn infallible_new() -> bool {
