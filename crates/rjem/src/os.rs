@@ -668,6 +668,12 @@ pub(crate) unsafe fn mul_by_indexed_field<const OFF: usize>(
     n.wrapping_mul(unsafe { (base.add(index + OFF) as *const u64).read() })
 }
 
+/// Gives the CPU to another runnable thread, if any.
+pub(crate) fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
 /// Monotonic time in nanoseconds (vDSO: no system call on Linux).
 pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
