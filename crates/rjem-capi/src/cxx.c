@@ -1,6 +1,7 @@
 /* The allocating half of C++ operator new for librjem, in C so that
  * librjem needs no C++ runtime: a C program that preloads it does not load
- * libstdc++ (whose relocations cost a process start 1.4 ms here).
+ * libstdc++ (loading and relocating it cost a process start about 0.8 ms
+ * here).
  *
  * The exported operators are defined in Rust (cxx.rs) as bare jumps to
  * these functions, which keep every argument register. A failed
@@ -43,7 +44,10 @@ static void die(const char *msg, size_t len) {
 #define DIE(msg) die(msg, sizeof msg - 1)
 
 /* What the C++ runtime's operator new of name `name` returns for these
- * arguments (a throwing form may not return). */
+ * arguments (a throwing form may not return). With
+ * experimental_infallible_new and no new-handler, a throwing form aborts
+ * instead; so does a nothrow one, whose runtime version calls the
+ * throwing form, that is, ours (jemalloc aborts for both too). */
 __attribute__((noinline, cold)) static void *runtime_new(const char *name, size_t n, size_t align,
                                                          const void *tag) {
     bool nothrow = tag != NULL;
