@@ -5,6 +5,11 @@
  *   fastpath pair N     N times: p = malloc(32); one volatile write; free(p)
  *   fastpath batch N    N mallocs of 32 bytes in batches of 1000; each batch
  *                       is then freed by the same thread
+ *   fastpath batches N  the same with batches of 1000 to 1099 blocks (the
+ *                       size steps by 37 modulo 100), so that where a thread
+ *                       cache's stack stands when a batch turns from
+ *                       allocating to freeing varies: `batch`'s fixed size
+ *                       meets a cache's fill and flush sizes at one phase
  *   fastpath remote N   the same batches, freed by a second thread: one
  *                       thread allocates a batch and hands it over, the
  *                       other frees it, strictly alternating
@@ -20,8 +25,9 @@
 #include <string.h>
 
 #define BATCH 1000
+#define BATCH_MAX 1099
 
-static void *batch[BATCH];
+static void *batch[BATCH_MAX];
 static long batches;
 static sem_t full, empty;
 
@@ -45,7 +51,7 @@ static void fill_batch(void) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: fastpath pair|batch|remote N\n");
+        fprintf(stderr, "usage: fastpath pair|batch|batches|remote N\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -60,6 +66,18 @@ int main(int argc, char **argv) {
         for (long b = 0; b < n / BATCH; b++) {
             fill_batch();
             for (int i = 0; i < BATCH; i++) free(batch[i]);
+        }
+    } else if (strcmp(argv[1], "batches") == 0) {
+        for (long done = 0, b = 0; done < n; b++) {
+            long size = BATCH + (b * 37) % 100;
+            if (size > n - done) size = n - done;
+            for (long i = 0; i < size; i++) {
+                batch[i] = malloc(32);
+                if (!batch[i]) abort();
+                *(volatile char *)batch[i] = 1;
+            }
+            for (long i = 0; i < size; i++) free(batch[i]);
+            done += size;
         }
     } else if (strcmp(argv[1], "remote") == 0) {
         batches = n / BATCH;

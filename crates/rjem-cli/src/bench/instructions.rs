@@ -18,6 +18,10 @@ pub const MODES: &[(&str, &str)] = &[
     ("pair", "malloc(32) + write + free, same thread"),
     ("batch", "malloc(32) x 1000, then free x 1000, same thread"),
     (
+        "batches",
+        "as batch, in batches of 1000 to 1099 (the cache's phase varies)",
+    ),
+    (
         "remote",
         "malloc(32) x 1000 on one thread, free x 1000 on another",
     ),
