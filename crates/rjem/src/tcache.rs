@@ -22,7 +22,8 @@
 //! `tcache_max` are cached; small classes hold 2 x regions-per-slab
 //! items, clamped to [20, 200]; large cached classes 20 (`Nslots`). A
 //! miss fills `slots >> (1 + fill_shift)` items from the arena in one lock
-//! hold; a full stack flushes its older half (`flush_count`) back to the
+//! hold (a class's first fill in a cache takes no more than one slab's
+//! regions, down to an eighth of the slots, when its slabs are small); a full stack flushes its older half (`flush_count`) back to the
 //! owning arenas, grouped per arena. Every 64 KiB of traffic through the
 //! slow path (`tcache_gc_incr_bytes`), one class is GC'd: 3/4 of what
 //! stayed unused since its last GC (below its low-water mark) is flushed,
@@ -73,6 +74,10 @@ use core::sync::atomic::{
 
 pub(crate) mod sample;
 use sample::Sampler;
+
+/// Largest `BinCtl::fill_shift` a class's first fill in a cache starts at
+/// (an eighth of the stack) when its slabs are small.
+const FIRST_FILL_SHIFT: u8 = 2;
 
 /// Largest `tcache_max` (jemalloc's `TCACHE_MAXCLASS_LIMIT`).
 pub(crate) const MAX_LIMIT: usize = 8 << 20;
@@ -889,7 +894,17 @@ impl Tcache {
             return p;
         }
         let mut ctl = self.ctl[ind].get();
-        if ctl.refilled && ctl.fill_shift > 0 {
+        if ctl.nfill == 0 {
+            // The class's first fill in this cache: no more than a slab's
+            // regions when the slabs are small, down to an eighth of the
+            // stack (a short-lived thread that needs a few 4 KiB blocks
+            // does not take ten one-region slabs).
+            let nregs = g.bins[ind].nregs;
+            while ctl.fill_shift < FIRST_FILL_SHIFT && b.capacity() >> (1 + ctl.fill_shift) > nregs
+            {
+                ctl.fill_shift += 1;
+            }
+        } else if ctl.refilled && ctl.fill_shift > 0 {
             // A second fill since the GC last looked at the class: it is
             // in demand now, so fill twice as much (the GC shrinks fills
             // again when their blocks go unused).

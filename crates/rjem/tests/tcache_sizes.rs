@@ -118,3 +118,22 @@ fn shrunk_fills_grow_back_on_demand() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn first_fills_of_small_slab_classes_take_a_slab_or_two() {
+    // 4 KiB blocks have one-region slabs and 20 slots: a thread's first
+    // one took 10 slabs (9 left on the stack); now at most 2.
+    let cached = std::thread::spawn(|| {
+        let before = rjem::thread_cached().1;
+        let b = std::hint::black_box(vec![1u8; 4096]);
+        let after = rjem::thread_cached().1;
+        drop(b);
+        after - before
+    })
+    .join()
+    .unwrap();
+    assert!(
+        cached <= 4096,
+        "{cached} bytes cached by the first 4 KiB block"
+    );
+}
