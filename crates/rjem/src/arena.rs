@@ -36,7 +36,7 @@ use crate::extent::{ERef, GUARDED, SLAB};
 use crate::os;
 use crate::pages::{self, GuardSampler, Pages, PurgePolicy};
 use crate::size_class::{self as sc, NBINS_MAX, NSIZES};
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::Mutex;
 use core::ffi::CStr;
 use core::ptr;
 use core::sync::atomic::{
@@ -606,14 +606,14 @@ pub(crate) fn set_decay_ms_all(dirty: Option<i64>, muzzy: Option<i64>) {
 #[inline(never)]
 pub(crate) fn reclaim(need: usize) -> bool {
     let free: usize = all()
-        .filter_map(|a| lock_patiently(&a.pages).map(|p| p.free_bytes()))
+        .filter_map(|a| a.pages.lock_within(RECLAIM_WAIT_NS).map(|p| p.free_bytes()))
         .sum();
     if free < need {
         return false;
     }
     let mut released = 0;
     for a in all() {
-        if let Some(mut p) = lock_patiently(&a.pages) {
+        if let Some(mut p) = a.pages.lock_within(RECLAIM_WAIT_NS) {
             released += p.release_all();
         }
     }
@@ -623,20 +623,6 @@ pub(crate) fn reclaim(need: usize) -> bool {
 /// How long `reclaim` waits for a page lock that is held: a purge pass of
 /// the purger takes well under this.
 const RECLAIM_WAIT_NS: u64 = 50_000_000;
-
-/// `m` locked, or None if it stayed held for `RECLAIM_WAIT_NS`.
-fn lock_patiently<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    let start = os::now_ns();
-    loop {
-        if let Some(g) = m.try_lock() {
-            return Some(g);
-        }
-        if os::now_ns().saturating_sub(start) > RECLAIM_WAIT_NS {
-            return None;
-        }
-        os::yield_now();
-    }
-}
 
 /// Allocates an internal block of usable size `usize` (a class, at least
 /// `align`-aligned) from `a`, counted as its `internal` bytes. Null when
@@ -967,33 +953,4 @@ pub(crate) fn fork_child() {
     }
     // SAFETY: as above.
     unsafe { ARENAS_LOCK.reset_in_child() };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    extern crate std;
-
-    #[test]
-    fn reclaim_waits_for_a_page_lock_another_thread_holds_briefly() {
-        static M: Mutex<u32> = Mutex::new(0);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let holder = std::thread::spawn(move || {
-            let mut g = M.lock();
-            tx.send(()).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            *g += 1;
-        });
-        rx.recv().unwrap();
-        // Held now, let go within the wait: taken, after the holder's write.
-        let g = lock_patiently(&M).expect("taken once let go");
-        assert_eq!(*g, 1);
-        drop(g);
-        holder.join().unwrap();
-        // Held by the caller itself: given up after the wait.
-        let _mine = M.lock();
-        let start = os::now_ns();
-        assert!(lock_patiently(&M).is_none());
-        assert!(os::now_ns() - start >= RECLAIM_WAIT_NS);
-    }
 }

@@ -106,7 +106,7 @@ impl Fit {
         // division (this runs for every slab).
         debug_assert!(page.is_power_of_two());
         let g = page.min(1 << region.trailing_zeros());
-        debug_assert_eq!(g, gcd(page, region));
+        debug_assert_eq!(g, sc::gcd(page, region));
         Fit {
             align: page,
             period: (page >> g.trailing_zeros()) * region,
@@ -143,13 +143,6 @@ impl Fit {
         };
         Some(at - self.lead)
     }
-}
-
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 /// Options `san_guard_small` and `san_guard_large`: every Nth slab, and

@@ -226,7 +226,8 @@ pub(crate) struct Geometry {
     pub(crate) bins: [BinInfo; NBINS_MAX],
 }
 
-const fn gcd(mut a: usize, mut b: usize) -> usize {
+/// Greatest common divisor.
+pub(crate) const fn gcd(mut a: usize, mut b: usize) -> usize {
     while b != 0 {
         let t = a % b;
         a = b;

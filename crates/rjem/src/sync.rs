@@ -130,6 +130,22 @@ impl<T> Mutex<T> {
         Some(MutexGuard { m: self })
     }
 
+    /// The lock, waiting (yielding the CPU) at most `ns` nanoseconds for
+    /// its holder to let go; None if it stayed held, as it does when the
+    /// holder is the caller.
+    pub(crate) fn lock_within(&self, ns: u64) -> Option<MutexGuard<'_, T>> {
+        let start = os::now_ns();
+        loop {
+            if let Some(g) = self.try_lock() {
+                return Some(g);
+            }
+            if os::now_ns().saturating_sub(start) > ns {
+                return None;
+            }
+            os::yield_now();
+        }
+    }
+
     /// Acquires the lock without producing a guard (fork prepare handler).
     #[inline]
     pub(crate) fn lock_raw(&self) {
@@ -286,6 +302,30 @@ impl<T> Drop for MutexGuard<'_, T> {
 mod tests {
     use super::*;
     extern crate std;
+
+    #[test]
+    fn lock_within_waits_for_a_holder_that_lets_go_soon() {
+        const WAIT_NS: u64 = 50_000_000;
+        static M: Mutex<u32> = Mutex::new(0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut g = M.lock();
+            tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            *g += 1;
+        });
+        rx.recv().unwrap();
+        // Held now, let go within the wait: taken, after the holder's write.
+        let g = M.lock_within(WAIT_NS).expect("taken once let go");
+        assert_eq!(*g, 1);
+        drop(g);
+        holder.join().unwrap();
+        // Held by the caller itself: given up after the wait.
+        let _mine = M.lock();
+        let start = os::now_ns();
+        assert!(M.lock_within(WAIT_NS).is_none());
+        assert!(os::now_ns() - start >= WAIT_NS);
+    }
 
     #[test]
     fn counts_under_contention() {
