@@ -57,7 +57,8 @@ pub(crate) static OPT_LG_EXTENT_MAX_ACTIVE_FIT: AtomicUsize = AtomicUsize::new(0
 /// the system's setting, as jemalloc; `huge` (rjem's) asks for huge pages
 /// only where `PurgePolicy::huge_blocks` says so (the huge arena); `auto`
 /// (rjem's default) asks where the memory will be written
-/// (`Pages::wants_huge_pages`).
+/// (`Pages::wants_huge_pages`), unless a fresh huge page costs more to
+/// write than the small pages it replaces (`os::huge_pages_start_cold`).
 pub(crate) static OPT_THP: AtomicU8 = AtomicU8::new(0);
 pub(crate) static THP_NAMES: &[&CStr] = &[c"default", c"always", c"never", c"huge", c"auto"];
 const THP_HUGE: u8 = 3;
@@ -1013,7 +1014,9 @@ impl Pages {
             huge = match thp {
                 1 => true,
                 THP_HUGE => self.huge_blocks && size >= GROW_MIN,
-                THP_AUTO => size >= GROW_MIN && self.wants_huge_pages(),
+                THP_AUTO => {
+                    size >= GROW_MIN && self.wants_huge_pages() && !os::huge_pages_start_cold()
+                }
                 _ => false,
             };
             if huge || thp == 2 {

@@ -449,6 +449,16 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> Ex
             ));
         }
     }
+    let settle = run::settle_time();
+    if let Some(d) = settle {
+        notes.push(format!(
+            "this machine reports free memory to its hypervisor, so every run of {} MiB \
+             or more was followed by {} s of quiet: a run right after it would find \
+             freshly freed huge pages, 20-50x faster to write than settled ones",
+            run::SETTLE_AFTER_KIB >> 10,
+            d.as_secs()
+        ));
+    }
     let mut c_libs = Vec::new();
     for a in allocators {
         let r = c_preload(env, a);
@@ -583,6 +593,11 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> Ex
                 };
                 match run::run(&job, &scratch) {
                     Ok((sample, line)) => {
+                        if let Some(d) =
+                            settle.filter(|_| sample.peak_rss_kib >= run::SETTLE_AFTER_KIB)
+                        {
+                            std::thread::sleep(d);
+                        }
                         if cell.samples.is_empty() {
                             cell.output = line;
                         }
