@@ -424,7 +424,7 @@ pub(crate) static OPTIONS: &[Opt] = &[
     },
     Opt {
         name: "thp",
-        doc: "Transparent huge pages for heap memory: default leaves the system's setting, always asks for them, never refuses them; huge (rjem) asks for them for blocks of oversize_threshold and more only; auto (rjem, the default) asks for them where memory gets written: for a new mapping when the program wrote at least half of the one before, in an arena that holds 16 MiB or serves blocks of oversize_threshold and more.",
+        doc: "Transparent huge pages for heap memory: default leaves the system's setting, always asks for them, never refuses them; huge (rjem) asks for them for blocks of oversize_threshold and more only; auto (rjem, the default) asks for them where memory gets written: for a new mapping when the program wrote at least half of the one before, in an arena that holds 16 MiB or serves blocks of oversize_threshold and more; but never on a virtual machine that reports free memory to its hypervisor (virtio-balloon free page reporting), where a fresh huge page takes 20-50x longer to write than a reused one.",
         kind: Kind::Choice {
             cell: &pages::OPT_THP,
             names: pages::THP_NAMES,

@@ -292,6 +292,15 @@ pub fn check_conf(conf: &[u8]) -> impl Iterator<Item = ConfProblem<'_>> {
 #[doc(hidden)]
 pub use os::faults;
 
+/// Whether this machine makes a fresh transparent huge page slow to write:
+/// a virtual machine that reports free memory to its hypervisor in blocks
+/// up to a huge page (virtio-balloon free page reporting). There the
+/// default `thp:auto` asks for no huge pages, and `rjem bench` lets big
+/// runs settle. Read from sysfs once.
+pub fn huge_pages_start_cold() -> bool {
+    os::huge_pages_start_cold()
+}
+
 /// Returns the calling thread's cached blocks to their arenas
 /// (`thread.tcache.flush`).
 pub fn flush_thread_cache() {

@@ -129,6 +129,12 @@ pub struct Args {
     /// Skip the Rust workloads (they need cargo and crates.io).
     #[arg(long)]
     no_rust: bool,
+    /// Run big workloads back to back even on a machine that reports free
+    /// memory to its hypervisor (by default a run of 64 MiB or more is
+    /// followed by 3 s of quiet there, so the next run does not inherit
+    /// its freshly freed huge pages).
+    #[arg(long)]
+    no_settle: bool,
     /// List the workloads and what each stresses.
     #[arg(long)]
     list: bool,
@@ -450,6 +456,15 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> Ex
         }
     }
     let settle = run::settle_time();
+    if settle.is_some() && o.no_settle {
+        notes.push(
+            "this machine reports free memory to its hypervisor and --no-settle ran big \
+             workloads back to back: an allocator that asks for huge pages ran faster when \
+             the run before it had just freed memory"
+                .to_string(),
+        );
+    }
+    let settle = settle.filter(|_| !o.no_settle);
     if let Some(d) = settle {
         notes.push(format!(
             "this machine reports free memory to its hypervisor, so every run of {} MiB \

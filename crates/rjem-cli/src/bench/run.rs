@@ -23,38 +23,17 @@ pub struct Sample {
 pub const SETTLE_AFTER_KIB: u64 = 64 << 10;
 
 /// How long to wait after a run of `SETTLE_AFTER_KIB` or more, if this
-/// machine needs it: a virtual machine whose kernel reports free memory to
-/// the hypervisor (virtio-balloon free page reporting) in blocks up to a
-/// huge page. The kernel reports a free block one to three seconds after
-/// it forms, and the hypervisor drops what backs it. Until then, a program
-/// that asks for huge pages gets the blocks the last run freed, which are
-/// 20-50x faster to write than reported ones (on the machine of
-/// docs/benchmarks.md: 0.17 against 4-8 ms per MiB). Without the wait, an
-/// allocator's time in a big workload would depend on which allocator ran
-/// before it; with it, every run meets memory as a program started on a
-/// quiet machine does. None elsewhere.
+/// machine needs it: where fresh huge pages start cold
+/// (`rjem::huge_pages_start_cold`: the kernel reports free blocks to the
+/// hypervisor one to three seconds after they form, and the hypervisor
+/// drops what backs them). Until then, a program that asks for huge pages
+/// gets the blocks the last run freed, 20-50x faster to write than
+/// reported ones (docs/benchmarks.md: 0.17 against 4-8 ms per MiB).
+/// Without the wait, an allocator's time in a big workload would depend on
+/// which allocator ran before it; with it, every run meets memory as a
+/// program started on a quiet machine does. None elsewhere.
 pub fn settle_time() -> Option<Duration> {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    let order: u32 = read("/sys/module/page_reporting/parameters/page_reporting_order")?
-        .trim()
-        .parse()
-        .ok()?;
-    let huge: u64 = read("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")?
-        .trim()
-        .parse()
-        .ok()?;
-    if 4096u64.checked_shl(order)? > huge {
-        return None;
-    }
-    let reporting = std::fs::read_dir("/sys/bus/virtio/drivers/virtio_balloon")
-        .ok()?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("virtio"))
-        .any(|e| {
-            read(&format!("{}/features", e.path().display()))
-                .is_some_and(|f| f.as_bytes().get(5) == Some(&b'1'))
-        });
-    reporting.then_some(Duration::from_secs(3))
+    rjem::huge_pages_start_cold().then_some(Duration::from_secs(3))
 }
 
 /// A command to measure: program, arguments and an optional preload.
