@@ -1177,9 +1177,21 @@ impl Tcache {
     /// Records the current allocated - deallocated for the peak (at GC
     /// steps and reads: the peak is sampled, as jemalloc's is).
     fn note_peak(&self) {
-        let (a, d) = self.allocated();
+        // allocated - deallocated is the bytes that left the arena (slow
+        // paths and fills) less those that came back (slow paths and
+        // flushes) and those still on the stacks: one sum of the stacks'
+        // bytes, where `allocated` works out both totals class by class.
         let mut c = self.counters.get();
-        c.peak = c.peak.max(a.wrapping_sub(d) as i64 - c.net_at_reset);
+        let net = c
+            .slow_alloc
+            .wrapping_sub(c.slow_dalloc)
+            .wrapping_add(c.stacked)
+            .wrapping_sub(self.cached().1 as u64);
+        debug_assert_eq!(net, {
+            let (a, d) = self.allocated();
+            a.wrapping_sub(d)
+        });
+        c.peak = c.peak.max(net as i64 - c.net_at_reset);
         self.counters.set(c);
     }
 
