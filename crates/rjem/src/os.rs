@@ -358,18 +358,21 @@ pub(crate) fn advise_huge(p: *mut u8, size: usize, on: bool) {
 /// the hypervisor (virtio-balloon free page reporting) in blocks no larger
 /// than a huge page. The hypervisor then drops the memory behind them, a
 /// free huge page is almost always such a block (the kernel reports free
-/// blocks two seconds after they form and hands out small pages from
+/// blocks about two seconds after they form and hands out small pages from
 /// unreported ones first), and writing it faults once per host page: on a
 /// Firecracker guest, 8 ms per MiB against 0.5 ms for small pages and
 /// 0.17 ms for a recently freed huge page (docs/benchmarks.md). Read from
-/// sysfs once, on first use; false when anything is missing.
+/// sysfs once, on first use (about ten system calls; `errno` is kept, as
+/// the allocation that asks may succeed); false when anything is missing.
 pub(crate) fn huge_pages_start_cold() -> bool {
     use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
     // 0: not read yet, 1: no, 2: yes.
     static COLD: AtomicU8 = AtomicU8::new(0);
     match COLD.load(Relaxed) {
         0 => {
+            let saved = errno();
             let cold = free_huge_pages_reported();
+            set_errno(saved);
             COLD.store(1 + cold as u8, Relaxed);
             cold
         }

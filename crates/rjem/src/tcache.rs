@@ -807,6 +807,19 @@ impl Tcache {
             let b = &self.bins[i];
             self.flush(i, b.count());
         }
+        // The classes' counts go with the stacks (`allocated` reads only
+        // the first `nbins`): fold them into the totals outside the
+        // stacks, so that `thread.allocated` and the peak carry on from
+        // where they are if the cache is set up again.
+        let (a, d) = self.allocated();
+        let mut c = self.counters.get();
+        (c.slow_alloc, c.slow_dalloc, c.stacked) = (a, d, 0);
+        self.counters.set(c);
+        for (b, ctl) in self.bins.iter().zip(&self.ctl) {
+            let mut k = ctl.get();
+            (k.pop_base, k.nfill, k.nflush) = (b.left.get(), 0, 0);
+            ctl.set(k);
+        }
         for b in &self.bins {
             b.head.store(ptr::null_mut(), Relaxed);
             b.low_water.set(0);

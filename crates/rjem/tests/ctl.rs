@@ -177,6 +177,38 @@ fn thread_cache_flush() {
     assert_eq!(rjem::thread_cached(), (0, 0));
 }
 
+#[test]
+fn thread_counters_survive_the_cache_turning_off() {
+    // On a thread of its own: the cache goes off and on again.
+    std::thread::spawn(|| {
+        let v: Vec<Box<[u8; 64]>> = (0..1000).map(|_| Box::new([7; 64])).collect();
+        let kept: Vec<Box<[u8; 64]>> = (0..100).map(|_| Box::new([9; 64])).collect();
+        drop(v);
+        let before = (u64_of("thread.allocated"), u64_of("thread.deallocated"));
+        let peak = u64_of("thread.peak.read");
+        assert!(before.0 >= 1100 * 64 && before.1 >= 1000 * 64, "{before:?}");
+        ctl::write("thread.tcache.enabled", Value::Bool(false)).unwrap();
+        // Cumulative counters never go back, and the peak stays.
+        let after = (u64_of("thread.allocated"), u64_of("thread.deallocated"));
+        assert!(
+            after.0 >= before.0 && after.1 >= before.1,
+            "{before:?} -> {after:?}"
+        );
+        assert!(u64_of("thread.peak.read") >= peak);
+        let b = Box::new([1u8; 64]);
+        assert!(u64_of("thread.allocated") >= after.0 + 64);
+        drop((b, kept));
+        ctl::write("thread.tcache.enabled", Value::Bool(true)).unwrap();
+        let v: Vec<Box<[u8; 64]>> = (0..1000).map(|_| Box::new([7; 64])).collect();
+        drop(v);
+        // b and the 1000 new; b, kept and the 1000 new.
+        assert!(u64_of("thread.allocated") >= after.0 + 1001 * 64);
+        assert!(u64_of("thread.deallocated") >= after.1 + 1101 * 64);
+    })
+    .join()
+    .unwrap();
+}
+
 fn u64_of(name: &str) -> u64 {
     match ctl::read(name) {
         Ok(Value::U64(n)) => n,
