@@ -1102,9 +1102,7 @@ impl Pages {
         if self.hot.bytes + size > limit
             || self.decay_dirty.ms() == 0
             || !self.hooks.is_default()
-            || self
-                .dirty_cap(0)
-                .is_some_and(|cap| self.dirty_bytes() + size > cap)
+            || self.over_dirty_cap(size)
         {
             return false;
         }
@@ -1233,6 +1231,14 @@ impl Pages {
         }
         let share = self.stats.active_bytes.checked_div(self.dirty_share)?;
         Some(share.max(self.dirty_floor).max(freed))
+    }
+
+    /// Whether `more` dirty bytes would lift the dirty bytes (the hot
+    /// cache's included) over `dirty_cap`; no division while they stay
+    /// within the floor, which the cap never goes below.
+    fn over_dirty_cap(&self, more: usize) -> bool {
+        let dirty = self.dirty_bytes() + more;
+        dirty > self.dirty_floor && self.dirty_cap(0).is_some_and(|cap| dirty > cap)
     }
 
     /// Inline decay after a free: purges what the decay curves say is due,

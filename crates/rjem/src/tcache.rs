@@ -1189,6 +1189,7 @@ impl Tcache {
 
     /// Records the current allocated - deallocated for the peak (at GC
     /// steps and reads: the peak is sampled, as jemalloc's is).
+    #[inline(never)]
     fn note_peak(&self) {
         // allocated - deallocated is the bytes that left the arena (slow
         // paths and fills) less those that came back (slow paths and
