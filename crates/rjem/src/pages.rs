@@ -2020,14 +2020,19 @@ mod tests {
         p
     }
 
+    /// A one-page slab of 64-byte regions, registered active.
+    fn page_slab(p: &mut Pages) -> ERef {
+        let (s, _) = p.alloc_slab(p.page, 64).unwrap();
+        p.register_active(s, 4, true);
+        s
+    }
+
     #[test]
     fn hot_cache_reuses_small_extents_whole_until_decay() {
         let mut p = hot_pages();
         let ps = p.page;
-        let (a, _) = p.alloc_slab(ps, 64).unwrap();
-        p.register_active(a, 4, true);
-        let (b, _) = p.alloc_slab(ps, 64).unwrap();
-        p.register_active(b, 4, true);
+        let a = page_slab(&mut p);
+        let b = page_slab(&mut p);
         let (big, _) = p.alloc(32 * ps, ps).unwrap();
         p.register_active(big, 40, false);
         let (a_addr, active) = (a.addr(), p.stats.active_bytes);
@@ -2071,13 +2076,7 @@ mod tests {
         let free_eight = |policy: PurgePolicy| {
             let mut p = Box::new(Pages::new(7, ps, 6, policy));
             p.next_decay_ns = u64::MAX;
-            let slabs: std::vec::Vec<ERef> = (0..8)
-                .map(|_| {
-                    let (s, _) = p.alloc_slab(ps, 64).unwrap();
-                    p.register_active(s, 4, true);
-                    s
-                })
-                .collect();
+            let slabs: std::vec::Vec<ERef> = (0..8).map(|_| page_slab(&mut p)).collect();
             for s in slabs {
                 p.dalloc(s);
             }
@@ -2104,10 +2103,8 @@ mod tests {
     fn hot_extents_serve_other_sizes_before_the_pages_grow() {
         let mut p = hot_pages();
         let ps = p.page;
-        let (a, _) = p.alloc_slab(ps, 64).unwrap();
-        p.register_active(a, 4, true);
-        let (b, _) = p.alloc_slab(ps, 64).unwrap();
-        p.register_active(b, 4, true);
+        let a = page_slab(&mut p);
+        let b = page_slab(&mut p);
         let (g, _) = p.alloc_guarded(ps, 64).unwrap();
         p.register_active(g, 4, true);
         // Use up the rest of the mapping, so that only the hot cache holds
