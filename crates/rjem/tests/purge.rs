@@ -390,7 +390,7 @@ fn scenario(name: &str) {
         "idle-arena" => {
             // An automatic arena keeps freed pages for reuse (up to the
             // 8 MiB floor) while a thread is bound to it, and through a
-            // grace of 200 ms after its last thread leaves (the next
+            // grace of 20 ms after its last thread leaves (the next
             // thread reuses them); then at most 1 MiB.
             use rjem::ctl::{self, Value};
             let ind = 3u32; // narenas:4; this thread is on arena 0
@@ -419,12 +419,12 @@ fn scenario(name: &str) {
             drop(kept);
             rjem::flush_thread_cache();
             let dirty = pdirty();
-            if left.elapsed().as_millis() < 150 {
+            if left.elapsed().as_millis() < 15 {
                 assert!(dirty >= 2 * MIB, "within the grace: dirty {dirty}");
             }
             // After the grace, the next decay pass (the purger's, or this
             // one) applies the idle floor.
-            std::thread::sleep(std::time::Duration::from_millis(250));
+            std::thread::sleep(std::time::Duration::from_millis(100));
             ctl::run(&format!("arena.{ind}.decay")).unwrap();
             assert!(pdirty() <= MIB, "idle: dirty {}", pdirty());
         }
