@@ -489,8 +489,8 @@ fn busy_floor(busy: usize) -> usize {
 /// (docs/benchmarks.md). 20 ms covers that (thread-churn: same time and
 /// madvise calls as with 200 ms), while a program whose rounds of threads
 /// shrink leaves less behind on the arenas they stop using (Rust par-sort:
-/// peak RSS 38.6 -> 34.7 MiB). A thread that comes later refaults at most
-/// the floor it left, once per 20 ms idle.
+/// peak RSS 38.6 -> 34.7 MiB). The cost: a thread bound to an arena idle
+/// for longer faults in again what was purged (at most the busy floor).
 const IDLE_GRACE_NS: u64 = 20_000_000;
 
 /// The page allocator's settings for new arena `ind`: (lg of the fit cap,
