@@ -129,8 +129,8 @@ pub struct Args {
     /// Skip the Rust workloads (they need cargo and crates.io).
     #[arg(long)]
     no_rust: bool,
-    /// Run big workloads back to back even on a machine that reports free
-    /// memory to its hypervisor (by default a run of 64 MiB or more is
+    /// Run workloads back to back even on a machine that reports free
+    /// memory to its hypervisor (by default a run of 8 MiB or more is
     /// followed by 3 s of quiet there, so the next run does not inherit
     /// its freshly freed huge pages).
     #[arg(long)]
@@ -458,7 +458,7 @@ fn suite(env: &Env, allocators: &[&'static str], o: &Args, out_dir: &Path) -> Ex
     let settle = run::settle_time();
     if settle.is_some() && o.no_settle {
         notes.push(
-            "this machine reports free memory to its hypervisor and --no-settle ran big \
+            "this machine reports free memory to its hypervisor and --no-settle ran \
              workloads back to back: an allocator that asks for huge pages ran faster when \
              the run before it had just freed memory"
                 .to_string(),

@@ -19,8 +19,11 @@ pub struct Sample {
 }
 
 /// Runs that end with at least this peak RSS leave the next run memory it
-/// would not find on a quiet machine (see `settle_time`).
-pub const SETTLE_AFTER_KIB: u64 = 64 << 10;
+/// would not find on a quiet machine (see `settle_time`): four huge pages.
+/// Measured here, the Rust workloads (14-40 MiB) already decide a huge-page
+/// allocator's time: mimalloc 2.3.2's json took 0.071 s right after
+/// another run and 0.130 s after 4 s of quiet (docs/benchmarks.md).
+pub const SETTLE_AFTER_KIB: u64 = 8 << 10;
 
 /// How long to wait after a run of `SETTLE_AFTER_KIB` or more, if this
 /// machine needs it: where fresh huge pages start cold
