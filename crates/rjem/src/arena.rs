@@ -209,6 +209,27 @@ impl Arena {
         self.pages.lock().hooks().is_default() && reclaim(size)
     }
 
+    /// This arena just took `need` bytes of pages that were not resident
+    /// for a large block: the automatic arenas that no thread is bound to
+    /// (in their `IDLE_GRACE_NS`) purge as many bytes of what they keep
+    /// beyond `DIRTY_FLOOR_IDLE`, largest extents first, so that resident
+    /// memory does not grow by `need` while memory that no thread uses
+    /// waits for one. A program whose rounds of threads shrink allocates
+    /// its next round's buffers right after the last round's threads left
+    /// their arenas (Rust par-sort).
+    fn reclaim_idle(&self, need: usize) {
+        let mut left = need;
+        for a in (0..narenas()).filter_map(get) {
+            if left == 0 {
+                break;
+            }
+            if a.ind != self.ind && !a.busy.load(Ordering::Relaxed) {
+                let purged = a.pages.lock().purge_dirty_over(DIRTY_FLOOR_IDLE, left);
+                left = left.saturating_sub(purged);
+            }
+        }
+    }
+
     /// Whether `p` is a free region of slab `s` (this arena's, class `ind`
     /// when `p` was live): a double-free check, under the bin's lock.
     pub(crate) fn small_is_free(&self, s: ERef, ind: usize, p: *mut u8) -> bool {
@@ -273,6 +294,10 @@ impl Arena {
         let Some((e, zeroed)) = got else {
             return ptr::null_mut();
         };
+        if zeroed {
+            // Pages that were not resident: the block will fault them in.
+            self.reclaim_idle(esize);
+        }
         self.large.nmalloc[ind].fetch_add(1, Ordering::Relaxed);
         e.set_lead(crate::extent::choose_lead(align));
         let p = e.block() as *mut u8;

@@ -1550,6 +1550,18 @@ impl Pages {
         self.purge_in(from, to, limit, Order::Oldest)
     }
 
+    /// Purges dirty extents, largest first, until at most `floor` dirty
+    /// bytes are left (the hot cache not counted, nor purged) or `limit`
+    /// bytes are purged; returns the bytes purged (`arena::reclaim_idle`).
+    pub(crate) fn purge_dirty_over(&mut self, floor: usize, limit: usize) -> usize {
+        let excess = self.dirty.bytes.saturating_sub(floor).min(limit);
+        if excess == 0 || self.dirty_cap(0).is_none() {
+            return 0;
+        }
+        let target = self.dirty_target();
+        self.purge_in(State::Dirty, target, excess, Order::Largest)
+    }
+
     /// `purge`, taking extents in `order`.
     fn purge_in(&mut self, from: State, to: State, limit: usize, order: Order) -> usize {
         let mut done = 0;

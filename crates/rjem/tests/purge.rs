@@ -428,6 +428,66 @@ fn scenario(name: &str) {
             ctl::run(&format!("arena.{ind}.decay")).unwrap();
             assert!(pdirty() <= MIB, "idle: dirty {}", pdirty());
         }
+        "idle-reclaim" => {
+            // A thread that faults in a new large block first takes back
+            // what arenas without threads keep beyond 1 MiB, even within
+            // their grace; an arena with a thread keeps its pages. No
+            // purger (background_thread:false) and no frees into those
+            // arenas: nothing else purges them here.
+            use rjem::ctl::{self, Value};
+            use std::sync::mpsc::channel;
+            let Ok(Value::Usize(page)) = ctl::read("arenas.page") else {
+                panic!("arenas.page")
+            };
+            let pdirty = move |i: u32| match ctl::read(&format!("stats.arenas.{i}.pdirty")) {
+                Ok(Value::Usize(n)) => n * page,
+                other => panic!("pdirty: {other:?}"),
+            };
+            // On arena `ind`: 8 blocks of 1 MiB, the last 4 kept.
+            let work = |ind: u32| {
+                ctl::write("thread.arena", Value::U32(ind)).unwrap();
+                let mut v: Vec<Vec<u8>> = (0..8).map(|i| vec![i as u8 + 1; MIB]).collect();
+                let kept = v.split_off(4);
+                drop(v);
+                rjem::flush_thread_cache();
+                kept
+            };
+            // narenas:4; this thread is on arena 0, arena 2 stays busy.
+            let (ready, is_ready) = channel();
+            let (done, is_done) = channel::<()>();
+            let busy = std::thread::spawn(move || {
+                let kept = work(2);
+                ready.send(()).unwrap();
+                is_done.recv().unwrap();
+                kept
+            });
+            is_ready.recv().unwrap();
+            let idle = std::thread::spawn(move || work(3)).join().unwrap();
+            let before = (pdirty(2), pdirty(3));
+            assert!(
+                before.0 >= 3 * MIB && before.1 >= 3 * MIB,
+                "before: dirty {before:?}"
+            );
+            // Arena 0 has no free pages of this size: new ones.
+            let big = vec![9u8; 3 * MIB];
+            let after = (pdirty(2), pdirty(3));
+            // Arena 3: 1 MiB, and the few slabs its hot cache holds.
+            assert!(
+                after.1 < MIB + MIB / 4,
+                "idle arena: dirty {after:?} (was {before:?})"
+            );
+            assert_eq!(after.0, before.0, "busy arena");
+            done.send(()).unwrap();
+            let kept = busy.join().unwrap();
+            // The idle arena's live blocks are intact.
+            for v in [&kept, &idle] {
+                assert!(v
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| b.iter().all(|&x| x == i as u8 + 5)));
+            }
+            drop((big, kept, idle));
+        }
         "mlocked" => {
             // Locked pages cannot be purged: the extent keeps its data and
             // must not be handed out as zeroed memory.
@@ -541,6 +601,11 @@ fn huge_pages_by_default_only_after_written_memory() {
 #[test]
 fn arenas_no_thread_uses_keep_little_dirty_memory() {
     run("idle-arena", "narenas:4");
+}
+
+#[test]
+fn new_large_blocks_take_back_what_idle_arenas_keep() {
+    run("idle-reclaim", "narenas:4,background_thread:false");
 }
 
 #[test]
