@@ -211,10 +211,10 @@ impl Arena {
 
     /// This arena just took `need` bytes of pages that were not resident
     /// for a large block: the automatic arenas that no thread is bound to
-    /// (in their `IDLE_GRACE_NS`) purge as many bytes of what they keep
-    /// beyond `DIRTY_FLOOR_IDLE`, largest extents first, so that resident
-    /// memory does not grow by `need` while memory that no thread uses
-    /// waits for one. A program whose rounds of threads shrink allocates
+    /// (within their `IDLE_GRACE_NS` too) purge as many bytes of what they
+    /// keep beyond `DIRTY_FLOOR_IDLE`, largest extents first, so that
+    /// resident memory does not grow by `need` while memory that no thread
+    /// uses waits for one. Busy arenas keep theirs. A program whose rounds of threads shrink allocates
     /// its next round's buffers right after the last round's threads left
     /// their arenas (Rust par-sort).
     fn reclaim_idle(&self, need: usize) {

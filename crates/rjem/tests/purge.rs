@@ -479,7 +479,7 @@ fn scenario(name: &str) {
             assert_eq!(after.0, before.0, "busy arena");
             done.send(()).unwrap();
             let kept = busy.join().unwrap();
-            // The idle arena's live blocks are intact.
+            // The live blocks of both arenas are intact.
             for v in [&kept, &idle] {
                 assert!(v
                     .iter()
