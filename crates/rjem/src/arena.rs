@@ -214,9 +214,9 @@ impl Arena {
     /// (within their `IDLE_GRACE_NS` too) purge as many bytes of what they
     /// keep beyond `DIRTY_FLOOR_IDLE`, largest extents first, so that
     /// resident memory does not grow by `need` while memory that no thread
-    /// uses waits for one. Busy arenas keep theirs. A program whose rounds of threads shrink allocates
-    /// its next round's buffers right after the last round's threads left
-    /// their arenas (Rust par-sort).
+    /// uses waits for one. Busy arenas keep theirs. A program whose rounds
+    /// of threads shrink allocates its next round's buffers right after
+    /// the last round's threads left their arenas (Rust par-sort).
     fn reclaim_idle(&self, need: usize) {
         let mut left = need;
         for a in (0..narenas()).filter_map(get) {
